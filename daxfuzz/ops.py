@@ -1,0 +1,255 @@
+"""The operation vocabulary: one frozen value per kernel-visible action.
+
+Every op has a one-line text form, ``name key=value ...`` (fields at their default
+are left out), and ``parse_op(str(op)) == op`` always holds.  Identifiers are small
+integers: processes (``mm``), VMA slots (``vma``), files (``ino``), GUP handles
+(``h``), device PFNs (``pfn``).  File offsets and lengths are in pages.
+
+DESIGN.md's operations map onto these as follows: a PTE or PMD fault, a hole read
+and a write after write-protect are all ``fault`` (what the kernel does depends on
+the VMA, the page tables and the file: PMD when the VMA is huge-capable and aligned,
+the zero page over a hole, ``pfn_mkwrite`` over a write-protected PTE);
+``msync`` is the writeback that write-protects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+from typing import ClassVar
+
+from daxfuzz.errors import InputError
+from daxfuzz.geometry import Geometry
+
+# Field domains, used by validation and by the engines' generators.
+MM, VMA, INO, IDX, LEN, LEN0, HANDLE, PFN, BOOL = (
+    "mm", "vma", "ino", "idx", "len", "len0", "h", "pfn", "bool")
+
+
+def domain_size(domain: str, g: Geometry) -> tuple[int, int]:
+    """Inclusive (low, high) range of a field domain under geometry `g`."""
+    if domain == MM:
+        return 0, g.mms - 1
+    if domain == VMA:
+        return 0, g.vmas - 1
+    if domain == INO:
+        return 0, g.inodes - 1
+    if domain == IDX:
+        return 0, g.max_file_pages - 1
+    if domain == LEN:
+        return 1, g.max_file_pages
+    if domain == LEN0:
+        return 0, g.max_file_pages
+    if domain == HANDLE:
+        return 0, g.handles - 1
+    if domain == PFN:
+        return 0, g.pages - 1
+    if domain == BOOL:
+        return 0, 1
+    raise ValueError(domain)
+
+
+class Op:
+    """Base of every operation.  Subclasses are frozen dataclasses."""
+
+    name: ClassVar[str]
+    domains: ClassVar[tuple[str, ...]]
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        parts = [self.name]
+        for f in fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if v != f.default:
+                parts.append(f"{f.name}={v}")
+        return " ".join(parts)
+
+    def check(self, g: Geometry) -> None:
+        """Raise ValueError if a field is outside the world `g`."""
+        for f, dom in zip(fields(self), self.domains):  # type: ignore[arg-type]
+            lo, hi = domain_size(dom, g)
+            v = getattr(self, f.name)
+            if not lo <= v <= hi:
+                raise ValueError(f"{self.name}: {f.name}={v} outside {lo}..{hi} for this geometry")
+
+
+def _op(name: str, *domains: str):
+    def deco(cls):
+        cls = dataclass(frozen=True, slots=True)(cls)
+        cls.name = name
+        cls.domains = domains
+        return cls
+    return deco
+
+
+@_op("mmap", MM, VMA, INO, IDX, LEN, BOOL, BOOL, BOOL, BOOL)
+class Mmap(Op):
+    """mmap(2) of pages [pgoff, pgoff+pages) of file `ino` into VMA slot `vma` of `mm`.
+
+    shared: MAP_SHARED (else MAP_PRIVATE); write: PROT_WRITE; huge: THP allowed
+    (else MADV_NOHUGEPAGE); aligned: virtual address PMD-congruent with the file offset.
+    """
+
+    mm: int
+    vma: int
+    ino: int
+    pgoff: int = 0
+    pages: int = 4
+    shared: int = 1
+    write: int = 1
+    huge: int = 1
+    aligned: int = 1
+
+
+@_op("munmap", MM, VMA)
+class Munmap(Op):
+    """munmap(2) of a whole VMA: zap every PTE/PMD in it, free its page tables."""
+
+    mm: int
+    vma: int
+
+
+@_op("fault", MM, VMA, IDX, BOOL)
+class Fault(Op):
+    """A user load (write=0) or store (write=1) to file page `pgoff` through a VMA."""
+
+    mm: int
+    vma: int
+    pgoff: int
+    write: int = 0
+
+
+@_op("msync", MM, VMA)
+class Msync(Op):
+    """msync(MS_SYNC) of a VMA: DAX writeback write-protects the dirty entries' mappings."""
+
+    mm: int
+    vma: int
+
+
+@_op("reflink", INO, INO, IDX, IDX, LEN)
+class Reflink(Op):
+    """FICLONERANGE: share `pages` blocks of `src` at src_pgoff into `dst` at dst_pgoff."""
+
+    src: int
+    dst: int
+    src_pgoff: int = 0
+    dst_pgoff: int = 0
+    pages: int = 4
+
+
+@_op("pin", MM, VMA, IDX, HANDLE, BOOL, BOOL)
+class Pin(Op):
+    """pin_user_pages (FOLL_PIN) of one page into handle `h`, faulting it in as GUP does."""
+
+    mm: int
+    vma: int
+    pgoff: int
+    h: int = 0
+    write: int = 1
+    longterm: int = 0
+
+
+@_op("get", MM, VMA, IDX, HANDLE, BOOL)
+class Get(Op):
+    """get_user_pages (FOLL_GET) of one page into handle `h`, faulting it in as GUP does."""
+
+    mm: int
+    vma: int
+    pgoff: int
+    h: int = 0
+    write: int = 0
+
+
+@_op("unpin", HANDLE)
+class Unpin(Op):
+    """unpin_user_page of the page held by pin handle `h`."""
+
+    h: int
+
+
+@_op("put", HANDLE)
+class Put(Op):
+    """put_page of the page held by get handle `h`."""
+
+    h: int
+
+
+@_op("truncate", INO, LEN0)
+class Truncate(Op):
+    """truncate(2) file `ino` to `pages` pages (break layouts, unmap, free blocks)."""
+
+    ino: int
+    pages: int = 0
+
+
+@_op("punch", INO, IDX, LEN)
+class Punch(Op):
+    """fallocate(FALLOC_FL_PUNCH_HOLE) of [pgoff, pgoff+pages) in file `ino`."""
+
+    ino: int
+    pgoff: int = 0
+    pages: int = 1
+
+
+@_op("unmount")
+class Unmount(Op):
+    """umount: evict every inode (dax_break_layout_final, then delete entries)."""
+
+
+@_op("mount")
+class Mount(Op):
+    """mount the filesystem again after an unmount (block maps persist)."""
+
+
+@_op("memory_failure", PFN, MM, BOOL)
+class MemoryFailure(Op):
+    """memory_failure() on device PFN `pfn`, `mm` being current (MADV_HWPOISON's caller).
+
+    holder=1: the pmem holder path (XFS rmap, mf_dax_kill_procs per owner);
+    holder=0: the generic path (mf_generic_kill_procs, reads folio->mapping/index).
+    """
+
+    pfn: int
+    mm: int = 0
+    holder: int = 1
+
+
+OP_TYPES: tuple[type[Op], ...] = (
+    Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
+    Unmount, Mount, MemoryFailure,
+)
+BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
+
+
+def parse_op(text: str, *, path: str | None = None, line: int | None = None) -> Op:
+    """Parse one op line (no comment).  Raises InputError naming `path` and `line`."""
+    toks = text.split()
+    if not toks:
+        raise InputError("empty op line", path=path, line=line)
+    cls = BY_NAME.get(toks[0])
+    if cls is None:
+        raise InputError(
+            f"unknown op {toks[0]!r}; known ops: {', '.join(BY_NAME)}", path=path, line=line)
+    names = [f.name for f in fields(cls)]
+    kw: dict[str, int] = {}
+    for tok in toks[1:]:
+        key, sep, val = tok.partition("=")
+        if not sep:
+            raise InputError(f"{cls.name}: expected key=value, got {tok!r}", path=path, line=line)
+        if key not in names:
+            raise InputError(
+                f"{cls.name}: unknown field {key!r}; fields are {', '.join(names) or '(none)'}",
+                path=path, line=line)
+        if key in kw:
+            raise InputError(f"{cls.name}: field {key!r} given twice", path=path, line=line)
+        try:
+            kw[key] = int(val, 10)
+        except ValueError:
+            raise InputError(f"{cls.name}: {key}={val!r} is not a decimal integer",
+                             path=path, line=line) from None
+    try:
+        return cls(**kw)
+    except TypeError:
+        missing = [f.name for f in fields(cls) if f.name not in kw and f.default is MISSING]
+        raise InputError(f"{cls.name}: missing field(s) {', '.join(missing)}",
+                         path=path, line=line) from None

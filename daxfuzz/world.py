@@ -1,0 +1,85 @@
+"""World primitives shared by the oracle and every target: storage, not kernel logic.
+
+Both sides keep their own instances; only the shapes are common, so their facts
+can be compared with plain ``==``.  Virtual addresses are in pages.  A VMA slot
+owns a disjoint window of the address space (`Geometry.vma_stride` pages), so page
+tables of two VMAs never share a PMD slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daxfuzz.geometry import Geometry
+
+# Special "PFNs" in page-table entries and GUP handles.  Device PFNs are >= 0.
+ZERO_PFN = -1  # the shared zero page (PTE) -- special, no refcount
+HUGE_ZERO = -2  # the huge zero folio (PMD) -- special, no refcount
+ANON = -3  # an anonymous page made by copy-on-write in a private mapping
+
+# Op results (what the syscall / access returned).
+OK = "ok"
+SIGBUS = "SIGBUS"
+SIGSEGV = "SIGSEGV"
+EINVAL = "EINVAL"
+EBUSY = "EBUSY"
+EEXIST = "EEXIST"
+ENOENT = "ENOENT"
+EFAULT = "EFAULT"
+EOPNOTSUPP = "EOPNOTSUPP"
+ENOSPC = "ENOSPC"
+
+
+def blocked(pfn: int) -> str:
+    """Result of an op that must wait for `pfn` to become idle (modelled, never slept)."""
+    return f"blocked pfn={pfn}"
+
+
+@dataclass(frozen=True, slots=True)
+class Vma:
+    """A file VMA: pages [pgoff, pgoff+pages) of `ino` at virtual page `start`."""
+
+    mm: int
+    slot: int
+    ino: int
+    pgoff: int
+    pages: int
+    shared: bool
+    write: bool
+    huge: bool
+    aligned: bool
+    start: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.pages
+
+    def vaddr(self, idx: int) -> int:
+        """Virtual page of file page `idx` (linear_page_index inverse)."""
+        return self.start + idx - self.pgoff
+
+    def index(self, vaddr: int) -> int:
+        """File page of virtual page `vaddr` (linear_page_index)."""
+        return vaddr - self.start + self.pgoff
+
+    def covers(self, idx: int) -> bool:
+        return self.pgoff <= idx < self.pgoff + self.pages
+
+
+def make_vma(g: Geometry, mm: int, slot: int, ino: int, pgoff: int, pages: int,
+             shared: bool, write: bool, huge: bool, aligned: bool) -> Vma:
+    """Place a VMA in its slot's window; `aligned` makes vaddr % PMD == pgoff % PMD."""
+    start = (slot + 1) * g.vma_stride + pgoff + (0 if aligned else 1)
+    return Vma(mm, slot, ino, pgoff, pages, shared, write, huge, aligned, start)
+
+
+class MMState:
+    """One process: VMAs, PTEs, huge PMDs and which PMD slots hold a PTE table."""
+
+    __slots__ = ("vmas", "pte", "pmd", "tables")
+
+    def __init__(self) -> None:
+        self.vmas: dict[int, Vma] = {}
+        self.pte: dict[int, tuple[int, bool]] = {}  # vaddr -> (pfn, writable)
+        self.pmd: dict[int, tuple[int, bool]] = {}  # pmd slot -> (head pfn, writable)
+        self.tables: set[int] = set()  # pmd slots with a PTE page table

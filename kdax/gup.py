@@ -1,0 +1,111 @@
+"""mm/gup.c: get_user_pages / pin_user_pages of one page, and their release."""
+
+from __future__ import annotations
+
+from daxfuzz.world import ANON, EFAULT, EOPNOTSUPP, HUGE_ZERO, OK, ZERO_PFN
+from kdax.mm import GUP_PIN_COUNTING_BIAS
+from kdax.mm_types import Page
+from kdax.vm_fault import VM_FAULT_ERROR
+
+FOLL_WRITE = 0x01
+FOLL_GET = 0x04
+FOLL_LONGTERM = 0x100
+FOLL_PIN = 0x40000
+
+
+class Gup:
+    """mm/gup.c, 6.15."""
+
+    # mm/gup.c try_grab_folio() (6.15)
+    def try_grab_folio(self, folio: Page, refs: int, flags: int) -> int:
+        if self.WARN_ON_ONCE(self.folio_ref_count(folio) <= 0, "folio_ref_count(folio) <= 0"):
+            return -12  # -ENOMEM
+        if flags & FOLL_GET:
+            self.folio_ref_add(folio, refs)
+        elif flags & FOLL_PIN:
+            if self.folio_has_pincount(folio):
+                self.folio_ref_add(folio, refs)
+                folio._pincount += refs  # atomic_add(refs, &folio->_pincount)
+                self._wrote_pincount(folio)
+            else:
+                self.folio_ref_add(folio, refs * GUP_PIN_COUNTING_BIAS)
+        return 0
+
+    def _wrote_pincount(self, folio: Page) -> None:
+        self.touched.add(folio.pfn)
+        if self.provenance is not None:
+            self._wrote(folio.pfn, "pincount")
+
+    # mm/gup.c gup_put_folio() (6.15)
+    def gup_put_folio(self, folio: Page, refs: int, flags: int) -> None:
+        if flags & FOLL_PIN:
+            if self.folio_has_pincount(folio):
+                folio._pincount -= refs  # atomic_sub(refs, &folio->_pincount)
+                self._wrote_pincount(folio)
+            else:
+                refs *= GUP_PIN_COUNTING_BIAS
+        self.folio_put_refs(folio, refs)
+
+    # mm/gup.c check_vma_flags() (6.15)
+    def check_vma_flags(self, vma, gup_flags: int) -> int:
+        if gup_flags & FOLL_WRITE and not vma.write:
+            return -14  # -EFAULT
+        if gup_flags & FOLL_LONGTERM:
+            return -95  # -EOPNOTSUPP: vma_is_fsdax()
+        return 0
+
+    # mm/gup.c follow_page_mask() (6.15): the page mapped at `address`, or None when a
+    # fault is needed (not present, or FOLL_WRITE over a read-only entry).
+    def follow_page_mask(self, mm: int, address: int, flags: int) -> int | None:
+        mmst = self.mms[mm]
+        pmd = mmst.pmd.get(address >> self.PMD_ORDER)
+        if pmd is not None:
+            if flags & FOLL_WRITE and not pmd[1]:
+                return None
+            if pmd[0] == HUGE_ZERO:
+                return HUGE_ZERO
+            return pmd[0] + (address & self.PG_PMD_COLOUR)
+        pte = mmst.pte.get(address)
+        if pte is None or (flags & FOLL_WRITE and not pte[1]):
+            return None
+        return pte[0]
+
+    # mm/gup.c __get_user_pages() for one page: follow, else faultin_page() and retry;
+    # grab the page with try_grab_folio().  The zero page and anon pages are not
+    # device pages: their references are not modelled (a pin skips the zero folio).
+    def get_user_page(self, mm: int, slot: int, pgoff: int, flags: int, h: int) -> str:
+        vma = self.mms[mm].vmas.get(slot)
+        if vma is None or not vma.covers(pgoff):
+            return EFAULT
+        err = self.check_vma_flags(vma, flags)
+        if err == -95:
+            return EOPNOTSUPP
+        if err:
+            return EFAULT
+        address = vma.vaddr(pgoff)
+        for _ in range(4):
+            pfn = self.follow_page_mask(mm, address, flags)
+            if pfn is not None:
+                break
+            ret = self.handle_mm_fault(mm, vma, address, bool(flags & FOLL_WRITE))
+            if ret & VM_FAULT_ERROR:
+                return EFAULT
+        else:
+            self.WARN_ON_ONCE(True, "faultin_page() did not resolve the fault")
+            return EFAULT
+        if pfn not in (ZERO_PFN, HUGE_ZERO, ANON):
+            if self.try_grab_folio(self.pfn_folio(pfn), 1, flags):
+                return EFAULT
+        self.handles[h] = (pfn, "pin" if flags & FOLL_PIN else "get")
+        return OK
+
+    # mm/gup.c unpin_user_page() / mm.h put_page()
+    def put_user_page(self, h: int, pin: bool) -> None:
+        pfn, _kind = self.handles.pop(h)
+        if pfn < 0:
+            return
+        folio = self.pfn_folio(pfn)
+        if pin:
+            self.gup_put_folio(folio, 1, FOLL_PIN)
+        else:
+            self.folio_put(folio)

@@ -1,0 +1,171 @@
+"""The target: a kernel version assembled from the per-file ports, with the system
+calls and user accesses that the operation vocabulary drives.
+
+`Kernel615` is Linux 6.15 (the merged "Properly refcount fs dax pages" series).
+"""
+
+from __future__ import annotations
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import Geometry
+from daxfuzz.world import (
+    EBUSY,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    ENOENT,
+    OK,
+    SIGBUS,
+    SIGSEGV,
+    blocked,
+    make_vma,
+)
+from kdax.dax import FsDax
+from kdax.gup import FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, Gup
+from kdax.huge_memory import HugeMemory
+from kdax.memory import Memory
+from kdax.memory_failure import MemoryFailure
+from kdax.memremap import Memremap
+from kdax.mm import Blocked, KernelBase
+from kdax.rmap import Rmap
+from kdax.vm_fault import VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV
+from kdax.xfs import Xfs
+
+
+class Syscalls:
+    """User-visible entry points; each returns the op's result string."""
+
+    def apply(self, op: O.Op) -> str:
+        """Run one op; WARN events, touched PFNs and freed blocks are reset first."""
+        self.events.clear()
+        self.touched.clear()
+        self.freed.clear()
+        self.killed.clear()
+        try:
+            return self._dispatch[type(op)](self, op)
+        except Blocked as b:
+            return blocked(b.pfn)
+
+    def sys_mmap(self, op: O.Mmap) -> str:
+        if not self.mounted:
+            return ENOENT
+        mmst = self.mms[op.mm]
+        if op.vma in mmst.vmas:
+            return EEXIST  # MAP_FIXED_NOREPLACE
+        if op.pgoff + op.pages > self.g.max_file_pages:
+            return EINVAL
+        mmst.vmas[op.vma] = make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
+                                     bool(op.shared), bool(op.write), bool(op.huge),
+                                     bool(op.aligned))
+        return OK
+
+    def sys_munmap(self, op: O.Munmap) -> str:
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        if vma is None:
+            return EINVAL
+        self.unmap_region(op.mm, vma)
+        del self.mms[op.mm].vmas[op.vma]
+        return OK
+
+    def sys_fault(self, op: O.Fault) -> str:
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        if vma is None or not vma.covers(op.pgoff):
+            return SIGSEGV
+        ret = self.handle_mm_fault(op.mm, vma, vma.vaddr(op.pgoff), bool(op.write))
+        if ret & VM_FAULT_SIGSEGV:
+            return SIGSEGV
+        if ret & VM_FAULT_SIGBUS:
+            return SIGBUS
+        return OK
+
+    def sys_msync(self, op: O.Msync) -> str:
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        if vma is None:
+            return EINVAL  # -ENOMEM in the kernel: "not mapped"
+        if vma.shared:  # vfs_fsync_range() only for MAP_SHARED
+            self.dax_writeback_mapping_range(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
+        return OK
+
+    def _gup(self, op, flags: int) -> str:
+        if op.h in self.handles:
+            return EEXIST
+        return self.get_user_page(op.mm, op.vma, op.pgoff, flags, op.h)
+
+    def sys_pin(self, op: O.Pin) -> str:
+        flags = FOLL_PIN | (FOLL_WRITE if op.write else 0) | (FOLL_LONGTERM if op.longterm else 0)
+        return self._gup(op, flags)
+
+    def sys_get(self, op: O.Get) -> str:
+        return self._gup(op, FOLL_GET | (FOLL_WRITE if op.write else 0))
+
+    def _release(self, h: int, pin: bool) -> str:
+        held = self.handles.get(h)
+        if held is None or (held[1] == "pin") != pin:
+            return EINVAL
+        self.put_user_page(h, pin)
+        return OK
+
+    def sys_unpin(self, op: O.Unpin) -> str:
+        return self._release(op.h, True)
+
+    def sys_put(self, op: O.Put) -> str:
+        return self._release(op.h, False)
+
+    def sys_truncate(self, op: O.Truncate) -> str:
+        if not self.mounted:
+            return ENOENT
+        return self.xfs_setattr_size(op.ino, op.pages)
+
+    def sys_punch(self, op: O.Punch) -> str:
+        if not self.mounted:
+            return ENOENT
+        return self.xfs_free_file_space(op.ino, op.pgoff, op.pages)
+
+    def sys_reflink(self, op: O.Reflink) -> str:
+        if not self.mounted:
+            return ENOENT
+        return self.xfs_file_remap_range(op.src, op.dst, op.src_pgoff, op.dst_pgoff, op.pages)
+
+    # fs/super.c generic_shutdown_super() -> evict_inodes(): busy while mapped
+    def sys_unmount(self, op: O.Unmount) -> str:
+        if not self.mounted:
+            return EINVAL
+        if any(mmst.vmas for mmst in self.mms):
+            return EBUSY
+        for ino in range(self.g.inodes):
+            self.xfs_fs_evict_inode(ino)
+        self.mounted = False
+        self.holder_registered = False
+        return OK
+
+    def sys_mount(self, op: O.Mount) -> str:
+        if self.mounted:
+            return EBUSY
+        self.mounted = True
+        self.holder_registered = True
+        return OK
+
+    def sys_memory_failure(self, op: O.MemoryFailure) -> str:
+        return self.memory_failure(op.pfn, op.mm, bool(op.holder))
+
+    _dispatch = {
+        O.Mmap: sys_mmap, O.Munmap: sys_munmap, O.Fault: sys_fault, O.Msync: sys_msync,
+        O.Pin: sys_pin, O.Get: sys_get, O.Unpin: sys_unpin, O.Put: sys_put,
+        O.Truncate: sys_truncate, O.Punch: sys_punch, O.Reflink: sys_reflink,
+        O.Unmount: sys_unmount, O.Mount: sys_mount, O.MemoryFailure: sys_memory_failure,
+    }
+
+
+class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Gup, Rmap, Memremap,
+                MemoryFailure, KernelBase):
+    """Linux 6.15: 0-based fs-DAX refcounts, one reference per mapping, folio sharing."""
+
+    name = "6.15"
+    summary = "Linux 6.15, the merged 0-based folio refcount series (fs/dax.c 00c010e130e5)"
+    idle_refcount = 0
+
+    def __init__(self, g: Geometry) -> None:
+        super().__init__(g)
+
+
+_ = (EFAULT,)

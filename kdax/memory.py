@@ -1,0 +1,234 @@
+"""mm/memory.c: the fault dispatcher, PTE insertion, zapping and write-protect faults.
+
+Only what an fs-DAX file VMA reaches is ported; anonymous copy-on-write pages are
+modelled as opaque ANON PTEs (they are not device pages).
+"""
+
+from __future__ import annotations
+
+from daxfuzz.world import ANON, ZERO_PFN, Vma
+from kdax.vm_fault import (
+    VM_FAULT_DONE_COW,
+    VM_FAULT_ERROR,
+    VM_FAULT_FALLBACK,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_SIGBUS,
+    VM_FAULT_SIGSEGV,
+    Vmf,
+)
+
+
+class Memory:
+    """mm/memory.c, 6.15."""
+
+    # ---- the fault entry point -------------------------------------------------------
+    # mm/memory.c __handle_mm_fault() (6.15): try a huge PMD when the PMD is none and
+    # THP is allowed (for DAX: unless VM_NOHUGEPAGE); a write to a read-only huge PMD
+    # goes to wp_huge_pmd(); everything else is a PTE fault.
+    def handle_mm_fault(self, mm: int, vma: Vma, address: int, write: bool) -> int:
+        if write and not vma.write:
+            return VM_FAULT_SIGSEGV  # access_error() in the arch fault handler
+        vmf = Vmf(mm, vma, address, write)
+        mmst = self.mms[mm]
+        slot = address >> self.PMD_ORDER
+        pmd = mmst.pmd.get(slot)
+        if pmd is None and slot not in mmst.tables:
+            if vma.huge:
+                ret = self.create_huge_pmd(vmf)
+                if not ret & VM_FAULT_FALLBACK:
+                    return ret
+        elif pmd is not None:
+            if write and not pmd[1]:
+                ret = self.wp_huge_pmd(vmf)
+                if not ret & VM_FAULT_FALLBACK:
+                    return ret
+            else:
+                return 0  # huge_pmd_set_accessed()
+        return self.handle_pte_fault(vmf)
+
+    # mm/memory.c create_huge_pmd(): vma->vm_ops->huge_fault (xfs_filemap_huge_fault)
+    def create_huge_pmd(self, vmf: Vmf) -> int:
+        return self.xfs_filemap_huge_fault(vmf, self.PMD_ORDER)
+
+    # mm/memory.c handle_pte_fault()
+    def handle_pte_fault(self, vmf: Vmf) -> int:
+        pte = self.mms[vmf.mm].pte.get(vmf.address)
+        if pte is None:
+            return self.do_fault(vmf)
+        if vmf.write and not pte[1]:
+            return self.do_wp_page(vmf, pte)
+        return 0
+
+    # mm/memory.c do_fault(): read, copy-on-write (private write) or shared write
+    def do_fault(self, vmf: Vmf) -> int:
+        if not vmf.write:
+            return self.do_read_fault(vmf)
+        if not vmf.vma.shared:
+            return self.do_cow_fault(vmf)
+        return self.do_shared_fault(vmf)
+
+    def do_read_fault(self, vmf: Vmf) -> int:
+        return self.__do_fault(vmf)
+
+    def do_shared_fault(self, vmf: Vmf) -> int:
+        return self.__do_fault(vmf)
+
+    # mm/memory.c __do_fault(): vma->vm_ops->fault (xfs_filemap_fault)
+    def __do_fault(self, vmf: Vmf) -> int:
+        return self.xfs_filemap_fault(vmf)
+
+    # mm/memory.c do_cow_fault(): the DAX handler copies into vmf->cow_page, then
+    # finish_fault() installs that anonymous page.
+    def do_cow_fault(self, vmf: Vmf) -> int:
+        vmf.cow_page = True
+        ret = self.__do_fault(vmf)
+        if ret & VM_FAULT_ERROR or not ret & VM_FAULT_DONE_COW:
+            return ret
+        self.finish_fault_anon(vmf)
+        return ret
+
+    def finish_fault_anon(self, vmf: Vmf) -> None:
+        mmst = self.mms[vmf.mm]
+        mmst.tables.add(vmf.address >> self.PMD_ORDER)
+        mmst.pte[vmf.address] = (ANON, True)
+
+    # mm/memory.c do_wp_page() (6.15): fs-DAX pages in shared mappings take
+    # wp_pfn_shared() (pfn_mkwrite); private mappings copy.
+    def do_wp_page(self, vmf: Vmf, pte: tuple[int, bool]) -> int:
+        pfn = pte[0]
+        if pfn == ANON:
+            self.mms[vmf.mm].pte[vmf.address] = (ANON, True)  # wp_page_reuse()
+            return 0
+        if vmf.vma.shared:
+            return self.wp_pfn_shared(vmf)
+        return self.wp_page_copy(vmf, pfn)
+
+    # mm/memory.c wp_pfn_shared(): ->pfn_mkwrite, then finish_mkwrite_fault()
+    def wp_pfn_shared(self, vmf: Vmf) -> int:
+        vmf.mkwrite = True
+        ret = self.xfs_filemap_pfn_mkwrite(vmf)
+        if ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE):
+            return ret
+        pte = self.mms[vmf.mm].pte.get(vmf.address)
+        if pte is not None:
+            self.mms[vmf.mm].pte[vmf.address] = (pte[0], True)
+        return ret
+
+    # mm/memory.c wp_page_copy(): new anon page; the old folio loses its mapcount and
+    # the mapping's reference (the extra folio_get of do_wp_page is put again).
+    def wp_page_copy(self, vmf: Vmf, old_pfn: int) -> int:
+        mmst = self.mms[vmf.mm]
+        if old_pfn >= 0:
+            page = self.pages[old_pfn]
+            folio = self.page_folio(page)
+            self.folio_get(folio)  # do_wp_page: folio_get() before copying
+            self.folio_remove_rmap_pte(folio, page)
+            mmst.pte[vmf.address] = (ANON, True)
+            self.folio_put(folio)  # "Free the old page.."
+            self.folio_put(folio)  # do_wp_page's reference
+        else:
+            mmst.pte[vmf.address] = (ANON, True)
+        return 0
+
+    # ---- inserting pages -------------------------------------------------------------
+    # mm/memory.c insert_page_into_pte_locked() (6.15): a new PTE takes a reference
+    # and a mapcount; the zero page is special and takes neither; a present PTE with
+    # mkwrite and the same pfn is only made writable.
+    def insert_page_into_pte_locked(self, vmf: Vmf, pfn: int, mkwrite: bool) -> int:
+        mmst = self.mms[vmf.mm]
+        old = mmst.pte.get(vmf.address)
+        if old is not None:
+            if not mkwrite:
+                return -16  # -EBUSY
+            if old[0] != pfn:
+                self.WARN_ON_ONCE(old[0] != ZERO_PFN, "!is_zero_pfn(pte_pfn(pteval))")
+                return -14  # -EFAULT
+            mmst.pte[vmf.address] = (pfn, vmf.vma.write)  # maybe_mkwrite()
+            return 0
+        if pfn == ZERO_PFN:
+            mmst.pte[vmf.address] = (ZERO_PFN, False)
+        else:
+            page = self.pages[pfn]
+            folio = self.page_folio(page)
+            self.folio_get(folio)
+            self.folio_add_file_rmap_pte(folio, page)
+            mmst.pte[vmf.address] = (pfn, bool(mkwrite and vmf.vma.write))
+        return 0
+
+    # mm/memory.c insert_page(): get_locked_pte() allocates the PTE table
+    def insert_page(self, vmf: Vmf, pfn: int, mkwrite: bool) -> int:
+        if vmf.address >> self.PMD_ORDER in self.mms[vmf.mm].pmd:
+            return -16  # a huge PMD is in the way: pte_alloc fails to map
+        self.mms[vmf.mm].tables.add(vmf.address >> self.PMD_ORDER)
+        return self.insert_page_into_pte_locked(vmf, pfn, mkwrite)
+
+    # mm/memory.c vmf_insert_page_mkwrite() (6.15): -EBUSY counts as success
+    def vmf_insert_page_mkwrite(self, vmf: Vmf, pfn: int, write: bool) -> int:
+        if not vmf.vma.start <= vmf.address < vmf.vma.end:
+            return VM_FAULT_SIGBUS
+        err = self.insert_page(vmf, pfn, write)
+        if err < 0 and err != -16:
+            return VM_FAULT_SIGBUS
+        return VM_FAULT_NOPAGE
+
+    # ---- zapping ---------------------------------------------------------------------
+    # mm/memory.c zap_present_ptes() (6.15): normal pages lose mapcount then (after the
+    # TLB flush) their reference; the zero page is just cleared; anon COW pages are
+    # skipped unless even_cows.
+    def zap_pte(self, mm: int, vaddr: int, even_cows: bool) -> None:
+        mmst = self.mms[mm]
+        pfn, _w = mmst.pte[vaddr]
+        if pfn == ANON:
+            if even_cows:
+                del mmst.pte[vaddr]
+            return
+        del mmst.pte[vaddr]
+        if pfn == ZERO_PFN:
+            return
+        page = self.pages[pfn]
+        folio = self.page_folio(page)
+        self.folio_remove_rmap_pte(folio, page)
+        self.tlb_remove_folio(folio)
+
+    # mm/mmu_gather.c: the reference is dropped when the gathered pages are freed
+    def tlb_remove_folio(self, folio) -> None:
+        self.folio_put(folio)
+
+    # mm/memory.c zap_page_range_single() over file pages [first, last] of one VMA
+    def zap_vma_range(self, mm: int, vma: Vma, first: int, last: int, even_cows: bool) -> None:
+        lo = max(first, vma.pgoff)
+        hi = min(last, vma.pgoff + vma.pages - 1)
+        if lo > hi:
+            return
+        mmst = self.mms[mm]
+        va_lo, va_hi = vma.vaddr(lo), vma.vaddr(hi)
+        # zap_pmd_range(): a huge PMD partly in range is split (zapped for DAX)
+        for slot in range(va_lo >> self.PMD_ORDER, (va_hi >> self.PMD_ORDER) + 1):
+            if slot in mmst.pmd:
+                s0 = slot << self.PMD_ORDER
+                if va_lo <= s0 and s0 + self.PG_PMD_NR - 1 <= va_hi:
+                    self.zap_huge_pmd(mm, vma, slot)
+                else:
+                    self.split_huge_pmd(mm, vma, s0)
+        for va in range(va_lo, va_hi + 1):
+            if va in mmst.pte:
+                self.zap_pte(mm, va, even_cows)
+
+    # mm/memory.c unmap_mapping_pages(): every VMA of the file, all processes
+    def unmap_mapping_pages(self, ino: int, start: int, nr: int, even_cows: bool) -> None:
+        last = start + nr - 1
+        for mm, mmst in enumerate(self.mms):
+            for vma in list(mmst.vmas.values()):
+                if vma.ino == ino:
+                    self.zap_vma_range(mm, vma, start, last, even_cows)
+
+    # mm/memory.c unmap_mapping_range(holebegin, holelen=0 -> to EOF, even_cows)
+    def unmap_mapping_range(self, ino: int, start: int, nr: int, even_cows: bool) -> None:
+        self.unmap_mapping_pages(ino, start, nr if nr else 1 << 40, even_cows)
+
+    # mm/mmap.c unmap_region(): zap the whole VMA (anon pages too), free its tables
+    def unmap_region(self, mm: int, vma: Vma) -> None:
+        self.zap_vma_range(mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
+        mmst = self.mms[mm]
+        for slot in range(vma.start >> self.PMD_ORDER, ((vma.end - 1) >> self.PMD_ORDER) + 1):
+            mmst.tables.discard(slot)

@@ -1,0 +1,137 @@
+"""fs/xfs: the DAX fault handlers, iomap, and the layout-break callers
+(xfs_file.c, xfs_iomap.c, xfs_inode.c, xfs_iops.c, xfs_bmap_util.c, xfs_reflink.c,
+xfs_super.c) -- as far as they reach fs/dax.c.  Block management itself is
+`daxfuzz.blockfs` (not under test)."""
+
+from __future__ import annotations
+
+from daxfuzz.blockfs import HOLE
+from daxfuzz.world import EINVAL, OK
+from kdax.dax import LLONG_MAX
+from kdax.mm import Blocked
+from kdax.vm_fault import Iomap, Vmf
+
+
+class Xfs:
+    """XFS, 6.15."""
+
+    # ---- iomap -----------------------------------------------------------------------
+    # fs/xfs/xfs_iomap.c xfs_read_iomap_begin() / xfs_direct_write_iomap_begin() for
+    # IS_DAX: reads report IOMAP_F_SHARED (trimmed around shared extents); writes
+    # allocate over holes and copy-on-write shared extents.  None means -ENOSPC.
+    def xfs_dax_iomap_begin(self, ino: int, idx: int, length: int, write: bool) -> Iomap | None:
+        fs = self.fs
+        if not write:
+            pfn, n, shared = fs.iomap_read(ino, idx, length)
+            if pfn == HOLE:
+                return Iomap(Iomap.HOLE, 0, n, False, False)
+            return Iomap(Iomap.MAPPED, pfn, n, shared, False)
+        old, _n, _sh = fs.iomap_read(ino, idx, length)
+        pfn, n, was_shared, freed = fs.iomap_write(ino, idx, length)
+        self.freed += freed
+        if pfn == HOLE:
+            return None
+        return Iomap(Iomap.MAPPED, pfn, n, was_shared, old == HOLE or was_shared)
+
+    # ---- fault handlers (fs/xfs/xfs_file.c) ------------------------------------------
+    def xfs_filemap_fault(self, vmf: Vmf) -> int:
+        return self.dax_iomap_fault(vmf, 0)
+
+    def xfs_filemap_huge_fault(self, vmf: Vmf, order: int) -> int:
+        return self.dax_iomap_fault(vmf, order)
+
+    # fs/xfs/xfs_file.c xfs_filemap_pfn_mkwrite() -> xfs_write_fault(vmf, 0): a full DAX
+    # write fault over the write-protected PTE (dax_insert_pfn_mkwrite is MAP_SYNC only).
+    def xfs_filemap_pfn_mkwrite(self, vmf: Vmf) -> int:
+        return self.dax_iomap_fault(vmf, 0)
+
+    # ---- layout breaking (fs/xfs/xfs_inode.c, xfs_file.c) -----------------------------
+    # fs/xfs/xfs_file.c xfs_wait_dax_page(): drop MMAPLOCK, schedule, retake it
+    def xfs_wait_dax_page(self, ino: int) -> None:
+        """The callback passed to wait_page_idle()."""
+
+    # fs/xfs/xfs_inode.c xfs_break_dax_layouts() (6.15)
+    def xfs_break_dax_layouts(self, ino: int) -> int:
+        return self.dax_break_layout_inode(ino, self.xfs_wait_dax_page)
+
+    # fs/xfs/xfs_file.c xfs_break_layouts(BREAK_UNMAP) (pNFS leases are not modelled)
+    def xfs_break_layouts(self, ino: int) -> int:
+        return self.xfs_break_dax_layouts(ino)
+
+    # fs/xfs/xfs_inode.c xfs_mmaplock_two_inodes_and_break_dax_layout() (6.15): the
+    # second inode is broken without a wait callback; a busy page there makes the
+    # whole thing retry (here: blocked on that page until it is idle).
+    def xfs_mmaplock_two_inodes_and_break_dax_layout(self, ip1: int, ip2: int) -> int:
+        if ip1 > ip2:
+            ip1, ip2 = ip2, ip1
+        error = self.xfs_break_dax_layouts(ip1)
+        if error:
+            return error
+        if ip1 == ip2:
+            return 0
+        error = self.dax_break_layout(ip2, 0, -1, None)
+        if error:
+            page = self.dax_layout_busy_page_range(ip2, 0, LLONG_MAX)
+            raise Blocked(page.pfn if page is not None else -1)  # goto again, forever
+        return 0
+
+    # ---- syscalls ----------------------------------------------------------------------
+    # fs/xfs/xfs_iops.c xfs_vn_setattr(ATTR_SIZE) -> xfs_setattr_size()
+    def xfs_setattr_size(self, ino: int, newsize: int) -> str:
+        error = self.xfs_break_layouts(ino)
+        if error:
+            return EINVAL
+        oldsize = self.fs.size[ino]
+        self.fs.size[ino] = newsize
+        if newsize < oldsize:
+            self.truncate_pagecache(ino, newsize)
+        self.freed += self.fs.unmap_range(ino, newsize, 1 << 40)  # xfs_itruncate_extents
+        return OK
+
+    # mm/truncate.c truncate_pagecache(): unmap to EOF (private COWs too), drop entries
+    def truncate_pagecache(self, ino: int, newsize: int) -> None:
+        self.unmap_mapping_range(ino, newsize, 0, True)
+        self.truncate_inode_pages_range(ino, newsize, LLONG_MAX)
+        self.unmap_mapping_range(ino, newsize, 0, True)
+
+    # mm/truncate.c truncate_inode_pages_range() for a DAX mapping: value entries go
+    # through dax_delete_mapping_entry() (already gone after dax_break_layout()).
+    def truncate_inode_pages_range(self, ino: int, start: int, end: int) -> None:
+        xa = self.i_pages[ino]
+        for index, entry in xa.for_each(start, self._end_idx(end)):
+            self.dax_disassociate_entry(entry, ino, True)
+            xa.store(index, 0, None)
+
+    # fs/xfs/xfs_file.c xfs_file_fallocate(PUNCH_HOLE) -> xfs_free_file_space()
+    def xfs_free_file_space(self, ino: int, start: int, nr: int) -> str:
+        error = self.xfs_break_layouts(ino)
+        if error:
+            return EINVAL
+        size = self.fs.size[ino]
+        if start >= size:
+            return OK
+        end = min(start + nr, size)
+        # xfs_flush_unmap_range() -> truncate_pagecache_range(): no even_cows
+        self.unmap_mapping_range(ino, start, end - start, False)
+        self.truncate_inode_pages_range(ino, start, end - 1)
+        self.freed += self.fs.unmap_range(ino, start, end)
+        return OK
+
+    # fs/xfs/xfs_reflink.c xfs_reflink_remap_prep() + xfs_reflink_remap_blocks():
+    # lock and break both inodes first, then check the ranges, then share the blocks.
+    def xfs_file_remap_range(self, src: int, dst: int, src_idx: int, dst_idx: int,
+                             nr: int) -> str:
+        self.xfs_mmaplock_two_inodes_and_break_dax_layout(src, dst)
+        fs = self.fs
+        if (src_idx + nr > fs.size[src] or dst_idx + nr > self.g.max_file_pages
+                or (src == dst and dst_idx + nr > src_idx and dst_idx < src_idx + nr)):
+            return EINVAL  # generic_remap_file_range_prep()
+        # "Zap any page cache for the destination file's range."
+        self.truncate_inode_pages_range(dst, dst_idx, dst_idx + nr - 1)
+        self.freed += fs.remap(src, dst, src_idx, dst_idx, nr)
+        return OK
+
+    # fs/xfs/xfs_super.c xfs_fs_evict_inode()
+    def xfs_fs_evict_inode(self, ino: int) -> None:
+        self.dax_break_layout_final(ino)
+        self.truncate_inode_pages_range(ino, 0, LLONG_MAX)  # truncate_inode_pages_final
