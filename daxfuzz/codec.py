@@ -1,0 +1,241 @@
+"""The total byte codec: every byte string is an op list, every op list is bytes.
+
+``decode`` is what the atheris harness runs on every input, so every mutation of a
+crash or corpus file is still a meaningful sequence; ``encode`` turns traces into
+bytes so reproducers seed the corpus.  ``decode(encode(ops, g), g) == ops`` holds
+for every op list valid under `g`.
+
+Layout, one op after another until the bytes run out::
+
+    kind byte        picks the op kind through a 256-slot weight table
+    one field each   fixed width (1 byte for the default geometry), big-endian
+
+A field is either *raw* (value = low + x mod size) or *chosen*: the codec keeps a
+cheap shadow of what the sequence made live (mapped VMA slots, held GUP handles),
+and an ``x`` in the lower half of the field's range picks among the live values
+(``live[x mod len(live)]``), the upper half any value of the domain.  So random
+bytes mostly fault on mapped pages and unpin held handles, and every value stays
+reachable.  The shadow is a guess (it does not run the kernel); it only biases.
+
+A kind byte with no bytes after it decodes its fields as zero bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import Geometry
+
+# How a field's value is picked (see the module docstring).
+RAW, FREE_SLOT, LIVE_MM, LIVE_SLOT, LIVE_PGOFF, FREE_H, PIN_H, GET_H = range(8)
+
+DEFAULT_WEIGHTS: dict[str, int] = {
+    "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
+    "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
+    "memory_failure": 4,
+}
+
+# Field name -> chooser, per op kind; unnamed fields are RAW.
+_CHOOSERS: dict[type[O.Op], dict[str, int]] = {
+    O.Mmap: {"vma": FREE_SLOT},
+    O.Munmap: {"mm": LIVE_MM, "vma": LIVE_SLOT},
+    O.Fault: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF},
+    O.Msync: {"mm": LIVE_MM, "vma": LIVE_SLOT},
+    O.Pin: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "h": FREE_H},
+    O.Get: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "h": FREE_H},
+    O.Unpin: {"h": PIN_H},
+    O.Put: {"h": GET_H},
+}
+
+
+def parse_weights(text: str) -> dict[str, int]:
+    """Parse ``op=w,op=w`` (the ``--weights`` flag) over DEFAULT_WEIGHTS."""
+    w = dict(DEFAULT_WEIGHTS)
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, val = item.partition("=")
+        if not sep or name not in w:
+            raise ValueError(f"--weights: {item!r}: write op=weight with op one of "
+                             f"{', '.join(w)}")
+        try:
+            w[name] = int(val)
+        except ValueError:
+            raise ValueError(f"--weights: {item!r}: weight must be an integer") from None
+        if w[name] < 0:
+            raise ValueError(f"--weights: {item!r}: weight must be >= 0")
+    if not any(w.values()):
+        raise ValueError("--weights: every weight is 0; enable at least one op kind")
+    return w
+
+
+class _Shadow:
+    """What the sequence so far has probably made live; updated from ops alone."""
+
+    __slots__ = ("g", "handles", "mounted", "vmas")
+
+    def __init__(self, g: Geometry) -> None:
+        self.g = g
+        self.vmas: list[dict[int, O.Mmap]] = [{} for _ in range(g.mms)]
+        self.handles: dict[int, bool] = {}  # h -> is a pin
+        self.mounted = True
+
+    def live(self, chooser: int, vals: list[int]) -> list[int]:
+        """Live values for `chooser`, given the fields decoded so far (`vals`)."""
+        if chooser == LIVE_MM:
+            return [mm for mm, v in enumerate(self.vmas) if v]
+        if chooser == LIVE_SLOT:
+            return sorted(self.vmas[vals[0]])
+        if chooser == LIVE_PGOFF:
+            m = self.vmas[vals[0]].get(vals[1])
+            return list(range(m.pgoff, m.pgoff + m.pages)) if m is not None else []
+        if chooser == FREE_SLOT:
+            used = self.vmas[vals[0]]
+            return [s for s in range(self.g.vmas) if s not in used]
+        if chooser == FREE_H:
+            return [h for h in range(self.g.handles) if h not in self.handles]
+        if chooser == PIN_H:
+            return sorted(h for h, pin in self.handles.items() if pin)
+        if chooser == GET_H:
+            return sorted(h for h, pin in self.handles.items() if not pin)
+        return []
+
+    def update(self, op: O.Op) -> None:
+        t = type(op)
+        if t is O.Mmap:
+            if (self.mounted and op.vma not in self.vmas[op.mm]
+                    and op.pgoff + op.pages <= self.g.max_file_pages):
+                self.vmas[op.mm][op.vma] = op
+        elif t is O.Munmap:
+            self.vmas[op.mm].pop(op.vma, None)
+        elif t is O.Pin or t is O.Get:
+            m = self.vmas[op.mm].get(op.vma)
+            if (op.h not in self.handles and m is not None and m.pgoff <= op.pgoff < m.pgoff
+                    + m.pages and (m.write or not op.write) and not getattr(op, "longterm", 0)):
+                self.handles[op.h] = t is O.Pin
+        elif t is O.Unpin or t is O.Put:
+            if self.handles.get(op.h) is (t is O.Unpin):
+                del self.handles[op.h]
+        elif t is O.Unmount:
+            if not any(self.vmas):
+                self.mounted = False
+        elif t is O.Mount:
+            self.mounted = True
+
+
+def _width(n: int) -> int:
+    """Bytes for a field of `n` values, with room for the live half (2n <= 256**w)."""
+    w = 1
+    while 256 ** w < 2 * n:
+        w += 1
+    return w
+
+
+class Codec:
+    """The codec for one geometry and one op mix (weights per op kind)."""
+
+    def __init__(self, g: Geometry, weights: Mapping[str, int] | None = None) -> None:
+        self.g = g
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        self.table = self._kind_table()
+        self.kind_byte = {}
+        for b, cls in enumerate(self.table):
+            self.kind_byte.setdefault(cls, b)
+        # Per kind: (field name, low, size, width, half, chooser) for each field.
+        self.plan: dict[type[O.Op], tuple[tuple[str, int, int, int, int, int], ...]] = {}
+        for cls in O.OP_TYPES:
+            ch = _CHOOSERS.get(cls, {})
+            plan = []
+            for f, dom in zip(fields(cls), cls.domains):
+                lo, hi = O.domain_size(dom, g)
+                n = hi - lo + 1
+                w = _width(n)
+                plan.append((f.name, lo, n, w, 256 ** w // 2, ch.get(f.name, RAW)))
+            self.plan[cls] = tuple(plan)
+
+    def _kind_table(self) -> tuple[type[O.Op], ...]:
+        kinds = [c for c in O.OP_TYPES if self.weights.get(c.name, 0) > 0]
+        if not kinds:
+            raise ValueError("codec: every op kind has weight 0")
+        total = sum(self.weights[c.name] for c in kinds)
+        slots = {c: max(1, 256 * self.weights[c.name] // total) for c in kinds}
+        # Hand the rounding remainder to (or take the excess from) the heaviest kind.
+        heavy = max(kinds, key=lambda c: slots[c])
+        slots[heavy] += 256 - sum(slots.values())
+        table: list[type[O.Op]] = []
+        for c in kinds:
+            table += [c] * slots[c]
+        return tuple(table)
+
+    def decode(self, data: bytes, max_ops: int | None = None) -> list[O.Op]:
+        """Every byte string to a valid op list (at most `max_ops` ops)."""
+        sh = _Shadow(self.g)
+        ops: list[O.Op] = []
+        i, end = 0, len(data)
+        table, plan = self.table, self.plan
+        while i < end and (max_ops is None or len(ops) < max_ops):
+            cls = table[data[i]]
+            i += 1
+            vals: list[int] = []
+            for _name, lo, n, w, half, chooser in plan[cls]:
+                if w == 1:
+                    x = data[i] if i < end else 0
+                else:
+                    x = int.from_bytes(data[i:i + w].ljust(w, b"\0"), "big")
+                i += w
+                if chooser != RAW and x < half:
+                    live = sh.live(chooser, vals)
+                    if live:
+                        vals.append(live[x % len(live)])
+                        continue
+                elif chooser != RAW:
+                    x -= half
+                vals.append(lo + x % n)
+            op = cls(*vals)
+            sh.update(op)
+            ops.append(op)
+        return ops
+
+    def encode(self, ops: Iterable[O.Op]) -> bytes:
+        """The canonical bytes of `ops`; ValueError if an op is invalid or disabled."""
+        sh = _Shadow(self.g)
+        out = bytearray()
+        for op in ops:
+            cls = type(op)
+            if cls not in self.kind_byte:
+                raise ValueError(f"codec: op kind {op.name!r} has weight 0 in this op mix")
+            op.check(self.g)
+            out.append(self.kind_byte[cls])
+            vals: list[int] = []
+            for name, lo, _n, w, half, chooser in self.plan[cls]:
+                v = getattr(op, name)
+                if chooser == RAW:
+                    x = v - lo
+                else:
+                    live = sh.live(chooser, vals)
+                    x = live.index(v) if v in live else (half + v - lo if live else v - lo)
+                out += x.to_bytes(w, "big")
+                vals.append(v)
+            sh.update(op)
+        return bytes(out)
+
+
+_CODECS: dict[Geometry, Codec] = {}
+
+
+def codec_for(g: Geometry) -> Codec:
+    """The default-weight codec of geometry `g` (cached)."""
+    c = _CODECS.get(g)
+    if c is None:
+        c = _CODECS[g] = Codec(g)
+    return c
+
+
+def decode(data: bytes, g: Geometry) -> list[O.Op]:
+    """Decode `data` with the default op mix."""
+    return codec_for(g).decode(data)
+
+
+def encode(ops: Iterable[O.Op], g: Geometry) -> bytes:
+    """Encode `ops` with the default op mix."""
+    return codec_for(g).encode(ops)
