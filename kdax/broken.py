@@ -38,3 +38,12 @@ class BrokenUnmapRef(Kernel615):
             return
         page = self.pages[pfn]
         self.folio_remove_rmap_pte(self.page_folio(page), page)
+
+
+def _register() -> None:
+    from kdax.targets import register
+
+    register(BrokenUnmapRef)
+
+
+_register()

@@ -11,7 +11,6 @@ from daxfuzz.geometry import Geometry
 from daxfuzz.world import (
     EBUSY,
     EEXIST,
-    EFAULT,
     EINVAL,
     ENOENT,
     OK,
@@ -26,7 +25,7 @@ from kdax.huge_memory import HugeMemory
 from kdax.memory import Memory
 from kdax.memory_failure import MemoryFailure
 from kdax.memremap import Memremap
-from kdax.mm import Blocked, KernelBase
+from kdax.mm import Blocked, KernelBase, TargetView
 from kdax.rmap import Rmap
 from kdax.vm_fault import VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV
 from kdax.xfs import Xfs
@@ -157,7 +156,7 @@ class Syscalls:
 
 
 class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Gup, Rmap, Memremap,
-                MemoryFailure, KernelBase):
+                MemoryFailure, TargetView, KernelBase):
     """Linux 6.15: 0-based fs-DAX refcounts, one reference per mapping, folio sharing."""
 
     name = "6.15"
@@ -167,5 +166,3 @@ class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Gup, Rmap, Memremap,
     def __init__(self, g: Geometry) -> None:
         super().__init__(g)
 
-
-_ = (EFAULT,)

@@ -208,3 +208,25 @@ class KernelBase:
 
     def clear_compound_head(self, page: Page) -> None:
         self.set_field(page, "compound_head", -1)
+
+
+class TargetView:
+    """What the runner reads from a target (besides `pages`, `mms`, `fs`, `handles`)."""
+
+    #: "folio": 0-based, one reference per mapping (6.15+); "legacy": 1-based, maps take none
+    convention = "folio"
+
+    def entry_facts(self, ino: int) -> dict[int, tuple[int, int, str, int]]:
+        """Canonical DAX entries: tie base -> (tie order, entry order, kind, pfn)."""
+        from kdax.xarray import DAX_EMPTY, DAX_PMD, DAX_SHIFT, DAX_ZERO_PAGE
+
+        out = {}
+        po = self.PMD_ORDER
+        for b, (to, e) in self.i_pages[ino].ties.items():
+            if e & DAX_EMPTY:
+                out[b] = (to, po if e & DAX_PMD else 0, "empty", 0)
+            elif e & DAX_ZERO_PAGE:
+                out[b] = (to, po if e & DAX_PMD else 0, "zero", e >> DAX_SHIFT)
+            else:
+                out[b] = (to, po if e & DAX_PMD else 0, "real", e >> DAX_SHIFT)
+        return out

@@ -1,0 +1,143 @@
+"""Reproducer writers: the reduced trace and a standalone pytest test per finding.
+
+A finding lives in the findings folder under a name made from its target and
+divergence signature, so the same bug found twice (by two engines, or two runs)
+lands on the same files -- that is the de-duplication::
+
+    findings/<target>__<signature>.trace          reduced, 1-minimal
+    findings/<target>__<signature>.<engine>.trace  what the engine found, unreduced
+    findings/test_<target>__<signature>.py        pytest regression test
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from daxfuzz.trace import Trace, write_trace_atomic
+
+PYTEST_TEMPLATE = '''\
+"""daxfuzz reproducer: {signature} on target {target}.
+
+Emitted by daxfuzz from a reduced {nops}-op trace, which it replays through the runner.
+
+    {report_first}
+
+As emitted this is a regression test: it asserts that the target agrees with the
+oracle, so it fails on {target} (printing the divergence report) and passes on a
+correct target (DAXFUZZ_TARGET=<name> pytest {{this file}}) -- and on {target} once
+the bug is fixed.  To keep a known, still-unfixed bug in a green CI run, flip the one
+expectation EXPECT_DIVERGENCE to True: the test then asserts this exact divergence,
+and goes red the day a fix lands (flip it back then).
+"""
+
+import os
+
+from daxfuzz.runner import run_ops
+from daxfuzz.trace import parse_trace
+
+EXPECT_DIVERGENCE = False
+TARGET = os.environ.get("DAXFUZZ_TARGET", {target!r})
+SIGNATURE = {signature!r}
+
+TRACE = """\\
+{trace}"""
+
+
+def test_{func}():
+    trace = parse_trace(TRACE, path=__file__)
+    div, _results = run_ops(TARGET, trace.geometry, trace.ops)
+    if EXPECT_DIVERGENCE:
+        assert div is not None, (
+            f"{{SIGNATURE}} no longer reproduces on {{TARGET}}: fixed? "
+            "Flip EXPECT_DIVERGENCE to False to keep this as a regression test.")
+        assert div.signature() == SIGNATURE, div.report()
+    else:
+        assert div is None, div.report()
+'''
+
+
+def slug(target: str, signature: str) -> str:
+    """File-name stem of a finding: target and signature, unsafe characters as '-'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{target}__{signature}").strip("-")
+
+
+def emit_pytest(trace: Trace, divergence) -> str:
+    """The text of a standalone pytest file replaying `trace` (target from its header)."""
+    if trace.target is None:
+        raise ValueError("emit_pytest: the trace names no target")
+    sig = divergence.signature()
+    text = str(trace)
+    if '"""' in text or "\\" in text:
+        raise ValueError("emit_pytest: trace text cannot hold triple quotes or backslashes")
+    return PYTEST_TEMPLATE.format(
+        signature=sig, target=trace.target, nops=len(trace.ops), trace=text,
+        report_first=divergence.report().splitlines()[0],
+        func=re.sub(r"\W+", "_", slug(trace.target, sig)).strip("_").lower())
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_finding(findings: str, raw: Trace, *, engine: str) -> dict:
+    """Reduce `raw` (a diverging trace with a target), write the files; describe them.
+
+    An existing reduced trace of the same signature is kept unless the new one is
+    shorter, so re-finding a bug costs nothing and loses nothing.
+    """
+    from daxfuzz.reduce import reduce_divergence
+
+    assert raw.target is not None
+    os.makedirs(findings, exist_ok=True)
+    red = reduce_divergence(raw.target, raw.geometry, raw.ops,
+                            description=(f"found by {engine}; reduced from {len(raw.ops)} ops",))
+    if red is None:
+        raise ValueError(f"save_finding: the {engine} trace does not diverge on replay "
+                         f"(nondeterminism?)")
+    sig = red.divergence.signature()
+    stem = os.path.join(findings, slug(raw.target, sig))
+    out = {"signature": sig, "raw_path": f"{stem}.{engine}.trace",
+           "trace_path": f"{stem}.trace",
+           "test_path": os.path.join(findings, "test_" + re.sub(r"\W+", "_", os.path.basename(
+               stem)).lower() + ".py"),
+           "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
+           "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True}
+    write_trace_atomic(out["raw_path"], raw)
+    if os.path.exists(out["trace_path"]):
+        from daxfuzz.trace import read_trace
+        try:
+            old = read_trace(out["trace_path"])
+            if len(old.ops) <= len(red.trace.ops):
+                out["new"] = False
+                out["ops"] = len(old.ops)
+                return out
+        except Exception:  # noqa: BLE001 - an unreadable old finding is replaced
+            pass
+    write_trace_atomic(out["trace_path"], red.trace)
+    _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
+    return out
+
+
+def known_signatures(findings: str, target: str) -> set[str]:
+    """Signatures of the reduced findings of `target` already in the folder."""
+    out = set()
+    if not os.path.isdir(findings):
+        return out
+    from daxfuzz.trace import read_trace
+    for name in sorted(os.listdir(findings)):
+        if not name.endswith(".trace") or name.startswith("."):
+            continue
+        try:
+            t = read_trace(os.path.join(findings, name))
+        except Exception:  # noqa: BLE001 - not ours to judge here; replay reports it
+            continue
+        words = t.expect.split()
+        if t.target == target and len(words) == 2 and words[0] == "divergence":
+            out.add(words[1])
+    return out

@@ -1,0 +1,185 @@
+"""Deterministic reduction of a failing op sequence to a 1-minimal reproducer.
+
+``reduce(ops, still_fails)`` is the whole algorithm over any predicate: delta
+debugging over ops (ddmin), then simplification of each op's arguments, then
+single-op removal until nothing can go, repeated to a fixpoint.  Every candidate is
+a valid op list (ops are only removed or given smaller in-domain values), and the
+result is 1-minimal: removing any single op makes `still_fails` false.
+
+``reduce_divergence`` is the usual predicate: the same divergence signature on the
+same target (op kind + field + writer, whatever ``Divergence.signature`` says).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.trace import Trace
+
+Predicate = Callable[[Sequence[O.Op]], bool]
+
+# The preferred ("simplest") value of a field, where it is not the field's default:
+# huge=0 keeps a divergence on PTEs rather than PMDs.
+_PREFERRED = {"huge": 0}
+
+
+class _Cached:
+    """`still_fails` with memoised answers; counts the real runs."""
+
+    def __init__(self, still_fails: Predicate) -> None:
+        self.f = still_fails
+        self.seen: dict[tuple[O.Op, ...], bool] = {}
+        self.runs = 0
+
+    def __call__(self, ops: Sequence[O.Op]) -> bool:
+        key = tuple(ops)
+        r = self.seen.get(key)
+        if r is None:
+            self.runs += 1
+            r = self.seen[key] = bool(self.f(list(key)))
+        return r
+
+
+def ddmin(ops: list[O.Op], fails: Predicate) -> list[O.Op]:
+    """Zeller's ddmin: try each chunk and each complement at growing granularity."""
+    n = 2
+    while len(ops) >= 2:
+        size = -(-len(ops) // n)
+        chunks = [ops[i:i + size] for i in range(0, len(ops), size)]
+        for c in chunks:
+            if fails(c):
+                ops, n = c, 2
+                break
+        else:
+            for i in range(len(chunks)):
+                rest = [op for j, c in enumerate(chunks) if j != i for op in c]
+                if fails(rest):
+                    ops, n = rest, max(n - 1, 2)
+                    break
+            else:
+                if n >= len(ops):
+                    break
+                n = min(len(ops), 2 * n)
+    return ops
+
+
+def remove_each(ops: list[O.Op], fails: Predicate) -> list[O.Op]:
+    """Drop single ops, last first, until none can go: the 1-minimality pass."""
+    i = len(ops) - 1
+    while i >= 0:
+        cand = ops[:i] + ops[i + 1:]
+        if cand and fails(cand):
+            ops = cand
+        i = min(i, len(ops)) - 1
+    return ops
+
+
+def _key(name: str, default: object, lo: int, v: int) -> tuple[int, int]:
+    pref = _PREFERRED.get(name, default if isinstance(default, int) else lo)
+    return (0 if v == pref else 1, v)
+
+
+def simpler_values(op: O.Op, g: Geometry) -> list[O.Op]:
+    """Variants of `op` with one field simpler: preferred/default value, low, half, minus 1.
+
+    "Simpler" is a well-founded order per field (preferred value first, then smaller),
+    so repeated simplification terminates.
+    """
+    out = []
+    for f, dom in zip(fields(op), op.domains):  # type: ignore[arg-type]
+        lo, hi = O.domain_size(dom, g)
+        v = getattr(op, f.name)
+        k = _key(f.name, f.default, lo, v)
+        pref = _PREFERRED.get(f.name, f.default if isinstance(f.default, int) else lo)
+        for c in dict.fromkeys((pref, lo, (lo + v) // 2, v - 1)):
+            if lo <= c <= hi and _key(f.name, f.default, lo, c) < k:
+                out.append(replace(op, **{f.name: c}))
+    return out
+
+
+def simplify_args(ops: list[O.Op], fails: Predicate, g: Geometry) -> list[O.Op]:
+    """Give each op, first to last, the simplest arguments that keep the failure."""
+    for i in range(len(ops)):
+        changed = True
+        while changed:
+            changed = False
+            for cand_op in simpler_values(ops[i], g):
+                cand = ops[:i] + [cand_op] + ops[i + 1:]
+                if fails(cand):
+                    ops, changed = cand, True
+                    break
+    return ops
+
+
+def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
+           *, stats: dict[str, float] | None = None) -> list[O.Op]:
+    """Reduce `ops` (for which `still_fails` holds) to a 1-minimal failing list.
+
+    Deterministic: the same input and predicate give the same result.  `stats`, if
+    given, receives the number of predicate runs and seconds per stage.
+    """
+    fails = _Cached(still_fails)
+    cur = list(ops)
+    if not fails(cur):
+        raise ValueError("reduce: the input does not fail; nothing to reduce")
+    t0 = time.perf_counter()
+    timings = {"ddmin": 0.0, "args": 0.0, "remove": 0.0}
+    while True:
+        before = cur
+        for stage, fn in (("ddmin", lambda x: ddmin(x, fails)),
+                          ("args", lambda x: simplify_args(x, fails, g)),
+                          ("remove", lambda x: remove_each(x, fails))):
+            t = time.perf_counter()
+            cur = fn(cur)
+            timings[stage] += time.perf_counter() - t
+        if cur == before:
+            break
+    if stats is not None:
+        stats.update(timings, runs=fails.runs, seconds=time.perf_counter() - t0)
+    return cur
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """A reduced finding: the trace (header says target and signature) and its divergence."""
+
+    trace: Trace
+    divergence: object  # daxfuzz.runner.Divergence
+    original_len: int
+    runs: int
+    seconds: float
+
+
+def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
+                      description: Sequence[str] = ()) -> Reduced | None:
+    """Reduce `ops` keeping the divergence signature it shows on `target`.
+
+    Returns None when the ops do not diverge at all.  The trace's results are the
+    target's, and its ``expect`` header names the signature.
+    """
+    from daxfuzz.runner import explain, run_ops
+
+    div, _ = run_ops(target, g, ops)
+    if div is None:
+        return None
+    sig = div.signature()
+
+    def same(cand: Sequence[O.Op]) -> bool:
+        d, _ = run_ops(target, g, cand)
+        return d is not None and d.signature() == sig
+
+    stats: dict[str, float] = {}
+    head = list(ops)[:div.step]  # nothing after the first divergence (step is 1-based)
+    if not same(head):
+        head = list(ops)
+    small = reduce(head, same, g, stats=stats)
+    div, results = run_ops(target, g, small)
+    full = explain(target, g, small) or div
+    results = (list(results) + [None] * len(small))[:len(small)]
+    trace = Trace(ops=tuple(small), target=target, geometry=g, expect=f"divergence {sig}",
+                  description=tuple(description), results=tuple(results))
+    return Reduced(trace, full, len(ops), int(stats["runs"]), stats["seconds"])

@@ -1,0 +1,361 @@
+"""The differential core: apply one op to the oracle and to a target, compare.
+
+After every op the runner compares (DESIGN.md, "Agreement"):
+
+1. the op's result, and that the target raised no WARN_ON_ONCE / VM_BUG_ON;
+2. the facts: VMAs, PTEs, huge PMDs, PTE tables, DAX entries, block maps, GUP handles;
+3. for every PFN either side touched: the target's raw struct-page fields against
+   the values its convention derives from the oracle's facts (0-based "folio":
+   refcount = mappings + gets + pins x bias, ...; "legacy": idle at 1, maps take none);
+4. target-independent safety (`oracle.safety`).
+
+A mismatch is a `Divergence` value.  The runner imports no fuzzing engine.  The hot
+path allocates nothing beyond the op on agreement; provenance (which kernel function
+last wrote a field) is gathered only by `explain`, which replays with it on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from daxfuzz.geometry import Geometry
+from daxfuzz.ops import Op, Pin, Punch, Reflink, Truncate, Unmount
+from daxfuzz.world import ANON, HUGE_ZERO, ZERO_PFN
+from oracle import Oracle, safety
+
+GUP_PIN_COUNTING_BIAS = 1024
+LAYOUT_OPS = (Truncate, Punch, Reflink, Unmount)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Oracle and target disagree: a finding, as a value."""
+
+    step: int  # 1-based index of the op in the sequence
+    op: Op
+    field: str
+    expected: object
+    actual: object
+    pfn: int | None = None
+    facts: tuple[str, ...] = ()
+    writer: str | None = None
+    target: str = ""
+
+    def signature(self) -> str:
+        """What makes two findings the same bug: op kind and diverging field."""
+        return f"{self.op.name}:{self.field}"
+
+    def report(self) -> str:
+        where = f" pfn={self.pfn}" if self.pfn is not None else ""
+        lines = [
+            f"DIVERGENCE at step {self.step}: {self.op}",
+            f"  target:   {self.target}",
+            f"  field:    {self.field}{where}",
+            f"  expected: {self.expected}",
+            f"  actual:   {self.actual}",
+        ]
+        if self.writer:
+            lines.append(f"  last written by: {self.writer}")
+        if self.facts:
+            lines.append("  facts behind the expectation:")
+            lines += [f"    {f}" for f in self.facts]
+        return "\n".join(lines)
+
+
+def _target_class(target: str | type) -> type:
+    if isinstance(target, str):
+        from kdax.targets import get_target
+
+        return get_target(target)
+    return target
+
+
+class Runner:
+    """Oracle and target in lockstep over one op sequence."""
+
+    def __init__(self, target: str | type, geometry: Geometry) -> None:
+        self.cls = _target_class(target)
+        self.g = geometry
+        self.reset()
+
+    def reset(self) -> None:
+        self.o = Oracle(self.g)
+        self.t = self.cls(self.g)
+        self.nsteps = 0
+        self.last_result = ""
+        self.folio_conv = getattr(self.t, "convention", "folio") == "folio"
+        self.idle = self.t.idle_refcount
+
+    # ------------------------------------------------------------------ one step ---
+    def step(self, op: Op) -> Divergence | None:
+        o, t = self.o, self.t
+        self.nsteps += 1
+        layout = isinstance(op, LAYOUT_OPS)
+        if layout:
+            before = self._held_associated()
+        try:
+            tres = t.apply(op)
+        except Exception as e:  # a crash of the target is an oops, compared as a value
+            self.last_result = "exception"
+            ores = o.apply(op)
+            return self._div(op, "exception", ores, f"{type(e).__name__}: {e}")
+        ores = o.apply(op)
+        self.last_result = tres
+        if tres != ores:
+            return self._div(op, "result", ores, tres)
+        if t.events:
+            return self._div(op, "warning", "no WARN/BUG", t.events[0])
+        d = self._compare_facts(op)
+        if d is not None:
+            return d
+        d = self._compare_pages(op, t.touched | o.changed)
+        if d is not None:
+            return d
+        if layout:
+            d = self._check_layout(op, tres, before)
+            if d is not None:
+                return d
+        if t.freed:
+            v = safety.freed_while_in_use(t.freed, self._t_mapped(), self._t_held())
+            if v:
+                return self._div(op, "safety:freed-in-use", "no block freed while in use", v)
+        return None
+
+    def run(self, ops: Iterable[Op]) -> Divergence | None:
+        for op in ops:
+            d = self.step(op)
+            if d is not None:
+                return d
+        return None
+
+    # ------------------------------------------------------------------ facts ------
+    def _compare_facts(self, op: Op) -> Divergence | None:
+        o, t = self.o, self.t
+        for mm in range(self.g.mms):
+            om, tm = o.mms[mm], t.mms[mm]
+            if om.pte != tm.pte:
+                return self._div_dict(op, "pte", mm, om.pte, tm.pte)
+            if om.pmd != tm.pmd:
+                return self._div_dict(op, "pmd", mm, om.pmd, tm.pmd)
+            if om.tables != tm.tables:
+                return self._div(op, "page-table", f"mm{mm} {sorted(om.tables)}",
+                                 f"mm{mm} {sorted(tm.tables)}")
+            if om.vmas != tm.vmas:
+                return self._div(op, "vma", om.vmas, tm.vmas)
+        for ino in range(self.g.inodes):
+            te = t.entry_facts(ino)
+            if te != o.entries[ino]:
+                return self._div_dict(op, "entry", ino, o.entries[ino], te)
+        if o.fs.bmap != t.fs.bmap or o.fs.size != t.fs.size or o.fs.refcnt != t.fs.refcnt:
+            return self._div(op, "blocks", o.fs.facts(), t.fs.facts())
+        if o.handles != t.handles:
+            return self._div(op, "gup-handles", o.handles, t.handles)
+        return None
+
+    def _div_dict(self, op: Op, what: str, who: int, exp: dict, act: dict) -> Divergence:
+        for k in sorted(set(exp) | set(act)):
+            if exp.get(k) != act.get(k):
+                e, a = exp.get(k), act.get(k)
+                pfn = next((v if isinstance(v, int) else v[-1] if what == "entry" else v[0]
+                            for v in (e, a) if v is not None), None)
+                label = "ino" if what == "entry" else "mm"
+                key = "idx" if what == "entry" else ("va" if what == "pte" else "pmd-slot")
+                return self._div(op, what, f"{label}{who} {key}={k}: {e}",
+                                 f"{label}{who} {key}={k}: {a}",
+                                 pfn=pfn if isinstance(pfn, int) and pfn >= 0 else None)
+        raise AssertionError("dicts differ but no key does")
+
+    # ------------------------------------------------------------------ counters ---
+    def expected_page(self, pfn: int) -> dict[str, object]:
+        """The raw fields the target's convention derives from the oracle's facts."""
+        o = self.o
+        h = o.head[pfn]
+        order = o.forder[h]
+        exp: dict[str, object] = {"compound_head": h, "page_mapcount": o.pte_maps[pfn]}
+        if self.folio_conv:
+            if pfn == h:
+                fp = o.folio_pfns(h)
+                ptes = sum(o.pte_maps[p] for p in fp)
+                gets = sum(o.gets[p] for p in fp)
+                pins = sum(o.pins[p] for p in fp)
+                exp["order"] = order
+                exp["refcount"] = (ptes + o.pmd_maps[h] + gets
+                                   + pins * (1 if order else GUP_PIN_COUNTING_BIAS))
+                exp["mapcount"] = ptes + o.pmd_maps[h] if order else o.pte_maps[pfn]
+                if order:
+                    exp["entire_mapcount"] = o.pmd_maps[h]
+                    exp["pincount"] = pins
+                self._expect_owner(exp, h)
+            else:
+                exp["refcount"] = 0  # tail pages carry no count of their own
+        else:
+            # legacy (<= 6.14): idle at 1, mappings take no reference, per-page counts
+            exp["refcount"] = self.idle + o.gets[pfn] + o.pins[pfn] * GUP_PIN_COUNTING_BIAS
+            if pfn == h:
+                exp["order"] = order
+                self._expect_owner(exp, h)
+        if order and pfn == h + 1:
+            exp["flags_1"] = order
+        else:
+            exp["flags_1"] = 0
+        return exp
+
+    def _expect_owner(self, exp: dict[str, object], h: int) -> None:
+        o = self.o
+        if o.assoc[h] == 0:
+            exp["mapping"] = None
+        elif h in o.shared:
+            exp["mapping"] = None
+            exp["share"] = o.assoc[h]
+        else:
+            ino, index = o.owner[h]  # type: ignore[misc]
+            exp["mapping"] = ino
+            exp["index"] = index
+
+    def actual_page(self, pfn: int) -> dict[str, object]:
+        """The target's raw fields under the same names."""
+        t = self.t
+        page = t.pages[pfn]
+        folio = t.page_folio(page)
+        p1 = t.pages[pfn + 1] if pfn + 1 < len(t.pages) else None
+        act: dict[str, object] = {
+            "compound_head": folio.pfn,
+            "page_mapcount": page._mapcount + 1,
+            "refcount": page._refcount,
+            "order": t.folio_order(page),
+            "mapping": page.mapping,
+            "index": page.index,
+            "share": page.index,
+            "flags_1": page._flags_1 & 0xFF if page.compound_head >= 0 or p1 is None
+            else page._flags_1 & 0xFF,
+        }
+        if t.folio_test_large(page):
+            act["mapcount"] = page._large_mapcount + 1
+            act["entire_mapcount"] = page._entire_mapcount + 1
+            act["pincount"] = page._pincount
+        else:
+            act["mapcount"] = page._mapcount + 1
+        return act
+
+    def _compare_pages(self, op: Op, pfns: Iterable[int]) -> Divergence | None:
+        pages = self.t.pages
+        for pfn in sorted(pfns):
+            exp = self.expected_page(pfn)
+            act = self.actual_page(pfn)
+            for k, v in exp.items():
+                if act.get(k) != v:
+                    return self._div(op, k, v, act.get(k), pfn=pfn,
+                                     facts=self.facts_of(pfn))
+            p = pages[pfn]
+            share = p.index if p.mapping is None else None
+            v = safety.bad_counter(pfn, p._refcount, p._mapcount, p._pincount, share)
+            if v:
+                return self._div(op, "safety:counter", "no negative or wrapped counter", v,
+                                 pfn=pfn, facts=self.facts_of(pfn))
+        return None
+
+    # ------------------------------------------------------------------ safety -----
+    def _t_mapped(self) -> set[int]:
+        nr = self.g.pmd_nr
+        out: set[int] = set()
+        for mmst in self.t.mms:
+            out.update(p for p, _w in mmst.pte.values() if p >= 0)
+            for p, _w in mmst.pmd.values():
+                if p >= 0:
+                    out.update(range(p, p + nr))
+        return out
+
+    def _t_held(self) -> set[int]:
+        return {p for p, _k in self.t.handles.values() if p >= 0}
+
+    def _held_associated(self) -> tuple[set[int], set[int]]:
+        """(GUP-held folio heads, heads of folios with an entry) of the target, before."""
+        t = self.t
+        held = {t.page_folio(t.pages[p]).pfn for p in self._t_held()}
+        assoc = set()
+        for ino in range(self.g.inodes):
+            for _b, (_to, _eo, kind, pfn) in t.entry_facts(ino).items():
+                if kind == "real":
+                    assoc.add(t.page_folio(t.pages[pfn]).pfn)
+        return held, assoc
+
+    def _check_layout(self, op: Op, result: str, before: tuple[set[int], set[int]]
+                      ) -> Divergence | None:
+        held, assoc_before = before
+        if not held:
+            return None
+        _h, assoc_after = self._held_associated()
+        v = safety.completed_over_pin(result, held & assoc_before, assoc_before - assoc_after)
+        if v:
+            return self._div(op, "safety:completed-over-pin", "block until the page is idle", v)
+        return None
+
+    # ------------------------------------------------------------------ explain ----
+    def facts_of(self, pfn: int) -> tuple[str, ...]:
+        """Human-readable oracle facts about `pfn`'s folio."""
+        o = self.o
+        h = o.head[pfn]
+        fp = o.folio_pfns(h)
+        out = [f"folio head={h} order={o.forder[h]} pfns={fp.start}..{fp.stop - 1}"]
+        for mm, mmst in enumerate(o.mms):
+            for va, (p, w) in sorted(mmst.pte.items()):
+                if p in fp:
+                    out.append(f"mapped: mm{mm} va={va} PTE -> pfn {p} {'rw' if w else 'ro'}")
+            for slot, (p, w) in sorted(mmst.pmd.items()):
+                if p == h and o.forder[h]:
+                    out.append(f"mapped: mm{mm} pmd-slot={slot} PMD -> pfn {p} "
+                               f"{'rw' if w else 'ro'}")
+        for hd, (p, kind) in sorted(o.handles.items()):
+            if p in fp:
+                out.append(f"gup: handle {hd} {kind} pfn {p}")
+        for ino, es in enumerate(o.entries):
+            for b, (_to, eo, kind, p) in sorted(es.items()):
+                if kind == "real" and (p in fp or (eo and h in range(p, p + (1 << eo)))):
+                    out.append(f"entry: ino{ino} idx={b} {'PMD' if eo else 'PTE'} pfn {p}")
+        for p in fp:
+            owners = o.fs.owners(p)
+            if owners:
+                out.append(f"block: pfn {p} owned by "
+                           + ", ".join(f"ino{i}@{x}" for i, x in owners))
+        if h in o.shared:
+            out.append(f"folio is shared by {o.assoc[h]} address-space entries")
+        elif o.owner[h] is not None:
+            out.append(f"folio owner: ino{o.owner[h][0]} index {o.owner[h][1]}")
+        return tuple(out)
+
+    def _div(self, op: Op, fld: str, expected: object, actual: object,
+             pfn: int | None = None, facts: tuple[str, ...] = ()) -> Divergence:
+        writer = None
+        prov = self.t.provenance
+        if prov is not None and pfn is not None:
+            key = {"compound_head": "compound_head", "page_mapcount": "mapcount",
+                   "mapcount": "mapcount", "entire_mapcount": "mapcount",
+                   "share": "index"}.get(fld, fld)
+            head = self.t.page_folio(self.t.pages[pfn]).pfn
+            writer = prov.get((pfn, key)) or prov.get((head, key))
+        return Divergence(self.nsteps, op, fld, expected, actual, pfn, facts, writer,
+                          getattr(self.cls, "name", str(self.cls)))
+
+
+def run_ops(target: str | type, geometry: Geometry, ops: Sequence[Op]
+            ) -> tuple[Divergence | None, list[str]]:
+    """Run `ops`; (first divergence or None, the target's results up to it)."""
+    r = Runner(target, geometry)
+    results = []
+    for op in ops:
+        d = r.step(op)
+        results.append(r.last_result)
+        if d is not None:
+            return d, results
+    return None, results
+
+
+def explain(target: str | type, geometry: Geometry, ops: Sequence[Op]) -> Divergence | None:
+    """Replay `ops` with provenance on; the divergence names the writing function."""
+    r = Runner(target, geometry)
+    r.t.provenance = {}
+    return r.run(ops)
+
+
+_ = (ANON, HUGE_ZERO, ZERO_PFN, Pin, field)

@@ -1,0 +1,51 @@
+"""The registry of targets: kernel versions, your patch, the bug zoo.
+
+A target is a subclass of a kernel class overriding the kernel functions a patch
+changes.  Example -- "my patch changes dax_folio_put":
+
+    from kdax.v7_2 import Kernel72
+
+    class MyPatch(Kernel72):
+        name = "my-patch"
+        summary = "7.2 + my dax_folio_put rework"
+
+        # fs/dax.c dax_folio_put() (my patch v2)
+        def dax_folio_put(self, folio):
+            ...
+
+    register(MyPatch)
+
+then `daxfuzz fuzz --target my-patch --target-module mypatch.py` (or import it here).
+"""
+
+from __future__ import annotations
+
+from daxfuzz.errors import ConfigError
+from kdax.kernel import Kernel615
+from kdax.v7_2 import Kernel72
+
+TARGETS: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Add a target class under its `name`; usable as a class decorator."""
+    TARGETS[cls.name] = cls
+    return cls
+
+
+def get_target(name: str) -> type:
+    """The target class called `name`; ConfigError lists the known ones."""
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
+
+
+register(Kernel615)
+register(Kernel72)
+TARGETS["mainline"] = Kernel72  # alias: the newest ported mainline
+
+try:  # test-only targets live beside the real ones
+    from kdax import broken  # noqa: F401
+except ImportError:  # pragma: no cover - while the engines land
+    pass

@@ -1,0 +1,616 @@
+"""The oracle's world and the meaning of every operation.
+
+Facts kept (all plain sets, dicts and per-PFN counts):
+
+- processes: VMAs, PTEs and huge PMDs (what each virtual page reaches), PTE tables;
+- GUP handles: which PFN each live handle holds, pin or get;
+- address spaces: per inode, the DAX entries by file index: empty, zero or real
+  (a PFN), PTE- or PMD-sized, dirty or clean;
+- the filesystem's blocks (its own `BlockFS`): which file pages own which PFN;
+- folios: which PFNs form one PMD folio, how many address-space entries reference
+  each folio, its single owner (inode, index) or "shared" (two or more owners
+  at once; it stays shared until the last entry goes).
+
+Rules are written from what the kernel is meant to do (KERNEL.md), not from how it
+counts: e.g. "a truncate unmaps the whole file, then waits for the first entry whose
+folio a GUP handle holds", "a fault on a shared (reflinked) extent first unmaps that
+file page everywhere".  The decisions a kernel makes about *structure* (PMD or PTE
+fallback, zero pages, copy-on-write) are the kernel's documented ones, so that the
+counters a target shows can be checked against facts that mean something.
+"""
+
+from __future__ import annotations
+
+from daxfuzz import ops as O
+from daxfuzz.blockfs import HOLE, BlockFS
+from daxfuzz.geometry import Geometry
+from daxfuzz.world import (
+    ANON,
+    EBUSY,
+    EEXIST,
+    EFAULT,
+    EINVAL,
+    ENOENT,
+    EOPNOTSUPP,
+    HUGE_ZERO,
+    OK,
+    SIGBUS,
+    SIGSEGV,
+    ZERO_PFN,
+    MMState,
+    Vma,
+    blocked,
+    make_vma,
+)
+
+# Entry kinds (the canonical form shared with the runner's view of a target).
+REAL, ZERO, EMPTY = "real", "zero", "empty"
+FALLBACK = object()
+
+
+class Blocked(Exception):
+    def __init__(self, pfn: int) -> None:
+        super().__init__(pfn)
+        self.pfn = pfn
+
+
+class Oracle:
+    """The reference model.  `apply(op)` returns the op's result string."""
+
+    def __init__(self, g: Geometry) -> None:
+        self.g = g
+        self.nr = g.pmd_nr
+        self.colour = g.pmd_colour
+        self.order = g.pmd_order
+        self.fs = BlockFS(g)
+        self.mms = [MMState() for _ in range(g.mms)]
+        # per inode: tie base -> (tie order, entry order, kind, pfn)
+        self.entries: list[dict[int, tuple[int, int, str, int]]] = [{} for _ in range(g.inodes)]
+        self.dirty: list[set[int]] = [set() for _ in range(g.inodes)]
+        self.handles: dict[int, tuple[int, str]] = {}
+        self.mounted = True
+        self.holder = True
+        n = g.pages
+        self.pte_maps = [0] * n  # PTEs reaching each pfn
+        self.pmd_maps = [0] * n  # huge PMDs whose head is each pfn
+        self.gets = [0] * n  # FOLL_GET handles on each pfn
+        self.pins = [0] * n  # FOLL_PIN handles on each pfn
+        self.head = list(range(n))  # pfn -> first pfn of its folio
+        self.forder = [0] * n  # folio order, at the head
+        self.assoc = [0] * n  # address-space entries referencing the folio, at the head
+        self.owner: list[tuple[int, int] | None] = [None] * n  # sole owner, at the head
+        self.shared: set[int] = set()  # heads of folios in shared mode
+        self.changed: set[int] = set()  # pfns whose facts changed in this op
+        self.killed: set[int] = set()
+
+    # ================================================================ op dispatch ====
+    def apply(self, op: O.Op) -> str:
+        self.changed.clear()
+        self.killed.clear()
+        try:
+            return self._dispatch[type(op)](self, op)
+        except Blocked as b:
+            return blocked(b.pfn)
+
+    # ============================================================ folio facts ====
+    def folio_pfns(self, head: int) -> range:
+        return range(head, head + (1 << self.forder[head]))
+
+    def gup_refs(self, head: int) -> int:
+        return sum(self.gets[p] + self.pins[p] for p in self.folio_pfns(head))
+
+    def _touch_folio(self, head: int) -> None:
+        self.changed.update(self.folio_pfns(head))
+
+    def _associate(self, ino: int, base: int, eorder: int, pfn: int) -> None:
+        """An address-space entry now references `pfn`'s folio."""
+        h = self.head[pfn]
+        if self.assoc[h]:
+            # a second owner: the folio is shared until its last entry goes
+            self.shared.add(h)
+            self.owner[h] = None
+        else:
+            if eorder and self.forder[h] == 0:
+                # the first association of a PMD entry builds the PMD folio
+                for p in range(pfn, pfn + (1 << eorder)):
+                    self.changed.add(p)
+                    if self.head[p] != p or self.forder[p]:
+                        self._split(self.head[p])
+                    self.head[p] = pfn
+                self.forder[pfn] = eorder
+                self.assoc[pfn] = sum(self.assoc[p] for p in range(pfn + 1, pfn + (1 << eorder)))
+                for p in range(pfn + 1, pfn + (1 << eorder)):
+                    self.assoc[p] = 0
+                h = pfn
+                if self.assoc[h]:
+                    self.shared.add(h)
+            if h not in self.shared:
+                self.owner[h] = (ino, base)
+        self.assoc[h] += 1
+        self._touch_folio(h)
+
+    def _disassociate(self, pfn: int) -> None:
+        """An address-space entry no longer references `pfn`'s folio."""
+        h = self.head[pfn]
+        self._touch_folio(h)
+        self.assoc[h] -= 1
+        if self.assoc[h] == 0:
+            self.shared.discard(h)
+            self.owner[h] = None
+            self._split(h)
+
+    def _split(self, h: int) -> None:
+        """A folio with no entry left is order-0 pages again."""
+        for p in self.folio_pfns(h):
+            self.head[p] = p
+            self.changed.add(p)
+        self.forder[h] = 0
+
+    # ============================================================ page tables ====
+    def _set_pte(self, mm: int, va: int, pfn: int, w: bool) -> None:
+        mmst = self.mms[mm]
+        old = mmst.pte.get(va)
+        if old is not None and old[0] >= 0:
+            self.pte_maps[old[0]] -= 1
+            self.changed.add(old[0])
+        mmst.pte[va] = (pfn, w)
+        mmst.tables.add(va >> self.order)
+        if pfn >= 0:
+            self.pte_maps[pfn] += 1
+            self.changed.add(pfn)
+
+    def _clear_pte(self, mm: int, va: int) -> None:
+        pfn, _w = self.mms[mm].pte.pop(va)
+        if pfn >= 0:
+            self.pte_maps[pfn] -= 1
+            self.changed.add(pfn)
+
+    def _set_pmd(self, mm: int, slot: int, pfn: int, w: bool) -> None:
+        self.mms[mm].pmd[slot] = (pfn, w)
+        if pfn >= 0:
+            self.pmd_maps[pfn] += 1
+            self.changed.add(pfn)
+
+    def _clear_pmd(self, mm: int, slot: int) -> None:
+        pfn, _w = self.mms[mm].pmd.pop(slot)
+        if pfn >= 0:
+            self.pmd_maps[pfn] -= 1
+            self.changed.add(pfn)
+
+    def _unmap_vma_range(self, mm: int, vma: Vma, first: int, last: int,
+                         even_cows: bool) -> None:
+        """Remove what file pages [first, last] of `vma` reach; a huge PMD touching the
+        range goes whole; private COW copies stay unless `even_cows`."""
+        lo, hi = max(first, vma.pgoff), min(last, vma.pgoff + vma.pages - 1)
+        if lo > hi:
+            return
+        mmst = self.mms[mm]
+        va_lo, va_hi = vma.vaddr(lo), vma.vaddr(hi)
+        for slot in range(va_lo >> self.order, (va_hi >> self.order) + 1):
+            if slot in mmst.pmd:
+                self._clear_pmd(mm, slot)
+        for va in range(va_lo, va_hi + 1):
+            pte = mmst.pte.get(va)
+            if pte is not None and (pte[0] != ANON or even_cows):
+                self._clear_pte(mm, va)
+
+    def _unmap_file(self, ino: int, first: int, last: int, even_cows: bool = False) -> None:
+        """Unmap file pages [first, last] of `ino` from every process."""
+        for mm, mmst in enumerate(self.mms):
+            for vma in list(mmst.vmas.values()):
+                if vma.ino == ino:
+                    self._unmap_vma_range(mm, vma, first, last, even_cows)
+
+    # ================================================================ entries ====
+    def _load(self, ino: int, idx: int) -> tuple[int, tuple[int, int, str, int]] | None:
+        """(tie base, entry) holding file page `idx`, if any."""
+        es = self.entries[ino]
+        e = es.get(idx)
+        if e is not None:
+            return idx, e
+        b = idx & ~self.colour
+        e = es.get(b)
+        if e is not None and e[0]:
+            return b, e
+        return None
+
+    def _drop_entry(self, ino: int, base: int) -> None:
+        _to, _eo, kind, pfn = self.entries[ino].pop(base)
+        self.dirty[ino].discard(base)
+        if kind == REAL:
+            self._disassociate(pfn)
+
+    def _delete_entries(self, ino: int, first: int = 0, last: int = 1 << 62) -> None:
+        for base in sorted(self.entries[ino]):
+            tie = self.entries[ino][base][0]
+            if base <= last and base + (1 << tie) - 1 >= first:
+                self._drop_entry(ino, base)
+
+    def _insert_entry(self, ino: int, base: int, eorder: int, kind: str, pfn: int,
+                      shared: bool, write: bool) -> tuple[int, int, str, int]:
+        """A fault found `pfn` (or a zero page) for the entry at `base`.  A zero or
+        empty entry is replaced, a real one is kept -- unless the extent is shared:
+        then the old entry (and every mapping of it) is replaced."""
+        tb, old = self._load(ino, base)  # type: ignore[misc]
+        if shared or (old[2] == ZERO and kind != ZERO):
+            if old[1]:
+                self._unmap_file(ino, tb, tb + self.nr - 1)
+            else:
+                self._unmap_file(ino, base, base)
+        if shared or old[2] in (ZERO, EMPTY):
+            if old[2] == REAL:
+                self._disassociate(old[3])
+            new = (old[0], eorder, kind, pfn)  # the tie keeps its size
+            self.entries[ino][tb] = new
+            if kind == REAL:
+                self._associate(ino, base, eorder, pfn)
+            cur = new
+        else:
+            cur = old
+        if write:
+            self.dirty[ino].add(tb)
+        return cur
+
+    def _grab_pte_entry(self, ino: int, idx: int) -> None:
+        """Make sure an entry covers `idx`: a zero/empty PMD entry is torn down (its
+        zero PMD unmapped), a real PMD entry stays; else a new empty PTE entry."""
+        got = self._load(ino, idx)
+        if got is not None:
+            base, e = got
+            if not e[1] or e[2] == REAL:
+                return
+            if e[2] == ZERO:
+                self._unmap_file(ino, base, base + self.nr - 1)
+            self._drop_entry(ino, base)
+        self.entries[ino][idx] = (0, 0, EMPTY, 0)
+
+    def _grab_pmd_entry(self, ino: int, base: int) -> bool:
+        """A PMD entry for [base, base+nr): False if a PTE-sized entry is in the way."""
+        es = self.entries[ino]
+        for i in range(base, base + self.nr):
+            e = es.get(i)
+            if e is not None and (e[1] == 0 or i != base):
+                return False
+        if base not in es:
+            es[base] = (self.order, self.order, EMPTY, 0)
+        return True
+
+    # ================================================================= faults ====
+    def _access(self, mm: int, vma: Vma, idx: int, write: bool) -> str:
+        """A user load/store of file page `idx` through `vma`."""
+        if write and not vma.write:
+            return SIGSEGV
+        mmst = self.mms[mm]
+        va = vma.vaddr(idx)
+        slot = va >> self.order
+        pmd = mmst.pmd.get(slot)
+        if pmd is not None:
+            if not write or pmd[1]:
+                return OK
+            if vma.shared:
+                r = self._pmd_fault(mm, vma, idx, True)
+                if r is not FALLBACK:
+                    return r  # type: ignore[return-value]
+            if slot in mmst.pmd:
+                self._clear_pmd(mm, slot)  # split: for a file VMA, the PMD is zapped
+        elif slot not in mmst.tables and vma.huge:
+            r = self._pmd_fault(mm, vma, idx, write)
+            if r is not FALLBACK:
+                return r  # type: ignore[return-value]
+        pte = mmst.pte.get(va)
+        if pte is not None:
+            if not write or pte[1]:
+                return OK
+            if pte[0] == ANON:
+                mmst.pte[va] = (ANON, True)
+                return OK
+            if vma.shared:
+                return self._pte_fault(mm, vma, idx, True)  # pfn_mkwrite: a write fault
+            self._set_pte(mm, va, ANON, True)  # copy-on-write of a private mapping
+            return OK
+        if write and not vma.shared:
+            return self._cow_fault(mm, vma, idx)
+        return self._pte_fault(mm, vma, idx, write)
+
+    def _cow_fault(self, mm: int, vma: Vma, idx: int) -> str:
+        """Private write with no PTE: copy the file page into a new anon page."""
+        if idx >= self.fs.size[vma.ino]:
+            return SIGBUS
+        self._grab_pte_entry(vma.ino, idx)
+        self._set_pte(mm, vma.vaddr(idx), ANON, True)
+        return OK
+
+    def _pte_fault(self, mm: int, vma: Vma, idx: int, write: bool) -> str:
+        ino = vma.ino
+        if idx >= self.fs.size[ino]:
+            return SIGBUS
+        self._grab_pte_entry(ino, idx)
+        va = vma.vaddr(idx)
+        if write:
+            pfn, _n, shared, _freed = self.fs.iomap_write(ino, idx, 1)
+            if pfn == HOLE:
+                return SIGBUS  # ENOSPC
+        else:
+            pfn, _n, shared = self.fs.iomap_read(ino, idx, 1)
+            if pfn == HOLE:
+                self._insert_entry(ino, idx, 0, ZERO, ZERO_PFN, False, False)
+                if va not in self.mms[mm].pte:
+                    self._set_pte(mm, va, ZERO_PFN, False)
+                return OK
+        self._insert_entry(ino, idx, 0, REAL, pfn, shared, write)
+        pte = self.mms[mm].pte.get(va)
+        if pte is None:
+            self._set_pte(mm, va, pfn, write and vma.write)
+        elif write and pte[0] == pfn:
+            self.mms[mm].pte[va] = (pfn, vma.write)
+        return OK
+
+    def _pmd_fault(self, mm: int, vma: Vma, idx: int, write: bool):
+        """Try to map the PMD around `idx`; FALLBACK when the kernel would use PTEs."""
+        ino = vma.ino
+        base = idx & ~self.colour
+        size = self.fs.size[ino]
+        if base >= size:
+            return SIGBUS
+        mmst = self.mms[mm]
+        va = vma.vaddr(idx)
+        slot = va >> self.order
+        s0 = slot << self.order
+        if (not vma.aligned or (write and not vma.shared) or s0 < vma.start
+                or s0 + self.nr > vma.end or (base | self.colour) >= size
+                or not self._grab_pmd_entry(ino, base)):
+            return self._pmd_fallback(mm, slot)
+        if write:
+            pfn, n, shared, _freed = self.fs.iomap_write(ino, base, self.nr)
+        else:
+            pfn, n, shared = self.fs.iomap_read(ino, base, self.nr)
+        if n < self.nr or (pfn == HOLE and write):
+            return self._pmd_fallback(mm, slot)
+        if pfn == HOLE:
+            self._insert_entry(ino, base, self.order, ZERO, HUGE_ZERO, False, False)
+            if slot in mmst.pmd:
+                return self._pmd_fallback(mm, slot)
+            self._set_pmd(mm, slot, HUGE_ZERO, False)
+            return OK
+        if pfn & self.colour:
+            return self._pmd_fallback(mm, slot)
+        self._insert_entry(ino, base, self.order, REAL, pfn, shared, write)
+        old = mmst.pmd.get(slot)
+        if old is None:
+            self._set_pmd(mm, slot, pfn, write and vma.write)
+        elif write and old[0] == pfn:
+            mmst.pmd[slot] = (pfn, vma.write)
+        return OK
+
+    def _pmd_fallback(self, mm: int, slot: int):
+        if slot in self.mms[mm].pmd:
+            self._clear_pmd(mm, slot)
+        return FALLBACK
+
+    # ================================================================ layouts ====
+    def _break_layout(self, ino: int, wait: bool = True) -> None:
+        """Unmap the whole file, then block on the first entry (in file order) whose
+        folio a GUP handle holds; if none, delete every entry."""
+        self._unmap_file(ino, 0, 1 << 62)
+        for base in sorted(self.entries[ino]):
+            _to, _eo, kind, pfn = self.entries[ino][base]
+            if kind == REAL and self.gup_refs(self.head[pfn]):
+                raise Blocked(self.head[pfn])
+        self._delete_entries(ino)
+
+    # ================================================================ ops ========
+    def op_mmap(self, op: O.Mmap) -> str:
+        if not self.mounted:
+            return ENOENT
+        mmst = self.mms[op.mm]
+        if op.vma in mmst.vmas:
+            return EEXIST
+        if op.pgoff + op.pages > self.g.max_file_pages:
+            return EINVAL
+        mmst.vmas[op.vma] = make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
+                                     bool(op.shared), bool(op.write), bool(op.huge),
+                                     bool(op.aligned))
+        return OK
+
+    def op_munmap(self, op: O.Munmap) -> str:
+        mmst = self.mms[op.mm]
+        vma = mmst.vmas.pop(op.vma, None)
+        if vma is None:
+            return EINVAL
+        self._unmap_vma_range(op.mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
+        for slot in range(vma.start >> self.order, ((vma.end - 1) >> self.order) + 1):
+            mmst.tables.discard(slot)
+        return OK
+
+    def op_fault(self, op: O.Fault) -> str:
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        if vma is None or not vma.covers(op.pgoff):
+            return SIGSEGV
+        return self._access(op.mm, vma, op.pgoff, bool(op.write))
+
+    def op_msync(self, op: O.Msync) -> str:
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        if vma is None:
+            return EINVAL
+        if not vma.shared:
+            return OK
+        ino = vma.ino
+        first, last = vma.pgoff, vma.pgoff + vma.pages - 1
+        for base in sorted(self.dirty[ino]):
+            tie, eorder, _kind, pfn = self.entries[ino][base]
+            if base > last or base + (1 << tie) - 1 < first:
+                continue
+            # write-protect every writable mapping of the entry's pages of this file
+            nr = 1 << eorder
+            for mm, mmst in enumerate(self.mms):
+                for v in mmst.vmas.values():
+                    if v.ino != ino:
+                        continue
+                    for i in range(base, base + nr):
+                        if not v.covers(i):
+                            continue
+                        va = v.vaddr(i)
+                        pte = mmst.pte.get(va)
+                        if pte is not None and pfn <= pte[0] < pfn + nr and pte[1]:
+                            mmst.pte[va] = (pte[0], False)
+                        pmd = mmst.pmd.get(va >> self.order)
+                        if pmd is not None and pmd[0] == pfn and pmd[1]:
+                            mmst.pmd[va >> self.order] = (pfn, False)
+            self.dirty[ino].discard(base)
+        return OK
+
+    def _gup(self, mm: int, slot: int, idx: int, h: int, kind: str, write: bool,
+             longterm: bool) -> str:
+        if h in self.handles:
+            return EEXIST
+        vma = self.mms[mm].vmas.get(slot)
+        if vma is None or not vma.covers(idx):
+            return EFAULT
+        if write and not vma.write:
+            return EFAULT
+        if longterm:
+            return EOPNOTSUPP  # FOLL_LONGTERM is refused on fs-DAX VMAs
+        mmst = self.mms[mm]
+        va = vma.vaddr(idx)
+        for _ in range(4):
+            pmd = mmst.pmd.get(va >> self.order)
+            if pmd is not None and (not write or pmd[1]):
+                pfn = pmd[0] if pmd[0] == HUGE_ZERO else pmd[0] + (va & self.colour)
+                break
+            pte = mmst.pte.get(va)
+            if pmd is None and pte is not None and (not write or pte[1]):
+                pfn = pte[0]
+                break
+            r = self._access(mm, vma, idx, write)
+            if r != OK:
+                return EFAULT
+        else:
+            return EFAULT
+        if pfn >= 0:
+            (self.pins if kind == "pin" else self.gets)[pfn] += 1
+            self.changed.add(pfn)
+        self.handles[h] = (pfn, kind)
+        return OK
+
+    def op_pin(self, op: O.Pin) -> str:
+        return self._gup(op.mm, op.vma, op.pgoff, op.h, "pin", bool(op.write), bool(op.longterm))
+
+    def op_get(self, op: O.Get) -> str:
+        return self._gup(op.mm, op.vma, op.pgoff, op.h, "get", bool(op.write), False)
+
+    def _release(self, h: int, kind: str) -> str:
+        held = self.handles.get(h)
+        if held is None or held[1] != kind:
+            return EINVAL
+        del self.handles[h]
+        pfn = held[0]
+        if pfn >= 0:
+            (self.pins if kind == "pin" else self.gets)[pfn] -= 1
+            self.changed.add(pfn)
+        return OK
+
+    def op_unpin(self, op: O.Unpin) -> str:
+        return self._release(op.h, "pin")
+
+    def op_put(self, op: O.Put) -> str:
+        return self._release(op.h, "get")
+
+    def op_truncate(self, op: O.Truncate) -> str:
+        if not self.mounted:
+            return ENOENT
+        self._break_layout(op.ino)
+        old = self.fs.size[op.ino]
+        self.fs.size[op.ino] = op.pages
+        if op.pages < old:
+            self._unmap_file(op.ino, op.pages, 1 << 62, even_cows=True)
+        self.fs.unmap_range(op.ino, op.pages, 1 << 40)
+        return OK
+
+    def op_punch(self, op: O.Punch) -> str:
+        if not self.mounted:
+            return ENOENT
+        self._break_layout(op.ino)
+        size = self.fs.size[op.ino]
+        if op.pgoff >= size:
+            return OK
+        end = min(op.pgoff + op.pages, size)
+        self._unmap_file(op.ino, op.pgoff, end - 1)
+        self.fs.unmap_range(op.ino, op.pgoff, end)
+        return OK
+
+    def op_reflink(self, op: O.Reflink) -> str:
+        if not self.mounted:
+            return ENOENT
+        ip1, ip2 = sorted((op.src, op.dst))
+        self._break_layout(ip1)
+        if ip2 != ip1:
+            self._break_layout(ip2)
+        fs = self.fs
+        if (op.src_pgoff + op.pages > fs.size[op.src]
+                or op.dst_pgoff + op.pages > self.g.max_file_pages
+                or (op.src == op.dst and op.dst_pgoff + op.pages > op.src_pgoff
+                    and op.dst_pgoff < op.src_pgoff + op.pages)):
+            return EINVAL
+        fs.remap(op.src, op.dst, op.src_pgoff, op.dst_pgoff, op.pages)
+        return OK
+
+    def op_unmount(self, op: O.Unmount) -> str:
+        if not self.mounted:
+            return EINVAL
+        if any(mmst.vmas for mmst in self.mms):
+            return EBUSY
+        for ino in range(self.g.inodes):
+            self._break_layout(ino)
+        self.mounted = False
+        self.holder = False
+        return OK
+
+    def op_mount(self, op: O.Mount) -> str:
+        if self.mounted:
+            return EBUSY
+        self.mounted = True
+        self.holder = True
+        return OK
+
+    def op_memory_failure(self, op: O.MemoryFailure) -> str:
+        if op.holder and self.holder:
+            # the filesystem finds every owner of the block by reverse map
+            for ino, idx in self.fs.owners(op.pfn):
+                got = self._load(ino, idx)
+                if got is not None and got[1][2] == REAL:
+                    self._kill(op.mm, ino, idx)
+        else:
+            # the generic path needs the folio's single owner
+            owner = self.owner[self.head[op.pfn]]
+            if owner is None:
+                return EBUSY
+            self._kill(op.mm, *owner)
+        if not self.killed:
+            return OK
+        return OK + " killed=" + ",".join(map(str, sorted(self.killed)))
+
+    def _kill(self, mm: int, ino: int, idx: int) -> None:
+        """Signal `mm` (current) if it maps the file page, unmapping the largest size."""
+        size = 0
+        found = False
+        mmst = self.mms[mm]
+        for vma in mmst.vmas.values():
+            if vma.ino == ino and vma.covers(idx):
+                found = True
+                va = vma.vaddr(idx)
+                if va >> self.order in mmst.pmd:
+                    size = max(size, self.nr)
+                elif va in mmst.pte:
+                    size = max(size, 1)
+        if size:
+            start = idx & ~(size - 1)
+            self._unmap_file(ino, start, start + size - 1)
+        if found:
+            self.killed.add(mm)
+
+    _dispatch = {
+        O.Mmap: op_mmap, O.Munmap: op_munmap, O.Fault: op_fault, O.Msync: op_msync,
+        O.Pin: op_pin, O.Get: op_get, O.Unpin: op_unpin, O.Put: op_put,
+        O.Truncate: op_truncate, O.Punch: op_punch, O.Reflink: op_reflink,
+        O.Unmount: op_unmount, O.Mount: op_mount, O.MemoryFailure: op_memory_failure,
+    }
