@@ -1,0 +1,70 @@
+"""The atheris engine: libFuzzer over the total byte codec.
+
+    python -m fuzz.atheris_harness CORPUS_DIR [libFuzzer flags, e.g. -max_total_time=60]
+
+Environment: DAXFUZZ_TARGET (default 6.15), DAXFUZZ_GEOMETRY (trace-header form),
+DAXFUZZ_KNOWN (comma-separated divergence signatures to ignore, so a campaign goes
+past bugs it already has), DAXFUZZ_MAX_OPS (ops per input, default 64),
+DAXFUZZ_WEIGHTS (op=w,... op mix).  A new divergence raises `DivergenceFound` with
+the report; libFuzzer saves the input as crash-<sha1>, which
+``daxfuzz reduce crash-<sha1>`` turns into a reduced trace.
+
+Only the implementation under test (kdax, oracle) and the runner are instrumented.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import atheris
+
+# Imported before instrumentation starts: the codec and the plumbing are not under test.
+from daxfuzz import errors, geometry, ops, trace, world  # noqa: F401
+from daxfuzz.codec import Codec, parse_weights
+from daxfuzz.geometry import DEFAULT, Geometry
+
+with atheris.instrument_imports(include=["kdax", "oracle", "daxfuzz.runner"]):
+    import kdax.targets  # noqa: F401
+    import oracle  # noqa: F401
+    from daxfuzz.runner import Runner
+
+
+class DivergenceFound(Exception):
+    """A new divergence: the message is the runner's report."""
+
+
+TARGET = os.environ.get("DAXFUZZ_TARGET", "6.15")
+GEOMETRY = Geometry.parse(os.environ["DAXFUZZ_GEOMETRY"]) if os.environ.get(
+    "DAXFUZZ_GEOMETRY") else DEFAULT
+KNOWN = frozenset(filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
+MAX_OPS = int(os.environ.get("DAXFUZZ_MAX_OPS", "64"))
+CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
+RUNNER = Runner(TARGET, GEOMETRY)
+
+
+def TestOneInput(data: bytes) -> None:
+    """Decode `data` to ops, run them; raise on a divergence not in KNOWN."""
+    RUNNER.reset()
+    step = RUNNER.step
+    for op in CODEC.decode(data, max_ops=MAX_OPS):
+        div = step(op)
+        if div is not None:
+            if div.signature() in KNOWN:
+                return
+            raise DivergenceFound(f"target {TARGET}\n{div.report()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if not any(a.startswith("-max_len=") for a in argv):
+        argv.append(f"-max_len={MAX_OPS * 8}")
+    dict_path = os.path.join(os.path.dirname(__file__), "dict", "daxfuzz.dict")
+    if os.path.exists(dict_path) and not any(a.startswith("-dict=") for a in argv):
+        argv.append(f"-dict={dict_path}")
+    atheris.Setup(argv, TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

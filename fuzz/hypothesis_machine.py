@@ -1,0 +1,267 @@
+"""The Hypothesis engine: a rule-based state machine whose rules are the ops.
+
+Bundles hold the live things (mapped VMAs, held GUP handles), so most generated
+steps hit something real; every rule hands its op to the runner, and the
+``agrees`` invariant fails on the first divergence.  The final (shrunk) failing
+run writes its steps as a trace into the findings folder, reduces it, emits a
+pytest reproducer, and names the files in the failure message.
+
+Run as a test (``pytest fuzz/hypothesis_machine.py``; under xdist too) or through
+``daxfuzz fuzz --engine hypothesis``.  Environment:
+
+    DAXFUZZ_TARGET       target name (default 6.15)
+    DAXFUZZ_FINDINGS     findings folder (default ./findings)
+    HYPOTHESIS_PROFILE   dev (default) | ci | campaign
+    DAXFUZZ_HYPOTHESIS_DB  example database folder of the campaign profile
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+)
+
+from daxfuzz import ops as O
+from daxfuzz.codec import DEFAULT_WEIGHTS
+from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.trace import Trace
+
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                      HealthCheck.filter_too_much])
+settings.register_profile("dev", max_examples=200, stateful_step_count=50, **_COMMON)
+settings.register_profile("ci", max_examples=100, stateful_step_count=30, derandomize=True,
+                          database=None, print_blob=False, **_COMMON)
+settings.register_profile(
+    "campaign", max_examples=1_000_000, stateful_step_count=200,
+    database=DirectoryBasedExampleDatabase(
+        os.environ.get("DAXFUZZ_HYPOTHESIS_DB", ".hypothesis/daxfuzz-campaign")),
+    **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@dataclass(frozen=True)
+class VmaRef:
+    """A mapped VMA as the rules see it."""
+
+    mm: int
+    vma: int
+    pgoff: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class HandleRef:
+    """A held GUP reference."""
+
+    h: int
+    pin: bool
+
+
+class DivergenceFound(AssertionError):
+    """The target disagreed with the oracle; the message is the divergence report."""
+
+
+def _is_final() -> bool:
+    """True in Hypothesis's last, reported run of a failing example (not while shrinking)."""
+    try:
+        from hypothesis.control import current_build_context
+        return current_build_context().is_final
+    except Exception:  # noqa: BLE001 - outside a build context: treat as final
+        return True
+
+
+class DaxMachine(RuleBasedStateMachine):
+    """Base machine; `machine_for` makes the per-target, per-op-mix subclasses."""
+
+    target_name = os.environ.get("DAXFUZZ_TARGET", "6.15")
+    g: Geometry = DEFAULT
+    findings = os.environ.get("DAXFUZZ_FINDINGS", "findings")
+    known: frozenset[str] = frozenset()  # signatures already found: ignored
+    deadline: float | None = None  # monotonic time after which rules do nothing
+    steps = 0  # class-wide step counter, for progress
+    first_found: float | None = None  # monotonic time of the first new divergence
+    last_finding: dict | None = None
+
+    vmas = Bundle("vmas")
+    handles = Bundle("handles")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from daxfuzz.runner import Runner
+
+        self.runner = Runner(self.target_name, self.g)
+        self.ops: list[O.Op] = []
+        self.div = None
+        self.dead = False  # a known divergence or time up: the rest of the run is moot
+        self.held: set[int] = set()
+
+    def _do(self, op: O.Op) -> str | None:
+        """Run one op; None when the run is already over."""
+        if self.dead:
+            return None
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.dead = True
+            return None
+        type(self).steps += 1
+        self.ops.append(op)
+        div = self.runner.step(op)
+        if div is not None:
+            if div.signature() in self.known:
+                self.dead = True
+            else:
+                self.div = div
+                if type(self).first_found is None:
+                    type(self).first_found = time.monotonic()
+        return self.runner.last_result
+
+    @invariant()
+    def agrees(self) -> None:
+        if self.div is None:
+            return
+        msg = self.div.report()
+        if _is_final():
+            msg += "\n" + self._save()
+        raise DivergenceFound(msg)
+
+    def _save(self) -> str:
+        """Write the shrunk steps, reduce them, emit the reproducers; say where."""
+        from daxfuzz.emit import save_finding
+
+        raw = Trace(ops=tuple(self.ops), target=self.target_name, geometry=self.g,
+                    expect=f"divergence {self.div.signature()}",
+                    description=("Hypothesis's shrunk steps",))
+        saved = save_finding(self.findings, raw, engine="hypothesis")
+        type(self).last_finding = saved
+        return "\n".join(f"{k}: {v}" for k, v in saved.items() if k.endswith("path"))
+
+    # ---- helpers -------------------------------------------------------------------
+    def _free_h(self, h: int) -> int:
+        """The `h`-th free handle slot (modulo how many are free)."""
+        free = [i for i in range(self.g.handles) if i not in self.held]
+        return free[h % len(free)]
+
+    def _gup(self, cls, ref: VmaRef, off: int, h: int, **kw):
+        h = self._free_h(h)
+        res = self._do(cls(ref.mm, ref.vma, ref.pgoff + off % ref.pages, h=h, **kw))
+        if res == "ok":
+            self.held.add(h)
+            return HandleRef(h, cls is O.Pin)
+        return multiple()
+
+
+def _rules(g: Geometry) -> dict[str, list]:
+    """The rule functions per op kind, with strategies bounded by geometry `g`."""
+    def ints(dom: str):
+        lo, hi = O.domain_size(dom, g)
+        return st.integers(lo, hi)
+
+    b = st.integers(0, 1)
+    V, H = DaxMachine.vmas, DaxMachine.handles
+    has_free_h = precondition(lambda self: len(self.held) < self.g.handles)
+
+    @rule(target=V, mm=ints(O.MM), vma=ints(O.VMA), ino=ints(O.INO), pgoff=ints(O.IDX),
+          pages=ints(O.LEN), shared=b, write=b, huge=b, aligned=b)
+    def mmap(self, mm, vma, ino, pgoff, pages, shared, write, huge, aligned):
+        res = self._do(O.Mmap(mm, vma, ino, pgoff, pages, shared, write, huge, aligned))
+        return VmaRef(mm, vma, pgoff, pages) if res == "ok" else multiple()
+
+    @rule(ref=consumes(V))
+    def munmap(self, ref):
+        self._do(O.Munmap(ref.mm, ref.vma))
+
+    @rule(ref=V, off=ints(O.IDX), write=b)
+    def fault(self, ref, off, write):
+        self._do(O.Fault(ref.mm, ref.vma, ref.pgoff + off % ref.pages, write))
+
+    @rule(ref=V)
+    def msync(self, ref):
+        self._do(O.Msync(ref.mm, ref.vma))
+
+    @rule(src=ints(O.INO), dst=ints(O.INO), src_pgoff=ints(O.IDX), dst_pgoff=ints(O.IDX),
+          pages=ints(O.LEN))
+    def reflink(self, src, dst, src_pgoff, dst_pgoff, pages):
+        self._do(O.Reflink(src, dst, src_pgoff, dst_pgoff, pages))
+
+    @has_free_h
+    @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b, longterm=b)
+    def pin(self, ref, off, h, write, longterm):
+        return self._gup(O.Pin, ref, off, h, write=write, longterm=longterm)
+
+    @has_free_h
+    @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b)
+    def get(self, ref, off, h, write):
+        return self._gup(O.Get, ref, off, h, write=write)
+
+    @rule(hd=consumes(H))
+    def unpin(self, hd):
+        # the bundle holds pins and gets: release each the right way
+        if self._do(O.Unpin(hd.h) if hd.pin else O.Put(hd.h)) == "ok":
+            self.held.discard(hd.h)
+
+    @rule(ino=ints(O.INO), pages=ints(O.LEN0))
+    def truncate(self, ino, pages):
+        self._do(O.Truncate(ino, pages))
+
+    @rule(ino=ints(O.INO), pgoff=ints(O.IDX), pages=ints(O.LEN))
+    def punch(self, ino, pgoff, pages):
+        self._do(O.Punch(ino, pgoff, pages))
+
+    @rule()
+    def unmount(self):
+        self._do(O.Unmount())
+
+    @rule()
+    def mount(self):
+        self._do(O.Mount())
+
+    @rule(pfn=ints(O.PFN), mm=ints(O.MM), holder=b)
+    def memory_failure(self, pfn, mm, holder):
+        self._do(O.MemoryFailure(pfn, mm, holder))
+
+    # put shares unpin's rule (a get handle is released with put)
+    return {"mmap": [mmap], "munmap": [munmap], "fault": [fault], "msync": [msync],
+            "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
+            "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
+            "mount": [mount], "memory_failure": [memory_failure]}
+
+
+def machine_for(target: str, g: Geometry = DEFAULT, *,
+                weights: Mapping[str, int] | None = None, known: Iterable[str] = (),
+                findings: str | None = None, deadline: float | None = None,
+                ) -> type[DaxMachine]:
+    """A machine class for `target`; an op kind of weight w gets ceil(w/8) copies of its rule
+    (weight 0 drops it: the swarm and ``--weights`` op mix)."""
+    w = DEFAULT_WEIGHTS if weights is None else weights
+    ns: dict[str, object] = {
+        "target_name": target, "g": g, "known": frozenset(known), "deadline": deadline,
+        "findings": findings or DaxMachine.findings, "steps": 0, "last_finding": None,
+        "first_found": None,
+    }
+    for kind, fns in _rules(g).items():
+        copies = -(-w.get(kind, 0) // 8)
+        for fn in fns:
+            for i in range(copies):
+                ns[f"{fn.__name__}_{i}" if i else fn.__name__] = fn
+    safe = "".join(c if c.isalnum() else "_" for c in target)
+    return type(f"DaxMachine_{safe}", (DaxMachine,), ns)
+
+
+# The ordinary pytest entry point: `pytest fuzz/hypothesis_machine.py`.
+TestDaxMachine = machine_for(DaxMachine.target_name).TestCase
+
+__all__ = ["DaxMachine", "DivergenceFound", "HandleRef", "TestDaxMachine", "VmaRef",
+           "machine_for"]

@@ -1,0 +1,84 @@
+"""The baseline engine: random byte strings through the codec, no feedback.
+
+What the coverage-guided engines must beat, and the cheapest way to drive the
+runner for a while (``daxfuzz fuzz --engine random``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from daxfuzz import ops as O
+from daxfuzz.codec import DEFAULT_WEIGHTS, Codec
+from daxfuzz.geometry import DEFAULT, Geometry
+
+
+@dataclass
+class Stats:
+    """Progress of one random-engine run."""
+
+    inputs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    findings: list[tuple[list[O.Op], object]] = field(default_factory=list)
+    first_found: float | None = None  # seconds from start to the first new finding
+
+
+def swarm_weights(rng: random.Random, base: Mapping[str, int] = DEFAULT_WEIGHTS
+                  ) -> dict[str, int]:
+    """Swarm testing: switch off a random subset of op kinds (keeping mmap and fault on)."""
+    w = dict(base)
+    for k in w:
+        if k not in ("mmap", "fault") and rng.random() < 0.5:
+            w[k] = 0
+    return w
+
+
+def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int = 0,
+        weights: Mapping[str, int] | None = None, swarm: bool = False, ops_per_input: int = 16,
+        known: Iterable[str] = (), stop_at_first: bool = False,
+        progress: Callable[[Stats], None] | None = None) -> Stats:
+    """Fuzz `target` for `seconds`; each new divergence signature is one finding."""
+    from daxfuzz.runner import Runner
+
+    rng = random.Random(seed)
+    base = dict(DEFAULT_WEIGHTS if weights is None else weights)
+    codec = Codec(g, base)
+    runner = Runner(target, g)
+    seen = set(known)
+    st = Stats()
+    t0 = time.monotonic()
+    nbytes = ops_per_input * 6
+    while True:
+        now = time.monotonic()
+        if now - t0 >= seconds:
+            break
+        if st.inputs % 256 == 0:
+            if swarm:
+                codec = Codec(g, swarm_weights(rng, base))
+            if progress is not None:
+                st.seconds = now - t0
+                progress(st)
+        st.inputs += 1
+        ops = codec.decode(rng.randbytes(nbytes), max_ops=ops_per_input)
+        runner.reset()
+        for op in ops:
+            div = runner.step(op)
+            if div is not None:
+                sig = div.signature()
+                if sig not in seen:
+                    seen.add(sig)
+                    st.findings.append((ops[:div.step], div))
+                    if st.first_found is None:
+                        st.first_found = time.monotonic() - t0
+                break
+        st.steps += runner.nsteps
+        if stop_at_first and st.findings:
+            break
+    st.seconds = time.monotonic() - t0
+    if progress is not None:
+        progress(st)
+    return st
