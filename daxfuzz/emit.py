@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 
+from daxfuzz.errors import InputError
 from daxfuzz.trace import Trace, write_trace_atomic
 
 PYTEST_TEMPLATE = '''\
@@ -109,16 +110,11 @@ def save_finding(findings: str, raw: Trace, *, engine: str) -> dict:
            "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
            "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True}
     write_trace_atomic(out["raw_path"], raw)
-    if os.path.exists(out["trace_path"]):
-        from daxfuzz.trace import read_trace
-        try:
-            old = read_trace(out["trace_path"])
-            if len(old.ops) <= len(red.trace.ops):
-                out["new"] = False
-                out["ops"] = len(old.ops)
-                return out
-        except Exception:  # noqa: BLE001 - an unreadable old finding is replaced
-            pass
+    old = _read_or_none(out["trace_path"])  # an unreadable old finding is replaced
+    if old is not None and len(old.ops) <= len(red.trace.ops):
+        out["new"] = False
+        out["ops"] = len(old.ops)
+        return out
     write_trace_atomic(out["trace_path"], red.trace)
     _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
     return out
@@ -129,15 +125,21 @@ def known_signatures(findings: str, target: str) -> set[str]:
     out = set()
     if not os.path.isdir(findings):
         return out
-    from daxfuzz.trace import read_trace
     for name in sorted(os.listdir(findings)):
-        if not name.endswith(".trace") or name.startswith("."):
-            continue
-        try:
-            t = read_trace(os.path.join(findings, name))
-        except Exception:  # noqa: BLE001 - not ours to judge here; replay reports it
-            continue
-        words = t.expect.split()
-        if t.target == target and len(words) == 2 and words[0] == "divergence":
+        t = _read_or_none(os.path.join(findings, name)) if name.endswith(".trace") else None
+        words = t.expect.split() if t is not None else []
+        if t is not None and t.target == target and len(words) == 2 and words[0] == "divergence":
             out.add(words[1])
     return out
+
+
+def _read_or_none(path: str) -> Trace | None:
+    """The trace at `path`, or None if missing or malformed (replay reports those)."""
+    from daxfuzz.trace import read_trace
+
+    if not os.path.exists(path):
+        return None
+    try:
+        return read_trace(path)
+    except InputError:
+        return None

@@ -40,8 +40,8 @@ from daxfuzz.codec import DEFAULT_WEIGHTS
 from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.trace import Trace
 
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                      HealthCheck.filter_too_much])
+_COMMON = {"deadline": None,
+           "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
 settings.register_profile("dev", max_examples=200, stateful_step_count=50, **_COMMON)
 settings.register_profile("ci", max_examples=100, stateful_step_count=30, derandomize=True,
                           database=None, print_blob=False, **_COMMON)
