@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from daxfuzz.geometry import Geometry
 from daxfuzz.ops import Op, Pin, Punch, Reflink, Truncate, Unmount
-from daxfuzz.world import ANON, HUGE_ZERO, ZERO_PFN
+from daxfuzz.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
 from oracle import Oracle, safety
 
 GUP_PIN_COUNTING_BIAS = 1024
@@ -43,8 +43,12 @@ class Divergence:
     target: str = ""
 
     def signature(self) -> str:
-        """What makes two findings the same bug: op kind and diverging field."""
-        return f"{self.op.name}:{self.field}"
+        """What makes two findings the same bug: op kind and diverging field (and, for
+        a warning, the function that warned)."""
+        sig = f"{self.op.name}:{self.field}"
+        if self.field == "warning" and " in " in str(self.actual):
+            sig += "@" + str(self.actual).rsplit(" in ", 1)[1]
+        return sig
 
     def report(self) -> str:
         where = f" pfn={self.pfn}" if self.pfn is not None else ""
@@ -86,6 +90,9 @@ class Runner:
         self.last_result = ""
         self.folio_conv = getattr(self.t, "convention", "folio") == "folio"
         self.idle = self.t.idle_refcount
+        self._mm_pairs = list(zip(self.o.mms, self.t.mms))
+        self._entry_pairs = [(self.o.entries[i], self.t.i_pages[i].ties)
+                             for i in range(self.g.inodes)]
 
     # ------------------------------------------------------------------ one step ---
     def step(self, op: Op) -> Divergence | None:
@@ -132,8 +139,11 @@ class Runner:
     # ------------------------------------------------------------------ facts ------
     def _compare_facts(self, op: Op) -> Divergence | None:
         o, t = self.o, self.t
-        for mm in range(self.g.mms):
-            om, tm = o.mms[mm], t.mms[mm]
+        for om, tm in self._mm_pairs:
+            if (om.pte == tm.pte and om.pmd == tm.pmd and om.tables == tm.tables
+                    and om.vmas == tm.vmas):
+                continue
+            mm = o.mms.index(om)
             if om.pte != tm.pte:
                 return self._div_dict(op, "pte", mm, om.pte, tm.pte)
             if om.pmd != tm.pmd:
@@ -143,10 +153,9 @@ class Runner:
                                  f"mm{mm} {sorted(tm.tables)}")
             if om.vmas != tm.vmas:
                 return self._div(op, "vma", om.vmas, tm.vmas)
-        for ino in range(self.g.inodes):
-            te = t.entry_facts(ino)
-            if te != o.entries[ino]:
-                return self._div_dict(op, "entry", ino, o.entries[ino], te)
+        for ino, (oe, te) in enumerate(self._entry_pairs):
+            if te != oe:
+                return self._div_dict(op, "entry", ino, oe, te)
         if o.fs.bmap != t.fs.bmap or o.fs.size != t.fs.size or o.fs.refcnt != t.fs.refcnt:
             return self._div(op, "blocks", o.fs.facts(), t.fs.facts())
         if o.handles != t.handles:
@@ -157,12 +166,15 @@ class Runner:
         for k in sorted(set(exp) | set(act)):
             if exp.get(k) != act.get(k):
                 e, a = exp.get(k), act.get(k)
-                pfn = next((v if isinstance(v, int) else v[-1] if what == "entry" else v[0]
-                            for v in (e, a) if v is not None), None)
-                label = "ino" if what == "entry" else "mm"
-                key = "idx" if what == "entry" else ("va" if what == "pte" else "pmd-slot")
-                return self._div(op, what, f"{label}{who} {key}={k}: {e}",
-                                 f"{label}{who} {key}={k}: {a}",
+                if what == "entry":
+                    pfn = next((v[1] >> ENTRY_SHIFT for v in (e, a) if v is not None), None)
+                    e = entry_text(*e) if e is not None else "none"
+                    a = entry_text(*a) if a is not None else "none"
+                    return self._div(op, what, f"ino{who} idx={k}: {e}", f"ino{who} idx={k}: {a}",
+                                     pfn=pfn)
+                pfn = next((v[0] for v in (e, a) if v is not None), None)
+                key = "va" if what == "pte" else "pmd-slot"
+                return self._div(op, what, f"mm{who} {key}={k}: {e}", f"mm{who} {key}={k}: {a}",
                                  pfn=pfn if isinstance(pfn, int) and pfn >= 0 else None)
         raise AssertionError("dicts differ but no key does")
 
@@ -275,9 +287,9 @@ class Runner:
         held = {t.page_folio(t.pages[p]).pfn for p in self._t_held()}
         assoc = set()
         for ino in range(self.g.inodes):
-            for _b, (_to, _eo, kind, pfn) in t.entry_facts(ino).items():
-                if kind == "real":
-                    assoc.add(t.page_folio(t.pages[pfn]).pfn)
+            for _b, (_to, code) in t.i_pages[ino].ties.items():
+                if entry_kind(code) == "real":
+                    assoc.add(t.page_folio(t.pages[code >> ENTRY_SHIFT]).pfn)
         return held, assoc
 
     def _check_layout(self, op: Op, result: str, before: tuple[set[int], set[int]]
@@ -310,9 +322,10 @@ class Runner:
             if p in fp:
                 out.append(f"gup: handle {hd} {kind} pfn {p}")
         for ino, es in enumerate(o.entries):
-            for b, (_to, eo, kind, p) in sorted(es.items()):
-                if kind == "real" and (p in fp or (eo and h in range(p, p + (1 << eo)))):
-                    out.append(f"entry: ino{ino} idx={b} {'PMD' if eo else 'PTE'} pfn {p}")
+            for b, (to, code) in sorted(es.items()):
+                p = code >> ENTRY_SHIFT
+                if entry_kind(code) == "real" and p in fp:
+                    out.append(f"entry: ino{ino} idx={b} {entry_text(to, code)}")
         for p in fp:
             owners = o.fs.owners(p)
             if owners:

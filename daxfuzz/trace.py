@@ -15,7 +15,8 @@ A trace is plain text, parsed and never executed::
 Header lines (``key: value``) come before the first op; ``description`` may repeat.
 An op line may end with ``=> result``: the result the trace's author expects; replay
 checks it.  ``expect`` is ``agree`` or ``divergence`` optionally followed by the
-divergence signature (``divergence op=fault field=refcount``).
+divergence signature (``divergence fault:refcount``); ``expect 6.15: ...`` overrides it
+for one target.
 ``str(parse_trace(text)) == text`` holds for canonical text (what ``str`` prints).
 """
 
@@ -40,6 +41,14 @@ class Trace:
     expect: str = "agree"
     description: tuple[str, ...] = ()
     results: tuple[str | None, ...] = field(default=())
+    expect_for: tuple[tuple[str, str], ...] = ()  # per-target overrides of `expect`
+
+    def expectation(self, target: str) -> str:
+        """The expected outcome on `target`: 'agree' or 'divergence [signature]'."""
+        for t, e in self.expect_for:
+            if t == target:
+                return e
+        return self.expect
 
     def __post_init__(self) -> None:
         if not self.results:
@@ -53,6 +62,8 @@ class Trace:
             lines.append(f"target: {self.target}")
         lines.append(f"geometry: {self.geometry.text()}")
         lines.append(f"expect: {self.expect}")
+        for t, e in self.expect_for:
+            lines.append(f"expect {t}: {e}")
         for d in self.description:
             lines.append(f"description: {d}" if d else "description:")
         lines.append("")
@@ -64,7 +75,8 @@ class Trace:
         """The same header over other ops (results dropped unless given)."""
         return Trace(ops=tuple(ops), target=self.target, geometry=self.geometry,
                      expect=self.expect, description=self.description,
-                     results=tuple(results) if results is not None else ())
+                     results=tuple(results) if results is not None else (),
+                     expect_for=self.expect_for)
 
 
 def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
@@ -73,12 +85,24 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
     desc: list[str] = []
     ops: list[Op] = []
     results: list[str | None] = []
+    expect_for: list[tuple[str, str]] = []
     geometry = DEFAULT
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         key, colon, rest = line.partition(":")
+        kw0 = key.split()
+        if colon and kw0 and kw0[0] == "expect" and len(kw0) == 2 and "=" not in key:
+            rest = rest.strip()
+            if ops:
+                raise InputError("header line 'expect' after the first op; move it to the top",
+                                 path=path, line=lineno)
+            if rest.split()[:1] not in (["agree"], ["divergence"]):
+                raise InputError(f"expect {kw0[1]}: {rest!r}; write 'agree' or "
+                                 "'divergence [signature]'", path=path, line=lineno)
+            expect_for.append((kw0[1], " ".join(rest.split())))
+            continue
         if colon and key.strip() in HEADER_KEYS and "=" not in key:
             key = key.strip()
             rest = rest.strip()
@@ -90,7 +114,7 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
                 continue
             if key in hdr:
                 raise InputError(f"header {key!r} given twice", path=path, line=lineno)
-            hdr[key] = rest
+            hdr[key] = " ".join(rest.split())
             if key == "geometry":
                 try:
                     geometry = Geometry.parse(rest)
@@ -118,7 +142,7 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
         results.append(res if arrow else None)
     return Trace(ops=tuple(ops), target=hdr.get("target"), geometry=geometry,
                  expect=hdr.get("expect", "agree"), description=tuple(desc),
-                 results=tuple(results))
+                 results=tuple(results), expect_for=tuple(expect_for))
 
 
 def read_trace(path: str) -> Trace:

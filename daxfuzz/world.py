@@ -8,7 +8,7 @@ tables of two VMAs never share a PMD slot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from daxfuzz.geometry import Geometry
 
@@ -30,14 +30,46 @@ EOPNOTSUPP = "EOPNOTSUPP"
 ENOSPC = "ENOSPC"
 
 
+# DAX entry facts: ``pfn << ENTRY_SHIFT | flags`` -- the encoding fs/dax.c uses for its
+# xarray values, so a target's raw entries compare with the oracle's by ``==``.
+ENTRY_SHIFT = 4
+ENTRY_PMD = 1 << 1
+ENTRY_ZERO = 1 << 2
+ENTRY_EMPTY = 1 << 3
+
+
+def entry_code(kind: str, pmd: bool, pfn: int) -> int:
+    """Encode an entry fact: kind 'real'/'zero'/'empty', PMD-sized or not, its pfn."""
+    flags = ENTRY_PMD if pmd else 0
+    if kind == "zero":
+        flags |= ENTRY_ZERO
+    elif kind == "empty":
+        flags |= ENTRY_EMPTY
+        pfn = 0
+    return (pfn << ENTRY_SHIFT) | flags
+
+
+def entry_kind(code: int) -> str:
+    return "empty" if code & ENTRY_EMPTY else "zero" if code & ENTRY_ZERO else "real"
+
+
+def entry_text(tie_order: int, code: int) -> str:
+    """Human form of an entry fact."""
+    kind = entry_kind(code)
+    size = "PMD" if code & ENTRY_PMD else "PTE"
+    pfn = "" if kind == "empty" else f" pfn {code >> ENTRY_SHIFT}"
+    tie = f" (in a {1 << tie_order}-index slot)" if tie_order and not code & ENTRY_PMD else ""
+    return f"{size} {kind}{pfn}{tie}"
+
+
 def blocked(pfn: int) -> str:
     """Result of an op that must wait for `pfn` to become idle (modelled, never slept)."""
     return f"blocked pfn={pfn}"
 
 
-@dataclass(frozen=True, slots=True)
-class Vma:
-    """A file VMA: pages [pgoff, pgoff+pages) of `ino` at virtual page `start`."""
+class Vma(NamedTuple):
+    """A file VMA: pages [pgoff, pgoff+pages) of `ino` at virtual page `start`.
+    (A NamedTuple: compared on the hot path, where tuple equality is cheapest.)"""
 
     mm: int
     slot: int

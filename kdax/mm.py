@@ -210,23 +210,11 @@ class KernelBase:
         self.set_field(page, "compound_head", -1)
 
 
+
 class TargetView:
-    """What the runner reads from a target (besides `pages`, `mms`, `fs`, `handles`)."""
+    """What the runner reads from a target: `pages`, `mms`, `fs`, `handles`, `i_pages`
+    (raw DAX entries, comparable with the oracle's entry facts), `events`, `touched`,
+    `freed`, and the refcount convention."""
 
     #: "folio": 0-based, one reference per mapping (6.15+); "legacy": 1-based, maps take none
     convention = "folio"
-
-    def entry_facts(self, ino: int) -> dict[int, tuple[int, int, str, int]]:
-        """Canonical DAX entries: tie base -> (tie order, entry order, kind, pfn)."""
-        from kdax.xarray import DAX_EMPTY, DAX_PMD, DAX_SHIFT, DAX_ZERO_PAGE
-
-        out = {}
-        po = self.PMD_ORDER
-        for b, (to, e) in self.i_pages[ino].ties.items():
-            if e & DAX_EMPTY:
-                out[b] = (to, po if e & DAX_PMD else 0, "empty", 0)
-            elif e & DAX_ZERO_PAGE:
-                out[b] = (to, po if e & DAX_PMD else 0, "zero", e >> DAX_SHIFT)
-            else:
-                out[b] = (to, po if e & DAX_PMD else 0, "real", e >> DAX_SHIFT)
-        return out

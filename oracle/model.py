@@ -40,8 +40,11 @@ from daxfuzz.world import (
     MMState,
     Vma,
     blocked,
+    entry_code,
+    entry_kind,
     make_vma,
 )
+from daxfuzz.world import ENTRY_PMD, ENTRY_SHIFT
 
 # Entry kinds (the canonical form shared with the runner's view of a target).
 REAL, ZERO, EMPTY = "real", "zero", "empty"
@@ -64,8 +67,8 @@ class Oracle:
         self.order = g.pmd_order
         self.fs = BlockFS(g)
         self.mms = [MMState() for _ in range(g.mms)]
-        # per inode: tie base -> (tie order, entry order, kind, pfn)
-        self.entries: list[dict[int, tuple[int, int, str, int]]] = [{} for _ in range(g.inodes)]
+        # per inode: slot base -> (slot order, entry code); see daxfuzz.world.entry_code
+        self.entries: list[dict[int, tuple[int, int]]] = [{} for _ in range(g.inodes)]
         self.dirty: list[set[int]] = [set() for _ in range(g.inodes)]
         self.handles: dict[int, tuple[int, str]] = {}
         self.mounted = True
@@ -203,19 +206,26 @@ class Oracle:
 
     # ================================================================ entries ====
     def _load(self, ino: int, idx: int) -> tuple[int, tuple[int, int, str, int]] | None:
-        """(tie base, entry) holding file page `idx`, if any."""
+        """(slot base, (slot order, entry order, kind, pfn)) holding file page `idx`."""
         es = self.entries[ino]
         e = es.get(idx)
-        if e is not None:
-            return idx, e
-        b = idx & ~self.colour
-        e = es.get(b)
-        if e is not None and e[0]:
-            return b, e
-        return None
+        b = idx
+        if e is None:
+            b = idx & ~self.colour
+            e = es.get(b)
+            if e is None or not e[0]:
+                return None
+        return b, self._unpack(e)
+
+    def _unpack(self, e: tuple[int, int]) -> tuple[int, int, str, int]:
+        tie, code = e
+        return tie, self.order if code & ENTRY_PMD else 0, entry_kind(code), code >> ENTRY_SHIFT
+
+    def _store(self, ino: int, base: int, tie: int, eorder: int, kind: str, pfn: int) -> None:
+        self.entries[ino][base] = (tie, entry_code(kind, bool(eorder), pfn))
 
     def _drop_entry(self, ino: int, base: int) -> None:
-        _to, _eo, kind, pfn = self.entries[ino].pop(base)
+        _to, _eo, kind, pfn = self._unpack(self.entries[ino].pop(base))
         self.dirty[ino].discard(base)
         if kind == REAL:
             self._disassociate(pfn)
@@ -240,8 +250,8 @@ class Oracle:
         if shared or old[2] in (ZERO, EMPTY):
             if old[2] == REAL:
                 self._disassociate(old[3])
-            new = (old[0], eorder, kind, pfn)  # the tie keeps its size
-            self.entries[ino][tb] = new
+            new = (old[0], eorder, kind, pfn)  # the slot keeps its size
+            self._store(ino, tb, *new)
             if kind == REAL:
                 self._associate(ino, base, eorder, pfn)
             cur = new
@@ -262,17 +272,17 @@ class Oracle:
             if e[2] == ZERO:
                 self._unmap_file(ino, base, base + self.nr - 1)
             self._drop_entry(ino, base)
-        self.entries[ino][idx] = (0, 0, EMPTY, 0)
+        self._store(ino, idx, 0, 0, EMPTY, 0)
 
     def _grab_pmd_entry(self, ino: int, base: int) -> bool:
         """A PMD entry for [base, base+nr): False if a PTE-sized entry is in the way."""
         es = self.entries[ino]
         for i in range(base, base + self.nr):
             e = es.get(i)
-            if e is not None and (e[1] == 0 or i != base):
+            if e is not None and (not e[1] & ENTRY_PMD or i != base):
                 return False
         if base not in es:
-            es[base] = (self.order, self.order, EMPTY, 0)
+            self._store(ino, base, self.order, self.order, EMPTY, 0)
         return True
 
     # ================================================================= faults ====
@@ -393,7 +403,7 @@ class Oracle:
         folio a GUP handle holds; if none, delete every entry."""
         self._unmap_file(ino, 0, 1 << 62)
         for base in sorted(self.entries[ino]):
-            _to, _eo, kind, pfn = self.entries[ino][base]
+            _to, _eo, kind, pfn = self._unpack(self.entries[ino][base])
             if kind == REAL and self.gup_refs(self.head[pfn]):
                 raise Blocked(self.head[pfn])
         self._delete_entries(ino)
@@ -437,7 +447,7 @@ class Oracle:
         ino = vma.ino
         first, last = vma.pgoff, vma.pgoff + vma.pages - 1
         for base in sorted(self.dirty[ino]):
-            tie, eorder, _kind, pfn = self.entries[ino][base]
+            tie, eorder, _kind, pfn = self._unpack(self.entries[ino][base])
             if base > last or base + (1 << tie) - 1 < first:
                 continue
             # write-protect every writable mapping of the entry's pages of this file

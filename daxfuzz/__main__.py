@@ -1,0 +1,5 @@
+import sys
+
+from daxfuzz.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""`daxfuzz` command line.  Errors are turned into exit codes here and only here:
+
+    0  agreement (or, with --check, every trace behaved as its header expects)
+    1  a divergence (a finding)
+    2  bad input: a malformed trace/corpus file, flag or config (message names file:line)
+    3  a daxfuzz bug
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from daxfuzz.errors import EXIT_INTERNAL, DaxfuzzError
+
+#: subcommand modules; each has register(subparsers) setting func=run(args) -> int
+COMMANDS = (
+    "daxfuzz.cmd_replay",
+    "daxfuzz.cmd_bench",
+    "daxfuzz.cmd_targets",
+    "daxfuzz.cmd_fuzz",
+    "daxfuzz.cmd_reduce",
+    "daxfuzz.cmd_corpus",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on bad flags: keep that
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="daxfuzz", description=__doc__.splitlines()[0].strip("`") + "",
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue  # not built yet
+            raise
+        mod.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except DaxfuzzError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("daxfuzz: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception:  # noqa: BLE001 - the one place our own bugs become an exit code
+        traceback.print_exc()
+        print("daxfuzz: internal error (a daxfuzz bug; please report it with the trace above)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
