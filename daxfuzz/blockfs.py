@@ -27,13 +27,15 @@ HOLE = -1
 class BlockFS:
     """Block maps of every inode over the device, with per-block share counts."""
 
-    __slots__ = ("g", "size", "bmap", "refcnt")
+    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty")
 
     def __init__(self, g: Geometry) -> None:
         self.g = g
         self.size = [g.file_pages] * g.inodes  # i_size in pages
         self.bmap: list[dict[int, int]] = [{} for _ in range(g.inodes)]  # idx -> pfn
         self.refcnt: dict[int, int] = {}  # allocated pfn -> number of file pages mapping it
+        # inode metadata changed since the last fsync (XFS: IOMAP_F_DIRTY for MAP_SYNC)
+        self.meta_dirty = [False] * g.inodes
 
     # ---- queries -------------------------------------------------------------------
     def pfn(self, ino: int, idx: int) -> int:
@@ -102,6 +104,7 @@ class BlockFS:
             return HOLE, 0, sh, []
         freed: list[int] = []
         m = self.bmap[ino]
+        self.meta_dirty[ino] = True
         for i in range(got):
             if p0 != HOLE:
                 freed += self._drop(p0 + i)
@@ -123,6 +126,7 @@ class BlockFS:
         freed: list[int] = []
         for idx in sorted(i for i in m if start <= i < end):
             freed += self._drop(m.pop(idx))
+            self.meta_dirty[ino] = True
         return freed
 
     def remap(self, src: int, dst: int, src_idx: int, dst_idx: int, pages: int) -> list[int]:
@@ -138,7 +142,17 @@ class BlockFS:
             if p != HOLE:
                 dm[dst_idx + i] = p
         self.size[dst] = max(self.size[dst], dst_idx + pages)
+        self.meta_dirty[dst] = True
         return freed
+
+    def set_size(self, ino: int, pages: int) -> None:
+        if self.size[ino] != pages:
+            self.size[ino] = pages
+            self.meta_dirty[ino] = True
+
+    def fsync(self, ino: int) -> None:
+        """The log is forced: the inode's metadata is stable (xfs_file_fsync)."""
+        self.meta_dirty[ino] = False
 
     def facts(self) -> tuple:
         """Canonical comparable form: sizes and block maps."""

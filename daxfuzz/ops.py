@@ -81,12 +81,13 @@ def _op(name: str, *domains: str):
     return deco
 
 
-@_op("mmap", MM, VMA, INO, IDX, LEN, BOOL, BOOL, BOOL, BOOL)
+@_op("mmap", MM, VMA, INO, IDX, LEN, BOOL, BOOL, BOOL, BOOL, BOOL)
 class Mmap(Op):
     """mmap(2) of pages [pgoff, pgoff+pages) of file `ino` into VMA slot `vma` of `mm`.
 
     shared: MAP_SHARED (else MAP_PRIVATE); write: PROT_WRITE; huge: THP allowed
-    (else MADV_NOHUGEPAGE); aligned: virtual address PMD-congruent with the file offset.
+    (else MADV_NOHUGEPAGE); aligned: virtual address PMD-congruent with the file offset;
+    sync: MAP_SYNC (MAP_SHARED_VALIDATE), write faults flush metadata before mapping.
     """
 
     mm: int
@@ -98,6 +99,7 @@ class Mmap(Op):
     write: int = 1
     huge: int = 1
     aligned: int = 1
+    sync: int = 0
 
 
 @_op("munmap", MM, VMA)

@@ -63,7 +63,7 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
         pages = max(1, min(m - pgoff, rng.choice((g.pmd_nr, 2 * g.pmd_nr, r(1, m + 1)))))
         return O.Mmap(mm, vma, ino, pgoff, pages, int(rng.random() < 0.8),
                       int(rng.random() < 0.85), int(rng.random() < 0.8),
-                      int(rng.random() < 0.85))
+                      int(rng.random() < 0.85), int(rng.random() < 0.2))
     if name == "munmap":
         return O.Munmap(mm, vma)
     if name == "fault":

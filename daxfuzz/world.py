@@ -81,6 +81,7 @@ class Vma(NamedTuple):
     huge: bool
     aligned: bool
     start: int
+    sync: bool = False
 
     @property
     def end(self) -> int:
@@ -99,10 +100,10 @@ class Vma(NamedTuple):
 
 
 def make_vma(g: Geometry, mm: int, slot: int, ino: int, pgoff: int, pages: int,
-             shared: bool, write: bool, huge: bool, aligned: bool) -> Vma:
+             shared: bool, write: bool, huge: bool, aligned: bool, sync: bool = False) -> Vma:
     """Place a VMA in its slot's window; `aligned` makes vaddr % PMD == pgoff % PMD."""
     start = (slot + 1) * g.vma_stride + pgoff + (0 if aligned else 1)
-    return Vma(mm, slot, ino, pgoff, pages, shared, write, huge, aligned, start)
+    return Vma(mm, slot, ino, pgoff, pages, shared, write, huge, aligned, start, sync)
 
 
 class MMState:

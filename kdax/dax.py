@@ -14,6 +14,7 @@ from kdax.vm_fault import (
     VM_FAULT_DONE_COW,
     VM_FAULT_FALLBACK,
     VM_FAULT_MAJOR,
+    VM_FAULT_NEEDDSYNC,
     VM_FAULT_NOPAGE,
     VM_FAULT_SIGBUS,
     Iomap,
@@ -245,7 +246,7 @@ class FsDax:
         xa = self.i_pages[ino]
         new_entry = dax_make_entry(pfn, flags)
         write = vmf.write and not vmf.cow_page
-        dirty = write  # no MAP_SYNC: dax_fault_is_synchronous() is false
+        dirty = write and not self.dax_fault_is_synchronous(vmf, iomap)
         shared = iomap.shared
         index = vmf.pgoff & ~self.PG_PMD_COLOUR if flags & DAX_PMD else vmf.pgoff
         if shared or (dax_is_zero_entry(entry) and not flags & DAX_ZERO_PAGE):
@@ -303,6 +304,9 @@ class FsDax:
         entry = self.dax_insert_entry(vmf, iomap, entry, pfn, DAX_PMD if pmd else 0)
         # (write && IOMAP_F_SHARED: dax_iomap_copy_around() copies the old data)
         folio = self.dax_to_folio(entry)
+        if self.dax_fault_is_synchronous(vmf, iomap):
+            vmf.sync_pfn = pfn  # dax_fault_synchronous_pfnp()
+            return VM_FAULT_NEEDDSYNC, entry
         self.folio_ref_inc(folio)
         if pmd:
             ret = self.vmf_insert_folio_pmd(vmf, self.pfn_folio(pfn), write)
@@ -310,6 +314,38 @@ class FsDax:
             ret = self.vmf_insert_page_mkwrite(vmf, pfn, write)
         self.folio_put(folio)
         return ret, entry
+
+    # fs/dax.c dax_fault_is_synchronous(): a MAP_SYNC write while metadata is dirty
+    def dax_fault_is_synchronous(self, vmf: Vmf, iomap: Iomap) -> bool:
+        return vmf.write and not vmf.cow_page and vmf.vma.sync and iomap.dirty
+
+    # fs/dax.c dax_finish_sync_fault() (6.15): fsync the faulting range, then map
+    def dax_finish_sync_fault(self, vmf: Vmf, order: int, pfn: int) -> int:
+        start = vmf.pgoff
+        if self.vfs_fsync_range(vmf.vma.ino, start, start + (1 << order) - 1):
+            return VM_FAULT_SIGBUS
+        return self.dax_insert_pfn_mkwrite(vmf, pfn, order)
+
+    # fs/dax.c dax_insert_pfn_mkwrite() (6.15): dirty the entry, then map the pfn
+    # writable, holding a temporary folio reference around the insert.
+    def dax_insert_pfn_mkwrite(self, vmf: Vmf, pfn: int, order: int) -> int:
+        xa = self.i_pages[vmf.vma.ino]
+        index = vmf.pgoff & ~((1 << order) - 1)
+        entry = self.get_next_unlocked_entry(xa, index, order)
+        # Did we race with someone splitting entry or so?
+        if entry is None or entry == "conflict" or (order == 0 and dax_is_pmd_entry(entry)):
+            return VM_FAULT_NOPAGE
+        xa.set_mark(index, xa.dirty)
+        folio = self.pfn_folio(pfn)
+        self.folio_ref_inc(folio)
+        if order == 0:
+            ret = self.vmf_insert_page_mkwrite(vmf, pfn, True)
+        elif order == self.PMD_ORDER:
+            ret = self.vmf_insert_folio_pmd(vmf, folio, True)
+        else:
+            ret = VM_FAULT_FALLBACK
+        self.folio_put(folio)
+        return ret
 
     # fs/dax.c dax_fault_cow_page(): copy (or zero) into the private COW page
     def dax_fault_cow_page(self, vmf: Vmf, iomap: Iomap) -> int:

@@ -53,9 +53,10 @@ class Syscalls:
             return EEXIST  # MAP_FIXED_NOREPLACE
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
+        # MAP_SYNC is validated only with MAP_SHARED_VALIDATE; MAP_PRIVATE ignores it
         mmst.vmas[op.vma] = make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
                                      bool(op.shared), bool(op.write), bool(op.huge),
-                                     bool(op.aligned))
+                                     bool(op.aligned), bool(op.sync and op.shared))
         return OK
 
     def sys_munmap(self, op: O.Munmap) -> str:
@@ -70,19 +71,31 @@ class Syscalls:
         vma = self.mms[op.mm].vmas.get(op.vma)
         if vma is None or not vma.covers(op.pgoff):
             return SIGSEGV
-        ret = self.handle_mm_fault(op.mm, vma, vma.vaddr(op.pgoff), bool(op.write))
-        if ret & VM_FAULT_SIGSEGV:
-            return SIGSEGV
-        if ret & VM_FAULT_SIGBUS:
-            return SIGBUS
+        va = vma.vaddr(op.pgoff)
+        write = bool(op.write)
+        for _ in range(3):  # the CPU retries the access until it is satisfied
+            ret = self.handle_mm_fault(op.mm, vma, va, write)
+            if ret & VM_FAULT_SIGSEGV:
+                return SIGSEGV
+            if ret & VM_FAULT_SIGBUS:
+                return SIGBUS
+            if self.access_ok(op.mm, va, write):
+                return OK
+        self.WARN_ON_ONCE(True, "the access still faults after three retries")
         return OK
+
+    def access_ok(self, mm: int, va: int, write: bool) -> bool:
+        """Would the MMU let this access through now?"""
+        mmst = self.mms[mm]
+        e = mmst.pmd.get(va >> self.PMD_ORDER) or mmst.pte.get(va)
+        return e is not None and (e[1] or not write)
 
     def sys_msync(self, op: O.Msync) -> str:
         vma = self.mms[op.mm].vmas.get(op.vma)
         if vma is None:
             return EINVAL  # -ENOMEM in the kernel: "not mapped"
         if vma.shared:  # vfs_fsync_range() only for MAP_SHARED
-            self.dax_writeback_mapping_range(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
+            self.vfs_fsync_range(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
         return OK
 
     def _gup(self, op, flags: int) -> str:

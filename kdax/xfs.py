@@ -9,7 +9,7 @@ from daxfuzz.blockfs import HOLE
 from daxfuzz.world import EINVAL, OK
 from kdax.dax import LLONG_MAX
 from kdax.mm import Blocked
-from kdax.vm_fault import Iomap, Vmf
+from kdax.vm_fault import VM_FAULT_NEEDDSYNC, Iomap, Vmf
 
 
 class Xfs:
@@ -31,19 +31,35 @@ class Xfs:
         self.freed += freed
         if pfn == HOLE:
             return None
-        return Iomap(Iomap.MAPPED, pfn, n, was_shared, old == HOLE or was_shared)
+        return Iomap(Iomap.MAPPED, pfn, n, was_shared, old == HOLE or was_shared,
+                     fs.meta_dirty[ino])
 
     # ---- fault handlers (fs/xfs/xfs_file.c) ------------------------------------------
     def xfs_filemap_fault(self, vmf: Vmf) -> int:
-        return self.dax_iomap_fault(vmf, 0)
+        return self.xfs_dax_fault_locked(vmf, 0)
 
     def xfs_filemap_huge_fault(self, vmf: Vmf, order: int) -> int:
-        return self.dax_iomap_fault(vmf, order)
+        return self.xfs_dax_fault_locked(vmf, order)
 
     # fs/xfs/xfs_file.c xfs_filemap_pfn_mkwrite() -> xfs_write_fault(vmf, 0): a full DAX
-    # write fault over the write-protected PTE (dax_insert_pfn_mkwrite is MAP_SYNC only).
+    # write fault over the write-protected PTE.
     def xfs_filemap_pfn_mkwrite(self, vmf: Vmf) -> int:
-        return self.dax_iomap_fault(vmf, 0)
+        return self.xfs_dax_fault_locked(vmf, 0)
+
+    # fs/xfs/xfs_file.c xfs_dax_fault_locked(): a MAP_SYNC write fault comes back with
+    # VM_FAULT_NEEDDSYNC and is finished by dax_finish_sync_fault().
+    def xfs_dax_fault_locked(self, vmf: Vmf, order: int) -> int:
+        ret = self.dax_iomap_fault(vmf, order)
+        if ret & VM_FAULT_NEEDDSYNC:
+            ret = self.dax_finish_sync_fault(vmf, order, vmf.sync_pfn)
+        return ret
+
+    # fs/xfs/xfs_file.c xfs_file_fsync() over [start, end] (vfs_fsync_range): DAX
+    # writeback of the range, then the log force that makes the metadata stable.
+    def vfs_fsync_range(self, ino: int, start: int, end: int) -> int:
+        self.dax_writeback_mapping_range(ino, start, end)
+        self.fs.fsync(ino)
+        return 0
 
     # ---- layout breaking (fs/xfs/xfs_inode.c, xfs_file.c) -----------------------------
     # fs/xfs/xfs_file.c xfs_wait_dax_page(): drop MMAPLOCK, schedule, retake it
@@ -82,7 +98,7 @@ class Xfs:
         if error:
             return EINVAL
         oldsize = self.fs.size[ino]
-        self.fs.size[ino] = newsize
+        self.fs.set_size(ino, newsize)
         if newsize < oldsize:
             self.truncate_pagecache(ino, newsize)
         self.freed += self.fs.unmap_range(ino, newsize, 1 << 40)  # xfs_itruncate_extents

@@ -347,7 +347,11 @@ class Oracle:
                 if va not in self.mms[mm].pte:
                     self._set_pte(mm, va, ZERO_PFN, False)
                 return OK
-        self._insert_entry(ino, idx, 0, REAL, pfn, shared, write)
+        sync = write and self._sync_write(vma)
+        self._insert_entry(ino, idx, 0, REAL, pfn, shared, write and not sync)
+        if sync:
+            self._fsync(ino, idx, idx)
+            self.dirty[ino].add(self._load(ino, idx)[0])  # type: ignore[index]
         pte = self.mms[mm].pte.get(va)
         if pte is None:
             self._set_pte(mm, va, pfn, write and vma.write)
@@ -384,7 +388,11 @@ class Oracle:
             return OK
         if pfn & self.colour:
             return self._pmd_fallback(mm, slot)
-        self._insert_entry(ino, base, self.order, REAL, pfn, shared, write)
+        sync = write and self._sync_write(vma)
+        self._insert_entry(ino, base, self.order, REAL, pfn, shared, write and not sync)
+        if sync:
+            self._fsync(ino, idx, idx + self.nr - 1)
+            self.dirty[ino].add(base)
         old = mmst.pmd.get(slot)
         if old is None:
             self._set_pmd(mm, slot, pfn, write and vma.write)
@@ -419,7 +427,7 @@ class Oracle:
             return EINVAL
         mmst.vmas[op.vma] = make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
                                      bool(op.shared), bool(op.write), bool(op.huge),
-                                     bool(op.aligned))
+                                     bool(op.aligned), bool(op.sync and op.shared))
         return OK
 
     def op_munmap(self, op: O.Munmap) -> str:
@@ -442,10 +450,13 @@ class Oracle:
         vma = self.mms[op.mm].vmas.get(op.vma)
         if vma is None:
             return EINVAL
-        if not vma.shared:
-            return OK
-        ino = vma.ino
-        first, last = vma.pgoff, vma.pgoff + vma.pages - 1
+        if vma.shared:
+            self._fsync(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
+        return OK
+
+    def _fsync(self, ino: int, first: int, last: int) -> None:
+        """Write back the dirty entries touching [first, last]: every writable mapping of
+        their pages becomes read-only; then the inode's metadata is stable."""
         for base in sorted(self.dirty[ino]):
             tie, eorder, _kind, pfn = self._unpack(self.entries[ino][base])
             if base > last or base + (1 << tie) - 1 < first:
@@ -467,7 +478,13 @@ class Oracle:
                         if pmd is not None and pmd[0] == pfn and pmd[1]:
                             mmst.pmd[va >> self.order] = (pfn, False)
             self.dirty[ino].discard(base)
-        return OK
+        self.fs.fsync(ino)
+
+    def _sync_write(self, vma: Vma) -> bool:
+        """Is this a MAP_SYNC write with metadata not yet stable?  Then the faulting
+        range is fsynced before the page is mapped writable, and the entry is marked
+        dirty only after that."""
+        return vma.sync and self.fs.meta_dirty[vma.ino]
 
     def _gup(self, mm: int, slot: int, idx: int, h: int, kind: str, write: bool,
              longterm: bool) -> str:
@@ -530,7 +547,7 @@ class Oracle:
             return ENOENT
         self._break_layout(op.ino)
         old = self.fs.size[op.ino]
-        self.fs.size[op.ino] = op.pages
+        self.fs.set_size(op.ino, op.pages)
         if op.pages < old:
             self._unmap_file(op.ino, op.pages, 1 << 62, even_cows=True)
         self.fs.unmap_range(op.ino, op.pages, 1 << 40)
