@@ -140,16 +140,15 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
     from daxfuzz.trace import Trace
     from fuzz import random_engine
 
-    last = [0, 0]
+    last = [0, 0, 0]  # inputs, steps, findings already reported
 
     def progress(s):
         q.put(("progress", s.inputs - last[0], s.steps - last[1]))
-        last[0], last[1] = s.inputs, s.steps
-        for ops, div in s.findings[len(last) - 2:]:
+        for ops, div in s.findings[last[2]:]:
             raw = Trace(ops=tuple(ops), target=target, geometry=g,
                         expect=f"divergence {div.signature()}")
             q.put(("finding", save_finding(findings, raw, engine="random")))
-            last.append(None)
+        last[:] = [s.inputs, s.steps, len(s.findings)]
 
     random_engine.run(target, g, seconds=seconds, seed=seed, weights=weights, swarm=swarm,
                       ops_per_input=max_ops, known=known, progress=progress)
@@ -157,7 +156,7 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
 
 
 def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findings, db_dir):
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, settings
     from hypothesis.database import DirectoryBasedExampleDatabase
     from hypothesis.stateful import run_state_machine_as_test
 
@@ -182,8 +181,12 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
 
             w = swarm_weights(rng, weights)
         m = machine_for(target, g, weights=w, known=known, findings=findings, deadline=end)
+        # No Hypothesis shrinking: the failing steps go straight to our reducer, which
+        # is faster here and keeps the divergence signature.
         s = settings(max_examples=20, stateful_step_count=50, database=db, deadline=None,
-                     suppress_health_check=list(HealthCheck), print_blob=False)
+                     phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                     suppress_health_check=list(HealthCheck), print_blob=False,
+                     verbosity=Verbosity.quiet)
         try:
             run_state_machine_as_test(m, settings=s)
         except Exception:  # noqa: BLE001 - a divergence (or Flaky after the deadline)
@@ -206,7 +209,7 @@ def _spawn(fn, jobs: int, args: tuple, st: Status, disp: Display) -> None:
     procs = []
     for i in range(jobs):
         a = list(args)
-        a[4] = a[4] + i  # seed
+        a[3] = a[3] + i  # seed
         p = ctx.Process(target=fn, args=(q, *a), daemon=True)
         p.start()
         procs.append(p)
@@ -247,7 +250,6 @@ _LIBFUZZER = re.compile(r"#(\d+).*?cov: (\d+).*?corp: (\d+)(?:/\S+)?.*?exec/s: (
 
 def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) -> None:
     import fuzz
-
     from daxfuzz.emit import save_finding
     from daxfuzz.runner import run_ops
     from daxfuzz.trace import Trace
@@ -261,10 +263,18 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
     end = time.monotonic() + args.time
     handled = set(os.listdir(artifacts))
     base_execs = 0
+    rng = random.Random(args.seed)
+    weights = args.weights or ""
     while (left := end - time.monotonic()) >= 1:
+        if args.swarm:  # a fresh op mix every 30 s slice
+            from fuzz.random_engine import swarm_weights
+
+            left = min(left, 30)
+            w = swarm_weights(rng, parse_weights(args.weights or ""))
+            weights = ",".join(f"{k}={v}" for k, v in w.items())
         env = dict(os.environ, DAXFUZZ_TARGET=args.target, DAXFUZZ_GEOMETRY=g.text(),
                    DAXFUZZ_KNOWN=",".join(sorted(known)), DAXFUZZ_MAX_OPS=str(args.max_ops),
-                   DAXFUZZ_WEIGHTS=args.weights or "",
+                   DAXFUZZ_WEIGHTS=weights,
                    PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         cmd = [sys.executable, "-m", "fuzz.atheris_harness", corpus,
                f"-max_total_time={int(left)}", f"-artifact_prefix={artifacts}",
@@ -294,7 +304,7 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
 
             with open(os.path.join(artifacts, name), "rb") as f:
                 data = f.read()
-            ops = Codec(g, parse_weights(args.weights or "")).decode(data, args.max_ops)
+            ops = Codec(g, parse_weights(weights)).decode(data, args.max_ops)
             div, _ = run_ops(args.target, g, ops)
             if div is None or div.signature() in known:
                 continue
@@ -306,7 +316,7 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
             known.add(saved["signature"])
             st.found(saved)
             disp.say(_finding_line(saved, st))
-        if not crashes and proc.returncode == 0:
+        if not crashes and proc.returncode == 0 and not args.swarm:
             break  # libFuzzer used its time
 
 

@@ -52,6 +52,8 @@ settings.register_profile(
     **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+SHRINK_GRACE = 2.0  # seconds Hypothesis may shrink a time-boxed find
+
 
 @dataclass(frozen=True)
 class VmaRef:
@@ -93,7 +95,9 @@ class DaxMachine(RuleBasedStateMachine):
     known: frozenset[str] = frozenset()  # signatures already found: ignored
     deadline: float | None = None  # monotonic time after which rules do nothing
     steps = 0  # class-wide step counter, for progress
+    examples = 0  # class-wide count of runs (examples), for progress
     first_found: float | None = None  # monotonic time of the first new divergence
+    last_failing_ops: list[O.Op] | None = None  # newest failing steps (shrinking goes on)
     last_finding: dict | None = None
 
     vmas = Bundle("vmas")
@@ -108,14 +112,21 @@ class DaxMachine(RuleBasedStateMachine):
         self.div = None
         self.dead = False  # a known divergence or time up: the rest of the run is moot
         self.held: set[int] = set()
+        type(self).examples += 1
 
     def _do(self, op: O.Op) -> str | None:
         """Run one op; None when the run is already over."""
         if self.dead:
             return None
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.dead = True
-            return None
+        if self.deadline is not None:
+            # time-boxed (daxfuzz fuzz): stop at the deadline, and stop shrinking
+            # SHRINK_GRACE seconds after a find -- the reducer finishes the job
+            cls = type(self)
+            limit = self.deadline if cls.first_found is None else min(
+                self.deadline, cls.first_found + SHRINK_GRACE)
+            if time.monotonic() > limit:
+                self.dead = True
+                return None
         type(self).steps += 1
         self.ops.append(op)
         div = self.runner.step(op)
@@ -124,8 +135,10 @@ class DaxMachine(RuleBasedStateMachine):
                 self.dead = True
             else:
                 self.div = div
-                if type(self).first_found is None:
-                    type(self).first_found = time.monotonic()
+                cls = type(self)
+                cls.last_failing_ops = list(self.ops)
+                if cls.first_found is None:
+                    cls.first_found = time.monotonic()
         return self.runner.last_result
 
     @invariant()
@@ -249,7 +262,7 @@ def machine_for(target: str, g: Geometry = DEFAULT, *,
     ns: dict[str, object] = {
         "target_name": target, "g": g, "known": frozenset(known), "deadline": deadline,
         "findings": findings or DaxMachine.findings, "steps": 0, "last_finding": None,
-        "first_found": None,
+        "first_found": None, "examples": 0, "last_failing_ops": None,
     }
     for kind, fns in _rules(g).items():
         copies = -(-w.get(kind, 0) // 8)
