@@ -44,10 +44,14 @@ class FsDax:
         return self.PMD_ORDER if entry & DAX_PMD else 0
 
     # fs/dax.c dax_to_folio() (6.15): page_folio(pfn_to_page(dax_to_pfn(entry)))
-    def dax_to_folio(self, entry: int) -> Page | None:
+    # An empty entry holds pfn 0 and a zero entry the zero page: neither is a device
+    # page (device PFNs are device-relative here), so they map to those struct pages.
+    def dax_to_folio(self, entry: int) -> Page:
+        if entry & DAX_EMPTY:
+            return self.pfn0_page
         pfn = dax_to_pfn(entry)
         if not 0 <= pfn < len(self.pages):
-            return None  # the zero page / huge zero folio: not an fs-DAX page
+            return self.zero_page
         return self.page_folio(self.pages[pfn])
 
     # fs/dax.c dax_folio_is_shared() (6.15)

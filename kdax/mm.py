@@ -13,11 +13,12 @@ import sys
 
 from daxfuzz.blockfs import BlockFS
 from daxfuzz.geometry import Geometry
-from daxfuzz.world import MMState
+from daxfuzz.world import ZERO_PFN, MMState
 from kdax.mm_types import PG_head, TAIL_MAPPING, Page
 from kdax.xarray import XArray
 
 GUP_PIN_COUNTING_BIAS = 1 << 10  # include/linux/mm.h
+PFN0 = -100  # the struct page of real pfn 0 (what an empty DAX entry's pfn field holds)
 INT_MAX = (1 << 31) - 1
 ULONG_MASK = (1 << 64) - 1
 
@@ -53,6 +54,13 @@ class KernelBase:
         self.PG_PMD_NR = g.pmd_nr
         self.PG_PMD_COLOUR = g.pmd_colour
         self.pages = [Page(pfn, self.idle_refcount) for pfn in range(g.pages)]
+        # struct pages that are not fs-DAX device pages but that fs/dax.c can reach by
+        # converting a zero or empty entry to a folio: the zero page, and the page of
+        # real pfn 0 that an empty entry encodes (device PFNs here are device-relative).
+        self.zero_page = Page(ZERO_PFN)
+        self.zero_page.pgmap = None
+        self.pfn0_page = Page(PFN0)
+        self.pfn0_page.pgmap = None
         self.mms = [MMState() for _ in range(g.mms)]
         self.i_pages = [XArray(g) for _ in range(g.inodes)]  # inode->i_mapping->i_pages
         self.fs = BlockFS(g)
@@ -88,6 +96,10 @@ class KernelBase:
 
     def set_field(self, page: Page, fld: str, value: object) -> None:
         """Write a struct page field other than a counter (mapping, index, flags...)."""
+        if page.pfn < 0:  # any write: fs/dax does not own that struct page
+            what = "the zero page" if page.pfn == ZERO_PFN else "pfn 0 (not an fs-DAX page)"
+            self.events.append(f"BUG: {sys._getframe(1).f_code.co_name} wrote {fld} of "
+                               f"the struct page of {what}")
         setattr(page, fld, value)
         self.touched.add(page.pfn)
         if self.provenance is not None:
