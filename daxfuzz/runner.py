@@ -84,7 +84,8 @@ class Runner:
         self.reset()
 
     def reset(self) -> None:
-        self.o = Oracle(self.g)
+        rules = getattr(self.cls, "oracle_rules", None)
+        self.o = Oracle(self.g, rules) if rules is not None else Oracle(self.g)
         self.t = self.cls(self.g)
         self.nsteps = 0
         self.last_result = ""
@@ -202,11 +203,19 @@ class Runner:
             else:
                 exp["refcount"] = 0  # tail pages carry no count of their own
         else:
-            # legacy (<= 6.14): idle at 1, mappings take no reference, per-page counts
-            exp["refcount"] = self.idle + o.gets[pfn] + o.pins[pfn] * GUP_PIN_COUNTING_BIAS
-            if pfn == h:
-                exp["order"] = order
-                self._expect_owner(exp, h)
+            # legacy (<= 6.14): order-0 pages only, idle at 1, mappings take no reference
+            # nor mapcount, per-page association (PAGE_MAPPING_DAX_COW when shared)
+            exp = {"compound_head": pfn, "page_mapcount": 0, "order": 0,
+                   "refcount": self.idle + o.gets[pfn] + o.pins[pfn] * GUP_PIN_COUNTING_BIAS}
+            if not o.page_assoc[pfn]:
+                exp["mapping"] = None
+            elif pfn in o.page_cow:
+                exp["mapping"] = "PAGE_MAPPING_DAX_COW"
+                exp["index"] = o.page_assoc[pfn]
+            else:
+                exp["mapping"], exp["index"] = o.page_owner[pfn]  # type: ignore[misc]
+            exp["flags_1"] = 0
+            return exp
         if order and pfn == h + 1:
             exp["flags_1"] = order
         else:

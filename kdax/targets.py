@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from daxfuzz.errors import ConfigError
 from kdax.kernel import Kernel615
+from kdax.legacy import KernelLegacy
 from kdax.v6 import KernelV6
 from kdax.v7_2 import Kernel72
 
@@ -42,6 +43,7 @@ def get_target(name: str) -> type:
         raise ConfigError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
 
 
+register(KernelLegacy)
 register(KernelV6)
 register(Kernel615)
 register(Kernel72)

@@ -21,6 +21,8 @@ counters a target shows can be checked against facts that mean something.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from daxfuzz import ops as O
 from daxfuzz.blockfs import HOLE, BlockFS
 from daxfuzz.geometry import Geometry
@@ -51,6 +53,26 @@ REAL, ZERO, EMPTY = "real", "zero", "empty"
 FALLBACK = object()
 
 
+@dataclass(frozen=True)
+class Rules:
+    """Where kernel versions differ in *what happens* (not in how they count), the
+    oracle follows the target's documented rules.  Defaults: Linux 6.15 and later."""
+
+    #: dax_break_layout() deletes every entry of the file once no page is busy (6.15);
+    #: before, only truncate/punch/reflink deleted the entries of their range
+    break_deletes_entries: bool = True
+    #: eviction waits for pinned pages (dax_break_layout_final, 6.15); before, unmount
+    #: deleted the entries of pinned pages without waiting
+    unmount_waits: bool = True
+    #: a layout break waits on the busy folio's head page (6.15) or on the first busy
+    #: page of the entry (legacy per-page refcounts)
+    busy_reports_head: bool = True
+
+
+LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
+                     busy_reports_head=False)
+
+
 class Blocked(Exception):
     def __init__(self, pfn: int) -> None:
         super().__init__(pfn)
@@ -60,8 +82,9 @@ class Blocked(Exception):
 class Oracle:
     """The reference model.  `apply(op)` returns the op's result string."""
 
-    def __init__(self, g: Geometry) -> None:
+    def __init__(self, g: Geometry, rules: Rules = Rules()) -> None:
         self.g = g
+        self.rules = rules
         self.nr = g.pmd_nr
         self.colour = g.pmd_colour
         self.order = g.pmd_order
@@ -83,6 +106,11 @@ class Oracle:
         self.assoc = [0] * n  # address-space entries referencing the folio, at the head
         self.owner: list[tuple[int, int] | None] = [None] * n  # sole owner, at the head
         self.shared: set[int] = set()  # heads of folios in shared mode
+        # per page (legacy per-page association): entries covering each pfn, the sole
+        # owner (ino, index) of each page, and pages associated through a shared extent
+        self.page_assoc = [0] * n
+        self.page_owner: list[tuple[int, int] | None] = [None] * n
+        self.page_cow: set[int] = set()
         self.changed: set[int] = set()  # pfns whose facts changed in this op
         self.killed: set[int] = set()
 
@@ -105,8 +133,16 @@ class Oracle:
     def _touch_folio(self, head: int) -> None:
         self.changed.update(self.folio_pfns(head))
 
-    def _associate(self, ino: int, base: int, eorder: int, pfn: int) -> None:
+    def _associate(self, ino: int, base: int, eorder: int, pfn: int, shared: bool) -> None:
         """An address-space entry now references `pfn`'s folio."""
+        for i in range(1 << eorder):
+            p = pfn + i
+            self.page_assoc[p] += 1
+            if shared or p in self.page_cow:
+                self.page_cow.add(p)
+                self.page_owner[p] = None
+            else:
+                self.page_owner[p] = (ino, base + i)
         h = self.head[pfn]
         if self.assoc[h]:
             # a second owner: the folio is shared until its last entry goes
@@ -132,8 +168,14 @@ class Oracle:
         self.assoc[h] += 1
         self._touch_folio(h)
 
-    def _disassociate(self, pfn: int) -> None:
+    def _disassociate(self, pfn: int, eorder: int) -> None:
         """An address-space entry no longer references `pfn`'s folio."""
+        for p in range(pfn, pfn + (1 << eorder)):
+            self.page_assoc[p] -= 1
+            self.changed.add(p)
+            if not self.page_assoc[p]:
+                self.page_owner[p] = None
+                self.page_cow.discard(p)
         h = self.head[pfn]
         self._touch_folio(h)
         self.assoc[h] -= 1
@@ -225,10 +267,10 @@ class Oracle:
         self.entries[ino][base] = (tie, entry_code(kind, bool(eorder), pfn))
 
     def _drop_entry(self, ino: int, base: int) -> None:
-        _to, _eo, kind, pfn = self._unpack(self.entries[ino].pop(base))
+        _to, eo, kind, pfn = self._unpack(self.entries[ino].pop(base))
         self.dirty[ino].discard(base)
         if kind == REAL:
-            self._disassociate(pfn)
+            self._disassociate(pfn, eo)
 
     def _delete_entries(self, ino: int, first: int = 0, last: int = 1 << 62) -> None:
         for base in sorted(self.entries[ino]):
@@ -249,11 +291,11 @@ class Oracle:
                 self._unmap_file(ino, base, base)
         if shared or old[2] in (ZERO, EMPTY):
             if old[2] == REAL:
-                self._disassociate(old[3])
+                self._disassociate(old[3], old[1])
             new = (old[0], eorder, kind, pfn)  # the slot keeps its size
             self._store(ino, tb, *new)
             if kind == REAL:
-                self._associate(ino, base, eorder, pfn)
+                self._associate(ino, base, eorder, pfn, shared)
             cur = new
         else:
             cur = old
@@ -408,13 +450,21 @@ class Oracle:
     # ================================================================ layouts ====
     def _break_layout(self, ino: int, wait: bool = True) -> None:
         """Unmap the whole file, then block on the first entry (in file order) whose
-        folio a GUP handle holds; if none, delete every entry."""
+        folio a GUP handle holds; if none, (6.15+) delete every entry."""
         self._unmap_file(ino, 0, 1 << 62)
         for base in sorted(self.entries[ino]):
-            _to, _eo, kind, pfn = self._unpack(self.entries[ino][base])
-            if kind == REAL and self.gup_refs(self.head[pfn]):
-                raise Blocked(self.head[pfn])
-        self._delete_entries(ino)
+            _to, eo, kind, pfn = self._unpack(self.entries[ino][base])
+            if kind != REAL:
+                continue
+            if self.rules.busy_reports_head:
+                if self.gup_refs(self.head[pfn]):
+                    raise Blocked(self.head[pfn])
+            else:
+                for p in range(pfn, pfn + (1 << eo)):
+                    if self.gets[p] or self.pins[p]:
+                        raise Blocked(p)
+        if self.rules.break_deletes_entries:
+            self._delete_entries(ino)
 
     # ================================================================ ops ========
     def op_mmap(self, op: O.Mmap) -> str:
@@ -550,6 +600,7 @@ class Oracle:
         self.fs.set_size(op.ino, op.pages)
         if op.pages < old:
             self._unmap_file(op.ino, op.pages, 1 << 62, even_cows=True)
+        self._delete_entries(op.ino, op.pages)
         self.fs.unmap_range(op.ino, op.pages, 1 << 40)
         return OK
 
@@ -562,6 +613,7 @@ class Oracle:
             return OK
         end = min(op.pgoff + op.pages, size)
         self._unmap_file(op.ino, op.pgoff, end - 1)
+        self._delete_entries(op.ino, op.pgoff, end - 1)
         self.fs.unmap_range(op.ino, op.pgoff, end)
         return OK
 
@@ -578,6 +630,7 @@ class Oracle:
                 or (op.src == op.dst and op.dst_pgoff + op.pages > op.src_pgoff
                     and op.dst_pgoff < op.src_pgoff + op.pages)):
             return EINVAL
+        self._delete_entries(op.dst, op.dst_pgoff, op.dst_pgoff + op.pages - 1)
         fs.remap(op.src, op.dst, op.src_pgoff, op.dst_pgoff, op.pages)
         return OK
 
@@ -587,7 +640,9 @@ class Oracle:
         if any(mmst.vmas for mmst in self.mms):
             return EBUSY
         for ino in range(self.g.inodes):
-            self._break_layout(ino)
+            if self.rules.unmount_waits:
+                self._break_layout(ino)
+            self._delete_entries(ino)
         self.mounted = False
         self.holder = False
         return OK
