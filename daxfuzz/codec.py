@@ -146,7 +146,7 @@ class Codec:
         for cls in O.OP_TYPES:
             ch = _CHOOSERS.get(cls, {})
             plan = []
-            for f, dom in zip(fields(cls), cls.domains):
+            for f, dom in zip(fields(cls), cls.domains, strict=True):
                 lo, hi = O.domain_size(dom, g)
                 n = hi - lo + 1
                 w = _width(n)

@@ -90,7 +90,7 @@ def simpler_values(op: O.Op, g: Geometry) -> list[O.Op]:
     so repeated simplification terminates.
     """
     out = []
-    for f, dom in zip(fields(op), op.domains):  # type: ignore[arg-type]
+    for f, dom in zip(fields(op), op.domains, strict=True):  # type: ignore[arg-type]
         lo, hi = O.domain_size(dom, g)
         v = getattr(op, f.name)
         k = _key(f.name, f.default, lo, v)
@@ -115,6 +115,35 @@ def simplify_args(ops: list[O.Op], fails: Predicate, g: Geometry) -> list[O.Op]:
     return ops
 
 
+_IDS = (O.MM, O.VMA, O.INO, O.HANDLE)  # identifiers: renamed together across all ops
+
+
+def _rename(ops: list[O.Op], dom: str, old: int, new: int) -> list[O.Op]:
+    out = []
+    for op in ops:
+        kw = {f.name: new for f, d in zip(fields(op), op.domains, strict=True)  # type: ignore[arg-type]
+              if d == dom and getattr(op, f.name) == old}
+        out.append(replace(op, **kw) if kw else op)
+    return out
+
+
+def rename_ids(ops: list[O.Op], fails: Predicate) -> list[O.Op]:
+    """Renumber processes, VMA slots, files and handles to the smallest that still fail.
+
+    One op at a time cannot do this: `mm=1` must become `mm=0` in every op at once.
+    """
+    for dom in _IDS:
+        used = sorted({getattr(op, f.name) for op in ops
+                       for f, d in zip(fields(op), op.domains, strict=True) if d == dom})  # type: ignore
+        for old in reversed(used):
+            for new in range(old):
+                cand = _rename(ops, dom, old, new)
+                if fails(cand):
+                    ops = cand
+                    break
+    return ops
+
+
 def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
            *, stats: dict[str, float] | None = None) -> list[O.Op]:
     """Reduce `ops` (for which `still_fails` holds) to a 1-minimal failing list.
@@ -127,10 +156,11 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
     if not fails(cur):
         raise ValueError("reduce: the input does not fail; nothing to reduce")
     t0 = time.perf_counter()
-    timings = {"ddmin": 0.0, "args": 0.0, "remove": 0.0}
+    timings = {"ddmin": 0.0, "rename": 0.0, "args": 0.0, "remove": 0.0}
     while True:
         before = cur
         for stage, fn in (("ddmin", lambda x: ddmin(x, fails)),
+                          ("rename", lambda x: rename_ids(x, fails)),
                           ("args", lambda x: simplify_args(x, fails, g)),
                           ("remove", lambda x: remove_each(x, fails))):
             t = time.perf_counter()
