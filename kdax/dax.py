@@ -32,6 +32,7 @@ from kdax.xarray import (
 )
 
 ERESTARTSYS = -512
+LIVELOCK = 64  # iterations after which a wait loop is reported as a livelock
 LLONG_MAX = (1 << 63) - 1
 FALLBACK = "fallback"  # xa_mk_internal(VM_FAULT_FALLBACK) from grab_mapping_entry
 
@@ -215,7 +216,7 @@ class FsDax:
     # fs/dax.c dax_break_layout() (6.15)
     def dax_break_layout(self, ino: int, start: int, end: int, cb) -> int:
         error = 0
-        while True:
+        for _spin in range(LIVELOCK):
             page = self.dax_layout_busy_page_range(ino, start, end)
             if page is None:
                 break
@@ -225,9 +226,16 @@ class FsDax:
             error = self.wait_page_idle(page, cb, ino)
             if error:
                 break
+        else:
+            self.livelock(page)
         if page is None:
             self.dax_delete_mapping_range(ino, start, end)
         return error
+
+    def livelock(self, page: Page | None) -> None:
+        """A wait loop that never finishes: the task spins (or sleeps) forever."""
+        self.events.append("LIVELOCK: layout break loops on a page it believes idle")
+        raise Blocked(page.pfn if page is not None else -1)
 
     # include/linux/dax.h dax_break_layout_inode() (6.15)
     def dax_break_layout_inode(self, ino: int, cb) -> int:
@@ -235,11 +243,13 @@ class FsDax:
 
     # fs/dax.c dax_break_layout_final() (6.15)
     def dax_break_layout_final(self, ino: int) -> None:
-        while True:
+        for _spin in range(LIVELOCK):
             page = self.dax_layout_busy_page_range(ino, 0, LLONG_MAX)
             if page is None:
                 break
             self.wait_page_idle_uninterruptible(page, ino)
+        else:
+            self.livelock(page)
         if page is None:
             self.dax_delete_mapping_range(ino, 0, LLONG_MAX)
 

@@ -49,6 +49,11 @@ register(Kernel615)
 register(Kernel72)
 TARGETS["mainline"] = Kernel72  # alias: the newest ported mainline
 
+from kdax.zoo import ZOO  # noqa: E402
+
+for _cls in ZOO:
+    register(_cls)
+
 try:  # test-only targets live beside the real ones
     from kdax import broken  # noqa: F401
 except ImportError:  # pragma: no cover - while the engines land
