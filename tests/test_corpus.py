@@ -1,0 +1,71 @@
+"""Every corpus trace replays as its header expects on both targets, every `=> result`
+annotation matches, and the corpus together uses every op kind and hard path."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from daxfuzz import ops as O
+from daxfuzz.cmd_replay import outcome_ok
+from daxfuzz.runner import run_ops
+from daxfuzz.trace import read_trace
+
+CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus")
+FILES = sorted(glob.glob(os.path.join(CORPUS, "*.trace")))
+TARGETS = ["6.15", "7.2"]
+
+
+def test_corpus_is_there():
+    assert len(FILES) >= 22
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("path", FILES, ids=os.path.basename)
+def test_trace_replays_as_expected(path, target):
+    trace = read_trace(path)
+    div, results = run_ops(target, trace.geometry, trace.ops)
+    report = div.report() if div else "agree"
+    assert outcome_ok(trace, target, div), (
+        f"{os.path.basename(path)} on {target}: header expects "
+        f"{trace.expectation(target)!r}, got {report}")
+    for i, (want, got) in enumerate(zip(trace.results, results, strict=False), 1):
+        if want is not None:
+            assert want == got, f"step {i}: {trace.ops[i - 1]}: annotated {want!r}, got {got!r}"
+
+
+@pytest.mark.parametrize("path", FILES, ids=os.path.basename)
+def test_trace_header(path):
+    trace = read_trace(path)
+    assert trace.description, "every corpus trace says what a kernel developer should see"
+    assert trace.target in (None, *TARGETS)
+    assert any(r is not None for r in trace.results), "annotate the key ops with => result"
+    name = os.path.basename(path)
+    diverges = any(trace.expectation(t) != "agree" for t in TARGETS)
+    assert diverges == name.startswith("divergence-")
+    for t in TARGETS:  # a documented divergence names its signature
+        exp = trace.expectation(t).split()
+        assert exp[0] == "agree" or len(exp) == 2
+
+
+def test_corpus_uses_every_op_kind():
+    used = {type(op) for p in FILES for op in read_trace(p).ops}
+    assert used == set(O.OP_TYPES), {t.name for t in set(O.OP_TYPES) - used}
+    holders = {op.holder for p in FILES for op in read_trace(p).ops
+               if isinstance(op, O.MemoryFailure)}
+    assert holders == {0, 1}
+
+
+def test_corpus_covers_the_hard_results():
+    """Blocking, errors and kills appear as annotated results somewhere."""
+    results = {r.split()[0] if r.startswith("blocked") else r
+               for p in FILES for r in read_trace(p).results if r is not None}
+    for want in ("blocked", "EBUSY", "SIGBUS", "EOPNOTSUPP", "ENOENT", "ok killed=0",
+                 "ok killed=1"):
+        assert want in results, want
+    blocked_by = {type(op) for p in FILES
+                  for op, r in zip(read_trace(p).ops, read_trace(p).results, strict=True)
+                  if r is not None and r.startswith("blocked")}
+    assert {O.Truncate, O.Punch, O.Reflink, O.Unmount} <= blocked_by
