@@ -128,6 +128,13 @@ class Runner:
             v = safety.freed_while_in_use(t.freed, self._t_mapped(), self._t_held())
             if v:
                 return self._div(op, "safety:freed-in-use", "no block freed while in use", v)
+        if not t.handles and t.touched and not self._t_mapped():
+            pages = t.pages
+            v = safety.not_idle(t.touched, {p: pages[p]._refcount for p in t.touched},
+                                self.idle)
+            if v:
+                return self._div(op, "safety:not-idle", "idle when nothing maps or holds it",
+                                 v, facts=self.facts_of(min(t.touched)))
         return None
 
     def run(self, ops: Iterable[Op]) -> Divergence | None:

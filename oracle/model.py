@@ -119,7 +119,7 @@ class Oracle:
         self.changed.clear()
         self.killed.clear()
         try:
-            return self._dispatch[type(op)](self, op)
+            return getattr(self, self._dispatch[type(op)])(op)
         except Blocked as b:
             return blocked(b.pfn)
 
@@ -690,9 +690,4 @@ class Oracle:
         if found:
             self.killed.add(mm)
 
-    _dispatch = {
-        O.Mmap: op_mmap, O.Munmap: op_munmap, O.Fault: op_fault, O.Msync: op_msync,
-        O.Pin: op_pin, O.Get: op_get, O.Unpin: op_unpin, O.Put: op_put,
-        O.Truncate: op_truncate, O.Punch: op_punch, O.Reflink: op_reflink,
-        O.Unmount: op_unmount, O.Mount: op_mount, O.MemoryFailure: op_memory_failure,
-    }
+    _dispatch = {t: "op_" + t.name for t in O.OP_TYPES}

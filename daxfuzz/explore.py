@@ -1,0 +1,218 @@
+"""Exhaustive small-scope checking and target-to-target comparison.
+
+`exhaust` enumerates every op sequence up to K ops over a small world, breadth-first
+over *states*: a state reached before (same oracle facts, same target raw state, same
+identifiers in use) is not expanded twice, so the work is in distinct states and
+edges, not in strings.  Identifiers that are still unnamed are interchangeable, so an
+op may name a new inode, process, VMA slot or handle only as the next unused number
+(canonical first use).  Sequences whose prefix diverged are not extended; counter-
+examples come out shortest first.
+
+`diff_targets` replays sequences on two targets and groups every sequence whose
+observable behaviour differs by the first op where they part.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import Geometry
+from daxfuzz.runner import Divergence, Runner
+
+#: the default small world: 8 PFNs, 2-page PMDs, 2 files of 4 pages, 1 process
+SMALL = Geometry(pages=8, pmd_order=1, inodes=2, mms=1, vmas=2, handles=2, file_pages=4,
+                 max_file_pages=4)
+
+_ID_DOMAINS = {O.MM: "mm", O.VMA: "vma", O.INO: "ino", O.HANDLE: "h"}
+
+
+def alphabet(g: Geometry) -> list[O.Op]:
+    """The ops an exhaustive run tries from every state (a reasoned subset of all ops:
+    every op kind, every identifier, PMD-relevant offsets, each VMA flavour)."""
+    nr = g.pmd_nr
+    size = g.file_pages
+    offs = sorted({0, 1, min(nr, size - 1)} & set(range(size)))
+    out: list[O.Op] = []
+    flavours = [dict(), dict(huge=0), dict(aligned=0), dict(shared=0), dict(write=0),
+                dict(sync=1)]
+    for mm in range(g.mms):
+        for v in range(g.vmas):
+            for ino in range(g.inodes):
+                for fl in flavours:
+                    out.append(O.Mmap(mm, v, ino, 0, size, **fl))
+            out.append(O.Munmap(mm, v))
+            out.append(O.Msync(mm, v))
+            for pg in range(size):
+                out.append(O.Fault(mm, v, pg, 0))
+                out.append(O.Fault(mm, v, pg, 1))
+            for pg in offs:
+                for h in range(g.handles):
+                    out.append(O.Pin(mm, v, pg, h, 1))
+                    out.append(O.Pin(mm, v, pg, h, 0))
+                    out.append(O.Get(mm, v, pg, h, 0))
+    for h in range(g.handles):
+        out += [O.Unpin(h), O.Put(h)]
+    for a in range(g.inodes):
+        for b in range(g.inodes):
+            if a != b:
+                out.append(O.Reflink(a, b, 0, 0, nr))
+                out.append(O.Reflink(a, b, 1, 1, 1))
+        out.append(O.Truncate(a, 0))
+        out.append(O.Truncate(a, nr))
+        out.append(O.Punch(a, 0, nr))
+        out.append(O.Punch(a, 1, 1))
+    out += [O.Unmount(), O.Mount()]
+    for pfn in range(min(g.pages, nr + 1)):
+        out.append(O.MemoryFailure(pfn, 0, 1))
+        out.append(O.MemoryFailure(pfn, 0, 0))
+    return out
+
+
+def _ids(op: O.Op) -> list[tuple[str, int]]:
+    return [(d, getattr(op, f.name)) for f, d in zip(fields(op), op.domains)  # type: ignore
+            if d in _ID_DOMAINS]
+
+
+def first_use_ok(op: O.Op, used: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Canonical first use: an op may name identifier n of a kind only if n-1 is used.
+    Returns the new `used` (count per kind: mm, vma, ino, h) or None."""
+    u = list(used)
+    for dom, v in _ids(op):
+        k = ("mm", "vma", "ino", "h").index(_ID_DOMAINS[dom])
+        if v > u[k]:
+            return None
+        if v == u[k]:
+            u[k] += 1
+    return tuple(u)
+
+
+def state_key(r: Runner) -> tuple:
+    """Everything that can influence the future: oracle facts and target raw state."""
+    o, t = r.o, r.t
+    mms = tuple((tuple(sorted(m.vmas.items())), tuple(sorted(m.pte.items())),
+                 tuple(sorted(m.pmd.items())), tuple(sorted(m.tables))) for m in t.mms)
+    ent = tuple(tuple(sorted(xa.ties.items())) for xa in t.i_pages)
+    marks = tuple((tuple(sorted(xa.dirty)), tuple(sorted(xa.towrite))) for xa in t.i_pages)
+    pages = tuple((p.flags, p.compound_head, p._flags_1, p._nr_pages, p._refcount,
+                   p._mapcount, p._large_mapcount, p._entire_mapcount, p._pincount,
+                   p.mapping, p.index) for p in t.pages)
+    ofacts = (tuple(o.head), tuple(o.forder), tuple(o.assoc), tuple(o.owner),
+              tuple(sorted(o.shared)), tuple(o.page_assoc), tuple(o.page_owner),
+              tuple(sorted(o.page_cow)), tuple(tuple(sorted(d)) for d in o.dirty))
+    return (mms, ent, marks, pages, ofacts, t.fs.facts(), tuple(t.fs.meta_dirty),
+            tuple(sorted(t.handles.items())), t.mounted, t.holder_registered)
+
+
+@dataclass
+class ExhaustResult:
+    target: str
+    geometry: Geometry
+    depth: int  # every sequence up to this many ops was checked
+    states: int
+    edges: int
+    seconds: float
+    complete: bool  # False when stopped by the time limit inside `depth + 1`
+    counterexamples: list[tuple[list[O.Op], Divergence]] = field(default_factory=list)
+
+    def world(self) -> str:
+        g = self.geometry
+        return (f"{g.pages} pfns, pmd_order={g.pmd_order}, {g.inodes} files x "
+                f"{g.file_pages} pages, {g.mms} mm x {g.vmas} vmas, {g.handles} handles")
+
+    def verdict(self) -> str:
+        if self.counterexamples:
+            ops, d = self.counterexamples[0]
+            return (f"daxfuzz exhaust {self.target}: DIVERGENCE in {len(ops)} ops "
+                    f"({d.signature()}); {len(self.counterexamples)} counterexample(s) "
+                    f"within {self.depth + 1} ops over <{self.world()}>, "
+                    f"{self.states} states, {self.edges} edges, {self.seconds:.1f} s")
+        return (f"daxfuzz exhaust {self.target}: no divergence in every sequence up to "
+                f"{self.depth} ops over <{self.world()}>: {self.states} distinct states, "
+                f"{self.edges} edges, {self.seconds:.1f} s")
+
+
+def _replay(r: Runner, path: Sequence[O.Op]) -> None:
+    r.reset()
+    for op in path:
+        r.step(op)
+
+
+def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...], tuple]],
+            alpha: list[O.Op]) -> list[tuple]:
+    """Children of each (path, used): (path + op, used', key or None, divergence)."""
+    r = Runner(target, g)
+    out = []
+    for path, used in paths:
+        for op in alpha:
+            nu = first_use_ok(op, used)
+            if nu is None:
+                continue
+            _replay(r, path)
+            d = r.step(op)
+            out.append((path + (op,), nu, None if d else (state_key(r), nu), d))
+    return out
+
+
+def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
+            seconds: float = 600.0, stop_at_first: bool = True, jobs: int = 1,
+            progress: Callable[[str], None] | None = None) -> ExhaustResult:
+    """Breadth-first over states up to `max_ops`; see the module docstring."""
+    t0 = time.perf_counter()
+    alpha = alphabet(g)
+    name = target if isinstance(target, str) else target.name
+    res = ExhaustResult(name, g, 0, 1, 0, 0.0, True)
+    r = Runner(target, g)
+    seen = {(state_key(r), (0, 0, 0, 0))}
+    frontier: list[tuple[tuple[O.Op, ...], tuple]] = [((), (0, 0, 0, 0))]
+    pool = None
+    if jobs > 1:
+        import multiprocessing as mp
+        pool = mp.get_context("fork").Pool(jobs)
+    try:
+        for depth in range(1, max_ops + 1):
+            nxt = []
+            chunks = [frontier[i:i + 64] for i in range(0, len(frontier), 64)]
+            it: Iterable = (pool.imap(_expand_star, [(target, g, c, alpha) for c in chunks])
+                            if pool else (_expand(target, g, c, alpha) for c in chunks))
+            timed_out = False
+            for kids in it:
+                for path, nu, key, d in kids:
+                    res.edges += 1
+                    if d is not None:
+                        res.counterexamples.append((list(path), d))
+                    elif key not in seen:
+                        seen.add(key)
+                        nxt.append((path, nu))
+                if time.perf_counter() - t0 > seconds:
+                    timed_out = True
+                    break
+            res.states = len(seen)
+            res.seconds = time.perf_counter() - t0
+            if progress:
+                progress(f"depth {depth}: {len(nxt)} new states, {res.states} states, "
+                         f"{res.edges} edges, {len(res.counterexamples)} divergences, "
+                         f"{res.seconds:.1f} s")
+            if timed_out:
+                res.complete = False
+                break
+            res.depth = depth
+            if res.counterexamples and stop_at_first:
+                res.depth = depth - 1
+                break
+            frontier = nxt
+            if not frontier:
+                res.depth = max_ops
+                break
+    finally:
+        if pool:
+            pool.terminate()
+    res.seconds = time.perf_counter() - t0
+    res.counterexamples.sort(key=lambda c: len(c[0]))
+    return res
+
+
+def _expand_star(args: tuple) -> list[tuple]:
+    return _expand(*args)
