@@ -24,6 +24,10 @@ COMMANDS = (
     "daxfuzz.cmd_fuzz",
     "daxfuzz.cmd_reduce",
     "daxfuzz.cmd_corpus",
+    "daxfuzz.cmd_explore",
+    "daxfuzz.cmd_zoo",
+    "daxfuzz.cmd_coverage",
+    "daxfuzz.cmd_kernel",
 )
 
 

@@ -216,3 +216,150 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
 
 def _expand_star(args: tuple) -> list[tuple]:
     return _expand(*args)
+
+
+# ------------------------------------------------------------------ target diff ----
+def observe(r: Runner, op: O.Op) -> tuple[str, tuple[str, ...], str | None]:
+    """What one step shows on one target: result, warnings, and how it fares against
+    the oracle through its own convention (None: agrees; else the divergence field)."""
+    d = r.step(op)
+    return r.last_result, tuple(r.t.events), (d.field if d else None)
+
+
+def _norm(v: object) -> str:
+    """Group key text: numbers blurred so the same behaviour on other PFNs groups."""
+    import re
+
+    return re.sub(r"\d+", "N", str(v))
+
+
+@dataclass
+class DiffGroup:
+    key: tuple[str, str, str, str]  # (first differing op kind, component, A, B)
+    count: int
+    shortest: list[O.Op]
+    geometry: Geometry
+    step: int
+    a_obs: tuple
+    b_obs: tuple
+
+
+def first_difference(a: str | type, b: str | type, g: Geometry, ops: Sequence[O.Op]
+                     ) -> tuple[int, tuple, tuple] | None:
+    """(step, obs A, obs B) where the two targets first behave differently, or None."""
+    ra, rb = Runner(a, g), Runner(b, g)
+    for i, op in enumerate(ops, 1):
+        oa, ob = observe(ra, op), observe(rb, op)
+        if oa != ob:
+            return i, oa, ob
+        if oa[2] is not None:  # both diverged the same way: past here means little
+            return None
+    return None
+
+
+def _group_key(op: O.Op, oa: tuple, ob: tuple) -> tuple[str, str, str, str]:
+    for comp, x, y in (("result", oa[0], ob[0]), ("warning", oa[1], ob[1]),
+                       ("agreement", oa[2], ob[2])):
+        if x != y:
+            return (op.name, comp, _norm(x), _norm(y))
+    raise AssertionError("observations differ but no component does")
+
+
+class TargetDiff:
+    """Accumulates the sequences on which two targets differ, grouped."""
+
+    def __init__(self, a: str, b: str) -> None:
+        self.a, self.b = a, b
+        self.groups: dict[tuple, DiffGroup] = {}
+        self.sequences = 0
+
+    def add(self, g: Geometry, ops: Sequence[O.Op]) -> None:
+        self.sequences += 1
+        fd = first_difference(self.a, self.b, g, ops)
+        if fd is None:
+            return
+        step, oa, ob = fd
+        prefix = list(ops[:step])
+        key = _group_key(prefix[-1], oa, ob)
+        grp = self.groups.get(key)
+        if grp is None:
+            self.groups[key] = DiffGroup(key, 1, prefix, g, step, oa, ob)
+        else:
+            grp.count += 1
+            if len(prefix) < len(grp.shortest):
+                grp.shortest, grp.geometry, grp.step = prefix, g, step
+                grp.a_obs, grp.b_obs = oa, ob
+
+    def add_exhaustive(self, g: Geometry, max_ops: int, seconds: float,
+                       progress: Callable[[str], None] | None = None) -> int:
+        """Every sequence up to `max_ops` over `g`, breadth-first over the *pair* of
+        states (so a pair reached before is not expanded again).  Returns edges."""
+        t0 = time.perf_counter()
+        alpha = alphabet(g)
+        ra, rb = Runner(self.a, g), Runner(self.b, g)
+        seen = {(state_key(ra), state_key(rb))}
+        frontier: list[tuple[tuple[O.Op, ...], tuple]] = [((), (0, 0, 0, 0))]
+        edges = 0
+        for depth in range(1, max_ops + 1):
+            nxt = []
+            for path, used in frontier:
+                for op in alpha:
+                    nu = first_use_ok(op, used)
+                    if nu is None:
+                        continue
+                    edges += 1
+                    _replay(ra, path)
+                    _replay(rb, path)
+                    oa, ob = observe(ra, op), observe(rb, op)
+                    seq = path + (op,)
+                    self.sequences += 1
+                    if oa != ob:
+                        self._record(g, list(seq), oa, ob)
+                        continue
+                    if oa[2] is not None:
+                        continue
+                    key = (state_key(ra), state_key(rb))
+                    if key not in seen:
+                        seen.add(key)
+                        nxt.append((seq, nu))
+                if time.perf_counter() - t0 > seconds:
+                    if progress:
+                        progress(f"diff: time limit in depth {depth}")
+                    return edges
+            if progress:
+                progress(f"diff: depth {depth}: {len(seen)} state pairs, {edges} edges, "
+                         f"{len(self.groups)} groups")
+            frontier = nxt
+        return edges
+
+    def _record(self, g: Geometry, seq: list[O.Op], oa: tuple, ob: tuple) -> None:
+        key = _group_key(seq[-1], oa, ob)
+        grp = self.groups.get(key)
+        if grp is None:
+            self.groups[key] = DiffGroup(key, 1, seq, g, len(seq), oa, ob)
+        else:
+            grp.count += 1
+            if len(seq) < len(grp.shortest):
+                grp.shortest, grp.geometry, grp.step, grp.a_obs, grp.b_obs = (
+                    seq, g, len(seq), oa, ob)
+
+    def report(self) -> str:
+        lines = [f"daxfuzz diff {self.a} -> {self.b}: {len(self.groups)} behaviour groups "
+                 f"over {self.sequences} sequences"]
+        for key, grp in sorted(self.groups.items(), key=lambda kv: (len(kv[1].shortest),
+                                                                     kv[0])):
+            op, comp, va, vb = key
+            lines.append("")
+            lines.append(f"## {op}: {comp} differs  ({grp.count} sequences; shortest "
+                         f"{len(grp.shortest)} ops)")
+            lines.append(f"   {self.a}: result={grp.a_obs[0]!r} warnings={list(grp.a_obs[1])} "
+                         f"vs oracle={grp.a_obs[2] or 'agrees'}")
+            lines.append(f"   {self.b}: result={grp.b_obs[0]!r} warnings={list(grp.b_obs[1])} "
+                         f"vs oracle={grp.b_obs[2] or 'agrees'}")
+            if grp.geometry != SMALL:
+                lines.append(f"   geometry: {grp.geometry.text()}")
+            else:
+                lines.append(f"   geometry: {grp.geometry.text()}  (exhaustive world)")
+            for o in grp.shortest:
+                lines.append(f"     {o}")
+        return "\n".join(lines)

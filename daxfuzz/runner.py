@@ -81,6 +81,12 @@ class Runner:
     def __init__(self, target: str | type, geometry: Geometry) -> None:
         self.cls = _target_class(target)
         self.g = geometry
+        # A zoo variant reports only what its base kernel does not show: a divergence
+        # that the base shows on the same ops too is the kernel's, not the variant's.
+        base = getattr(self.cls, "base", None)
+        self.base: Runner | None = Runner(base, geometry) if base else None
+        if self.base is not None:
+            self.step = self._step_masked  # type: ignore[method-assign]
         self.reset()
 
     def reset(self) -> None:
@@ -91,6 +97,10 @@ class Runner:
         self.last_result = ""
         self.folio_conv = getattr(self.t, "convention", "folio") == "folio"
         self.idle = self.t.idle_refcount
+        self.masked = False
+        self.history: list[Op] = []
+        if self.base is not None:
+            self.base.reset()
         self._mm_pairs = list(zip(self.o.mms, self.t.mms))
         self._entry_pairs = [(self.o.entries[i], self.t.i_pages[i].ties)
                              for i in range(self.g.inodes)]
@@ -136,6 +146,23 @@ class Runner:
                 return self._div(op, "safety:not-idle", "idle when nothing maps or holds it",
                                  v, facts=self.facts_of(min(t.touched)))
         return None
+
+    def _step_masked(self, op: Op) -> Divergence | None:
+        """step() for a zoo variant: the base kernel runs alongside; once the base
+        diverges too, the sequence is the base's problem and nothing more is reported."""
+        if self.masked:
+            self.nsteps += 1
+            try:
+                self.last_result = self.t.apply(op)
+            except Exception:  # noqa: BLE001 - past the base's divergence: moot
+                self.last_result = "exception"
+            return None
+        d = Runner.step(self, op)
+        bd = self.base.step(op)  # type: ignore[union-attr]
+        if bd is not None:
+            self.masked = True
+            return None
+        return d
 
     def run(self, ops: Iterable[Op]) -> Divergence | None:
         for op in ops:

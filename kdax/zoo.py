@@ -254,7 +254,7 @@ class SplitKeepsTailMapping(Kernel72):
         super().set_field(page, fld, value)
 
 
-@zoo(5)
+@zoo(6)
 class ShareNotReset(Kernel72):
     name = "zoo-make-shared-no-reset"
     summary = "dax_folio_make_shared() clears mapping but does not set share = 1"
@@ -460,7 +460,7 @@ class SpuriousLargeWarn(Kernel72):
         super().free_zone_device_folio(folio)
 
 
-@zoo(5)
+@zoo(6)
 class MfGenericStaleIndex(Kernel72):
     name = "zoo-mf-uses-page-index"
     summary = "mf_generic_kill_procs() unmaps at the failing page's own index, ignoring folio"

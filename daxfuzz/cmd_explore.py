@@ -1,0 +1,118 @@
+"""`daxfuzz exhaust` and `daxfuzz diff`."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+
+from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
+from daxfuzz.geometry import Geometry
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("exhaust", help="check every op sequence up to K ops over a small world")
+    p.add_argument("--target", default="7.2")
+    p.add_argument("--max-ops", type=int, default=4, metavar="K")
+    p.add_argument("--pmd-order", type=int, default=1)
+    p.add_argument("--pages", type=int, default=8)
+    p.add_argument("--inodes", type=int, default=2)
+    p.add_argument("--processes", type=int, default=1)
+    p.add_argument("--vmas", type=int, default=2)
+    p.add_argument("--handles", type=int, default=2)
+    p.add_argument("--file-pages", type=int, default=4)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--time", type=float, default=600.0, help="stop after this many seconds")
+    p.add_argument("--all", action="store_true", help="keep going after the first divergence")
+    p.add_argument("--findings", default="findings", help="where counterexamples are saved")
+    p.set_defaults(func=run_exhaust)
+
+    d = sub.add_parser("diff", help="behaviour that differs between two targets, grouped")
+    d.add_argument("--from", dest="a", required=True, metavar="A")
+    d.add_argument("--to", dest="b", required=True, metavar="B")
+    d.add_argument("corpus", nargs="*", help="trace files or folders (default: corpus/ "
+                   "and findings/)")
+    d.add_argument("--max-ops", type=int, default=3, help="exhaustive depth (0: none)")
+    d.add_argument("--time", type=float, default=300.0)
+    d.set_defaults(func=run_diff)
+
+
+def _geometry(a: argparse.Namespace) -> Geometry:
+    return Geometry(pages=a.pages, pmd_order=a.pmd_order, inodes=a.inodes, mms=a.processes,
+                    vmas=a.vmas, handles=a.handles, file_pages=a.file_pages,
+                    max_file_pages=a.file_pages)
+
+
+def _progress(msg: str) -> None:
+    print(f"  {msg}", file=sys.stderr, flush=True)
+
+
+def run_exhaust(args: argparse.Namespace) -> int:
+    from daxfuzz.explore import exhaust
+    from kdax.targets import get_target
+
+    get_target(args.target)
+    if args.max_ops < 1:
+        raise ConfigError("--max-ops must be at least 1")
+    g = _geometry(args)
+    print(f"daxfuzz exhaust: target {args.target}, up to {args.max_ops} ops, "
+          f"geometry {g.text()}, {args.jobs} job(s)")
+    res = exhaust(args.target, g, args.max_ops, seconds=args.time,
+                  stop_at_first=not args.all, jobs=args.jobs, progress=_progress)
+    for ops, d in res.counterexamples[:10]:
+        print(f"\ncounterexample ({len(ops)} ops, {d.signature()}):")
+        for op in ops:
+            print(f"  {op}")
+        print(d.report())
+    if res.counterexamples:
+        _save(args, g, res)
+    if not res.complete:
+        print(f"(time limit: depth {res.depth + 1} was not finished)")
+    print(res.verdict())
+    return EXIT_DIVERGENCE if res.counterexamples else EXIT_AGREE
+
+
+def _save(args: argparse.Namespace, g: Geometry, res) -> None:
+    from daxfuzz.emit import save_finding
+    from daxfuzz.trace import Trace
+
+    seen = set()
+    for ops, d in res.counterexamples:
+        if d.signature() in seen:
+            continue
+        seen.add(d.signature())
+        raw = Trace(tuple(ops), target=args.target, geometry=g,
+                    expect=f"divergence {d.signature()}",
+                    description=(f"found by daxfuzz exhaust (shortest, {len(ops)} ops)",))
+        saved = save_finding(args.findings, raw, engine="exhaust")
+        print(f"saved: {saved.get('trace', saved)}")
+
+
+def _traces(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            out += sorted(glob.glob(os.path.join(p, "**", "*.trace"), recursive=True))
+        else:
+            out.append(p)
+    return out
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from daxfuzz.explore import SMALL, TargetDiff
+    from daxfuzz.trace import read_trace
+    from kdax.targets import get_target
+
+    get_target(args.a)
+    get_target(args.b)
+    files = _traces(args.corpus or [p for p in ("corpus", "findings") if os.path.isdir(p)])
+    diff = TargetDiff(args.a, args.b)
+    for path in files:
+        t = read_trace(path)
+        diff.add(t.geometry, t.ops)
+    print(f"replayed {len(files)} traces", file=sys.stderr)
+    if args.max_ops > 0:
+        diff.add_exhaustive(SMALL, args.max_ops, args.time, progress=_progress)
+    print(diff.report())
+    return EXIT_AGREE
