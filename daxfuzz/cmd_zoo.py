@@ -1,0 +1,51 @@
+"""`daxfuzz zoo --engine E --budget S [--jobs N]`: the bug-finding benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from daxfuzz.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("zoo", help="run each engine on every zoo variant; table of results")
+    p.add_argument("--engine", action="append", choices=["random", "hypothesis", "atheris"],
+                   help="engine(s) to measure (repeatable; default: all three)")
+    p.add_argument("--budget", type=float, default=60.0, help="seconds per variant and seed")
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated seed list")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--variant", action="append", help="only these variants (repeatable)")
+    p.add_argument("--out", default="zoo-results", help="folder for zoo.md and zoo.json")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from daxfuzz.zoo_bench import ENGINES, run_zoo, save, table
+    from kdax.zoo import ZOO
+
+    engines = args.engine or list(ENGINES)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise ConfigError(f"--seeds {args.seeds!r}: comma-separated integers") from None
+    known = {c.name for c in ZOO}
+    for v in args.variant or []:
+        if v not in known:
+            raise ConfigError(f"unknown zoo variant {v!r}; `daxfuzz targets` lists them")
+    n = len(args.variant or known) * len(engines) * len(seeds)
+    print(f"daxfuzz zoo: {n} runs ({', '.join(engines)}; seeds {seeds}; budget "
+          f"{args.budget:g} s; {args.jobs} job(s))", file=sys.stderr)
+
+    def progress(a) -> None:
+        mark = (f"found in {a.seconds:.2f}s, reduced to {a.reduced_len}" if a.found
+                else f"not found in {a.seconds:.0f}s")
+        print(f"  {a.variant:<36} {a.engine:<10} seed {a.seed}: {mark}", file=sys.stderr,
+              flush=True)
+
+    attempts = run_zoo(engines, args.budget, seeds, args.jobs, args.variant, progress)
+    md, summary = table(attempts, engines)
+    print(md)
+    mdp, jp = save(args.out, md, summary)
+    print(f"saved {mdp} and {jp}")
+    return 0

@@ -1,0 +1,224 @@
+"""The bug-finding benchmark: every zoo variant, every engine, a fixed seed list.
+
+For each (variant, engine, seed) the engine fuzzes the variant from an empty corpus for
+at most `budget` seconds and stops at the first divergence the variant's base kernel
+does not show (the runner masks the base's own divergences).  The finding is reduced
+and its length compared with the variant's known minimum.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+from daxfuzz.geometry import DEFAULT, Geometry
+
+ENGINES = ("random", "hypothesis", "atheris")
+
+
+@dataclass
+class Attempt:
+    variant: str
+    engine: str
+    seed: int
+    found: bool
+    seconds: float  # to the first finding, or the budget
+    execs: int  # inputs (random, atheris) or examples (hypothesis)
+    reduced_len: int | None = None
+    signature: str | None = None
+
+
+def find_random(variant: str, g: Geometry, budget: float, seed: int):
+    from fuzz import random_engine
+
+    st = random_engine.run(variant, g, seconds=budget, seed=seed, stop_at_first=True)
+    if st.findings:
+        ops, _div = st.findings[0]
+        return True, st.first_found or st.seconds, st.inputs, ops
+    return False, st.seconds, st.inputs, None
+
+
+def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int):
+    from hypothesis import HealthCheck, Phase, Verbosity, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from fuzz.hypothesis_machine import machine_for
+
+    try:
+        import hypothesis.core as hcore
+
+        hcore.global_force_seed = seed
+    except (ImportError, AttributeError):
+        pass
+    t0 = time.monotonic()
+    end = t0 + budget
+    examples = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        while time.monotonic() < end:
+            m = machine_for(variant, g, findings=tmp, deadline=end)
+            s = settings(max_examples=20, stateful_step_count=50, database=None,
+                         deadline=None, phases=[Phase.generate],
+                         suppress_health_check=list(HealthCheck), print_blob=False,
+                         verbosity=Verbosity.quiet)
+            try:
+                run_state_machine_as_test(m, settings=s)
+            except Exception:  # noqa: BLE001 - the divergence
+                if m.first_found is not None and m.last_failing_ops:
+                    return (True, m.first_found - t0, examples + m.examples,
+                            list(m.last_failing_ops))
+            examples += m.examples
+    return False, time.monotonic() - t0, examples, None
+
+
+def find_atheris(variant: str, g: Geometry, budget: float, seed: int):
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = os.path.join(tmp, "corpus")
+        os.makedirs(corpus)
+        env = dict(os.environ, DAXFUZZ_TARGET=variant, DAXFUZZ_GEOMETRY=g.text())
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "fuzz.atheris_harness", corpus,
+             f"-max_total_time={max(1, int(budget))}", f"-seed={seed + 1}",
+             f"-artifact_prefix={tmp}/", "-print_final_stats=1"],
+            env=env, capture_output=True, text=True, timeout=budget + 60)
+        dt = time.monotonic() - t0
+        execs = 0
+        for line in proc.stderr.splitlines():
+            if line.startswith("stat::number_of_executed_units:"):
+                execs = int(line.split(":")[-1])
+            elif " DONE " in line or line.startswith("#") and "exec/s" in line:
+                parts = line.split()
+                if parts and parts[0].startswith("#") and parts[0][1:].isdigit():
+                    execs = max(execs, int(parts[0][1:]))
+        crashes = [f for f in os.listdir(tmp) if f.startswith("crash-")]
+        if not crashes:
+            return False, dt, execs, None
+        from daxfuzz.codec import Codec
+
+        with open(os.path.join(tmp, crashes[0]), "rb") as f:
+            data = f.read()
+        ops = Codec(g).decode(data, max_ops=int(os.environ.get("DAXFUZZ_MAX_OPS", "64")))
+        return True, dt, execs, ops
+
+
+FINDERS = {"random": find_random, "hypothesis": find_hypothesis, "atheris": find_atheris}
+
+
+def attempt(variant: str, engine: str, seed: int, budget: float,
+            g: Geometry = DEFAULT) -> Attempt:
+    from daxfuzz.reduce import reduce
+    from daxfuzz.runner import run_ops
+
+    found, secs, execs, ops = FINDERS[engine](variant, g, budget, seed)
+    a = Attempt(variant, engine, seed, found, round(secs, 3), execs)
+    if found and ops:
+        d, _ = run_ops(variant, g, ops)
+        if d is None:  # flaky decode or masked: not a finding of the variant
+            a.found = False
+            return a
+        sig = d.signature()
+        ops = ops[:d.step]
+
+        def same(cand) -> bool:
+            dd, _ = run_ops(variant, g, cand)
+            return dd is not None and dd.signature() == sig
+
+        red = reduce(ops, same, g)
+        a.reduced_len, a.signature = len(red), sig
+    return a
+
+
+def _attempt_star(args: tuple) -> Attempt:
+    return attempt(*args)
+
+
+def run_zoo(engines: list[str], budget: float, seeds: list[int], jobs: int = 1,
+            variants: list[str] | None = None, progress=None) -> list[Attempt]:
+    from kdax.zoo import ZOO
+
+    names = [c.name for c in ZOO if not variants or c.name in variants]
+    work = [(v, e, s, budget) for v in names for e in engines for s in seeds]
+    out: list[Attempt] = []
+    if jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(jobs) as pool:
+            for a in pool.imap_unordered(_attempt_star, work):
+                out.append(a)
+                if progress:
+                    progress(a)
+    else:
+        for w in work:
+            a = attempt(*w)
+            out.append(a)
+            if progress:
+                progress(a)
+    return out
+
+
+def table(attempts: list[Attempt], engines: list[str]) -> tuple[str, dict]:
+    """Markdown table and JSON summary."""
+    from kdax.zoo import ZOO
+
+    minimal = {c.name: c.minimal for c in ZOO}
+    rows = []
+    by: dict[tuple[str, str], list[Attempt]] = {}
+    for a in attempts:
+        by.setdefault((a.variant, a.engine), []).append(a)
+    variants = [c.name for c in ZOO if any(a.variant == c.name for a in attempts)]
+    head = "| variant | known min |" + "".join(
+        f" {e}: found | {e}: median s | {e}: median execs | {e}: reduced |" for e in engines)
+    sep = "|---|---|" + "---|---|---|---|" * len(engines)
+    rows = [head, sep]
+    summary: dict = {"engines": {}, "variants": {}}
+    for v in variants:
+        cells = [v, str(minimal.get(v, "?"))]
+        summary["variants"][v] = {}
+        for e in engines:
+            at = by.get((v, e), [])
+            hits = [a for a in at if a.found]
+            med_t = statistics.median(a.seconds for a in hits) if hits else None
+            med_x = int(statistics.median(a.execs for a in hits)) if hits else None
+            red = min((a.reduced_len for a in hits if a.reduced_len), default=None)
+            cells += [f"{len(hits)}/{len(at)}", f"{med_t:.2f}" if med_t is not None else "-",
+                      str(med_x) if med_x is not None else "-",
+                      f"{red}" if red is not None else "-"]
+            summary["variants"][v][e] = {"found": len(hits), "tries": len(at),
+                                         "median_seconds": med_t, "median_execs": med_x,
+                                         "reduced_len": red}
+        rows.append("| " + " | ".join(cells) + " |")
+    for e in engines:
+        found = sum(1 for v in variants if summary["variants"][v][e]["found"])
+        times = [summary["variants"][v][e]["median_seconds"] for v in variants
+                 if summary["variants"][v][e]["median_seconds"] is not None]
+        within = sum(1 for v in variants
+                     if summary["variants"][v][e]["reduced_len"] is not None
+                     and summary["variants"][v][e]["reduced_len"] <= minimal.get(v, 0))
+        summary["engines"][e] = {"found": found, "of": len(variants),
+                                 "median_time_to_find": statistics.median(times)
+                                 if times else None, "reduced_within_minimal": within}
+    lines = ["| engine | variants found | median time-to-find (s) | reduced <= known min |",
+             "|---|---|---|---|"]
+    for e in engines:
+        s = summary["engines"][e]
+        mt = f"{s['median_time_to_find']:.2f}" if s["median_time_to_find"] is not None else "-"
+        lines.append(f"| {e} | {s['found']}/{s['of']} | {mt} | {s['reduced_within_minimal']} |")
+    md = "\n".join(lines) + "\n\n" + "\n".join(rows) + "\n"
+    summary["attempts"] = [asdict(a) for a in attempts]
+    return md, summary
+
+
+def save(out_dir: str, md: str, summary: dict) -> tuple[str, str]:
+    from daxfuzz.emit import _write_atomic
+
+    os.makedirs(out_dir, exist_ok=True)
+    mdp, jp = os.path.join(out_dir, "zoo.md"), os.path.join(out_dir, "zoo.json")
+    _write_atomic(mdp, md)
+    _write_atomic(jp, json.dumps(summary, indent=1, sort_keys=True))
+    return mdp, jp
