@@ -68,7 +68,7 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
         print(f"== {path}  (target {target}; {trace.geometry.text()})")
         for d in trace.description:
             print(f"   {d}")
-    for i, (op, want) in enumerate(zip(trace.ops, trace.results), 1):
+    for i, (op, want) in enumerate(zip(trace.ops, trace.results, strict=False), 1):
         div = r.step(op)
         res = r.last_result
         if not args.quiet:

@@ -72,7 +72,7 @@ def alphabet(g: Geometry) -> list[O.Op]:
 
 
 def _ids(op: O.Op) -> list[tuple[str, int]]:
-    return [(d, getattr(op, f.name)) for f, d in zip(fields(op), op.domains)  # type: ignore
+    return [(d, getattr(op, f.name)) for f, d in zip(fields(op), op.domains, strict=False)  # type: ignore
             if d in _ID_DOMAINS]
 
 

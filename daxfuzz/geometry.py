@@ -71,7 +71,8 @@ class Geometry:
         for tok in text.split():
             key, sep, val = tok.partition("=")
             if not sep or key not in names:
-                raise ConfigError(f"geometry: unknown item {tok!r} (known: {', '.join(sorted(names))})")
+                known = ", ".join(sorted(names))
+                raise ConfigError(f"geometry: unknown item {tok!r} (known: {known})")
             try:
                 kw[key] = int(val, 10)
             except ValueError:

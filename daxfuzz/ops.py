@@ -65,7 +65,7 @@ class Op:
 
     def check(self, g: Geometry) -> None:
         """Raise ValueError if a field is outside the world `g`."""
-        for f, dom in zip(fields(self), self.domains):  # type: ignore[arg-type]
+        for f, dom in zip(fields(self), self.domains, strict=False):  # type: ignore[arg-type]
             lo, hi = domain_size(dom, g)
             v = getattr(self, f.name)
             if not lo <= v <= hi:

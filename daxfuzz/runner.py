@@ -101,7 +101,7 @@ class Runner:
         self.history: list[Op] = []
         if self.base is not None:
             self.base.reset()
-        self._mm_pairs = list(zip(self.o.mms, self.t.mms))
+        self._mm_pairs = list(zip(self.o.mms, self.t.mms, strict=False))
         self._entry_pairs = [(self.o.entries[i], self.t.i_pages[i].ties)
                              for i in range(self.g.inodes)]
 

@@ -67,7 +67,7 @@ class Trace:
         for d in self.description:
             lines.append(f"description: {d}" if d else "description:")
         lines.append("")
-        for op, res in zip(self.ops, self.results):
+        for op, res in zip(self.ops, self.results, strict=False):
             lines.append(f"{op}  => {res}" if res is not None else str(op))
         return "\n".join(lines) + "\n"
 
@@ -127,7 +127,8 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
                 raise InputError("target: empty target name", path=path, line=lineno)
             continue
         if colon:
-            raise InputError(f"unknown header {key.strip()!r}; headers are {', '.join(HEADER_KEYS)}",
+            known = ", ".join(HEADER_KEYS)
+            raise InputError(f"unknown header {key.strip()!r}; headers are {known}",
                              path=path, line=lineno)
         body, arrow, res = line.partition("=>")
         op = parse_op(body, path=path, line=lineno)

@@ -24,10 +24,13 @@ from daxfuzz import errors, geometry, ops, trace, world  # noqa: F401
 from daxfuzz.codec import Codec, parse_weights
 from daxfuzz.geometry import DEFAULT, Geometry
 
-with atheris.instrument_imports(include=["kdax", "oracle", "daxfuzz.runner"]):
+with atheris.instrument_imports(include=["kdax", "oracle", "daxfuzz.runner",
+                                         "fuzz.transition_edges"]):
     import kdax.targets  # noqa: F401
     import oracle  # noqa: F401
     from daxfuzz.runner import Runner
+    from fuzz.transition_edges import hit
+from daxfuzz.transitions import Transitions, bucket
 
 
 class DivergenceFound(Exception):
@@ -41,14 +44,24 @@ KNOWN = frozenset(filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
 MAX_OPS = int(os.environ.get("DAXFUZZ_MAX_OPS", "64"))
 CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
 RUNNER = Runner(TARGET, GEOMETRY)
+# State-transition feedback: each (state, op, state) bucket an input exercises is a
+# coverage edge of its own (DAXFUZZ_FEEDBACK=0 turns it off, for comparison).
+FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
+TRANSITIONS = Transitions()
 
 
 def TestOneInput(data: bytes) -> None:
     """Decode `data` to ops, run them; raise on a divergence not in KNOWN."""
     RUNNER.reset()
     step = RUNNER.step
+    if FEEDBACK:
+        TRANSITIONS.reset()
     for op in CODEC.decode(data, max_ops=MAX_OPS):
         div = step(op)
+        if FEEDBACK:
+            TRANSITIONS.after_step(RUNNER, op)
+            for tr in TRANSITIONS.last:
+                hit(bucket(tr))
         if div is not None:
             if div.signature() in KNOWN:
                 return

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, settings, target
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import (
@@ -39,6 +39,10 @@ from daxfuzz import ops as O
 from daxfuzz.codec import DEFAULT_WEIGHTS
 from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.trace import Trace
+from daxfuzz.transitions import Transitions
+
+#: state-transition feedback on (DAXFUZZ_FEEDBACK=0 turns it off, for comparison)
+FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
 
 _COMMON = {"deadline": None,
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
@@ -112,6 +116,7 @@ class DaxMachine(RuleBasedStateMachine):
         self.div = None
         self.dead = False  # a known divergence or time up: the rest of the run is moot
         self.held: set[int] = set()
+        self.new_transitions = 0
         type(self).examples += 1
 
     def _do(self, op: O.Op) -> str | None:
@@ -130,6 +135,8 @@ class DaxMachine(RuleBasedStateMachine):
         type(self).steps += 1
         self.ops.append(op)
         div = self.runner.step(op)
+        if FEEDBACK:
+            self.new_transitions += len(type(self).transitions.after_step(self.runner, op))
         if div is not None:
             if div.signature() in self.known:
                 self.dead = True
@@ -140,6 +147,14 @@ class DaxMachine(RuleBasedStateMachine):
                 if cls.first_found is None:
                     cls.first_found = time.monotonic()
         return self.runner.last_result
+
+    def teardown(self) -> None:
+        # steer generation toward (state, op, state) transitions not seen before
+        if FEEDBACK:
+            try:
+                target(float(self.new_transitions), label="new folio transitions")
+            except Exception:  # noqa: BLE001 - outside a Hypothesis test (replays)
+                pass
 
     @invariant()
     def agrees(self) -> None:
@@ -263,6 +278,7 @@ def machine_for(target: str, g: Geometry = DEFAULT, *,
         "target_name": target, "g": g, "known": frozenset(known), "deadline": deadline,
         "findings": findings or DaxMachine.findings, "steps": 0, "last_finding": None,
         "first_found": None, "examples": 0, "last_failing_ops": None,
+        "transitions": Transitions(),
     }
     for kind, fns in _rules(g).items():
         copies = -(-w.get(kind, 0) // 8)

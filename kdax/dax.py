@@ -451,7 +451,7 @@ class FsDax:
     # mm/rmap.c pfn_mkclean_range() via dax_entry_mkclean(): write-protect the PTEs and
     # PMDs of every VMA of the file that map [pfn, pfn + nr) at file offsets [index..).
     def dax_entry_mkclean(self, ino: int, index: int, pfn: int, nr: int) -> None:
-        for mm, mmst in enumerate(self.mms):
+        for _mm, mmst in enumerate(self.mms):
             for vma in mmst.vmas.values():
                 if vma.ino != ino:
                     continue

@@ -14,7 +14,7 @@ import sys
 from daxfuzz.blockfs import BlockFS
 from daxfuzz.geometry import Geometry
 from daxfuzz.world import ZERO_PFN, MMState
-from kdax.mm_types import PG_head, TAIL_MAPPING, Page
+from kdax.mm_types import TAIL_MAPPING, Page, PG_head
 from kdax.xarray import XArray
 
 GUP_PIN_COUNTING_BIAS = 1 << 10  # include/linux/mm.h

@@ -20,7 +20,7 @@ from __future__ import annotations
 from kdax.kernel import Kernel615
 from kdax.mm_types import Page
 from kdax.vm_fault import Vmf
-from kdax.xarray import DAX_ZERO_PAGE, dax_is_zero_entry, dax_is_empty_entry
+from kdax.xarray import DAX_ZERO_PAGE, dax_is_empty_entry, dax_is_zero_entry
 
 
 class KernelV6(Kernel615):
@@ -88,7 +88,7 @@ class KernelV6(Kernel615):
     # fs/dax.c dax_insert_entry() (v6): association skipped for DAX_ZERO_PAGE entries
     def dax_insert_entry(self, vmf, iomap, entry: int, pfn: int, flags: int) -> int:
         if flags & DAX_ZERO_PAGE:
-            saved, self.dax_associate_entry = self.dax_associate_entry, _no_associate
+            _saved, self.dax_associate_entry = self.dax_associate_entry, _no_associate
             try:
                 return super().dax_insert_entry(vmf, iomap, entry, pfn, flags)
             finally:

@@ -33,6 +33,8 @@ from daxfuzz.world import (
     EFAULT,
     EINVAL,
     ENOENT,
+    ENTRY_PMD,
+    ENTRY_SHIFT,
     EOPNOTSUPP,
     HUGE_ZERO,
     OK,
@@ -46,7 +48,6 @@ from daxfuzz.world import (
     entry_kind,
     make_vma,
 )
-from daxfuzz.world import ENTRY_PMD, ENTRY_SHIFT
 
 # Entry kinds (the canonical form shared with the runner's view of a target).
 REAL, ZERO, EMPTY = "real", "zero", "empty"
@@ -513,7 +514,7 @@ class Oracle:
                 continue
             # write-protect every writable mapping of the entry's pages of this file
             nr = 1 << eorder
-            for mm, mmst in enumerate(self.mms):
+            for _mm, mmst in enumerate(self.mms):
                 for v in mmst.vmas.values():
                     if v.ino != ino:
                         continue

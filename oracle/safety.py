@@ -37,7 +37,8 @@ def not_idle(pfns: Iterable[int], refcount: dict[int, int], idle: int) -> str | 
     """When nothing maps or holds any device page, every page is idle."""
     for pfn in pfns:
         if refcount[pfn] != idle:
-            return f"pfn={pfn} refcount {refcount[pfn]} with nothing mapped or held (idle is {idle})"
+            return (f"pfn={pfn} refcount {refcount[pfn]} with nothing mapped or held "
+                    f"(idle is {idle})")
     return None
 
 

@@ -1,0 +1,177 @@
+"""Abstract state-transition coverage of folios.
+
+The abstract state of a PFN's folio, from the oracle's facts:
+
+    (size, mapped, gup, association, entry, block)
+    size         small | pmd                      the folio's order
+    mapped       unmapped | pte | pmd | pte+pmd   which page-table entries reach it
+    gup          - | held                          a GUP handle holds one of its pages
+    association  none | one | shared               address-space entries referencing it
+    entry        none | pte | pmd | pte+pmd        sizes of those entries
+    block        free | owned | reflinked          its filesystem block(s)
+
+A transition is (state before, op kind, state after) for a PFN the op touched.  A
+campaign or an exhaustive run reports the transitions it exercised; the engines are
+steered toward new ones (Hypothesis through `target()`, atheris through a coverage
+edge per transition bucket, see `fuzz/transition_edges.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from daxfuzz.world import ENTRY_PMD, ENTRY_SHIFT, entry_kind
+
+IDLE = ("small", "unmapped", "-", "none", "none", "free")
+State = tuple[str, str, str, str, str, str]
+
+
+def folio_state(r, pfn: int) -> State:
+    """The abstract state of `pfn`'s folio in runner `r` (oracle facts only)."""
+    o = r.o
+    h = o.head[pfn]
+    fp = o.folio_pfns(h)
+    ptes = any(o.pte_maps[p] for p in fp)
+    pmd = o.pmd_maps[h] > 0
+    mapped = "pte+pmd" if ptes and pmd else "pmd" if pmd else "pte" if ptes else "unmapped"
+    gup = "held" if any(o.gets[p] or o.pins[p] for p in fp) else "-"
+    assoc = "none" if not o.assoc[h] else "shared" if h in o.shared else "one"
+    sizes = set()
+    if o.assoc[h]:
+        for es in o.entries:
+            for _tie, code in es.values():
+                if entry_kind(code) == "real" and (code >> ENTRY_SHIFT) in fp:
+                    sizes.add("pmd" if code & ENTRY_PMD else "pte")
+    entry = "+".join(sorted(sizes, reverse=True)) if sizes else "none"
+    rc = o.fs.refcnt
+    counts = [rc.get(p, 0) for p in fp]
+    block = "reflinked" if max(counts) > 1 else "owned" if any(counts) else "free"
+    return ("pmd" if o.forder[h] else "small", mapped, gup, assoc, entry, block)
+
+
+class Transitions:
+    """The (state, op, state) transitions seen, across sequences."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[State, str, State]] = set()
+        self.states: set[State] = {IDLE}
+        self.cache: dict[int, State] = {}
+        self.last: list[tuple[State, str, State]] = []  # every transition of the last step
+
+    def reset(self) -> None:
+        """A new sequence: every PFN starts idle."""
+        self.cache.clear()
+
+    def after_step(self, r, op) -> list[tuple[State, str, State]]:
+        """Record the transitions of the PFNs `op` touched; returns those new overall."""
+        new = []
+        self.last = last = []
+        pfns = r.o.changed | r.t.touched
+        for pfn in pfns:
+            s = folio_state(r, pfn)
+            tr = (self.cache.get(pfn, IDLE), op.name, s)
+            self.cache[pfn] = s
+            last.append(tr)
+            if tr not in self.seen:
+                self.seen.add(tr)
+                self.states.add(s)
+                new.append(tr)
+        return new
+
+    def merge(self, other: Iterable[tuple[State, str, State]]) -> None:
+        for tr in other:
+            self.seen.add(tr)
+            self.states.add(tr[2])
+
+    def summary(self, reachable: set | None = None) -> str:
+        lines = [f"abstract folio states reached: {len(self.states)}; "
+                 f"transitions exercised: {len(self.seen)}"]
+        if reachable is not None:
+            hit = len(self.seen & reachable)
+            lines.append(f"transitions reachable by `daxfuzz exhaust` (small world): "
+                         f"{len(reachable)}; of those exercised here: {hit} "
+                         f"({100 * hit / max(1, len(reachable)):.0f}%)")
+            missing = sorted(reachable - self.seen)
+            if missing:
+                lines.append("never exercised (first 15):")
+                for a, op, b in missing[:15]:
+                    lines.append(f"  {'/'.join(a)} --{op}--> {'/'.join(b)}")
+        return "\n".join(lines)
+
+
+def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -> set:
+    """Transitions reachable within `max_ops` over the small exhaustive world."""
+    from daxfuzz.explore import SMALL, _replay, alphabet, first_use_ok, state_key
+    from daxfuzz.runner import Runner
+
+    tr = Transitions()
+    r = Runner(target, SMALL)
+    alpha = alphabet(SMALL)
+    seen = {state_key(r)}
+    frontier: list[tuple[tuple, tuple]] = [((), (0, 0, 0, 0))]
+    import time
+
+    t0 = time.perf_counter()
+    for _depth in range(max_ops):
+        nxt = []
+        for path, used in frontier:
+            for op in alpha:
+                nu = first_use_ok(op, used)
+                if nu is None:
+                    continue
+                _replay(r, path)
+                _prime(tr, r)
+                d = r.step(op)
+                tr.after_step(r, op)
+                if d is None:
+                    k = state_key(r)
+                    if k not in seen:
+                        seen.add(k)
+                        nxt.append((path + (op,), nu))
+            if time.perf_counter() - t0 > seconds:
+                return tr.seen
+        frontier = nxt
+    return tr.seen
+
+
+def _prime(tr: Transitions, r) -> None:
+    """Set the cache to the current abstract state of every PFN (after a replay)."""
+    for pfn in range(len(r.o.head)):
+        tr.cache[pfn] = folio_state(r, pfn)
+
+
+def edges_source(leaves: int = 256) -> str:
+    """The source of fuzz/transition_edges.py (tests check the file matches)."""
+    depth = leaves.bit_length() - 1
+    out = ['"""A coverage edge per transition bucket, for atheris (generated; do not edit).',
+           "",
+           "atheris counts edges of instrumented Python code; `hit(bucket)` walks an "
+           f"{depth}-level",
+           f"if/else tree, so each of the {leaves} buckets ends in a basic block of its own "
+           "and an input",
+           "that exercises a new (state, op, state) bucket shows libFuzzer new coverage.",
+           "Generated by daxfuzz.transitions.edges_source().",
+           '"""', "", "",
+           "def hit(b: int) -> int:",
+           f'    """Reach the leaf of bucket `b` (0..{leaves - 1})."""']
+
+    def tree(level: int, prefix: int, indent: int) -> None:
+        pad = "    " * indent
+        if level == depth:
+            out.append(f"{pad}return {prefix}")
+            return
+        bit = 1 << level
+        out.append(f"{pad}if b & {bit}:")
+        tree(level + 1, prefix | bit, indent + 1)
+        out.append(f"{pad}else:")
+        tree(level + 1, prefix, indent + 1)
+
+    tree(0, 0, 1)
+    return "\n".join(out) + "\n"
+
+
+def bucket(tr: tuple[State, str, State]) -> int:
+    """A stable 8-bit bucket of a transition (no Python hash(): it is salted)."""
+    import zlib
+
+    return zlib.crc32(repr(tr).encode()) & 0xFF
