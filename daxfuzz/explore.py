@@ -158,10 +158,11 @@ def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...],
 
 def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
             seconds: float = 600.0, stop_at_first: bool = True, jobs: int = 1,
-            progress: Callable[[str], None] | None = None) -> ExhaustResult:
+            progress: Callable[[str], None] | None = None,
+            alpha: list[O.Op] | None = None) -> ExhaustResult:
     """Breadth-first over states up to `max_ops`; see the module docstring."""
     t0 = time.perf_counter()
-    alpha = alphabet(g)
+    alpha = alphabet(g) if alpha is None else alpha
     name = target if isinstance(target, str) else target.name
     res = ExhaustResult(name, g, 0, 1, 0, 0.0, True)
     r = Runner(target, g)

@@ -1,0 +1,82 @@
+"""daxfuzz exhaust / diff: symmetry reduction, state dedup, counterexamples, grouping."""
+
+from __future__ import annotations
+
+from daxfuzz import ops as O
+from daxfuzz.explore import SMALL, TargetDiff, alphabet, exhaust, first_use_ok
+from daxfuzz.geometry import Geometry
+
+TINY = Geometry(pages=2, pmd_order=1, inodes=2, mms=1, vmas=1, handles=1, file_pages=2,
+                max_file_pages=2)
+
+
+def test_first_use_canonical_order():
+    used = (0, 0, 0, 0)  # mm, vma, ino, h in use so far
+    assert first_use_ok(O.Mmap(0, 0, 1), used) is None  # ino 1 before ino 0
+    assert first_use_ok(O.Mmap(0, 0, 0), used) == (1, 1, 1, 0)
+    assert first_use_ok(O.Unpin(1), (1, 1, 1, 0)) is None
+    assert first_use_ok(O.Unpin(0), (1, 1, 1, 0)) == (1, 1, 1, 1)
+    assert first_use_ok(O.Reflink(0, 1), (1, 1, 1, 0)) == (1, 1, 2, 0)
+    assert first_use_ok(O.Unmount(), (0, 0, 0, 0)) == (0, 0, 0, 0)
+
+
+def test_symmetry_and_state_counts_by_hand():
+    # alphabet: map file 0, map file 1, unmap -- over one VMA slot
+    alpha = [O.Mmap(0, 0, 0, 0, 2), O.Mmap(0, 0, 1, 0, 2), O.Munmap(0, 0)]
+    r1 = exhaust("7.2", TINY, 1, alpha=alpha)
+    # depth 1: mmap(ino 0) and munmap are canonical (mmap ino 1 would name a second file
+    # first): 2 edges.  mmap -> {vma mapped, ids mm,vma,ino used}: new.  munmap -> EINVAL,
+    # world unchanged, but mm and vma now named: a new (world, ids) state.  1 + 2 states.
+    assert (r1.edges, r1.states, r1.depth) == (2, 3, 1)
+    r2 = exhaust("7.2", TINY, 2, alpha=alpha)
+    # depth 2 from "mapped ino0": mmap ino0 (EEXIST, same), mmap ino1 (EEXIST, ino 1 now
+    # named: new), munmap (back to empty world with ids (1,1,1): new) = 3 edges, 2 new.
+    # from "empty, mm+vma named": mmap ino0 (-> same as mapped ino0 state: dup), munmap
+    # (dup) = 2 edges.  Total edges 2 + 3 + 2 = 7, states 3 + 2 = 5.
+    assert (r2.edges, r2.states, r2.depth) == (7, 5, 2)
+    assert not r2.counterexamples
+    assert "no divergence in every sequence up to 2 ops" in r2.verdict()
+
+
+def test_exhaust_finds_broken_target_shortest_first():
+    r = exhaust("test-broken-unmap-ref", SMALL, 4, seconds=120)
+    assert r.counterexamples
+    ops, d = r.counterexamples[0]
+    # map, write fault (a PTE with a reference), then anything that zaps it: 3 ops
+    assert len(ops) == 3
+    assert isinstance(ops[0], O.Mmap) and isinstance(ops[1], O.Fault)
+    assert all(len(o) >= len(ops) for o, _ in r.counterexamples)
+    assert "DIVERGENCE in 3 ops" in r.verdict()
+
+
+def test_exhaust_real_target_clean_to_depth_2():
+    r = exhaust("7.2", SMALL, 2)
+    assert r.complete and r.depth == 2 and not r.counterexamples
+    assert r.states > 100 and r.edges > r.states
+
+
+def test_alphabet_covers_every_op_kind():
+    kinds = {type(op) for op in alphabet(SMALL)}
+    assert kinds == set(O.OP_TYPES)
+
+
+def test_diff_groups_by_first_differing_op():
+    d = TargetDiff("6.15", "7.2")
+    stale = [O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
+             O.Fault(0, 1, 5, 0)]
+    same = [O.Mmap(0, 0, 0), O.Fault(0, 0, 0, 1)]
+    d.add(Geometry(), stale)
+    d.add(Geometry(), stale + [O.Munmap(0, 1)])  # same first difference, longer
+    d.add(Geometry(), same)
+    assert len(d.groups) == 1
+    (key, grp), = d.groups.items()
+    assert key[0] == "fault" and key[1] == "agreement"
+    assert grp.count == 2 and len(grp.shortest) == 4 and grp.step == 4
+    assert grp.a_obs[2] == "mapping" and grp.b_obs[2] is None
+    assert "## fault: agreement differs  (2 sequences; shortest 4 ops)" in d.report()
+
+
+def test_diff_identical_targets_has_no_groups():
+    d = TargetDiff("7.2", "mainline")
+    d.add_exhaustive(SMALL, 2, 60)
+    assert d.groups == {} and d.sequences > 100

@@ -1,0 +1,74 @@
+"""The legacy (6.1) and v6 (the seed) targets: hand-computed struct-page state, and
+the known differences from 6.15 they must show."""
+
+from __future__ import annotations
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import Geometry
+from daxfuzz.runner import run_ops
+from kdax.targets import get_target
+
+G = Geometry()
+
+
+def kernel(name: str, ops):
+    k = get_target(name)(G)
+    results = [k.apply(op) for op in ops]
+    return k, results
+
+
+def test_legacy_pte_fault_takes_no_reference_pin_adds_bias():
+    k, res = kernel("legacy", [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, 1),
+                               O.Pin(0, 0, 0, 0)])
+    assert res == ["ok", "ok", "ok"]
+    p = k.pages[0]
+    assert p._refcount == 1 + 1024  # idle at 1; the PTE takes nothing; pin bias
+    assert p._mapcount == -1  # pfn mappings have no mapcount
+    assert (p.mapping, p.index) == (0, 0)
+    assert k.apply(O.Munmap(0, 0)) == "ok" and p._refcount == 1025
+    assert k.apply(O.Truncate(0, 0)) == "blocked pfn=0"
+    assert k.apply(O.Unpin(0)) == "ok" and p._refcount == 1
+    assert k.apply(O.Truncate(0, 0)) == "ok" and p.mapping is None
+
+
+def test_legacy_pmd_entry_associates_every_page():
+    k, _ = kernel("legacy", [O.Mmap(0, 0, 0, pages=4), O.Fault(0, 0, 2, 1)])
+    assert k.mms[0].pmd  # a PMD mapping ...
+    for i in range(4):  # ... of order-0 pages, each with its own mapping/index
+        p = k.pages[i]
+        assert (p.compound_head, k.folio_order(p), p._refcount) == (-1, 0, 1)
+        assert (p.mapping, p.index) == (0, i)
+
+
+def test_legacy_shared_extent_uses_dax_cow_mapping():
+    ops = [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, 1), O.Reflink(0, 1, 0, 0, 1),
+           O.Fault(0, 0, 0, 0), O.Mmap(0, 1, 1, huge=0), O.Fault(0, 1, 0, 0)]
+    k, res = kernel("legacy", ops)
+    assert res == ["ok"] * 6
+    assert (k.pages[0].mapping, k.pages[0].index) == ("PAGE_MAPPING_DAX_COW", 2)
+
+
+def test_legacy_unmount_over_pin_completes_and_warns():
+    ops = [O.Mmap(0, 0, 0, huge=0), O.Pin(0, 0, 0, 0), O.Munmap(0, 0), O.Unmount()]
+    d, res = run_ops("legacy", G, ops)
+    assert res[-1] == "ok"  # 6.1 evicts without waiting for the pin
+    assert d is not None and d.signature() == "unmount:warning@dax_disassociate_entry"
+    d615, res615 = run_ops("6.15", G, ops)
+    assert d615 is None and res615[-1] == "blocked pfn=0"  # dax_break_layout_final
+
+
+def test_v6_split_leaves_stale_order_in_page1():
+    ops = [O.Mmap(0, 0, 0, pages=4), O.Fault(0, 0, 0, 1), O.Munmap(0, 0), O.Truncate(0, 0)]
+    k, res = kernel("v6", ops)
+    assert res == ["ok"] * 4
+    assert not k.folio_test_large(k.pages[0])
+    assert k.pages[1]._flags_1 & 0xFF == 2  # no folio_reset_order() in v6
+    k615, _ = kernel("6.15", ops)
+    assert k615.pages[1]._flags_1 & 0xFF == 0
+
+
+def test_v6_disassociate_without_guard_writes_pfn0_page():
+    d, _ = run_ops("v6", G, [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, 1)])
+    assert d is not None and d.field == "warning"
+    assert "pfn 0 (not an fs-DAX page)" in str(d.actual)
+    assert run_ops("6.15", G, [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, 1)])[0] is None

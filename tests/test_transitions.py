@@ -1,0 +1,60 @@
+"""Abstract folio-state transitions."""
+
+from __future__ import annotations
+
+import os
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import Geometry
+from daxfuzz.runner import Runner
+from daxfuzz.transitions import IDLE, Transitions, bucket, edges_source, folio_state
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+def test_edges_file_is_generated_source():
+    with open(os.path.join(ROOT, "fuzz", "transition_edges.py")) as f:
+        assert f.read() == edges_source()
+    from fuzz.transition_edges import hit
+
+    assert [hit(b) for b in range(256)] == list(range(256))
+
+
+def test_folio_states_along_a_pmd_life():
+    r = Runner("7.2", Geometry())
+    tr = Transitions()
+    seen = []
+    for op in (O.Mmap(0, 0, 0), O.Fault(0, 0, 0, 1), O.Pin(0, 0, 1, 0), O.Munmap(0, 0),
+               O.Unpin(0), O.Truncate(0, 0)):
+        assert r.step(op) is None
+        tr.after_step(r, op)
+        seen.append(folio_state(r, 0))
+    assert seen == [
+        IDLE,
+        ("pmd", "pmd", "-", "one", "pmd", "owned"),
+        ("pmd", "pmd", "held", "one", "pmd", "owned"),
+        ("pmd", "unmapped", "held", "one", "pmd", "owned"),
+        ("pmd", "unmapped", "-", "one", "pmd", "owned"),
+        IDLE,
+    ]
+    assert (IDLE, "fault", seen[1]) in tr.seen
+    assert (seen[4], "truncate", IDLE) in tr.seen
+
+
+def test_new_transitions_reported_once():
+    tr = Transitions()
+    r = Runner("7.2", Geometry())
+    r.step(O.Mmap(0, 0, 0, huge=0))
+    op = O.Fault(0, 0, 0, 1)
+    r.step(op)
+    assert len(tr.after_step(r, op)) == 1
+    r.reset()
+    tr.reset()
+    r.step(O.Mmap(0, 0, 0, huge=0))
+    r.step(op)
+    assert tr.after_step(r, op) == [] and len(tr.last) == 1
+
+
+def test_bucket_is_stable():
+    t = (IDLE, "fault", IDLE)
+    assert bucket(t) == bucket(tuple(t)) and 0 <= bucket(t) < 256

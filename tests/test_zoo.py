@@ -1,0 +1,60 @@
+"""The bug zoo: every variant has a stored minimal trace of its declared length that
+diverges on the variant and agrees on its base."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from daxfuzz.reduce import remove_each
+from daxfuzz.runner import run_ops
+from daxfuzz.trace import read_trace
+from kdax.targets import TARGETS
+from kdax.zoo import ZOO
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+ZOO_DIR = os.path.join(ROOT, "corpus", "zoo")
+
+
+def test_at_least_25_variants_all_registered():
+    assert len(ZOO) >= 25
+    assert len({c.name for c in ZOO}) == len(ZOO)
+    for c in ZOO:
+        assert TARGETS[c.name] is c and c.summary and c.base in ("6.15", "7.2")
+
+
+def test_every_variant_has_a_trace():
+    names = {os.path.basename(p)[:-6] for p in glob.glob(os.path.join(ZOO_DIR, "*.trace"))}
+    assert names == {c.name for c in ZOO}
+
+
+@pytest.mark.parametrize("cls", ZOO, ids=lambda c: c.name)
+def test_minimal_trace(cls):
+    t = read_trace(os.path.join(ZOO_DIR, cls.name + ".trace"))
+    assert len(t.ops) == cls.minimal
+    d, _ = run_ops(cls, t.geometry, t.ops)
+    assert d is not None and d.step == len(t.ops)
+    assert t.expectation(cls.name) == f"divergence {d.signature()}"
+    base, _ = run_ops(cls.base, t.geometry, t.ops)
+    assert base is None
+    # 1-minimal: dropping any single op loses this divergence
+    sig = d.signature()
+
+    def fails(ops):
+        dd, _ = run_ops(cls, t.geometry, ops)
+        return dd is not None and dd.signature() == sig
+
+    assert remove_each(list(t.ops), fails) == list(t.ops)
+
+
+def test_zoo_masks_base_divergences():
+    # the stale-index divergence is 6.15's own: a 6.15-based variant must not report it
+    from daxfuzz import ops as O
+    from daxfuzz.geometry import Geometry
+
+    stale = [O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
+             O.Fault(0, 1, 5, 0)]
+    assert run_ops("6.15", Geometry(), stale)[0] is not None
+    assert run_ops("zoo-get-no-ref", Geometry(), stale)[0] is None
