@@ -138,7 +138,7 @@ class DaxMachine(RuleBasedStateMachine):
         if FEEDBACK:
             self.new_transitions += len(type(self).transitions.after_step(self.runner, op))
         if div is not None:
-            if div.signature() in self.known:
+            if div.signature() in self.known or "*" in self.known:
                 self.dead = True
             else:
                 self.div = div

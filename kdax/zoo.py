@@ -75,7 +75,7 @@ class PmdNoRef(Kernel615):
         super().folio_get(folio)
 
 
-@zoo(5)
+@zoo(4)
 class PmdRefWhenPresent(Kernel72):
     name = "zoo-pmd-ref-when-present"
     summary = "vmf_insert_folio_pmd() takes a reference and PMD mapcount even if mapped"
@@ -88,7 +88,7 @@ class PmdRefWhenPresent(Kernel72):
         return super().vmf_insert_folio_pmd(vmf, folio, write)
 
 
-@zoo(5)
+@zoo(4)
 class PteRefOnMkwrite(Kernel615):
     name = "zoo-pte-ref-on-mkwrite"
     summary = "insert_page_into_pte_locked() takes a reference when upgrading a present PTE"
