@@ -122,15 +122,16 @@ def attempt(variant: str, engine: str, seed: int, budget: float,
         if d is None:  # flaky decode or masked: not a finding of the variant
             a.found = False
             return a
-        sig = d.signature()
         ops = ops[:d.step]
 
-        def same(cand) -> bool:
-            dd, _ = run_ops(variant, g, cand)
-            return dd is not None and dd.signature() == sig
+        # any divergence of the variant counts (the runner masks the base's own), so the
+        # reduced length is comparable with the variant's known minimum
+        def diverges(cand) -> bool:
+            return run_ops(variant, g, cand)[0] is not None
 
-        red = reduce(ops, same, g)
-        a.reduced_len, a.signature = len(red), sig
+        red = reduce(ops, diverges, g)
+        a.reduced_len = len(red)
+        a.signature = run_ops(variant, g, red)[0].signature()  # type: ignore[union-attr]
     return a
 
 

@@ -61,13 +61,13 @@ def TestOneInput(data: bytes) -> None:
     step = RUNNER.step
     if FEEDBACK:
         TRANSITIONS.reset()
-    ops = CODEC.decode(data, max_ops=MAX_OPS)
+    seq = CODEC.decode(data, max_ops=MAX_OPS)
     STATS[0] += 1
-    STATS[1] += len(ops)
+    STATS[1] += len(seq)
     if STATS_PATH and not STATS[0] & 511:
         with open(STATS_PATH, "w") as f:
             f.write(f"{STATS[0]} {STATS[1]} {time.monotonic()}\n")
-    for op in ops:
+    for op in seq:
         div = step(op)
         if FEEDBACK:
             TRANSITIONS.after_step(RUNNER, op)

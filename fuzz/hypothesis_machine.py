@@ -99,6 +99,7 @@ class DaxMachine(RuleBasedStateMachine):
     known: frozenset[str] = frozenset()  # signatures already found: ignored
     deadline: float | None = None  # monotonic time after which rules do nothing
     steps = 0  # class-wide step counter, for progress
+    kinds: dict[str, int] = {}  # class-wide op mix, for the campaign report
     examples = 0  # class-wide count of runs (examples), for progress
     first_found: float | None = None  # monotonic time of the first new divergence
     last_failing_ops: list[O.Op] | None = None  # newest failing steps (shrinking goes on)
@@ -132,7 +133,9 @@ class DaxMachine(RuleBasedStateMachine):
             if time.monotonic() > limit:
                 self.dead = True
                 return None
-        type(self).steps += 1
+        cls = type(self)
+        cls.steps += 1
+        cls.kinds[op.name] = cls.kinds.get(op.name, 0) + 1
         self.ops.append(op)
         div = self.runner.step(op)
         if FEEDBACK:
@@ -201,10 +204,21 @@ def _rules(g: Geometry) -> dict[str, list]:
     V, H = DaxMachine.vmas, DaxMachine.handles
     has_free_h = precondition(lambda self: len(self.held) < self.g.handles)
 
-    @rule(target=V, mm=ints(O.MM), vma=ints(O.VMA), ino=ints(O.INO), pgoff=ints(O.IDX),
-          pages=ints(O.LEN), shared=b, write=b, huge=b, aligned=b)
-    def mmap(self, mm, vma, ino, pgoff, pages, shared, write, huge, aligned):
-        res = self._do(O.Mmap(mm, vma, ino, pgoff, pages, shared, write, huge, aligned))
+    nr = g.pmd_nr
+    # PMD-sized, PMD-aligned windows are what exercise the huge paths: favour them
+    pgoffs = st.one_of(st.sampled_from([0, 0, nr]), ints(O.IDX))
+    lengths = st.one_of(st.sampled_from([nr, 2 * nr, g.file_pages]), ints(O.LEN))
+    likely = st.sampled_from([1, 1, 1, 0])
+
+    @rule(target=V, mm=ints(O.MM), vma=ints(O.VMA), ino=ints(O.INO), pgoff=pgoffs,
+          pages=lengths, shared=likely, write=likely, huge=likely, aligned=likely, sync=b)
+    def mmap(self, mm, vma, ino, pgoff, pages, shared, write, huge, aligned, sync):
+        pages = max(1, min(pages, g.max_file_pages - pgoff))
+        free = [(m, v) for m in range(g.mms) for v in range(g.vmas)
+                if v not in self.runner.o.mms[m].vmas]
+        if free:  # a free VMA slot (modulo how many are free), so mmap rarely EEXISTs
+            mm, vma = free[(mm * g.vmas + vma) % len(free)]
+        res = self._do(O.Mmap(mm, vma, ino, pgoff, pages, shared, write, huge, aligned, sync))
         return VmaRef(mm, vma, pgoff, pages) if res == "ok" else multiple()
 
     @rule(ref=consumes(V))
@@ -248,13 +262,29 @@ def _rules(g: Geometry) -> dict[str, list]:
     def punch(self, ino, pgoff, pages):
         self._do(O.Punch(ino, pgoff, pages))
 
+    # an unmount ends most of what an example can do: only when mounted, and mount back
+    # is favoured (three copies of its rule) once unmounted
+    @precondition(lambda self: self.runner.o.mounted)
     @rule()
     def unmount(self):
         self._do(O.Unmount())
 
+    @precondition(lambda self: not self.runner.o.mounted)
     @rule()
     def mount(self):
         self._do(O.Mount())
+
+    @precondition(lambda self: not self.runner.o.mounted)
+    @rule()
+    def mount_1(self):
+        self._do(O.Mount())
+
+    @precondition(lambda self: not self.runner.o.mounted)
+    @rule()
+    def mount_2(self):
+        self._do(O.Mount())
+
+
 
     @rule(pfn=ints(O.PFN), mm=ints(O.MM), holder=b)
     def memory_failure(self, pfn, mm, holder):
@@ -264,7 +294,10 @@ def _rules(g: Geometry) -> dict[str, list]:
     return {"mmap": [mmap], "munmap": [munmap], "fault": [fault], "msync": [msync],
             "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
-            "mount": [mount], "memory_failure": [memory_failure]}
+            "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure]}
+
+
+_DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure"})
 
 
 def machine_for(target: str, g: Geometry = DEFAULT, *,
@@ -277,11 +310,14 @@ def machine_for(target: str, g: Geometry = DEFAULT, *,
     ns: dict[str, object] = {
         "target_name": target, "g": g, "known": frozenset(known), "deadline": deadline,
         "findings": findings or DaxMachine.findings, "steps": 0, "last_finding": None,
-        "first_found": None, "examples": 0, "last_failing_ops": None,
+        "first_found": None, "examples": 0, "last_failing_ops": None, "kinds": {},
         "transitions": Transitions(),
     }
     for kind, fns in _rules(g).items():
-        copies = -(-w.get(kind, 0) // 8)
+        # destructive ops (truncate, punch, reflink, unmount, memory failure) wipe what an
+        # example built: they get one rule each; the rest one per 4 of weight
+        wk = w.get(kind, 0)
+        copies = min(1, wk) if kind in _DESTRUCTIVE else -(-wk // 4)
         for fn in fns:
             for i in range(copies):
                 ns[f"{fn.__name__}_{i}" if i else fn.__name__] = fn
