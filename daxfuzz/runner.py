@@ -109,7 +109,7 @@ class Runner:
     def step(self, op: Op) -> Divergence | None:
         o, t = self.o, self.t
         self.nsteps += 1
-        layout = isinstance(op, LAYOUT_OPS)
+        layout = isinstance(op, LAYOUT_OPS) and bool(t.handles)
         if layout:
             before = self._held_associated()
         try:
@@ -127,9 +127,10 @@ class Runner:
         d = self._compare_facts(op)
         if d is not None:
             return d
-        d = self._compare_pages(op, t.touched | o.changed)
-        if d is not None:
-            return d
+        if t.touched or o.changed:
+            d = self._compare_pages(op, t.touched | o.changed)
+            if d is not None:
+                return d
         if layout:
             d = self._check_layout(op, tres, before)
             if d is not None:
@@ -138,7 +139,7 @@ class Runner:
             v = safety.freed_while_in_use(t.freed, self._t_mapped(), self._t_held())
             if v:
                 return self._div(op, "safety:freed-in-use", "no block freed while in use", v)
-        if not t.handles and t.touched and not self._t_mapped():
+        if t.touched and not t.handles and self._nothing_mapped():
             pages = t.pages
             v = safety.not_idle(t.touched, {p: pages[p]._refcount for p in t.touched},
                                 self.idle)
@@ -320,6 +321,17 @@ class Runner:
                 if p >= 0:
                     out.update(range(p, p + nr))
         return out
+
+    def _nothing_mapped(self) -> bool:
+        """No device page is reached by any PTE or PMD of the target."""
+        for mmst in self.t.mms:
+            for p, _w in mmst.pmd.values():
+                if p >= 0:
+                    return False
+            for p, _w in mmst.pte.values():
+                if p >= 0:
+                    return False
+        return True
 
     def _t_held(self) -> set[int]:
         return {p for p, _k in self.t.handles.values() if p >= 0}
