@@ -7,6 +7,8 @@ folio_reset_order() fix).  `kdax.v7_2` overrides what changed since.
 
 from __future__ import annotations
 
+import sys
+
 from daxfuzz.world import HUGE_ZERO, ZERO_PFN
 from kdax.mm import Blocked
 from kdax.mm_types import Page
@@ -234,7 +236,8 @@ class FsDax:
 
     def livelock(self, page: Page | None) -> None:
         """A wait loop that never finishes: the task spins (or sleeps) forever."""
-        self.events.append("LIVELOCK: layout break loops on a page it believes idle")
+        self.events.append("LIVELOCK(the layout break loops forever) in "
+                           + sys._getframe(1).f_code.co_name)
         raise Blocked(page.pfn if page is not None else -1)
 
     # include/linux/dax.h dax_break_layout_inode() (6.15)

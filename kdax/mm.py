@@ -98,8 +98,8 @@ class KernelBase:
         """Write a struct page field other than a counter (mapping, index, flags...)."""
         if page.pfn < 0:  # any write: fs/dax does not own that struct page
             what = "the zero page" if page.pfn == ZERO_PFN else "pfn 0 (not an fs-DAX page)"
-            self.events.append(f"BUG: {sys._getframe(1).f_code.co_name} wrote {fld} of "
-                               f"the struct page of {what}")
+            self.events.append(f"BUG(wrote {fld} of the struct page of {what}) in "
+                               f"{sys._getframe(1).f_code.co_name}")
         setattr(page, fld, value)
         self.touched.add(page.pfn)
         if self.provenance is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from daxfuzz.errors import ConfigError
 from kdax.kernel import Kernel615
 from kdax.legacy import KernelLegacy
-from kdax.v6 import KernelV6
+from kdax.v6 import KernelV6, KernelV6Guarded
 from kdax.v7_2 import Kernel72
 
 TARGETS: dict[str, type] = {}
@@ -45,6 +45,7 @@ def get_target(name: str) -> type:
 
 register(KernelLegacy)
 register(KernelV6)
+register(KernelV6Guarded)
 register(Kernel615)
 register(Kernel72)
 TARGETS["mainline"] = Kernel72  # alias: the newest ported mainline

@@ -100,4 +100,19 @@ def _no_associate(entry: int, mapping: int, vmf: Vmf, shared: bool) -> None:
     """v6: `if (!(flags & DAX_ZERO_PAGE)) dax_associate_entry(...)`."""
 
 
-_ = (dax_is_zero_entry, dax_is_empty_entry)
+
+
+
+class KernelV6Guarded(KernelV6):
+    """v6 with only the zero/empty-entry guard of 6.15 added to dax_disassociate_entry():
+    without it every first write fault trips the pfn-0 write, and nothing else in v6 can
+    be seen.  Fuzz this to find what else v6 gets wrong (e.g. the stale folio order)."""
+
+    name = "v6-guarded"
+    summary = "v6 + the 6.15 zero/empty guard in dax_disassociate_entry (to see past it)"
+
+    # fs/dax.c dax_disassociate_entry() (6.15 guard on v6)
+    def dax_disassociate_entry(self, entry: int, mapping: int, trunc: bool) -> None:
+        if dax_is_zero_entry(entry) or dax_is_empty_entry(entry):
+            return
+        super().dax_disassociate_entry(entry, mapping, trunc)
