@@ -1,0 +1,518 @@
+/* daxop: run one daxfuzz guest program on a real fs-DAX filesystem.
+ *
+ * Built on the host with `gcc -static -O2` by `daxfuzz kernel setup`; runs as PID 1's
+ * child in the guest initramfs.  Usage: daxop PROGRAM MOUNTPOINT DEVICE TIMEOUT_MS
+ *
+ * A program is text, one command a line (daxfuzz/guest/translate.py writes it):
+ *   init NFILES SIZE                create f0..f{N-1} of SIZE bytes (holes)
+ *   step N                          the following command is trace step N
+ *   mmap SLOT INO OFF LEN PROT SHARED HUGE MISALIGN SYNC
+ *   munmap SLOT | msync SLOT
+ *   touch SLOT OFF WRITE            load/store one byte at file offset OFF of the slot's VMA
+ *   gup H SLOT OFF WRITE KIND       vmsplice() the page into pipe H (a FOLL_GET reference);
+ *                                   KIND 1 pin, 2 get (for the release bookkeeping)
+ *   gupl SLOT OFF                   io_uring fixed buffer (FOLL_PIN|FOLL_LONGTERM)
+ *   release H KIND                  drain pipe H (drops the reference)
+ *   truncate INO SIZE | punch INO OFF LEN
+ *   reflink SRC DST NSEG SOFF DOFF LEN ...   FICLONERANGE per segment
+ *   umount | mount
+ *   errno NAME                      a result the model's bookkeeping decides (EEXIST ...)
+ *   skip REASON...                  not expressible from userspace
+ * Layout-changing calls run in a child (fork) so that a wait is observed and timed;
+ * an interruptible wait is interrupted with SIGKILL after TIMEOUT_MS (as the model's
+ * "blocked" op is), an uninterruptible one (umount) stays pending and is reported when
+ * it finishes.  One result line per step on stdout:
+ *   @@R step=N status=ok|blocked|err|sigbus|sigsegv|skip|pending ms=T errno=NAME note=...
+ * and the kernel's own WARNING/BUG/Oops/KASAN lines from /dev/kmsg after each step:
+ *   @@K step=N <line>
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/io_uring.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+
+#define PMD (2UL << 20)
+#define MAXSLOTS 64
+#define MAXH 64
+#define SLOTSPAN (1UL << 30) /* address space reserved per VMA slot */
+
+static const char *mnt, *dev;
+static long timeout_ms;
+static char *base;
+static struct { char *addr; size_t len; long mis; } slots[MAXSLOTS];
+static int hkind[MAXH];
+static int pipes[MAXH][2];
+static int kmsg = -1;
+static int cur_step;
+static sigjmp_buf jb;
+static volatile int fault_sig;
+static pid_t pending_pid;
+static int pending_step;
+static double pending_t0;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static const char *ename(int e) {
+  switch (e) {
+  case 0: return "0";
+  case EBUSY: return "EBUSY";
+  case EINVAL: return "EINVAL";
+  case ENOENT: return "ENOENT";
+  case EEXIST: return "EEXIST";
+  case EFAULT: return "EFAULT";
+  case EOPNOTSUPP: return "EOPNOTSUPP";
+  case EPERM: return "EPERM";
+  case EACCES: return "EACCES";
+  case ENOSPC: return "ENOSPC";
+  case ENOMEM: return "ENOMEM";
+  case EINTR: return "EINTR";
+  case EAGAIN: return "EAGAIN";
+  case EXDEV: return "EXDEV";
+  case ENOSYS: return "ENOSYS";
+  case EIO: return "EIO";
+  case ETXTBSY: return "ETXTBSY";
+  case EBADF: return "EBADF";
+  case EROFS: return "EROFS";
+  case ENODEV: return "ENODEV";
+  case EFBIG: return "EFBIG";
+  default: {
+    static char b[16];
+    snprintf(b, sizeof b, "E%d", e);
+    return b;
+  }
+  }
+}
+
+static void result(const char *status, double ms, int err, const char *fmt, ...) {
+  char note[256] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+    for (char *p = note; *p; p++)
+      if (*p == ' ') *p = '_';
+  }
+  printf("@@R step=%d status=%s ms=%.1f errno=%s note=%s\n", cur_step, status, ms, ename(err),
+         note[0] ? note : "-");
+  fflush(stdout);
+}
+
+static void drain_kmsg(void) {
+  char buf[2048];
+  if (kmsg < 0) return;
+  for (;;) {
+    ssize_t n = read(kmsg, buf, sizeof buf - 1);
+    if (n < 0) {
+      if (errno == EPIPE) continue; /* overwritten records */
+      break;
+    }
+    if (n == 0) break;
+    buf[n] = 0;
+    char *msg = strchr(buf, ';');
+    msg = msg ? msg + 1 : buf;
+    char *nl = strchr(msg, '\n');
+    if (nl) *nl = 0;
+    if (strstr(msg, "WARNING") || strstr(msg, "BUG") || strstr(msg, "Oops") ||
+        strstr(msg, "KASAN") || strstr(msg, "kernel BUG") || strstr(msg, "general protection") ||
+        strstr(msg, "Call Trace") || strstr(msg, "RIP:") || strstr(msg, "hung_task") ||
+        strstr(msg, "blocked for more than") || strstr(msg, "page dumped") ||
+        strstr(msg, "Memory failure") || strstr(msg, "refcount_t")) {
+      printf("@@K step=%d %s\n", cur_step, msg);
+      fflush(stdout);
+    }
+  }
+}
+
+static void on_fault(int sig) {
+  fault_sig = sig;
+  siglongjmp(jb, 1);
+}
+
+static char *path_of(int ino) {
+  static char p[256];
+  snprintf(p, sizeof p, "%s/f%d", mnt, ino);
+  return p;
+}
+
+static void do_mmap(int slot, int ino, long off, long len, int prot, int shared, int huge,
+                    long misalign, int sync) {
+  double t0 = now_ms();
+  if (slot >= MAXSLOTS) { result("err", 0, EINVAL, "slot"); return; }
+  if (slots[slot].addr) { result("err", 0, EEXIST, "slot_in_use"); return; }
+  int fd = open(path_of(ino), (prot & PROT_WRITE) && shared ? O_RDWR : O_RDONLY);
+  if (fd < 0 && errno == EACCES) fd = open(path_of(ino), O_RDONLY);
+  if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
+  char *want = base + slot * SLOTSPAN + off + misalign;
+  int flags = MAP_FIXED | (shared ? (sync ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED)
+                                  : MAP_PRIVATE);
+  char *a = mmap(want, len, prot, flags, fd, off);
+  int e = errno;
+  close(fd);
+  if (a == MAP_FAILED) {
+    /* restore the reservation: MAP_FIXED may have replaced it partly */
+    mmap(want, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    result("err", now_ms() - t0, e, "mmap");
+    return;
+  }
+  madvise(a, len, MADV_DONTFORK);
+  if (!huge) madvise(a, len, MADV_NOHUGEPAGE);
+  slots[slot].addr = a;
+  slots[slot].len = len;
+  slots[slot].mis = misalign;
+  result("ok", now_ms() - t0, 0, "addr=%p", (void *)a);
+}
+
+static void do_munmap(int slot) {
+  double t0 = now_ms();
+  if (!slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
+  /* replace by the PROT_NONE reservation: zaps the VMA exactly as munmap does */
+  char *a = mmap(slots[slot].addr, slots[slot].len, PROT_NONE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  slots[slot].addr = NULL;
+  if (a == MAP_FAILED) result("err", now_ms() - t0, errno, "munmap");
+  else result("ok", now_ms() - t0, 0, NULL);
+}
+
+static void do_msync(int slot) {
+  double t0 = now_ms();
+  if (!slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
+  int r = msync(slots[slot].addr, slots[slot].len, MS_SYNC);
+  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
+}
+
+/* one user access; 0 ok, else the signal */
+static int access_at(volatile char *p, int write) {
+  fault_sig = 0;
+  if (sigsetjmp(jb, 1) == 0) {
+    if (write) *p = (char)(*p + 1);
+    else (void)*p;
+  }
+  return fault_sig;
+}
+
+static char *addr_of(int slot, long off) {
+  return base + slot * SLOTSPAN + off + slots[slot].mis;
+}
+
+static void do_touch(int slot, long off, int write) {
+  double t0 = now_ms();
+  char *p = addr_of(slot, off);
+  int sig = access_at(p, write);
+  if (sig == SIGBUS) result("sigbus", now_ms() - t0, 0, NULL);
+  else if (sig) result("sigsegv", now_ms() - t0, 0, NULL);
+  else result("ok", now_ms() - t0, 0, NULL);
+}
+
+static void do_gup(int h, int slot, long off, int write, int kind) {
+  double t0 = now_ms();
+  if (h >= MAXH) { result("err", 0, EINVAL, "handle"); return; }
+  if (pipes[h][0] >= 0) { result("err", 0, EEXIST, "handle_busy_(bookkeeping)"); return; }
+  char *p = addr_of(slot, off);
+  if (write) { /* GUP with FOLL_WRITE faults the page in writable first */
+    int sig = access_at(p, 1);
+    if (sig) { result("err", now_ms() - t0, EFAULT, "write_fault_sig%d", sig); return; }
+  }
+  if (pipe2(pipes[h], O_NONBLOCK) < 0) { result("err", 0, errno, "pipe"); return; }
+  struct iovec iov = {.iov_base = (void *)((uintptr_t)p & ~4095UL), .iov_len = 4096};
+  ssize_t n = vmsplice(pipes[h][1], &iov, 1, 0);
+  if (n != 4096) {
+    int e = n < 0 ? errno : EIO;
+    close(pipes[h][0]); close(pipes[h][1]);
+    pipes[h][0] = pipes[h][1] = -1;
+    result("err", now_ms() - t0, e, "vmsplice");
+    return;
+  }
+  hkind[h] = kind;
+  result("ok", now_ms() - t0, 0, "vmsplice");
+}
+
+static void do_release(int h, int kind) {
+  double t0 = now_ms();
+  char buf[65536];
+  if (h >= MAXH || pipes[h][0] < 0 || hkind[h] != kind) {
+    result("err", 0, EINVAL, "no_such_handle_(bookkeeping)");
+    return;
+  }
+  while (read(pipes[h][0], buf, sizeof buf) > 0) {}
+  close(pipes[h][0]); close(pipes[h][1]);
+  pipes[h][0] = pipes[h][1] = -1;
+  result("ok", now_ms() - t0, 0, "drained");
+}
+
+static void do_gupl(int slot, long off) {
+  double t0 = now_ms();
+  struct io_uring_params par;
+  memset(&par, 0, sizeof par);
+  int fd = (int)syscall(__NR_io_uring_setup, 4, &par);
+  if (fd < 0) { result("skip", 0, errno, "io_uring_unavailable"); return; }
+  struct iovec iov = {.iov_base = (void *)(((uintptr_t)addr_of(slot, off)) & ~4095UL),
+                      .iov_len = 4096};
+  int r = (int)syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1);
+  int e = errno;
+  if (r == 0) syscall(__NR_io_uring_register, fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
+  close(fd);
+  if (r) result("err", now_ms() - t0, e, "io_uring_register_buffers");
+  else result("ok", now_ms() - t0, 0, "longterm_pin_taken_and_released");
+}
+
+/* layout-changing calls, in a child ---------------------------------------------- */
+enum { L_TRUNC, L_PUNCH, L_REFLINK, L_UMOUNT };
+struct lop { int kind, ino, dst, nseg; long a[3 * 16]; };
+
+static int run_lop(struct lop *o) {
+  if (o->kind == L_UMOUNT) return umount(mnt) ? errno : 0;
+  if (o->kind == L_REFLINK) {
+    int sfd = open(path_of(o->ino), O_RDONLY);
+    if (sfd < 0) return errno;
+    int dfd = open(path_of(o->dst), O_RDWR);
+    if (dfd < 0) return errno;
+    for (int i = 0; i < o->nseg; i++) {
+      struct file_clone_range r = {.src_fd = sfd, .src_offset = o->a[3 * i],
+                                   .dest_offset = o->a[3 * i + 1],
+                                   .src_length = o->a[3 * i + 2]};
+      if (ioctl(dfd, FICLONERANGE, &r)) return errno;
+    }
+    return 0;
+  }
+  int fd = open(path_of(o->ino), O_RDWR);
+  if (fd < 0) return errno;
+  if (o->kind == L_TRUNC) return ftruncate(fd, o->a[0]) ? errno : 0;
+  return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, o->a[0], o->a[1]) ? errno : 0;
+}
+
+/* wait up to ms for pid; 1 when reaped (*code set), 0 when still running */
+static int wait_for(pid_t pid, long ms, int *code) {
+  double end = now_ms() + ms;
+  for (;;) {
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+      *code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+      return 1;
+    }
+    if (now_ms() >= end) return 0;
+    usleep(2000);
+  }
+}
+
+static void report_child(const char *prefix_note, int code, double ms) {
+  if (code == 0) result("ok", ms, 0, "%s", prefix_note);
+  else if (code < 0) result("err", ms, EINTR, "%s_killed_by_sig%d", prefix_note, -code);
+  else result("err", ms, code, "%s", prefix_note);
+}
+
+static void check_pending(int reuse_for_step) {
+  if (!pending_pid) return;
+  int code;
+  if (wait_for(pending_pid, reuse_for_step ? timeout_ms : 0, &code)) {
+    double ms = now_ms() - pending_t0;
+    int save = cur_step;
+    if (!reuse_for_step) cur_step = pending_step;
+    char note[64];
+    snprintf(note, sizeof note, "pending_from_step_%d_finished_after_step_%d", pending_step,
+             save - (reuse_for_step ? 0 : 1));
+    if (!reuse_for_step) {
+      printf("@@P step=%d done_ms=%.1f code=%d after_step=%d\n", pending_step, ms, code,
+             save - 1);
+      fflush(stdout);
+    } else {
+      report_child(note, code, ms);
+    }
+    cur_step = save;
+    pending_pid = 0;
+  } else if (reuse_for_step) {
+    result("blocked", now_ms() - pending_t0, 0, "still_pending_from_step_%d", pending_step);
+  }
+}
+
+/* "state=D,wchan=fn" of a task, from /proc */
+static void task_state(pid_t pid, char *out, size_t n) {
+  char p[64], st[512] = "", wc[96] = "?";
+  char state = '?';
+  snprintf(p, sizeof p, "/proc/%d/stat", pid);
+  FILE *f = fopen(p, "r");
+  if (f) {
+    if (fgets(st, sizeof st, f)) {
+      char *r = strrchr(st, ')');
+      if (r && r[1]) state = r[2];
+    }
+    fclose(f);
+  }
+  snprintf(p, sizeof p, "/proc/%d/wchan", pid);
+  f = fopen(p, "r");
+  if (f) {
+    size_t k = fread(wc, 1, sizeof wc - 1, f);
+    wc[k] = 0;
+    fclose(f);
+  }
+  snprintf(out, n, "state=%c,wchan=%s", state, wc[0] ? wc : "?");
+}
+
+static void do_lop(struct lop *o) {
+  if (o->kind == L_UMOUNT && pending_pid) { check_pending(1); return; }
+  if (pending_pid) { result("skip", 0, 0, "an_earlier_uninterruptible_op_is_still_blocked"); return; }
+  double t0 = now_ms();
+  pid_t pid = fork();
+  if (pid < 0) { result("err", 0, errno, "fork"); return; }
+  if (pid == 0) _exit(run_lop(o));
+  int code;
+  if (wait_for(pid, timeout_ms, &code)) { report_child("", code, now_ms() - t0); return; }
+  double ms = now_ms() - t0;
+  char where[160];
+  task_state(pid, where, sizeof where);
+  if (o->kind != L_UMOUNT) { /* an interrupted wait, as the model's "blocked" op */
+    kill(pid, SIGKILL);
+    if (wait_for(pid, 2000, &code)) {
+      result("blocked", ms, 0, "%s_interrupted_by_SIGKILL", where);
+      return;
+    }
+  }
+  pending_pid = pid;
+  pending_step = cur_step;
+  pending_t0 = t0;
+  result("blocked", ms, 0, "%s_left_pending", where);
+}
+
+static void do_mount(void) {
+  double t0 = now_ms();
+  int r = mount(dev, mnt, "xfs", 0, "dax=always");
+  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
+}
+
+static void do_init(int n, long size) {
+  for (int i = 0; i < n; i++) {
+    int fd = open(path_of(i), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, size)) {
+      printf("@@I error=%s file=%d\n", ename(errno), i);
+      exit(3);
+    }
+    struct statx sx;
+    int dax = -1;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0)
+      dax = !!(sx.stx_attributes & STATX_ATTR_DAX);
+    if (i == 0) printf("@@I dax=%d files=%d size=%ld\n", dax, n, size);
+    close(fd);
+  }
+  sync();
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) { fprintf(stderr, "usage: daxop PROGRAM MNT DEV TIMEOUT_MS\n"); return 2; }
+  mnt = argv[2]; dev = argv[3]; timeout_ms = atol(argv[4]);
+  FILE *f = fopen(argv[1], "r");
+  if (!f) { perror(argv[1]); return 2; }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 0; i < MAXH; i++) pipes[i][0] = pipes[i][1] = -1;
+  base = mmap(NULL, SLOTSPAN * (MAXSLOTS + 1), PROT_NONE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) { perror("reserve"); return 3; }
+  base = (char *)(((uintptr_t)base + SLOTSPAN - 1) & ~(SLOTSPAN - 1)); /* PMD aligned */
+  struct sigaction sa = {.sa_handler = on_fault};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, NULL);
+  sigaction(SIGSEGV, &sa, NULL);
+  kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+  if (kmsg >= 0) lseek(kmsg, 0, SEEK_END);
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    char cmd[32] = "";
+    long a[64];
+    int n = 0;
+    char *p = line;
+    int off;
+    if (sscanf(p, "%31s%n", cmd, &off) != 1 || cmd[0] == '#') continue;
+    p += off;
+    if (!strcmp(cmd, "step")) {
+      drain_kmsg();
+      cur_step = atoi(p);
+      check_pending(0);
+      continue;
+    }
+    if (!strcmp(cmd, "skip") || !strcmp(cmd, "errno")) {
+      while (*p == ' ') p++;
+      char *nl = strchr(p, '\n');
+      if (nl) *nl = 0;
+      if (!strcmp(cmd, "skip")) result("skip", 0, 0, "%s", p);
+      else {
+        printf("@@R step=%d status=err ms=0.0 errno=%s note=model_bookkeeping\n", cur_step, p);
+        fflush(stdout);
+      }
+      continue;
+    }
+    while (n < 64 && sscanf(p, "%ld%n", &a[n], &off) == 1) { p += off; n++; }
+    if (!strcmp(cmd, "init")) do_init((int)a[0], a[1]);
+    else if (!strcmp(cmd, "mmap"))
+      do_mmap((int)a[0], (int)a[1], a[2], a[3], (int)a[4], (int)a[5], (int)a[6], a[7], (int)a[8]);
+    else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0]);
+    else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
+    else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
+    else if (!strcmp(cmd, "gup")) do_gup((int)a[0], (int)a[1], a[2], (int)a[3], (int)a[4]);
+    else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
+    else if (!strcmp(cmd, "release")) do_release((int)a[0], (int)a[1]);
+    else if (!strcmp(cmd, "mount")) do_mount();
+    else {
+      struct lop o;
+      memset(&o, 0, sizeof o);
+      if (!strcmp(cmd, "truncate")) { o.kind = L_TRUNC; o.ino = (int)a[0]; o.a[0] = a[1]; }
+      else if (!strcmp(cmd, "punch")) {
+        o.kind = L_PUNCH; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
+      } else if (!strcmp(cmd, "reflink")) {
+        o.kind = L_REFLINK; o.ino = (int)a[0]; o.dst = (int)a[1]; o.nseg = (int)a[2];
+        if (o.nseg > 16) o.nseg = 16;
+        for (int i = 0; i < 3 * o.nseg; i++) o.a[i] = a[3 + i];
+      } else if (!strcmp(cmd, "umount")) o.kind = L_UMOUNT;
+      else { result("skip", 0, 0, "unknown_command_%s", cmd); continue; }
+      do_lop(&o);
+    }
+  }
+  drain_kmsg();
+  /* clean up: release references, unmap, finish a pending call */
+  char buf[65536];
+  for (int h = 0; h < MAXH; h++)
+    if (pipes[h][0] >= 0) { while (read(pipes[h][0], buf, sizeof buf) > 0) {} }
+  for (int s = 0; s < MAXSLOTS; s++)
+    if (slots[s].addr) munmap(slots[s].addr, slots[s].len);
+  if (pending_pid) {
+    int code;
+    cur_step = pending_step;
+    if (wait_for(pending_pid, timeout_ms * 2, &code))
+      printf("@@P step=%d done_ms=%.1f code=%d after_step=end\n", pending_step,
+             now_ms() - pending_t0, code);
+    else printf("@@P step=%d still_blocked_at_end\n", pending_step);
+  }
+  drain_kmsg();
+  printf("@@E done\n");
+  fflush(stdout);
+  return 0;
+}

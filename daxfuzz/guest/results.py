@@ -1,0 +1,160 @@
+"""Parse the guest's serial console and set the kernel's results beside the oracle's.
+
+The guest prints (see daxop.c and build.INIT_SCRIPT):
+
+    @@B ...                              boot progress
+    @@T begin NAME / @@T end NAME         one trace program
+    @@I dax=1 files=2 size=N             the files were created (statx DAX attribute)
+    @@R step=N status=S ms=T errno=E note=X    one step's result
+    @@P step=N done_ms=T code=C after_step=K   a blocked uninterruptible call finished later
+    @@K step=N <kernel log line>         a WARNING/BUG/Oops/KASAN line after step N
+
+Kernel log lines that reach the console outside a program's output (a panic, say) are
+attached to the trace (and the last step seen) by :func:`parse_console`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+KERNEL_BAD = re.compile(r"WARNING:|BUG:|BUG |Oops|KASAN|kernel BUG|general protection|"
+                        r"Kernel panic|blocked for more than|refcount_t:")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc")
+
+
+@dataclass
+class StepResult:
+    step: int
+    status: str  # ok blocked err sigbus sigsegv skip
+    ms: float = 0.0
+    errno: str = "0"
+    note: str = ""
+
+    def outcome(self) -> str:
+        """The result in the model's vocabulary: ok, blocked, SIGBUS, EBUSY, ... or n/a."""
+        if self.status == "ok":
+            return "ok"
+        if self.status == "blocked":
+            return "blocked"
+        if self.status == "sigbus":
+            return "SIGBUS"
+        if self.status == "sigsegv":
+            return "SIGSEGV"
+        if self.status == "err":
+            return self.errno
+        return "n/a"
+
+    def describe(self) -> str:
+        if self.status == "blocked":
+            return f"blocked {self.ms:.0f} ms ({self.note.replace('_', ' ')})"
+        if self.status == "skip":
+            return f"not expressible: {self.note.replace('_', ' ')}"
+        o = self.outcome()
+        return f"{o} ({self.ms:.1f} ms)" if self.status == "ok" else o
+
+
+@dataclass
+class GuestTrace:
+    name: str
+    steps: dict[int, StepResult] = field(default_factory=dict)
+    kernel: list[tuple[int, str]] = field(default_factory=list)  # (step, line)
+    pending: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+    finished: bool = False  # @@T end seen
+    error: str = ""  # setup failure, helper crash, hang
+
+
+def oracle_outcome(result: str) -> str:
+    """An oracle/target result in the comparable vocabulary ('blocked pfn=2' -> 'blocked',
+    'ok killed=1' -> 'ok')."""
+    w = result.split()
+    return w[0] if w else result
+
+
+def parse_result_line(line: str) -> StepResult | None:
+    m = re.match(r"@@R step=(\d+) status=(\S+) ms=([\d.]+) errno=(\S+) note=(\S*)", line)
+    if not m:
+        return None
+    note = "" if m.group(5) == "-" else m.group(5)
+    return StepResult(int(m.group(1)), m.group(2), float(m.group(3)), m.group(4), note)
+
+
+def parse_console(text: str) -> tuple[list[str], dict[str, GuestTrace]]:
+    """(boot lines, traces by name) from the whole console output."""
+    boot: list[str] = []
+    traces: dict[str, GuestTrace] = {}
+    cur: GuestTrace | None = None
+    last_step = 0
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw).replace("\r", "").strip()
+        at = line.find("@@")
+        if at > 0:
+            line = line[at:]
+        if line.startswith("@@B"):
+            boot.append(line[4:])
+            continue
+        if line.startswith("@@T begin "):
+            cur = GuestTrace(line.split()[2])
+            traces[cur.name] = cur
+            last_step = 0
+            continue
+        if cur is None:
+            if KERNEL_BAD.search(line):
+                boot.append(line)
+            continue
+        if line.startswith("@@T end"):
+            cur.finished = True
+            cur = None
+            continue
+        if line.startswith("@@T setup-failed"):
+            cur.error = "setup failed in the guest: " + line.split(None, 3)[-1]
+        elif line.startswith("@@T exit"):
+            code = line.split()[-1]
+            if code != "0":
+                cur.error = cur.error or f"daxop exited {code}"
+        elif line.startswith("@@R"):
+            r = parse_result_line(line)
+            if r is not None:
+                cur.steps[r.step] = r
+                last_step = r.step
+        elif line.startswith("@@P"):
+            cur.pending.append(line[4:])
+        elif line.startswith("@@K"):
+            m = re.match(r"@@K step=(\d+) (.*)", line)
+            if m:
+                cur.kernel.append((int(m.group(1)), m.group(2)))
+        elif line.startswith("@@I"):
+            cur.info.append(line[4:])
+        elif KERNEL_BAD.search(line):
+            # straight from the console (printk), attributed to the last step reported
+            text_ = re.sub(r"^\[\s*[\d.]+\]\s*", "", line)
+            if (last_step, text_) not in cur.kernel:
+                cur.kernel.append((last_step, text_ + "  [console]"))
+    return boot, traces
+
+
+@dataclass
+class Row:
+    step: int
+    op: str
+    predicted: str  # oracle
+    kernel: str  # describe()
+    verdict: str  # agree / DIFFER / n/a / missing
+
+
+def compare(ops: list[str], predicted: list[str], gt: GuestTrace) -> list[Row]:
+    """Per-step rows: the oracle's prediction beside what the kernel did."""
+    rows = []
+    for i, (op, pred) in enumerate(zip(ops, predicted, strict=True), 1):
+        r = gt.steps.get(i)
+        if r is None:
+            rows.append(Row(i, op, pred, "no result (guest stopped)", "missing"))
+            continue
+        k = r.outcome()
+        if k == "n/a":
+            v = "n/a"
+        else:
+            v = "agree" if k == oracle_outcome(pred) else "DIFFER"
+        rows.append(Row(i, op, pred, r.describe(), v))
+    return rows

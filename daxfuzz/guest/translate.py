@@ -1,0 +1,178 @@
+"""Trace -> guest program for the static helper ``daxop`` (see daxop.c for the format).
+
+Geometry.  The model's pages are 4 KiB and its "PMD" is ``2**pmd_order`` pages
+(default 4).  In the guest a PMD is 2 MiB (order 9).  Model page ``i`` of a file goes to
+byte offset
+
+    off(i) = (i >> pmd_order) * 2 MiB + (i & (2**pmd_order - 1)) * 4 KiB
+
+so model PMD group ``g`` is real 2 MiB extent ``g``, and a model PTE-sized page is the
+first 4 KiB of its slot.  The last model page of a group stands for the rest of its
+2 MiB (the extents ``[off(i), off(i+1))`` tile the file), so a model range
+``[a, a+n)`` is the real byte range ``[off(a), off(a+n))``: a VMA of a whole model
+group is a whole 2 MiB extent (a PMD fault can happen), one of part of a group is not.
+With ``pmd_order=9`` the mapping is the identity.  File sizes (``file_pages``,
+``truncate pages=``) are ``off(pages)``.
+
+Processes.  Every model ``mm`` is played by the one helper process; VMA slot
+``(mm, vma)`` is helper slot ``mm * vmas + vma``, a 1 GiB window of address space that
+is 2 MiB aligned.  ``aligned=0`` maps 4 KiB past the congruent address, so only PTEs
+fit.  Refcounts and mapcounts are per mapping, so this changes nothing the model
+observes; only ``memory_failure``'s "who is killed" would differ (and it is not
+expressible anyway, see below).
+
+GUP.  ``pin``/``get`` (not long-term) hold one page in a pipe via ``vmsplice()``, a
+FOLL_GET reference (userspace cannot hold a FOLL_PIN beyond one syscall); with
+``write=1`` the page is first stored to, as GUP with FOLL_WRITE faults it writable.
+For ``dax_busy_page()`` a get and a pin are alike (``refcount - mapcount != 0``), so
+blocking is the same; the 1024 bias is not observable from userspace.  ``unpin``/``put``
+drain the pipe.  ``pin longterm=1`` registers an io_uring fixed buffer
+(FOLL_PIN | FOLL_LONGTERM), which the kernel refuses on fs-DAX with EOPNOTSUPP.
+Handle bookkeeping (EEXIST for a busy handle, EINVAL for an empty or wrong-kind one)
+is the helper's, as it is the model's.
+
+Not expressible: ``memory_failure`` (MADV_HWPOISON on pmem poisons the block for the
+rest of the boot and kills the caller; ``holder=0`` needs a device with no holder,
+which XFS on pmem never is).  Such steps are reported as ``skip``, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from daxfuzz.errors import InputError
+from daxfuzz.geometry import Geometry
+from daxfuzz.ops import (
+    Fault,
+    Get,
+    MemoryFailure,
+    Mmap,
+    Mount,
+    Msync,
+    Munmap,
+    Op,
+    Pin,
+    Punch,
+    Put,
+    Reflink,
+    Truncate,
+    Unmount,
+    Unpin,
+)
+from daxfuzz.trace import Trace
+
+PAGE = 4096
+PMD = 2 << 20
+MAX_SLOTS = 64  # daxop.c MAXSLOTS
+MAX_HANDLES = 64  # daxop.c MAXH
+MAX_SEGS = 16  # daxop.c segments per reflink
+PROT_READ, PROT_WRITE = 1, 2
+KIND_PIN, KIND_GET = 1, 2
+
+MEMORY_FAILURE_WHY = ("memory_failure not expressible: MADV_HWPOISON on pmem poisons the "
+                      "block for the rest of the boot and kills the caller")
+
+
+def off(g: Geometry, i: int) -> int:
+    """Real byte offset of model page `i` (see the module docstring)."""
+    return (i >> g.pmd_order) * PMD + (i & g.pmd_colour) * PAGE
+
+
+def span(g: Geometry, first: int, n: int) -> tuple[int, int]:
+    """(offset, length) of model pages [first, first+n)."""
+    a = off(g, first)
+    return a, off(g, first + n) - a
+
+
+@dataclass
+class Program:
+    """A guest program: its text and the steps that are not expressible."""
+
+    text: str
+    steps: int
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+def reflink_segments(g: Geometry, op: Reflink) -> list[tuple[int, int, int]]:
+    """FICLONERANGE segments (src_off, dst_off, len) for a model reflink."""
+    if (op.src_pgoff & g.pmd_colour) == (op.dst_pgoff & g.pmd_colour):
+        s, n = span(g, op.src_pgoff, op.pages)
+        d, _ = span(g, op.dst_pgoff, op.pages)
+        return [(s, d, n)]
+    # different phases in the group: clone each model page's first 4 KiB
+    return [(off(g, op.src_pgoff + k), off(g, op.dst_pgoff + k), PAGE) for k in range(op.pages)]
+
+
+def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
+    """Helper commands for one op, and a reason when it is not expressible."""
+    if isinstance(op, Mmap | Fault | Msync | Munmap | Pin | Get):
+        slot = op.mm * g.vmas + op.vma
+    if isinstance(op, Mmap):
+        o, n = span(g, op.pgoff, op.pages)
+        if op.pgoff + op.pages > g.max_file_pages:
+            return ["errno EINVAL"], None  # the model's bound on a mapping
+        prot = PROT_READ | (PROT_WRITE if op.write else 0)
+        mis = 0 if op.aligned else PAGE
+        return [f"mmap {slot} {op.ino} {o} {n} {prot} {op.shared} {op.huge} {mis} "
+                f"{op.sync}"], None
+    if isinstance(op, Munmap):
+        return [f"munmap {slot}"], None
+    if isinstance(op, Msync):
+        return [f"msync {slot}"], None
+    if isinstance(op, Fault):
+        return [f"touch {slot} {off(g, op.pgoff)} {op.write}"], None
+    if isinstance(op, Pin | Get):
+        if isinstance(op, Pin) and op.longterm:
+            return [f"gupl {slot} {off(g, op.pgoff)}"], None
+        kind = KIND_PIN if isinstance(op, Pin) else KIND_GET
+        return [f"gup {op.h} {slot} {off(g, op.pgoff)} {op.write} {kind}"], None
+    if isinstance(op, Unpin):
+        return [f"release {op.h} {KIND_PIN}"], None
+    if isinstance(op, Put):
+        return [f"release {op.h} {KIND_GET}"], None
+    if isinstance(op, Truncate):
+        return [f"truncate {op.ino} {off(g, op.pages)}"], None
+    if isinstance(op, Punch):
+        o, n = span(g, op.pgoff, op.pages)
+        return [f"punch {op.ino} {o} {n}"], None
+    if isinstance(op, Reflink):
+        segs = reflink_segments(g, op)
+        if len(segs) > MAX_SEGS:
+            return [f"skip reflink of {op.pages} pages at different phases needs "
+                    f"{len(segs)} segments (max {MAX_SEGS})"], "too many segments"
+        flat = " ".join(f"{s} {d} {n}" for s, d, n in segs)
+        return [f"reflink {op.src} {op.dst} {len(segs)} {flat}"], None
+    if isinstance(op, Unmount):
+        return ["umount"], None
+    if isinstance(op, Mount):
+        return ["mount"], None
+    if isinstance(op, MemoryFailure):
+        return [f"skip {MEMORY_FAILURE_WHY}"], MEMORY_FAILURE_WHY
+    return [f"skip op {op.name} has no guest translation"], f"no translation for {op.name}"
+
+
+def check_geometry(g: Geometry, path: str = "<trace>") -> None:
+    if g.mms * g.vmas > MAX_SLOTS:
+        raise InputError(f"geometry mms*vmas={g.mms * g.vmas}: the guest helper has "
+                         f"{MAX_SLOTS} VMA slots", path=path)
+    if g.handles > MAX_HANDLES:
+        raise InputError(f"geometry handles={g.handles}: the guest helper has {MAX_HANDLES}",
+                         path=path)
+    if off(g, g.max_file_pages) > 256 << 20:
+        raise InputError("geometry max_file_pages maps to more than 256 MiB per file "
+                         "(pmem in the guest is 1 GiB)", path=path)
+
+
+def translate(trace: Trace, path: str = "<trace>") -> Program:
+    """The guest program for `trace` (steps numbered from 1, as replay numbers them)."""
+    g = trace.geometry
+    check_geometry(g, path)
+    lines = [f"# daxfuzz guest program: {path}", f"init {g.inodes} {off(g, g.file_pages)}"]
+    skipped: dict[int, str] = {}
+    for i, op in enumerate(trace.ops, 1):
+        cmds, why = op_lines(g, op)
+        lines.append(f"step {i}")
+        lines.extend(cmds)
+        if why:
+            skipped[i] = why
+    return Program("\n".join(lines) + "\n", len(trace.ops), skipped)

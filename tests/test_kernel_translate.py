@@ -1,0 +1,164 @@
+"""Trace -> guest program translation and guest-console parsing (no QEMU)."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from daxfuzz.errors import InputError
+from daxfuzz.geometry import Geometry
+from daxfuzz.guest.apt import parse_mirror, resolve_name
+from daxfuzz.guest.build import Cpio
+from daxfuzz.guest.results import compare, oracle_outcome, parse_console
+from daxfuzz.guest.translate import PMD, off, reflink_segments, span, translate
+from daxfuzz.ops import Reflink
+from daxfuzz.trace import parse_trace, read_trace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+G = Geometry()  # pmd_order=2
+
+
+def prog_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+
+
+def test_offsets_map_model_groups_to_2mib():
+    assert [off(G, i) for i in range(6)] == [0, 4096, 8192, 12288, PMD, PMD + 4096]
+    assert span(G, 0, 4) == (0, PMD)  # a whole model PMD is a whole 2 MiB extent
+    assert span(G, 1, 3) == (4096, PMD - 4096)  # part of one is not
+    g9 = Geometry(pages=1024, pmd_order=9, max_file_pages=1024, file_pages=512)
+    assert off(g9, 513) == 513 * 4096  # order 9: identity
+
+
+def test_pin_blocks_truncate_program():
+    tr = read_trace(os.path.join(ROOT, "corpus/pin-blocks-truncate.trace"))
+    p = translate(tr)
+    assert p.steps == 5 and not p.skipped
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "mmap 0 0 0 2097152 3 1 0 0 0",
+        "step 2", "gup 0 0 8192 1 1",
+        "step 3", "truncate 0 0",
+        "step 4", "release 0 1",
+        "step 5", "truncate 0 0",
+    ]
+
+
+def test_alignment_slots_and_modes():
+    tr = parse_trace("geometry: mms=2 vmas=3\n"
+                     "mmap mm=1 vma=2 ino=1 pgoff=4 pages=2 aligned=0 write=0 shared=0\n"
+                     "fault mm=1 vma=2 pgoff=5 write=1\n"
+                     "pin mm=0 vma=0 pgoff=0 h=1 longterm=1\n"
+                     "get mm=0 vma=1 pgoff=3 h=2\nput h=2\nmsync mm=1 vma=2\n"
+                     "munmap mm=1 vma=2\npunch ino=1 pgoff=2 pages=3\nunmount\nmount\n")
+    lines = prog_lines(translate(tr).text)
+    assert "mmap 5 1 2097152 8192 1 0 1 4096 0" in lines  # slot 1*3+2, misaligned by 4K
+    assert "touch 5 2101248 1" in lines
+    assert "gupl 0 0" in lines
+    assert "gup 2 1 12288 0 2" in lines and "release 2 2" in lines
+    assert "msync 5" in lines and "munmap 5" in lines
+    assert "punch 1 8192 2093056" in lines  # pages 2..4 -> [8K, 2M+4K)
+    assert lines[-3:] == ["umount", "step 10", "mount"]
+
+
+def test_memory_failure_is_reported_not_dropped():
+    tr = read_trace(os.path.join(ROOT, "corpus/memory-failure-shared-holder.trace"))
+    p = translate(tr)
+    mf = [i for i, op in enumerate(tr.ops, 1) if op.name == "memory_failure"]
+    assert sorted(p.skipped) == mf
+    assert all(f"step {i}" in p.text for i in range(1, len(tr.ops) + 1))
+    assert p.text.count("skip memory_failure not expressible") == len(mf)
+
+
+def test_reflink_segments():
+    assert reflink_segments(G, Reflink(0, 1, 0, 4, 4)) == [(0, PMD, PMD)]
+    assert reflink_segments(G, Reflink(0, 1, 1, 2, 2)) == [(4096, 8192, 4096),
+                                                          (8192, 12288, 4096)]
+
+
+def test_every_corpus_trace_translates():
+    for path in sorted(glob.glob(os.path.join(ROOT, "corpus/*.trace"))):
+        tr = read_trace(path)
+        p = translate(tr, path)
+        assert p.text.count("\nstep ") == len(tr.ops), path
+        assert set(p.skipped) <= {i for i, op in enumerate(tr.ops, 1)
+                                  if op.name == "memory_failure"}, path
+
+
+def test_geometry_too_big_is_bad_input():
+    tr = parse_trace("geometry: mms=16 vmas=8\nmunmap mm=0 vma=0\n")
+    with pytest.raises(InputError):
+        translate(tr)
+
+
+CONSOLE = """\
+SeaBIOS \x1b[2J
+@@B kernel 7.2.13+deb14-amd64
+@@B ready pmem=2060288 dax=1
+@@T begin 000-x
+@@I dax=1 files=2 size=4194304
+@@R step=1 status=ok ms=2.0 errno=0 note=-
+@@R step=2 status=ok ms=9.1 errno=0 note=vmsplice
+[   12.5] WARNING: CPU: 0 PID: 99 at fs/dax.c:123 dax_folio_put+0x1/0x2
+@@K step=2 WARNING: CPU: 0 PID: 99 at fs/dax.c:123 dax_folio_put+0x1/0x2
+@@R step=3 status=blocked ms=2004.0 errno=0 note=state=S,wchan=dax_break_layout_left
+@@R step=4 status=err ms=0.0 errno=EBUSY note=-
+@@R step=5 status=skip ms=0.0 errno=0 note=memory_failure_not_expressible
+@@P step=3 done_ms=2100.0 code=0 after_step=4
+@@E done
+@@T exit 000-x 0
+@@T end 000-x
+@@T begin 001-y
+@@R step=1 status=sigbus ms=1.0 errno=0 note=-
+"""
+
+
+def test_parse_console_and_compare():
+    boot, traces = parse_console(CONSOLE)
+    assert boot[0].startswith("kernel 7.2.13")
+    gt = traces["000-x"]
+    assert gt.finished and not gt.error
+    assert [gt.steps[i].outcome() for i in range(1, 6)] == ["ok", "ok", "blocked", "EBUSY",
+                                                             "n/a"]
+    assert gt.kernel[0][0] == 2 and "dax_folio_put" in gt.kernel[0][1]
+    assert len(gt.kernel) == 2  # the console copy is kept too, marked
+    assert gt.pending == ["step=3 done_ms=2100.0 code=0 after_step=4"]
+    rows = compare(["mmap", "pin", "truncate", "unmount", "memory_failure", "munmap"],
+                   ["ok", "ok", "blocked pfn=2", "ok", "ok killed=1", "ok"], gt)
+    assert [r.verdict for r in rows] == ["agree", "agree", "agree", "DIFFER", "n/a", "missing"]
+    y = traces["001-y"]
+    assert not y.finished and y.steps[1].outcome() == "SIGBUS"
+
+
+def test_oracle_outcome():
+    assert oracle_outcome("blocked pfn=3") == "blocked"
+    assert oracle_outcome("ok killed=0,1") == "ok"
+    assert oracle_outcome("EOPNOTSUPP") == "EOPNOTSUPP"
+
+
+def test_mirror_from_sources():
+    deb822 = ("Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm "
+              "bookworm-updates\nComponents: main\n\nTypes: deb\n"
+              "URIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\n")
+    assert parse_mirror([("x.sources", deb822)]) == "http://mirror.invalid/debian"
+    one = "deb http://sec.invalid/x bookworm-security main\n" \
+          "deb [arch=amd64] http://m.invalid/debian bookworm main\n"
+    assert parse_mirror([("sources.list", one)]) == "http://m.invalid/debian"
+    assert parse_mirror([("sources.list", "# nothing\n")]) is None
+
+
+def test_resolve_package_name():
+    names = ["linux-binary-7.2.13+deb14-amd64", "linux-binary-7.2.14+deb14-amd64",
+             "linux-binary-7.2.14+deb14-cloud-amd64"]
+    assert resolve_name("linux-binary-7.2.13+deb14-amd64", names, "binary") == names[0]
+    assert resolve_name("linux-binary-7.2.99+deb14-amd64", names, "binary") == names[1]
+
+
+def test_cpio_newc_layout():
+    c = Cpio()
+    c.file("progs/a.prog", b"step 1\n")
+    data = c.finish()
+    assert data.startswith(b"070701") and len(data) % 512 == 0
+    assert b"progs/a.prog\0" in data and b"TRAILER!!!\0" in data
