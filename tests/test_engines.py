@@ -9,7 +9,6 @@ import glob
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -41,10 +40,8 @@ def test_hypothesis_machine_finds_and_writes_trace(tmp_path):
     s = settings(max_examples=300, stateful_step_count=30, database=None, derandomize=True,
                  deadline=None, suppress_health_check=list(HealthCheck),
                  phases=[Phase.generate, Phase.shrink])
-    t0 = time.monotonic()
-    with pytest.raises(DivergenceFound) as exc:
+    with pytest.raises(DivergenceFound) as exc:  # how fast: `daxfuzz bench`, not a test
         run_state_machine_as_test(m, settings=s)
-    assert time.monotonic() - t0 < 20
     msg = str(exc.value)
     assert "DIVERGENCE at step" in msg
     path = m.last_finding["trace_path"]
