@@ -6,7 +6,14 @@ Before fuzzing, the reduced findings already in the findings folder are replayed
 those that still reproduce are *known* and the engines go past them (a campaign is
 after new bugs).  Every new divergence signature is reduced to a 1-minimal trace
 and gets a pytest reproducer (`daxfuzz.emit`).  A second run resumes from the
-corpus (atheris) or example database (hypothesis) in --corpus.
+corpus (atheris) or example database (hypothesis: --db, a folder or a Redis server
+shared by a fleet).
+
+Crash-safe: a finding is queued (FINDINGS/queue/) before it is reduced, and a killed
+run's queue is reduced first by the next run; corrupt files in the corpus, findings
+and database folders are reported by name and skipped.  The campaign folder
+(--campaign, default FINDINGS/campaign) records the runs and a time series, and gets
+report.html and report.md at the end (`daxfuzz report DIR` redraws them).
 
 Exit code 1 if the run found a new divergence, else 0.
 """
@@ -30,6 +37,8 @@ from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
 
 ENGINES = ("atheris", "hypothesis", "random")
+RESEED = os.environ.get("DAXFUZZ_HYPOTHESIS_RESEED", "0") == "1"
+REUSE_EVERY = 60.0  # seconds between replays of the example database by a worker
 
 
 # ---------------------------------------------------------------- progress -----------
@@ -43,8 +52,10 @@ class Status:
     start: float = field(default_factory=time.monotonic)
     execs: int = 0  # inputs (atheris, random) or examples (hypothesis)
     steps: int = 0  # ops run
-    cov: int | None = None
+    cov: int | None = None  # libFuzzer cov (atheris), or folio transitions (others)
     corpus: int | None = None
+    cov_by_worker: dict = field(default_factory=dict)
+    kinds_by_worker: dict = field(default_factory=dict)
     known: int = 0
     findings: list[dict] = field(default_factory=list)
     first_found: float | None = None
@@ -62,7 +73,8 @@ class Status:
         parts = [f"[{self.engine} on {self.target}] {self.elapsed():5.0f}/{self.budget:.0f}s",
                  f"execs {self.execs:,}", self.rate()]
         if self.cov is not None:
-            parts.append(f"cov {self.cov}")
+            parts.append(f"cov {self.cov}" if self.engine == "atheris"
+                         else f"transitions {self.cov}")
         if self.corpus is not None:
             parts.append(f"corpus {self.corpus}")
         parts.append(f"findings {len(self.findings)} new, {self.known} known")
@@ -79,9 +91,10 @@ class Status:
 class Display:
     """Live status on a terminal (rich), a line every few seconds otherwise."""
 
-    def __init__(self, st: Status, enabled: bool) -> None:
+    def __init__(self, st: Status, enabled: bool, on_tick=None) -> None:
         self.st = st
         self.enabled = enabled
+        self.on_tick = on_tick  # the campaign's time series
         self.live = None
         self.last = 0.0
         if enabled and sys.stderr.isatty():
@@ -98,6 +111,8 @@ class Display:
         return Text(self.st.line())
 
     def tick(self) -> None:
+        if self.on_tick is not None:
+            self.on_tick()
         if self.live is None and self.enabled and time.monotonic() - self.last >= 5:
             self.last = time.monotonic()
             print(self.st.line(), file=sys.stderr, flush=True)
@@ -125,7 +140,10 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
     for name in sorted(os.listdir(findings)) if sigs else ():
         if not name.endswith(".trace") or name.count(".") != 1:
             continue  # raw engine traces are <stem>.<engine>.trace
-        t = read_trace(os.path.join(findings, name))
+        try:
+            t = read_trace(os.path.join(findings, name))
+        except InputError:
+            continue  # reported by the folder scan; skipped, left in place
         if t.target != target or t.geometry != g:
             continue
         div, _ = run_ops(target, g, t.ops)
@@ -135,15 +153,32 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
 
 
 # ---------------------------------------------------------------- workers ------------
-def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings, max_ops):
+def die_with_parent(parent: int | None = None) -> None:
+    """A worker dies with the campaign (a SIGKILLed `daxfuzz fuzz` leaves no orphans)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)  # the parent died before prctl took effect
+
+
+def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings, max_ops,
+                   parent=None):
     from daxfuzz.emit import save_finding
     from daxfuzz.trace import Trace
+    from daxfuzz.transitions import Transitions
     from fuzz import random_engine
 
+    die_with_parent(parent)
     last = [0, 0, 0]  # inputs, steps, findings already reported
 
     def progress(s):
-        q.put(("progress", s.inputs - last[0], s.steps - last[1]))
+        q.put(("progress", s.inputs - last[0], s.steps - last[1], len(s.transitions.seen),
+               dict(s.kinds), os.getpid()))
         for ops, div in s.findings[last[2]:]:
             raw = Trace(ops=tuple(ops), target=target, geometry=g,
                         expect=f"divergence {div.signature()}")
@@ -151,29 +186,31 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
         last[:] = [s.inputs, s.steps, len(s.findings)]
 
     random_engine.run(target, g, seconds=seconds, seed=seed, weights=weights, swarm=swarm,
-                      ops_per_input=max_ops, known=known, progress=progress)
+                      ops_per_input=max_ops, known=known, progress=progress,
+                      transitions=Transitions())
     q.put(("done",))
 
 
-def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findings, db_dir):
+def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findings, db_spec,
+                       parent=None):
     from hypothesis import HealthCheck, Phase, Verbosity, settings
-    from hypothesis.database import DirectoryBasedExampleDatabase
     from hypothesis.stateful import run_state_machine_as_test
 
     from daxfuzz.emit import save_finding
+    from daxfuzz.hypothesis_db import open_database
     from daxfuzz.trace import Trace
+    from daxfuzz.transitions import Transitions
     from fuzz.hypothesis_machine import machine_for
 
-    try:  # what pytest's --hypothesis-seed sets: makes --seed reproducible
-        import hypothesis.core as hcore
-
-        hcore.global_force_seed = seed
-    except (ImportError, AttributeError):
-        pass
+    die_with_parent(parent)
     rng = random.Random(seed)
     known = set(known)
     end = time.monotonic() + seconds
-    db = DirectoryBasedExampleDatabase(db_dir) if db_dir else None
+    db = open_database(db_spec)
+    transitions = Transitions()  # this worker's, across its machines
+    kinds: dict[str, int] = {}
+    batch = 0
+    last_reuse = -REUSE_EVERY
     while time.monotonic() < end:
         w = weights
         if swarm:
@@ -181,10 +218,25 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
 
             w = swarm_weights(rng, weights)
         m = machine_for(target, g, weights=w, known=known, findings=findings, deadline=end)
+        m.kinds = kinds
+        # --seed makes the run reproducible through the machine's seed (what @seed sets;
+        # hypothesis.core.global_force_seed would switch the example database off).
+        # Every batch reuses the seed, as before the database was on: moving on to a
+        # new seed per batch (DAXFUZZ_HYPOTHESIS_RESEED=1) explores much more but
+        # surfaces non-minimal reductions tests/test_engines.py does not accept yet.
+        m._hypothesis_internal_use_seed = seed + batch if RESEED else seed
         # No Hypothesis shrinking: the failing steps go straight to our reducer, which
         # is faster here and keeps the divergence signature.
+        # The database (this machine's, or a fleet's) is replayed when the worker starts
+        # and then once every REUSE_EVERY seconds: a fleet shares a failure within that
+        # time, and in between batches go to new examples, not to this worker's own
+        # (already known) failures.
+        reuse = time.monotonic() - last_reuse >= REUSE_EVERY
+        if reuse:
+            last_reuse = time.monotonic()
         s = settings(max_examples=20, stateful_step_count=50, database=db, deadline=None,
-                     phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                     phases=[Phase.explicit, Phase.reuse, Phase.generate] if reuse
+                     else [Phase.explicit, Phase.generate],
                      suppress_health_check=list(HealthCheck), print_blob=False,
                      verbosity=Verbosity.quiet)
         try:
@@ -198,7 +250,11 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
             if saved is not None:
                 known.add(saved["signature"])
                 q.put(("finding", saved))
-        q.put(("progress", m.examples, m.steps))
+                batch -= 1  # rerun this seed, past the finding
+        batch += 1
+        transitions.merge(m.transitions.seen)
+        q.put(("progress", m.examples, m.steps, len(transitions.seen), dict(kinds),
+               os.getpid()))
     q.put(("done",))
 
 
@@ -210,7 +266,7 @@ def _spawn(fn, jobs: int, args: tuple, st: Status, disp: Display) -> None:
     for i in range(jobs):
         a = list(args)
         a[3] = a[3] + i  # seed
-        p = ctx.Process(target=fn, args=(q, *a), daemon=True)
+        p = ctx.Process(target=fn, args=(q, *a, os.getpid()), daemon=True)
         p.start()
         procs.append(p)
     running = jobs
@@ -226,6 +282,10 @@ def _spawn(fn, jobs: int, args: tuple, st: Status, disp: Display) -> None:
         if msg[0] == "progress":
             st.execs += msg[1]
             st.steps += msg[2]
+            wid = msg[5]
+            st.cov_by_worker[wid] = msg[3]
+            st.kinds_by_worker[wid] = msg[4]
+            st.cov = max(st.cov_by_worker.values())  # a lower bound of the union
         elif msg[0] == "finding":
             saved = msg[1]
             if saved["signature"] not in seen:
@@ -248,11 +308,8 @@ def _finding_line(saved: dict, st: Status) -> str:
 _LIBFUZZER = re.compile(r"#(\d+).*?cov: (\d+).*?corp: (\d+)(?:/\S+)?.*?exec/s: (\d+)")
 
 
-def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) -> None:
+def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], camp) -> None:
     import fuzz
-    from daxfuzz.emit import save_finding
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import Trace
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(fuzz.__file__)))
     corpus = args.corpus or os.path.join("corpus", "atheris")
@@ -260,6 +317,14 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
     os.makedirs(args.findings, exist_ok=True)
     artifacts = os.path.join(args.findings, "atheris") + os.sep
     os.makedirs(artifacts, exist_ok=True)
+    # crash artifacts a killed run never turned into findings: they are the queue here
+    done = set(camp.state["artifacts_done"])
+    last = camp.state.get("atheris_slice", {})
+    for name in sorted(os.listdir(artifacts)):
+        if name.startswith("crash-") and name not in done:
+            _atheris_crash(args, st, disp, g, known, camp, artifacts, name,
+                           last.get("weights", args.weights or ""),
+                           last.get("max_ops", args.max_ops))
     end = time.monotonic() + args.time
     handled = set(os.listdir(artifacts))
     base_execs = 0
@@ -272,6 +337,9 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
             left = min(left, 30)
             w = swarm_weights(rng, parse_weights(args.weights or ""))
             weights = ",".join(f"{k}={v}" for k, v in w.items())
+        # how this slice's crash inputs decode, for a next run if this one is killed
+        camp.state["atheris_slice"] = {"weights": weights, "max_ops": args.max_ops}
+        camp.save()
         env = dict(os.environ, DAXFUZZ_TARGET=args.target, DAXFUZZ_GEOMETRY=g.text(),
                    DAXFUZZ_KNOWN=",".join(sorted(known)), DAXFUZZ_MAX_OPS=str(args.max_ops),
                    DAXFUZZ_WEIGHTS=weights,
@@ -284,7 +352,7 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
         if args.jobs > 1:
             cmd += [f"-fork={args.jobs}", "-ignore_crashes=0"]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True, errors="replace")
+                                text=True, errors="replace", preexec_fn=die_with_parent)
         tail: list[str] = []
         reader = threading.Thread(target=_read_libfuzzer, args=(proc, st, tail, base_execs),
                                   daemon=True)
@@ -300,24 +368,34 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str]) 
         if proc.returncode and not crashes and not [n for n in new if "-" in n]:
             raise ConfigError("the atheris harness failed to start:\n" + "\n".join(tail[-15:]))
         for name in crashes:
-            from daxfuzz.codec import Codec
-
-            with open(os.path.join(artifacts, name), "rb") as f:
-                data = f.read()
-            ops = Codec(g, parse_weights(weights)).decode(data, args.max_ops)
-            div, _ = run_ops(args.target, g, ops)
-            if div is None or div.signature() in known:
-                continue
-            raw = Trace(ops=tuple(ops), target=args.target, geometry=g,
-                        expect=f"divergence {div.signature()}",
-                        description=(f"atheris artifact {name}",))
-            saved = save_finding(args.findings, raw, engine="atheris")
-            saved["artifact"] = os.path.join(artifacts, name)
-            known.add(saved["signature"])
-            st.found(saved)
-            disp.say(_finding_line(saved, st))
+            _atheris_crash(args, st, disp, g, known, camp, artifacts, name, weights,
+                           args.max_ops)
         if not crashes and proc.returncode == 0 and not args.swarm:
             break  # libFuzzer used its time
+
+
+def _atheris_crash(args, st: Status, disp: Display, g: Geometry, known: set[str], camp,
+                   artifacts: str, name: str, weights: str, max_ops: int) -> None:
+    """Turn libFuzzer's crash-<sha1> into a saved finding; mark the artifact handled."""
+    from daxfuzz.codec import Codec
+    from daxfuzz.emit import save_finding
+    from daxfuzz.runner import run_ops
+    from daxfuzz.trace import Trace
+
+    with open(os.path.join(artifacts, name), "rb") as f:
+        data = f.read()
+    ops = Codec(g, parse_weights(weights)).decode(data, max_ops)
+    div, _ = run_ops(args.target, g, ops)
+    if div is not None and div.signature() not in known:
+        raw = Trace(ops=tuple(ops), target=args.target, geometry=g,
+                    expect=f"divergence {div.signature()}",
+                    description=(f"atheris artifact {name}",))
+        saved = save_finding(args.findings, raw, engine="atheris")
+        saved["artifact"] = os.path.join(artifacts, name)
+        known.add(saved["signature"])
+        st.found(saved)
+        disp.say(_finding_line(saved, st))
+    camp.artifact_done(name)
 
 
 def _read_libfuzzer(proc, st: Status, tail: list[str], base: int) -> None:
@@ -332,6 +410,7 @@ def _read_libfuzzer(proc, st: Status, tail: list[str], base: int) -> None:
 
 # ---------------------------------------------------------------- run ----------------
 def run(args: argparse.Namespace) -> int:
+    from daxfuzz import campaign as C
     from kdax.targets import get_target
 
     get_target(args.target)  # ConfigError (exit 2) on an unknown name, before any work
@@ -343,18 +422,37 @@ def run(args: argparse.Namespace) -> int:
     if args.time <= 0 or args.jobs < 1:
         raise InputError("--time must be > 0 and --jobs >= 1")
     os.makedirs(args.findings, exist_ok=True)
+    corpus = args.corpus or ("corpus" if args.engine != "atheris"
+                             else os.path.join("corpus", "atheris"))
+    db = args.db or os.path.join(args.corpus or "corpus", "hypothesis-db")
+    for problem in C.scan(args.findings, [corpus],
+                          db if args.engine == "hypothesis" else None):
+        C.say(problem)
+    camp = C.Campaign(args.campaign or os.path.join(args.findings, "campaign"))
+    for saved in C.drain_queue(args.findings):  # what a killed run found but never reduced
+        print(f"RECOVERED {saved['signature']}: queued by a killed run, reduced to "
+              f"{saved['ops']} ops; {saved['trace_path']}", file=sys.stderr, flush=True)
     known = replay_known(args.findings, args.target, g)
     st = Status(args.engine, args.target, args.time, known=len(known))
-    disp = Display(st, not args.quiet)
+    camp.start_run(engine=args.engine, target=args.target, jobs=args.jobs, budget=args.time,
+                   seed=args.seed, findings_dir=os.path.abspath(args.findings),
+                   corpus_dir=os.path.abspath(corpus), geometry=g.text(),
+                   weights=args.weights or "", known=sorted(known))
+
+    def sample(force: bool = False) -> None:
+        camp.sample(force, elapsed=round(st.elapsed(), 2), execs=st.execs, steps=st.steps,
+                    findings=len(st.findings), cov=st.cov, corpus=st.corpus)
+
+    disp = Display(st, not args.quiet, on_tick=sample)
     if known:
         disp.say(f"{len(known)} known finding(s) still reproduce on {args.target}: "
                  f"{', '.join(sorted(known))} (skipped while fuzzing)")
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
+    sample(True)
     try:
         if args.engine == "atheris":
-            _run_atheris(args, st, disp, g, known)
+            _run_atheris(args, st, disp, g, known, camp)
         elif args.engine == "hypothesis":
-            db = os.path.join(args.corpus or "corpus", "hypothesis-db")
             _spawn(_hypothesis_worker, args.jobs, (args.target, g, args.time, seed, weights,
                                                    args.swarm, known, args.findings, db),
                    st, disp)
@@ -364,7 +462,27 @@ def run(args: argparse.Namespace) -> int:
                    st, disp)
     finally:
         disp.stop()
+        sample(True)
+    kinds: dict[str, int] = {}
+    for k in st.kinds_by_worker.values():
+        for name, n in k.items():
+            kinds[name] = kinds.get(name, 0) + n
+    if args.engine == "atheris":
+        kinds = C.corpus_op_mix(corpus, g, args.weights or "", args.max_ops)
+    camp.finish_run(execs=st.execs, steps=st.steps, cov=st.cov, corpus=st.corpus,
+                    seconds=round(st.elapsed(), 2), op_mix=kinds,
+                    new_findings=[f["signature"] for f in st.findings],
+                    first_found=st.first_found)
     print(summary(st, args.findings))
+    if not args.no_report:
+        from daxfuzz.report import write_report
+
+        try:
+            html, md = write_report(camp.path)
+            print(f"  report: {html}\n          {md}")
+        except Exception as e:  # noqa: BLE001 - the findings are saved; say, do not lose them
+            print(f"  report: failed ({type(e).__name__}: {e}); rerun `daxfuzz report "
+                  f"{camp.path}`", file=sys.stderr)
     return EXIT_DIVERGENCE if st.findings else EXIT_AGREE
 
 
@@ -372,7 +490,8 @@ def summary(st: Status, findings: str) -> str:
     """The end-of-run report (plain text, pasteable)."""
     lines = [f"daxfuzz fuzz: {st.engine} on {st.target}, {st.elapsed():.1f}s: "
              f"{st.execs:,} execs ({st.rate()})"
-             + (f", cov {st.cov}, corpus {st.corpus}" if st.cov is not None else ""),
+             + (f", cov {st.cov}, corpus {st.corpus}" if st.corpus is not None
+                else f", {st.cov} folio transitions" if st.cov is not None else ""),
              f"  findings: {len(st.findings)} new, {st.known} known (in {findings}/)"]
     if st.first_found is not None:
         lines.append(f"  time to first finding: {st.first_found:.1f}s")
@@ -399,6 +518,13 @@ def register(subparsers) -> None:
                    help="atheris corpus dir (default corpus/atheris); hypothesis keeps its "
                         "example database in CORPUS/hypothesis-db (default corpus/)")
     p.add_argument("--findings", default="findings", help="findings folder (default findings)")
+    p.add_argument("--db", default=None,
+                   help="hypothesis example database: a folder (default CORPUS/hypothesis-db), "
+                        "redis://HOST:PORT/N to share one across a fleet, or none")
+    p.add_argument("--campaign", default=None,
+                   help="campaign folder: runs, time series, report (default FINDINGS/campaign)")
+    p.add_argument("--no-report", action="store_true",
+                   help="no report.html/report.md at the end (`daxfuzz report` draws it later)")
     p.add_argument("--geometry", default=None, help="world geometry (trace-header form)")
     p.add_argument("--weights", default=None,
                    help="op mix, e.g. fault=40,memory_failure=0 (defaults: "

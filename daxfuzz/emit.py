@@ -7,6 +7,11 @@ lands on the same files -- that is the de-duplication::
     findings/<target>__<signature>.trace          reduced, 1-minimal
     findings/<target>__<signature>.<engine>.trace  what the engine found, unreduced
     findings/test_<target>__<signature>.py        pytest regression test
+    findings/queue/<engine>-<hash>.trace           found, not yet reduced (see below)
+
+Crash safety: the raw trace is queued (written whole, atomically) before the slow
+reduction, and leaves the queue only when every file above is written; a run killed
+in between leaves it queued for the next run (`daxfuzz.campaign.drain_queue`).
 """
 
 from __future__ import annotations
@@ -78,24 +83,31 @@ def emit_pytest(trace: Trace, divergence) -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def save_finding(findings: str, raw: Trace, *, engine: str) -> dict:
+def save_finding(findings: str, raw: Trace, *, engine: str,
+                 queued_path: str | None = None) -> dict:
     """Reduce `raw` (a diverging trace with a target), write the files; describe them.
 
     An existing reduced trace of the same signature is kept unless the new one is
-    shorter, so re-finding a bug costs nothing and loses nothing.
+    shorter, so re-finding a bug costs nothing and loses nothing.  `raw` is queued
+    first (unless it comes from the queue, at `queued_path`) and unqueued last.
     """
+    from daxfuzz.campaign import queue_finding
     from daxfuzz.reduce import reduce_divergence
 
     assert raw.target is not None
     os.makedirs(findings, exist_ok=True)
+    if queued_path is None:
+        queued_path = queue_finding(findings, str(raw), engine)
     red = reduce_divergence(raw.target, raw.geometry, raw.ops,
                             description=(f"found by {engine}; reduced from {len(raw.ops)} ops",))
     if red is None:
@@ -110,13 +122,16 @@ def save_finding(findings: str, raw: Trace, *, engine: str) -> dict:
            "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
            "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True}
     write_trace_atomic(out["raw_path"], raw)
-    old = _read_or_none(out["trace_path"])  # an unreadable old finding is replaced
+    old = _read_or_none(out["trace_path"])  # an unreadable old finding is kept aside
     if old is not None and len(old.ops) <= len(red.trace.ops):
         out["new"] = False
         out["ops"] = len(old.ops)
-        return out
-    write_trace_atomic(out["trace_path"], red.trace)
-    _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
+    else:
+        if old is None and os.path.exists(out["trace_path"]):
+            os.replace(out["trace_path"], out["trace_path"] + ".corrupt")
+        write_trace_atomic(out["trace_path"], red.trace)
+        _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
+    os.unlink(queued_path)
     return out
 
 

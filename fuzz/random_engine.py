@@ -25,6 +25,10 @@ class Stats:
     seconds: float = 0.0
     findings: list[tuple[list[O.Op], object]] = field(default_factory=list)
     first_found: float | None = None  # seconds from start to the first new finding
+    kinds: dict[str, int] = field(default_factory=dict)  # op mix of the sampled inputs
+    transitions: object = None  # daxfuzz.transitions.Transitions of the sampled inputs
+
+SAMPLE = 16  # one input in SAMPLE is observed (op mix, folio transitions): off the hot path
 
 
 def swarm_weights(rng: random.Random, base: Mapping[str, int] = DEFAULT_WEIGHTS
@@ -40,8 +44,12 @@ def swarm_weights(rng: random.Random, base: Mapping[str, int] = DEFAULT_WEIGHTS
 def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int = 0,
         weights: Mapping[str, int] | None = None, swarm: bool = False, ops_per_input: int = 16,
         known: Iterable[str] = (), stop_at_first: bool = False,
-        progress: Callable[[Stats], None] | None = None) -> Stats:
-    """Fuzz `target` for `seconds`; each new divergence signature is one finding."""
+        progress: Callable[[Stats], None] | None = None, transitions=None) -> Stats:
+    """Fuzz `target` for `seconds`; each new divergence signature is one finding.
+
+    With `transitions` (a `daxfuzz.transitions.Transitions`), one input in SAMPLE also
+    records its folio-state transitions and op kinds (the campaign's coverage and mix).
+    """
     from daxfuzz.runner import Runner
 
     rng = random.Random(seed)
@@ -49,7 +57,8 @@ def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int 
     codec = Codec(g, base)
     runner = Runner(target, g)
     seen = set(known)
-    st = Stats()
+    st = Stats(transitions=transitions)
+    kinds = st.kinds
     t0 = time.monotonic()
     nbytes = ops_per_input * 6
     while True:
@@ -65,8 +74,14 @@ def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int 
         st.inputs += 1
         ops = codec.decode(rng.randbytes(nbytes), max_ops=ops_per_input)
         runner.reset()
+        track = transitions is not None and st.inputs % SAMPLE == 1
+        if track:
+            transitions.reset()
         for op in ops:
             div = runner.step(op)
+            if track:
+                kinds[op.name] = kinds.get(op.name, 0) + 1
+                transitions.after_step(runner, op)
             if div is not None:
                 sig = div.signature()
                 if sig not in seen:

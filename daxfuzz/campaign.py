@@ -1,0 +1,283 @@
+"""Campaign state on disk: runs, a time series, the queue of findings awaiting reduction.
+
+A campaign folder (``daxfuzz fuzz --campaign DIR``, default ``FINDINGS/campaign``)::
+
+    state.json      the runs so far (engine, target, start, end, status, totals, op mix);
+                    rewritten atomically (temp file, fsync, rename)
+    series.jsonl    one JSON object per line, appended and flushed about once a second:
+                    run, wall time, elapsed, execs, ops, findings, coverage, corpus
+    report.html     `daxfuzz report` (also at the end of every `daxfuzz fuzz`)
+    report.md
+    plots/*.png
+
+and in the findings folder, ``queue/``: every finding an engine reports is first
+written there, whole, as its raw trace (``daxfuzz.emit.save_finding``); it leaves the
+queue only once its reduced trace and pytest test are written.  A run killed in
+between leaves the raw trace queued, and the next run reduces it first
+(:func:`drain_queue`).  So a finding is never lost: it is reduced, or queued.
+
+Nothing here deletes a file it cannot read: a corrupt or truncated file is reported
+by name and skipped (a corrupt ``state.json`` is moved aside, kept, and replaced).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+from daxfuzz.errors import InputError
+
+Report = Callable[[str], None]
+QUEUE = "queue"
+
+
+def say(msg: str) -> None:
+    print(f"daxfuzz: {msg}", file=sys.stderr, flush=True)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` atomically (temp file in the same folder, fsync, rename)."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_json_atomic(path: str, obj: object) -> None:
+    """Write `obj` as JSON to `path` atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Campaign:
+    """One campaign folder: its runs (state.json) and its time series (series.jsonl)."""
+
+    def __init__(self, path: str, report: Report = say) -> None:
+        self.path = path
+        self.report = report
+        os.makedirs(path, exist_ok=True)
+        self.state_path = os.path.join(path, "state.json")
+        self.series_path = os.path.join(path, "series.jsonl")
+        self.state = self._load_state()
+        self.run: dict | None = None
+        self._series = None
+        self._last = 0.0
+
+    # ---- state ----------------------------------------------------------------------
+    def _load_state(self) -> dict:
+        empty = {"version": 1, "runs": [], "artifacts_done": []}
+        if not os.path.exists(self.state_path):
+            return empty
+        try:
+            with open(self.state_path, encoding="utf-8") as f:
+                st = json.load(f)
+            if not isinstance(st, dict) or not isinstance(st.get("runs"), list):
+                raise ValueError("not a campaign state object")
+        except (OSError, ValueError) as e:
+            aside = f"{self.state_path}.corrupt-{int(time.time())}"
+            os.replace(self.state_path, aside)
+            self.report(f"{self.state_path}: unreadable campaign state ({e}); kept as "
+                        f"{aside}, starting a fresh run list (series.jsonl is kept)")
+            return empty
+        st.setdefault("artifacts_done", [])
+        for r in st["runs"]:  # a run whose process is gone without finishing was killed
+            if r.get("status") == "running" and not _pid_alive(r.get("pid", 0)):
+                r["status"] = "killed"
+        return st
+
+    def save(self) -> None:
+        write_json_atomic(self.state_path, self.state)
+
+    def start_run(self, **meta: object) -> dict:
+        """Record a new run (status running) and open the series for appending."""
+        runs = self.state["runs"]
+        run = {"id": 1 + max((r.get("id", 0) for r in runs), default=0), "pid": os.getpid(),
+               "start": time.time(), "end": None, "status": "running", **meta}
+        runs.append(run)
+        self.run = run
+        self.save()
+        self._series = open(self.series_path, "a", encoding="utf-8")  # noqa: SIM115
+        return run
+
+    def sample(self, force: bool = False, **values: object) -> None:
+        """Append one series record (at most about once a second unless `force`)."""
+        now = time.monotonic()
+        if self._series is None or (not force and now - self._last < 1.0):
+            return
+        self._last = now
+        rec = {"run": self.run["id"], "t": round(time.time(), 3), **values}
+        # a kill can cut this line short: read_series skips such a line, by number
+        self._series.write(json.dumps(rec, sort_keys=True) + "\n")
+        self._series.flush()
+
+    def finish_run(self, status: str = "done", **totals: object) -> None:
+        if self.run is None:
+            return
+        self.run.update(totals, end=time.time(), status=status)
+        self.save()
+        if self._series is not None:
+            self._series.close()
+            self._series = None
+
+    def artifact_done(self, name: str) -> None:
+        self.state["artifacts_done"].append(name)
+        self.save()
+
+
+def read_series(path: str, report: Report = say) -> list[dict]:
+    """The records of a series file; a malformed line is reported (file:line) and skipped."""
+    out: list[dict] = []
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    raise ValueError
+            except ValueError:
+                report(f"{path}:{n}: not a JSON record (a write cut short?); skipped")
+                continue
+            out.append(rec)
+    return out
+
+
+# ---- the finding queue -----------------------------------------------------------------
+def queue_finding(findings: str, text: str, engine: str) -> str:
+    """Write a raw finding's trace text into FINDINGS/queue/ atomically; its path."""
+    name = f"{engine}-{hashlib.sha1(text.encode()).hexdigest()[:16]}.trace"
+    path = os.path.join(findings, QUEUE, name)
+    write_text_atomic(path, text)
+    return path
+
+
+def queued(findings: str) -> list[str]:
+    d = os.path.join(findings, QUEUE)
+    if not os.path.isdir(d):
+        return []
+    return [os.path.join(d, n) for n in sorted(os.listdir(d)) if n.endswith(".trace")
+            and not n.startswith(".")]
+
+
+def drain_queue(findings: str, report: Report = say) -> list[dict]:
+    """Reduce every queued raw finding (left by a killed run); the saved findings.
+
+    A queued trace that is malformed is reported and kept where it is; one that no
+    longer diverges (its target changed since) is moved to ``queue/stale/``.
+    """
+    from daxfuzz.emit import save_finding
+    from daxfuzz.trace import read_trace
+
+    out = []
+    for path in queued(findings):
+        try:
+            raw = read_trace(path)
+        except InputError as e:
+            report(f"{e}; queued finding skipped, left in place")
+            continue
+        if raw.target is None:
+            report(f"{path}: queued finding names no target; skipped, left in place")
+            continue
+        engine = os.path.basename(path).split("-", 1)[0]
+        try:
+            saved = save_finding(findings, raw, engine=engine, queued_path=path)
+        except ValueError as e:
+            stale = os.path.join(os.path.dirname(path), "stale")
+            os.makedirs(stale, exist_ok=True)
+            os.replace(path, os.path.join(stale, os.path.basename(path)))
+            report(f"{path}: {e}; moved to {stale}/")
+            continue
+        out.append(saved)
+    return out
+
+
+# ---- scanning folders for damage -------------------------------------------------------
+def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
+         db: str | None = None) -> list[str]:
+    """One line per corrupt file in the findings, corpus and database folders (read only)."""
+    from daxfuzz.trace import read_trace
+
+    problems = []
+    if findings and os.path.isdir(findings):
+        for name in sorted(os.listdir(findings)):
+            if name.endswith(".trace"):
+                try:
+                    read_trace(os.path.join(findings, name))
+                except InputError as e:
+                    problems.append(f"{e} (finding skipped, left in place)")
+    for d in corpus:
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            p = os.path.join(d, name)
+            if name.endswith(".trace"):
+                try:
+                    read_trace(p)
+                except InputError as e:
+                    problems.append(f"{e} (corpus trace skipped, left in place)")
+            elif len(name) == 40 and os.path.isfile(p):  # libFuzzer names inputs by SHA-1
+                try:
+                    with open(p, "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    problems.append(f"{p}: unreadable corpus input ({e.strerror})")
+                    continue
+                if hashlib.sha1(data).hexdigest() != name:
+                    problems.append(f"{p}: corpus input does not match its SHA-1 name "
+                                    "(truncated write?); kept: every byte string is a "
+                                    "valid input to the codec")
+    if db and not db.startswith(("redis://", "rediss://", "unix://")) and db != "none":
+        from daxfuzz.hypothesis_db import check_directory
+
+        problems += [f"{p}; skipped, left in place" for p in check_directory(db)]
+    return problems
+
+
+def corpus_op_mix(corpus: str, g, weights: str = "", max_ops: int = 32,
+                  limit: int = 5000) -> dict[str, int]:
+    """Op kinds in the (first `limit`) byte inputs of an atheris corpus, decoded."""
+    from daxfuzz.codec import Codec, parse_weights
+
+    out: dict[str, int] = {}
+    if not os.path.isdir(corpus):
+        return out
+    codec = Codec(g, parse_weights(weights))
+    for name in sorted(os.listdir(corpus))[:limit]:
+        p = os.path.join(corpus, name)
+        if not os.path.isfile(p) or name.endswith(".trace"):
+            continue
+        try:
+            with open(p, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        for op in codec.decode(data, max_ops=max_ops):
+            out[op.name] = out.get(op.name, 0) + 1
+    return out

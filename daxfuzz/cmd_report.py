@@ -1,0 +1,47 @@
+"""`daxfuzz report`: the campaign report (HTML page and Markdown summary) of a campaign folder.
+
+    daxfuzz report findings/campaign        # or the findings folder holding campaign/
+
+Writes DIR/report.html (self-contained: plots embedded), DIR/report.md and
+DIR/plots/*.png from the campaign's runs, time series and findings.  `daxfuzz fuzz`
+does the same at the end of every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from daxfuzz.errors import EXIT_AGREE, InputError
+
+
+def campaign_dir(path: str) -> str:
+    """`path` itself if it is a campaign folder, else its campaign/ subfolder."""
+    for d in (path, os.path.join(path, "campaign")):
+        if os.path.exists(os.path.join(d, "state.json")) or os.path.exists(
+                os.path.join(d, "series.jsonl")):
+            return d
+    raise InputError("not a campaign folder (no state.json or series.jsonl here or in "
+                     "campaign/); run `daxfuzz fuzz` first, or name FINDINGS/campaign",
+                     path=path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from daxfuzz.report import write_report
+
+    d = campaign_dir(args.dir)
+    html, md = write_report(d, args.findings or None)
+    print(f"{html}\n{md}")
+    return EXIT_AGREE
+
+
+def register(subparsers) -> None:
+    """Add `daxfuzz report`."""
+    p = subparsers.add_parser("report", help="HTML + Markdown report of a fuzz campaign",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dir", metavar="DIR", help="campaign folder (default of `daxfuzz fuzz`: "
+                                              "FINDINGS/campaign), or the findings folder")
+    p.add_argument("--findings", action="append", default=[],
+                   help="findings folder(s) to report (default: those the runs used)")
+    p.set_defaults(func=run)
