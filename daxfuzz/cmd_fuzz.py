@@ -305,7 +305,8 @@ def _finding_line(saved: dict, st: Status) -> str:
 
 
 # ---------------------------------------------------------------- atheris ------------
-_LIBFUZZER = re.compile(r"#(\d+).*?cov: (\d+).*?corp: (\d+)(?:/\S+)?.*?exec/s: (\d+)")
+# status lines; in -fork mode they read "exec/s N", without the colon
+_LIBFUZZER = re.compile(r"#(\d+).*?cov: (\d+).*?corp: (\d+)(?:/\S+)?.*?exec/s:? (\d+)")
 
 
 def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], camp) -> None:

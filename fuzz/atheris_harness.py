@@ -79,8 +79,23 @@ def TestOneInput(data: bytes) -> None:
             raise DivergenceFound(f"target {TARGET}\n{div.report()}")
 
 
+def _launcher() -> str:
+    """An executable that runs this harness: libFuzzer's -fork/-jobs re-run argv[0] as a
+    command, and under `python -m` argv[0] is this (not executable) file."""
+    import tempfile
+
+    d = tempfile.mkdtemp(prefix="daxfuzz-harness-")
+    path = os.path.join(d, "atheris_harness")
+    with open(path, "w") as f:
+        f.write(f'#!/bin/sh\nexec {sys.executable} -m fuzz.atheris_harness "$@"\n')
+    os.chmod(path, 0o755)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
+    if any(a.startswith(("-fork=", "-jobs=")) for a in argv) and not os.access(argv[0], os.X_OK):
+        argv[0] = _launcher()
     if not any(a.startswith("-max_len=") for a in argv):
         argv.append(f"-max_len={MAX_OPS * 8}")
     dict_path = os.path.join(os.path.dirname(__file__), "dict", "daxfuzz.dict")
