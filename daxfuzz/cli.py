@@ -28,6 +28,7 @@ COMMANDS = (
     "daxfuzz.cmd_zoo",
     "daxfuzz.cmd_coverage",
     "daxfuzz.cmd_kernel",
+    "daxfuzz.cmd_report",
 )
 
 
@@ -39,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="daxfuzz", description=__doc__.splitlines()[0].strip("`") + "",
+    p = _Parser(prog="daxfuzz", description="stateful differential fuzzing of fs-DAX folio "
+                "refcounts; exit codes:\n\n" + __doc__.split("\n", 1)[1].strip("\n"),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:

@@ -15,7 +15,9 @@ changes.  Example -- "my patch changes dax_folio_put":
 
     register(MyPatch)
 
-then `daxfuzz fuzz --target my-patch --target-module mypatch.py` (or import it here).
+then import that module at the bottom of this file (one line), and
+`daxfuzz fuzz --target my-patch`, `daxfuzz replay --target my-patch corpus/*.trace`,
+`daxfuzz diff --from 7.2 --to my-patch`.
 """
 
 from __future__ import annotations
