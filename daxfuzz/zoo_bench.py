@@ -50,18 +50,17 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int):
 
     from fuzz.hypothesis_machine import machine_for
 
-    try:
-        import hypothesis.core as hcore
-
-        hcore.global_force_seed = seed
-    except (ImportError, AttributeError):
-        pass
     t0 = time.monotonic()
     end = t0 + budget
     examples = 0
+    batch = 0
     with tempfile.TemporaryDirectory() as tmp:
         while time.monotonic() < end:
             m = machine_for(variant, g, findings=tmp, deadline=end)
+            # a seed per batch of 20 examples, as `daxfuzz fuzz` does (one seed for
+            # every batch would rerun the same 20 examples until the budget ends)
+            m._hypothesis_internal_use_seed = seed * 1_000_003 + batch
+            batch += 1
             s = settings(max_examples=20, stateful_step_count=50, database=None,
                          deadline=None, phases=[Phase.generate],
                          suppress_health_check=list(HealthCheck), print_blob=False,

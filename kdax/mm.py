@@ -101,7 +101,8 @@ class KernelBase:
             self.events.append(f"BUG(wrote {fld} of the struct page of {what}) in "
                                f"{sys._getframe(1).f_code.co_name}")
         setattr(page, fld, value)
-        self.touched.add(page.pfn)
+        if page.pfn >= 0:  # foreign pages (zero page, pfn 0) are not compared
+            self.touched.add(page.pfn)
         if self.provenance is not None:
             self._wrote(page.pfn, fld)
 
@@ -151,7 +152,8 @@ class KernelBase:
         if v > INT_MAX:  # atomic_t wraps
             v -= 1 << 32
         folio._refcount = v
-        self.touched.add(folio.pfn)
+        if folio.pfn >= 0:
+            self.touched.add(folio.pfn)
         if self.provenance is not None:
             self._wrote(folio.pfn, "refcount")
 

@@ -10,7 +10,8 @@ class Rmap:
 
     def _mapcount_add(self, page: Page, fld: str, d: int) -> None:
         setattr(page, fld, getattr(page, fld) + d)
-        self.touched.add(page.pfn)
+        if page.pfn >= 0:
+            self.touched.add(page.pfn)
         if self.provenance is not None:
             self._wrote(page.pfn, "mapcount")
 
