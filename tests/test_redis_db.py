@@ -30,7 +30,8 @@ from daxfuzz.hypothesis_db import open_database
 from fuzz.hypothesis_machine import DivergenceFound, machine_for
 
 m = machine_for(sys.argv[2], findings=sys.argv[3])
-s = settings(database=open_database(sys.argv[1]), phases=[Phase.reuse], max_examples=1,
+# max_examples bounds the reuse phase too: 1 would replay only the shortest stored entry
+s = settings(database=open_database(sys.argv[1]), phases=[Phase.reuse], max_examples=100,
              deadline=None, suppress_health_check=list(HealthCheck))
 try:
     run_state_machine_as_test(m, settings=s)
