@@ -40,13 +40,16 @@ def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int 
         for line in p.stderr.splitlines():
             if line.startswith("stat::number_of_executed_units:"):
                 runs = int(line.split(":")[-1])
-        try:
+        try:  # steady state: from the first stats write (input 512) to the last
             with open(stats) as f:
-                inputs, ops, _t = f.read().split()
-                inputs, ops = int(inputs), int(ops)
+                inputs, ops, t_first, t_last = f.read().split()
+            inputs, ops = int(inputs) - 512, int(ops)
+            ops = ops * inputs // (inputs + 512)  # the ops of those inputs, pro rata
+            fuzz_secs = float(t_last) - float(t_first)
+            if inputs <= 0 or fuzz_secs <= 0:
+                raise ValueError("too few inputs for a steady-state rate")
         except (OSError, ValueError):
-            inputs, ops = runs, 0
-        fuzz_secs = min(wall, seconds) or wall
+            inputs, ops, fuzz_secs = runs, 0, min(wall, seconds) or wall
         return inputs / fuzz_secs, ops / fuzz_secs, ops / max(1, inputs)
 
 
