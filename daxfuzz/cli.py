@@ -32,6 +32,21 @@ COMMANDS = (
 )
 
 
+def duration(text: str) -> float:
+    """A --time value: seconds, or a number with s, m, h or d ("90", "10m", "8h")."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    mult = units.get(t[-1:], None)
+    try:
+        v = float(t[:-1] if mult else t) * (mult or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r} (seconds, or e.g. 90s, 10m, 8h)") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"duration must be positive and finite: {text!r}")
+    return v
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse exits 2 on bad flags: keep that
         self.print_usage(sys.stderr)

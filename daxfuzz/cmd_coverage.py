@@ -13,6 +13,7 @@ import io
 import random
 import time
 
+from daxfuzz.cli import duration
 from daxfuzz.geometry import DEFAULT
 
 
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("coverage", help="branch and state-transition coverage of a campaign")
     p.add_argument("--target", default="7.2")
     p.add_argument("--engine", choices=["random", "hypothesis"], default="random")
-    p.add_argument("--time", type=float, default=30.0, help="campaign seconds")
+    p.add_argument("--time", type=duration, default=30.0, help="campaign seconds")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--reachable-depth", type=int, default=3,
                    help="exhaustive depth for the reachable-transition set (0: skip)")

@@ -7,6 +7,7 @@ import glob
 import os
 import sys
 
+from daxfuzz.cli import duration
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
 from daxfuzz.geometry import Geometry
 
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--handles", type=int, default=2)
     p.add_argument("--file-pages", type=int, default=4)
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--time", type=float, default=600.0, help="stop after this many seconds")
+    p.add_argument("--time", type=duration, default=600.0, help="stop after this many seconds")
     p.add_argument("--all", action="store_true", help="keep going after the first divergence")
     p.add_argument("--findings", default="findings", help="where counterexamples are saved")
     p.set_defaults(func=run_exhaust)
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("corpus", nargs="*", help="trace files or folders (default: corpus/ "
                    "and findings/)")
     d.add_argument("--max-ops", type=int, default=3, help="exhaustive depth (0: none)")
-    d.add_argument("--time", type=float, default=300.0)
+    d.add_argument("--time", type=duration, default=300.0)
     d.set_defaults(func=run_diff)
 
 

@@ -32,6 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from daxfuzz.cli import duration
 from daxfuzz.codec import DEFAULT_WEIGHTS, parse_weights
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
@@ -513,7 +514,8 @@ def register(subparsers) -> None:
     p.add_argument("--engine", choices=ENGINES, default="atheris")
     p.add_argument("--target", default=os.environ.get("DAXFUZZ_TARGET", "mainline"),
                    help="target name (see `daxfuzz targets`; default mainline)")
-    p.add_argument("--time", type=float, default=60.0, help="seconds to fuzz (default 60)")
+    p.add_argument("--time", type=duration, default=60.0,
+                   help="how long to fuzz: seconds, or 10m, 8h (default 60)")
     p.add_argument("--jobs", type=int, default=1,
                    help="parallel workers (atheris: libFuzzer -fork; others: processes)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")

@@ -149,3 +149,21 @@ def test_targets_lists_both(capsys):
     names = [ln.split()[0] for ln in lines]
     assert "6.15" in names and "7.2" in names
     assert any(ln.startswith("mainline") and "alias of 7.2" in ln for ln in lines)
+
+
+def test_duration_units():
+    import argparse
+
+    import pytest
+
+    from daxfuzz.cli import duration
+
+    assert duration("90") == 90.0
+    assert duration("1.5") == 1.5
+    assert duration("90s") == 90.0
+    assert duration("10m") == 600.0
+    assert duration("8h") == 28800.0
+    assert duration("1d") == 86400.0
+    for bad in ("", "h", "8x", "-1", "0", "inf", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            duration(bad)
