@@ -27,7 +27,7 @@ HOLE = -1
 class BlockFS:
     """Block maps of every inode over the device, with per-block share counts."""
 
-    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty")
+    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow_undo")
 
     def __init__(self, g: Geometry) -> None:
         self.g = g
@@ -36,6 +36,8 @@ class BlockFS:
         self.refcnt: dict[int, int] = {}  # allocated pfn -> number of file pages mapping it
         # inode metadata changed since the last fsync (XFS: IOMAP_F_DIRTY for MAP_SYNC)
         self.meta_dirty = [False] * g.inodes
+        # the last iomap_write's copy-on-write, until cancel_cow() or the next write
+        self.cow_undo: tuple[int, int, int, int, int, bool] | None = None
 
     # ---- queries -------------------------------------------------------------------
     def pfn(self, ino: int, idx: int) -> int:
@@ -96,6 +98,7 @@ class BlockFS:
         A hole gets one new extent; a shared extent gets new CoW blocks remapped into the
         file (the old blocks lose a reference, `freed` lists any that reached zero).
         """
+        self.cow_undo = None
         p0, n, sh = self.iomap_read(ino, idx, length)
         if p0 != HOLE and not sh:
             return p0, n, False, []
@@ -104,12 +107,33 @@ class BlockFS:
             return HOLE, 0, sh, []
         freed: list[int] = []
         m = self.bmap[ino]
+        if p0 != HOLE:
+            self.cow_undo = (ino, idx, p0, new, got, self.meta_dirty[ino])
         self.meta_dirty[ino] = True
         for i in range(got):
             if p0 != HOLE:
                 freed += self._drop(p0 + i)
             m[idx + i] = new + i
         return new, got, sh, freed
+
+    def cancel_cow(self) -> None:
+        """Undo the last iomap_write's copy-on-write: the fault wrote nothing.
+
+        fs/xfs/xfs_iomap.c xfs_dax_write_iomap_end() (6.15): with written == 0 (a PMD
+        fault that fell back to PTEs) it calls xfs_reflink_cancel_cow_range(), so the
+        CoW blocks go back and the file keeps its shared blocks.  Allocations over a
+        hole are not CoW and stay.  The old blocks were shared, so none was freed.
+        """
+        if self.cow_undo is None:
+            return
+        ino, idx, p0, new, got, dirty = self.cow_undo
+        self.cow_undo = None
+        m = self.bmap[ino]
+        for i in range(got):
+            m[idx + i] = p0 + i
+            self.refcnt[p0 + i] += 1
+            del self.refcnt[new + i]
+        self.meta_dirty[ino] = dirty
 
     # ---- freeing and remapping -----------------------------------------------------
     def _drop(self, pfn: int) -> list[int]:

@@ -174,11 +174,13 @@ class FsDax:
                                          self.PG_PMD_NR, False)
             self.dax_disassociate_entry(entry, ino, False)
             xa.store(index, 0, None)  # undo the PMD join
+            self.nrpages[ino] -= self.PG_PMD_NR
             entry = None
         if entry is None:
             flags = DAX_EMPTY | (DAX_PMD if order > 0 else 0)
             entry = dax_make_entry(0, flags)
             xa.store(index, order, entry)
+            self.nrpages[ino] += 1 << order
         return entry
 
     # ---- busy pages and layout breaking ------------------------------------------------
@@ -204,6 +206,7 @@ class FsDax:
         for index, entry in xa.for_each(start, self._end_idx(end)):
             self.dax_disassociate_entry(entry, ino, True)
             xa.store(index, 0, None)
+            self.nrpages[ino] -= 1 << self.dax_entry_order(entry)
 
     # fs/dax.c wait_page_idle(): sleeps until dax_page_is_idle(); modelled as Blocked.
     def wait_page_idle(self, page: Page, cb, ino: int) -> int:
@@ -420,6 +423,10 @@ class FsDax:
                 iomap = self.xfs_dax_iomap_begin(ino, index, self.PG_PMD_NR, vmf.write)
                 if iomap is not None and iomap.length >= self.PG_PMD_NR:
                     ret, entry = self.dax_fault_iter(vmf, iomap, entry, True)
+                if iomap is not None and vmf.write and ret == VM_FAULT_FALLBACK:
+                    # iomap_iter() -> xfs_dax_write_iomap_end(written=0): nothing was
+                    # written through this iomap, the CoW allocation is cancelled
+                    self.fs.cancel_cow()
         if ret == VM_FAULT_FALLBACK:
             self.split_huge_pmd(vmf.mm, vmf.vma, vmf.address)
         return ret

@@ -227,6 +227,7 @@ class KernelLegacy(Kernel615):
     # fs/xfs/xfs_super.c xfs_fs_evict_inode() (6.1): no dax_break_layout_final()
     def xfs_fs_evict_inode(self, ino: int) -> None:
         self.truncate_inode_pages_range(ino, 0, (1 << 63) - 1)
+        self.clear_inode(ino)
 
     # ---- mm/memory-failure.c (6.1) ------------------------------------------------------
     # mm/memory-failure.c mf_generic_kill_procs() -> fs/dax.c dax_lock_page() (6.1):

@@ -155,8 +155,19 @@ class Memory:
             mmst.pte[vmf.address] = (pfn, bool(mkwrite and vmf.vma.write))
         return 0
 
-    # mm/memory.c insert_page(): get_locked_pte() allocates the PTE table
+    # mm/memory.c validate_page_before_insert() (6.15, 7.2): a folio nobody holds a
+    # reference on is refused (-EINVAL); the zero page is allowed in a DAX (mixed) VMA
+    def validate_page_before_insert(self, pfn: int) -> int:
+        if pfn != ZERO_PFN and not self.page_folio(self.pages[pfn])._refcount:
+            return -22  # -EINVAL
+        return 0
+
+    # mm/memory.c insert_page() (6.15): validate, then get_locked_pte() allocates the
+    # PTE table
     def insert_page(self, vmf: Vmf, pfn: int, mkwrite: bool) -> int:
+        err = self.validate_page_before_insert(pfn)
+        if err:
+            return err
         if vmf.address >> self.PMD_ORDER in self.mms[vmf.mm].pmd:
             return -16  # a huge PMD is in the way: pte_alloc fails to map
         self.mms[vmf.mm].tables.add(vmf.address >> self.PMD_ORDER)

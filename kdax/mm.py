@@ -63,6 +63,10 @@ class KernelBase:
         self.pfn0_page.pgmap = None
         self.mms = [MMState() for _ in range(g.mms)]
         self.i_pages = [XArray(g) for _ in range(g.inodes)]  # inode->i_mapping->i_pages
+        # mapping->nrpages: fs/dax.c adds 1 << order when it stores a new entry and
+        # subtracts 1 << dax_entry_order(entry) when it erases one; clear_inode()
+        # BUG()s unless it is back to 0
+        self.nrpages = [0] * g.inodes
         self.fs = BlockFS(g)
         self.handles: dict[int, tuple[int, str]] = {}  # GUP handle -> (pfn, "pin"|"get")
         self.mounted = True

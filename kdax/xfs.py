@@ -117,6 +117,7 @@ class Xfs:
         for index, entry in xa.for_each(start, self._end_idx(end)):
             self.dax_disassociate_entry(entry, ino, True)
             xa.store(index, 0, None)
+            self.nrpages[ino] -= 1 << self.dax_entry_order(entry)  # dax_delete_mapping_entry
 
     # fs/xfs/xfs_file.c xfs_file_fallocate(PUNCH_HOLE) -> xfs_free_file_space()
     def xfs_free_file_space(self, ino: int, start: int, nr: int) -> str:
@@ -151,3 +152,11 @@ class Xfs:
     def xfs_fs_evict_inode(self, ino: int) -> None:
         self.dax_break_layout_final(ino)
         self.truncate_inode_pages_range(ino, 0, LLONG_MAX)  # truncate_inode_pages_final
+        self.clear_inode(ino)
+
+    # fs/inode.c clear_inode() (6.15, 7.2): BUG_ON(inode->i_data.nrpages)
+    def clear_inode(self, ino: int) -> None:
+        if self.nrpages[ino]:
+            self.events.append(f"BUG(inode->i_data.nrpages == {self.nrpages[ino]}) in "
+                               "clear_inode")
+        self.nrpages[ino] = 0

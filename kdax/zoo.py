@@ -48,7 +48,8 @@ class ForgotFaultPut(Kernel615):
 @zoo(2)
 class NoTemporaryRef(Kernel72):
     name = "zoo-fault-no-temp-ref"
-    summary = "dax_fault_iter() inserts without the temporary folio_ref_inc (folio_get on 0)"
+    summary = ("dax_fault_iter() inserts without the temporary folio_ref_inc: "
+               "validate_page_before_insert() refuses the unreferenced folio, SIGBUS")
 
     def folio_ref_inc(self, folio: Page) -> None:
         import sys

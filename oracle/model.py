@@ -422,6 +422,8 @@ class Oracle:
         else:
             pfn, n, shared = self.fs.iomap_read(ino, base, self.nr)
         if n < self.nr or (pfn == HOLE and write):
+            if write:
+                self.fs.cancel_cow()  # nothing written: XFS cancels the CoW (not holes)
             return self._pmd_fallback(mm, slot)
         if pfn == HOLE:
             self._insert_entry(ino, base, self.order, ZERO, HUGE_ZERO, False, False)
@@ -430,6 +432,8 @@ class Oracle:
             self._set_pmd(mm, slot, HUGE_ZERO, False)
             return OK
         if pfn & self.colour:
+            if write:
+                self.fs.cancel_cow()
             return self._pmd_fallback(mm, slot)
         sync = write and self._sync_write(vma)
         self._insert_entry(ino, base, self.order, REAL, pfn, shared, write and not sync)

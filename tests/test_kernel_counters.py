@@ -296,3 +296,34 @@ def test_stale_index_after_order0_put_differs_by_version(name):
     do(t, "reflink src=1 dst=0 pages=8")
     assert t.pages[1].mapping is None
     assert t.pages[1].index == {"6.15": 5, "7.2": 0}[name]
+
+
+def test_nrpages_counts_entries_by_order(name):
+    t = kernel(name)
+    do(t, PMD_MAP, "fault mm=0 vma=0 pgoff=0 write=1")
+    assert t.nrpages[0] == 4  # one PMD entry: 1 << 2
+    do(t, "mmap mm=0 vma=1 ino=1 pages=2 huge=0", "fault mm=0 vma=1 pgoff=1")
+    assert t.nrpages[1] == 1  # ino1 page 1 is a hole: one zero-page PTE entry
+    do(t, "munmap mm=0 vma=0", "truncate ino=0")
+    assert t.nrpages[0] == 0
+    do(t, "munmap mm=0 vma=1", "unmount")  # clear_inode() finds 0 everywhere: no BUG
+    assert t.nrpages == [0, 0]
+
+
+def test_cow_pte_fault_under_pmd_entry_leaks_nrpages(name):
+    # corpus/divergence-cow-pte-under-pmd-entry-nrpages.trace, by hand: the CoW PTE
+    # entry replaces the whole PMD tie, so deleting it gives back 1 page of 4
+    t = kernel(name)
+    do(t, "mmap mm=0 vma=0 ino=1", "fault mm=0 vma=0 pgoff=0 write=1", "reflink src=1 dst=0",
+       "fault mm=0 vma=0 pgoff=0", "reflink src=0 dst=0 dst_pgoff=1 pages=1")
+    assert t.i_pages[1].ties == {0: (2, 2)}  # a real PMD entry of pfn 0
+    assert t.nrpages[1] == 4
+    do(t, "fault mm=0 vma=0 pgoff=0 write=1")
+    # the CoW block is pfn 4 (the lowest free PMD chunk, at colour 0); the tie keeps
+    # order 2 but holds an order-0 entry
+    assert t.i_pages[1].ties == {0: (2, 4 << 4)}
+    assert t.fs.bmap[1] == {0: 4, 1: 1, 2: 2, 3: 3}
+    assert t.apply(parse_op("fault mm=0 vma=0 pgoff=1")) == "SIGBUS"  # pfn 1: refcount 0
+    do(t, "munmap mm=0 vma=0")
+    t.apply(parse_op("unmount"))
+    assert t.events == ["BUG(inode->i_data.nrpages == 3) in clear_inode"]
