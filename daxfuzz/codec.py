@@ -14,8 +14,9 @@ A field is either *raw* (value = low + x mod size) or *chosen*: the codec keeps 
 cheap shadow of what the sequence made live (mapped VMA slots, held GUP handles),
 and an ``x`` in the lower half of the field's range picks among the live values
 (``live[x mod len(live)]``), the upper half any value of the domain.  So random
-bytes mostly fault on mapped pages and unpin held handles, and every value stays
-reachable.  The shadow is a guess (it does not run the kernel); it only biases.
+bytes mostly fault on mapped pages, unpin held handles and reflink whole, aligned
+extents of a mapped file into another file, and every value stays reachable.
+The shadow is a guess (it does not run the kernel); it only biases.
 
 A kind byte with no bytes after it decodes its fields as zero bytes.
 """
@@ -30,6 +31,8 @@ from daxfuzz.geometry import Geometry
 
 # How a field's value is picked (see the module docstring).
 RAW, FREE_SLOT, LIVE_MM, LIVE_SLOT, LIVE_PGOFF, FREE_H, PIN_H, GET_H = range(8)
+# reflink: a mapped file's inode, another inode, a PMD-aligned offset, a whole extent
+LIVE_INO, OTHER_INO, ALIGNED_PGOFF, EXTENT_LEN = range(8, 12)
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
@@ -47,6 +50,8 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.Get: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "h": FREE_H},
     O.Unpin: {"h": PIN_H},
     O.Put: {"h": GET_H},
+    O.Reflink: {"src": LIVE_INO, "dst": OTHER_INO, "src_pgoff": ALIGNED_PGOFF,
+                "dst_pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN},
 }
 
 
@@ -98,6 +103,15 @@ class _Shadow:
             return sorted(h for h, pin in self.handles.items() if pin)
         if chooser == GET_H:
             return sorted(h for h, pin in self.handles.items() if not pin)
+        g = self.g
+        if chooser == LIVE_INO:
+            return sorted({m.ino for v in self.vmas for m in v.values()})
+        if chooser == OTHER_INO:
+            return [i for i in range(g.inodes) if i != vals[0]]
+        if chooser == ALIGNED_PGOFF:
+            return list(range(0, g.file_pages, g.pmd_nr))
+        if chooser == EXTENT_LEN:
+            return sorted({g.pmd_nr, g.file_pages})
         return []
 
     def update(self, op: O.Op) -> None:

@@ -213,8 +213,9 @@ def _rules(g: Geometry) -> dict[str, list]:
     lengths = st.one_of(st.sampled_from([nr, 2 * nr, g.file_pages]), ints(O.LEN))
     likely = st.sampled_from([1, 1, 1, 0])
 
+    # huge: half PTE-only mappings, so PTE/PMD mixes of one extent are as likely as PMDs
     @rule(target=V, mm=ints(O.MM), vma=ints(O.VMA), ino=ints(O.INO), pgoff=pgoffs,
-          pages=lengths, shared=likely, write=likely, huge=likely, aligned=likely, sync=b)
+          pages=lengths, shared=likely, write=likely, huge=b, aligned=likely, sync=b)
     def mmap(self, mm, vma, ino, pgoff, pages, shared, write, huge, aligned, sync):
         pages = max(1, min(pages, g.max_file_pages - pgoff))
         free = [(m, v) for m in range(g.mms) for v in range(g.vmas)
@@ -236,10 +237,14 @@ def _rules(g: Geometry) -> dict[str, list]:
     def msync(self, ref):
         self._do(O.Msync(ref.mm, ref.vma))
 
-    @rule(src=ints(O.INO), dst=ints(O.INO), src_pgoff=ints(O.IDX), dst_pgoff=ints(O.IDX),
-          pages=ints(O.LEN))
-    def reflink(self, src, dst, src_pgoff, dst_pgoff, pages):
-        self._do(O.Reflink(src, dst, src_pgoff, dst_pgoff, pages))
+    # reflink: mostly whole, aligned extents into another file (as the codec does);
+    # any range, and a file onto itself, stay reachable
+    @rule(src=ints(O.INO), dst=ints(O.INO), other=likely, src_pgoff=pgoffs, dst_pgoff=pgoffs,
+          pages=lengths)
+    def reflink(self, src, dst, other, src_pgoff, dst_pgoff, pages):
+        if other and dst == src and g.inodes > 1:
+            dst = (src + 1) % g.inodes
+        self._do(O.Reflink(src, dst, src_pgoff, dst_pgoff, min(pages, g.max_file_pages)))
 
     @has_free_h
     @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b, longterm=b)
