@@ -87,7 +87,7 @@ def _save(args: argparse.Namespace, g: Geometry, res) -> None:
                     expect=f"divergence {d.signature()}",
                     description=(f"found by daxfuzz exhaust (shortest, {len(ops)} ops)",))
         saved = save_finding(args.findings, raw, engine="exhaust")
-        print(f"saved: {saved.get('trace', saved)}")
+        print(f"  {saved['signature']}: {saved['ops']} ops  {saved['trace_path']}")
 
 
 def _traces(paths: list[str]) -> list[str]:
