@@ -40,3 +40,17 @@ def test_bad_trace_is_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.trace"
     bad.write_text("frobnicate mm=0\n")
     assert main(["kernel", "run", str(bad)]) == 2
+
+
+def test_a_kernel_bug_reboots_the_guest_for_the_next_trace(capsys):
+    # the CoW-under-PMD trace oopses the kernel at unmount (kernel BUG at fs/inode.c:777);
+    # the trace after it must run in a fresh guest, not on the wedged pmem device
+    _manifest()
+    rc = main(["kernel", "run", "-q",
+               os.path.join(ROOT, "corpus/divergence-cow-pte-under-pmd-entry-nrpages.trace"),
+               os.path.join(ROOT, "corpus/pin-blocks-truncate.trace")])
+    out = capsys.readouterr().out
+    assert rc == 1, out
+    assert "cow-pte-under-pmd-entry-nrpages.trace: DIFFER" in out
+    assert "pin-blocks-truncate.trace: agree on the kernel" in out, out
+    assert "2 boot(s)" in out

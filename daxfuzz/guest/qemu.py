@@ -43,6 +43,12 @@ def qemu_command(manifest: dict, initrd: str, step_timeout_ms: int, accel: str) 
                        f"daxfuzz.timeout={step_timeout_ms}"]
 
 
+#: console lines after which the guest is not trusted with another program: an oops
+#: leaves locks and mounts behind, and a WARN_ON_ONCE site that fired stays silent for
+#: the rest of the boot (a later trace hitting it would look clean)
+_TAINTS = ("kernel BUG at", "Oops:", "BUG: ", "Kernel panic", "WARNING: ")
+
+
 def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: float,
               trace_timeout: float, step_timeout_ms: int, accel: str,
               log) -> tuple[str, str | None, float]:
@@ -66,6 +72,7 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: flo
         current: str | None = None
         deadline = time.monotonic() + boot_timeout
         hung: str | None = None
+        tainted = stop = False
         try:
             while True:
                 left = deadline - time.monotonic()
@@ -87,6 +94,8 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: flo
                     line = raw.decode(errors="replace")
                     at = line.find("@@")
                     if at < 0:
+                        if current is not None and any(m in line for m in _TAINTS):
+                            tainted = True
                         continue
                     line = line[at:].strip()
                     if line.startswith("@@T begin "):
@@ -96,8 +105,13 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: flo
                     elif line.startswith("@@T end"):
                         current = None
                         deadline = time.monotonic() + trace_timeout
+                        if tainted:  # an oops leaves the kernel (and the mount) unusable:
+                            stop = True  # the remaining programs get a fresh guest
                     elif line.startswith("@@B ready"):
                         deadline = time.monotonic() + trace_timeout
+                if stop:
+                    log("  guest: kernel WARNING/BUG/Oops in that trace; rebooting for the rest")
+                    break
         finally:
             if proc.poll() is None:
                 try:
