@@ -4,8 +4,9 @@
 over *states*: a state reached before (same oracle facts, same target raw state, same
 identifiers in use) is not expanded twice, so the work is in distinct states and
 edges, not in strings.  Identifiers that are still unnamed are interchangeable, so an
-op may name a new inode, process, VMA slot or handle only as the next unused number
-(canonical first use).  Sequences whose prefix diverged are not extended; counter-
+op may name a new process, VMA slot or handle only as the next unused number
+(canonical first use); inodes are not interchangeable (XFS orders by inode number).
+Sequences whose prefix diverged are not extended; counter-
 examples come out shortest first.
 
 `diff_targets` replays sequences on two targets and groups every sequence whose
@@ -76,11 +77,20 @@ def _ids(op: O.Op) -> list[tuple[str, int]]:
             if d in _ID_DOMAINS]
 
 
+#: identifier kinds whose unnamed values are interchangeable.  Not inodes: XFS orders
+#: two-inode operations by inode number (xfs_mmaplock_two_inodes_and_break_dax_layout(),
+#: xfs_lock_two_inodes()), so "reflink 0 -> 1" and "reflink 1 -> 0" break the two
+#: layouts in different orders, and a bug can hide in one order only.
+SYMMETRIC = frozenset({"mm", "vma", "h"})
+
+
 def first_use_ok(op: O.Op, used: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Canonical first use: an op may name identifier n of a kind only if n-1 is used.
-    Returns the new `used` (count per kind: mm, vma, ino, h) or None."""
+    """Canonical first use: an op may name identifier n of a symmetric kind only if n-1
+    is used.  Returns the new `used` (count per kind: mm, vma, ino, h) or None."""
     u = list(used)
     for dom, v in _ids(op):
+        if _ID_DOMAINS[dom] not in SYMMETRIC:
+            continue
         k = ("mm", "vma", "ino", "h").index(_ID_DOMAINS[dom])
         if v > u[k]:
             return None

@@ -12,11 +12,14 @@ TINY = Geometry(pages=2, pmd_order=1, inodes=2, mms=1, vmas=1, handles=1, file_p
 
 def test_first_use_canonical_order():
     used = (0, 0, 0, 0)  # mm, vma, ino, h in use so far
-    assert first_use_ok(O.Mmap(0, 0, 1), used) is None  # ino 1 before ino 0
-    assert first_use_ok(O.Mmap(0, 0, 0), used) == (1, 1, 1, 0)
-    assert first_use_ok(O.Unpin(1), (1, 1, 1, 0)) is None
-    assert first_use_ok(O.Unpin(0), (1, 1, 1, 0)) == (1, 1, 1, 1)
-    assert first_use_ok(O.Reflink(0, 1), (1, 1, 1, 0)) == (1, 1, 2, 0)
+    assert first_use_ok(O.Mmap(1, 0, 0), used) is None  # mm 1 before mm 0
+    assert first_use_ok(O.Mmap(0, 1, 0), used) is None  # slot 1 before slot 0
+    assert first_use_ok(O.Mmap(0, 0, 0), used) == (1, 1, 0, 0)
+    # inodes are not symmetric (XFS orders two-inode operations by inode number)
+    assert first_use_ok(O.Mmap(0, 0, 1), used) == (1, 1, 0, 0)
+    assert first_use_ok(O.Unpin(1), (1, 1, 0, 0)) is None
+    assert first_use_ok(O.Unpin(0), (1, 1, 0, 0)) == (1, 1, 0, 1)
+    assert first_use_ok(O.Reflink(1, 0), (1, 1, 0, 0)) == (1, 1, 0, 0)
     assert first_use_ok(O.Unmount(), (0, 0, 0, 0)) == (0, 0, 0, 0)
 
 
@@ -24,18 +27,27 @@ def test_symmetry_and_state_counts_by_hand():
     # alphabet: map file 0, map file 1, unmap -- over one VMA slot
     alpha = [O.Mmap(0, 0, 0, 0, 2), O.Mmap(0, 0, 1, 0, 2), O.Munmap(0, 0)]
     r1 = exhaust("7.2", TINY, 1, alpha=alpha)
-    # depth 1: mmap(ino 0) and munmap are canonical (mmap ino 1 would name a second file
-    # first): 2 edges.  mmap -> {vma mapped, ids mm,vma,ino used}: new.  munmap -> EINVAL,
-    # world unchanged, but mm and vma now named: a new (world, ids) state.  1 + 2 states.
-    assert (r1.edges, r1.states, r1.depth) == (2, 3, 1)
+    # depth 1: all three ops are canonical (mm 0 and slot 0 are the first ones; inodes
+    # are not symmetric): mmap ino0 -> "mapped ino0", mmap ino1 -> "mapped ino1", munmap
+    # -> EINVAL, world unchanged but mm and slot now named: a new (world, ids) state.
+    # 3 edges, 1 + 3 states.
+    assert (r1.edges, r1.states, r1.depth) == (3, 4, 1)
     r2 = exhaust("7.2", TINY, 2, alpha=alpha)
-    # depth 2 from "mapped ino0": mmap ino0 (EEXIST, same), mmap ino1 (EEXIST, ino 1 now
-    # named: new), munmap (back to empty world with ids (1,1,1): new) = 3 edges, 2 new.
-    # from "empty, mm+vma named": mmap ino0 (-> same as mapped ino0 state: dup), munmap
-    # (dup) = 2 edges.  Total edges 2 + 3 + 2 = 7, states 3 + 2 = 5.
-    assert (r2.edges, r2.states, r2.depth) == (7, 5, 2)
+    # depth 2: from each of the 3 new states all 3 ops are tried (9 edges) and each lands
+    # on a known state: mmap over a mapped slot is EEXIST (same state), munmap of a
+    # mapping gives the empty world with mm and slot named (= the munmap state), and from
+    # that state the two mmaps give the two mapped states.  Edges 3 + 9, no new state.
+    assert (r2.edges, r2.states, r2.depth) == (12, 4, 2)
     assert not r2.counterexamples
     assert "no divergence in every sequence up to 2 ops" in r2.verdict()
+
+
+def test_inode_order_matters_so_exhaust_finds_it():
+    # zoo-xfs-refcount-is-one only misbehaves when the pinned file is the higher inode
+    # (the legacy two-inode break checks the second inode with the 1-based test); with
+    # inodes treated as interchangeable exhaust missed it
+    r = exhaust("zoo-xfs-refcount-is-one", SMALL, 3, seconds=120)
+    assert r.counterexamples and len(r.counterexamples[0][0]) == 3
 
 
 def test_exhaust_finds_broken_target_shortest_first():
