@@ -74,9 +74,8 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
         if not args.quiet:
             flag = "" if want is None or want == res else f"   (trace expects {want})"
             print(f"{i:4}  {str(op):<58} => {res}{flag}")
-            npages = len(r.t.pages)  # touched may name foreign pages (the zero page)
-            pfns = sorted({r.t.page_folio(r.t.pages[p]).pfn
-                           for p in r.t.touched | r.o.changed if 0 <= p < npages})
+            pfns = sorted({r.t.page_folio(r.t.pages[p]).pfn for p in r.t.touched
+                           | r.o.changed})
             for pfn in pfns:
                 print(f"        {page_line(r, pfn)}")
         check = trace.expectation(target) == "agree"  # annotations describe agreement

@@ -58,7 +58,7 @@ TRANSITIONS = Transitions()
 # `daxfuzz bench --engines`: inputs and ops so far, rewritten to DAXFUZZ_STATS every
 # 512 inputs (libFuzzer leaves with _exit: no atexit), with the time of the first write,
 # so the rate is measured after start-up
-STATS = [0, 0, 0.0]
+STATS = [0, 0, 0.0, 0]  # inputs, ops, time and ops at the first write
 STATS_PATH = os.environ.get("DAXFUZZ_STATS")
 
 
@@ -74,9 +74,9 @@ def TestOneInput(data: bytes) -> None:
     if STATS_PATH and not STATS[0] & 511:
         now = time.monotonic()
         if not STATS[2]:
-            STATS[2] = now
+            STATS[2], STATS[3] = now, STATS[1]
         with open(STATS_PATH, "w") as f:
-            f.write(f"{STATS[0]} {STATS[1]} {STATS[2]} {now}\n")
+            f.write(f"{STATS[0]} {STATS[1]} {STATS[2]} {STATS[3]} {now}\n")
     for op in seq:
         div = step(op)
         if FEEDBACK:

@@ -42,9 +42,8 @@ def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int 
                 runs = int(line.split(":")[-1])
         try:  # steady state: from the first stats write (input 512) to the last
             with open(stats) as f:
-                inputs, ops, t_first, t_last = f.read().split()
-            inputs, ops = int(inputs) - 512, int(ops)
-            ops = ops * inputs // (inputs + 512)  # the ops of those inputs, pro rata
+                inputs, ops, t_first, ops_first, t_last = f.read().split()
+            inputs, ops = int(inputs) - 512, int(ops) - int(ops_first)
             fuzz_secs = float(t_last) - float(t_first)
             if inputs <= 0 or fuzz_secs <= 0:
                 raise ValueError("too few inputs for a steady-state rate")

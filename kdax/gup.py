@@ -32,8 +32,7 @@ class Gup:
         return 0
 
     def _wrote_pincount(self, folio: Page) -> None:
-        if folio.pfn >= 0:
-            self.touched.add(folio.pfn)
+        self.touched.add(folio.pfn)
         if self.provenance is not None:
             self._wrote(folio.pfn, "pincount")
 

@@ -105,8 +105,7 @@ class KernelBase:
             self.events.append(f"BUG(wrote {fld} of the struct page of {what}) in "
                                f"{sys._getframe(1).f_code.co_name}")
         setattr(page, fld, value)
-        if page.pfn >= 0:  # foreign pages (zero page, pfn 0) are not compared
-            self.touched.add(page.pfn)
+        self.touched.add(page.pfn)
         if self.provenance is not None:
             self._wrote(page.pfn, fld)
 
@@ -156,8 +155,7 @@ class KernelBase:
         if v > INT_MAX:  # atomic_t wraps
             v -= 1 << 32
         folio._refcount = v
-        if folio.pfn >= 0:
-            self.touched.add(folio.pfn)
+        self.touched.add(folio.pfn)
         if self.provenance is not None:
             self._wrote(folio.pfn, "refcount")
 

@@ -10,8 +10,7 @@ class Rmap:
 
     def _mapcount_add(self, page: Page, fld: str, d: int) -> None:
         setattr(page, fld, getattr(page, fld) + d)
-        if page.pfn >= 0:
-            self.touched.add(page.pfn)
+        self.touched.add(page.pfn)
         if self.provenance is not None:
             self._wrote(page.pfn, "mapcount")
 
