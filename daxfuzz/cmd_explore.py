@@ -7,6 +7,7 @@ import glob
 import os
 import sys
 
+from daxfuzz import ops as O
 from daxfuzz.cli import duration
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
 from daxfuzz.geometry import Geometry
@@ -23,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vmas", type=int, default=2)
     p.add_argument("--handles", type=int, default=2)
     p.add_argument("--file-pages", type=int, default=4)
+    p.add_argument("--ops", default="", metavar="KINDS",
+                   help="only these op kinds, comma-separated (e.g. mmap,fault,reflink): a "
+                   "smaller scope that reaches deeper; default every kind")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--time", type=duration, default=600.0, help="stop after this many seconds")
     p.add_argument("--all", action="store_true", help="keep going after the first divergence")
@@ -57,10 +61,17 @@ def run_exhaust(args: argparse.Namespace) -> int:
     if args.max_ops < 1:
         raise ConfigError("--max-ops must be at least 1")
     g = _geometry(args)
+    kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in O.BY_NAME]
+    if bad:
+        raise ConfigError(f"--ops: unknown op kind(s) {', '.join(bad)}; kinds are "
+                          f"{', '.join(O.BY_NAME)}")
     print(f"daxfuzz exhaust: target {args.target}, up to {args.max_ops} ops, "
-          f"geometry {g.text()}, {args.jobs} job(s)")
+          f"geometry {g.text()}, {args.jobs} job(s)"
+          + (f", ops {','.join(kinds)}" if kinds else ""))
     res = exhaust(args.target, g, args.max_ops, seconds=args.time,
-                  stop_at_first=not args.all, jobs=args.jobs, progress=_progress)
+                  stop_at_first=not args.all, jobs=args.jobs, progress=_progress,
+                  kinds=kinds)
     for ops, d in res.counterexamples[:10]:
         print(f"\ncounterexample ({len(ops)} ops, {d.signature()}):")
         for op in ops:

@@ -11,12 +11,15 @@ Layout, one op after another until the bytes run out::
     one field each   fixed width (1 byte for the default geometry), big-endian
 
 A field is either *raw* (value = low + x mod size) or *chosen*: the codec keeps a
-cheap shadow of what the sequence made live (mapped VMA slots, held GUP handles),
-and an ``x`` in the lower half of the field's range picks among the live values
-(``live[x mod len(live)]``), the upper half any value of the domain.  So random
-bytes mostly fault on mapped pages, unpin held handles and reflink whole, aligned
-extents of a mapped file into another file, and every value stays reachable.
-The shadow is a guess (it does not run the kernel); it only biases.
+cheap shadow of what the sequence made live (mapped VMA slots, held GUP handles,
+file pages already touched), and an ``x`` in the lower half of the field's range
+picks among the live values (``live[x mod len(live)]``), the upper half any value of
+the domain.  So random bytes mostly map PMD-aligned windows, fault on mapped pages
+(the lower quarter: on pages of the file an earlier fault, GUP or reflink touched,
+where the share and CoW paths are), unpin held handles, reflink whole, aligned
+extents of a mapped file into another file and fail the first-allocated PFNs, and
+every value stays reachable.  The shadow is a guess (it does not run the kernel);
+it only biases.
 
 A kind byte with no bytes after it decodes its fields as zero bytes.
 """
@@ -31,8 +34,10 @@ from daxfuzz.geometry import Geometry
 
 # How a field's value is picked (see the module docstring).
 RAW, FREE_SLOT, LIVE_MM, LIVE_SLOT, LIVE_PGOFF, FREE_H, PIN_H, GET_H = range(8)
-# reflink: a mapped file's inode, another inode, a PMD-aligned offset, a whole extent
-LIVE_INO, OTHER_INO, ALIGNED_PGOFF, EXTENT_LEN = range(8, 12)
+# reflink: a mapped file's inode, another inode, a PMD-aligned offset, a whole extent;
+# memory failure: a PFN of the first two PMD-sized chunks (where blocks are allocated
+# first: see daxfuzz.blockfs)
+LIVE_INO, OTHER_INO, ALIGNED_PGOFF, EXTENT_LEN, LOW_PFN = range(8, 13)
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
@@ -42,7 +47,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
 _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
-    O.Mmap: {"vma": FREE_SLOT},
+    O.Mmap: {"vma": FREE_SLOT, "pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN},
     O.Munmap: {"mm": LIVE_MM, "vma": LIVE_SLOT},
     O.Fault: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF},
     O.Msync: {"mm": LIVE_MM, "vma": LIVE_SLOT},
@@ -52,6 +57,7 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.Put: {"h": GET_H},
     O.Reflink: {"src": LIVE_INO, "dst": OTHER_INO, "src_pgoff": ALIGNED_PGOFF,
                 "dst_pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN},
+    O.MemoryFailure: {"pfn": LOW_PFN},
 }
 
 
@@ -77,13 +83,22 @@ def parse_weights(text: str) -> dict[str, int]:
 class _Shadow:
     """What the sequence so far has probably made live; updated from ops alone."""
 
-    __slots__ = ("g", "handles", "mounted", "vmas")
+    __slots__ = ("g", "handles", "mounted", "touched", "vmas")
 
     def __init__(self, g: Geometry) -> None:
         self.g = g
         self.vmas: list[dict[int, O.Mmap]] = [{} for _ in range(g.mms)]
         self.handles: dict[int, bool] = {}  # h -> is a pin
         self.mounted = True
+        self.touched: list[set[int]] = [set() for _ in range(g.inodes)]  # ino -> pgoffs
+
+    def touched_in(self, mm: int, vma: int) -> list[int]:
+        """File pages of VMA (mm, vma) that an earlier fault, GUP or reflink touched."""
+        m = self.vmas[mm].get(vma)
+        if m is None:
+            return []
+        t = self.touched[m.ino]
+        return [i for i in range(m.pgoff, m.pgoff + m.pages) if i in t]
 
     def live(self, chooser: int, vals: list[int]) -> list[int]:
         """Live values for `chooser`, given the fields decoded so far (`vals`)."""
@@ -112,6 +127,8 @@ class _Shadow:
             return list(range(0, g.file_pages, g.pmd_nr))
         if chooser == EXTENT_LEN:
             return sorted({g.pmd_nr, g.file_pages})
+        if chooser == LOW_PFN:
+            return list(range(min(g.pages, 2 * g.pmd_nr)))
         return []
 
     def update(self, op: O.Op) -> None:
@@ -122,11 +139,22 @@ class _Shadow:
                 self.vmas[op.mm][op.vma] = op
         elif t is O.Munmap:
             self.vmas[op.mm].pop(op.vma, None)
+        elif t is O.Fault:
+            m = self.vmas[op.mm].get(op.vma)
+            if m is not None:
+                self.touched[m.ino].add(op.pgoff)
         elif t is O.Pin or t is O.Get:
             m = self.vmas[op.mm].get(op.vma)
+            if m is not None:
+                self.touched[m.ino].add(op.pgoff)
             if (op.h not in self.handles and m is not None and m.pgoff <= op.pgoff < m.pgoff
                     + m.pages and (m.write or not op.write) and not getattr(op, "longterm", 0)):
                 self.handles[op.h] = t is O.Pin
+        elif t is O.Reflink:
+            src, dst = self.touched[op.src], self.touched[op.dst]
+            for i in range(op.pages):
+                if op.src_pgoff + i in src:
+                    dst.add(op.dst_pgoff + i)
         elif t is O.Unpin or t is O.Put:
             if self.handles.get(op.h) is (t is O.Unpin):
                 del self.handles[op.h]
@@ -198,9 +226,18 @@ class Codec:
                     x = int.from_bytes(data[i:i + w].ljust(w, b"\0"), "big")
                 i += w
                 if chooser != RAW and x < half:
+                    k = x
+                    if chooser == LIVE_PGOFF:  # lower quarter: a touched page, if any
+                        if x < half >> 1:
+                            hot = sh.touched_in(vals[0], vals[1])
+                            if hot:
+                                vals.append(hot[x % len(hot)])
+                                continue
+                        else:
+                            k = x - (half >> 1)
                     live = sh.live(chooser, vals)
                     if live:
-                        vals.append(live[x % len(live)])
+                        vals.append(live[k % len(live)])
                         continue
                 elif chooser != RAW:
                     x -= half
@@ -225,6 +262,11 @@ class Codec:
                 v = getattr(op, name)
                 if chooser == RAW:
                     x = v - lo
+                elif chooser == LIVE_PGOFF:
+                    hot = sh.touched_in(vals[0], vals[1])
+                    live = sh.live(chooser, vals)
+                    x = (hot.index(v) if v in hot else (half >> 1) + live.index(v)
+                         if v in live else half + v - lo if live else v - lo)
                 else:
                     live = sh.live(chooser, vals)
                     x = live.index(v) if v in live else (half + v - lo if live else v - lo)

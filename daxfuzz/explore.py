@@ -72,9 +72,19 @@ def alphabet(g: Geometry) -> list[O.Op]:
     return out
 
 
-def _ids(op: O.Op) -> list[tuple[str, int]]:
-    return [(d, getattr(op, f.name)) for f, d in zip(fields(op), op.domains, strict=False)  # type: ignore
-            if d in _ID_DOMAINS]
+_IDS: dict[O.Op, tuple[tuple[int, int], ...]] = {}
+_KIND = {"mm": 0, "vma": 1, "ino": 2, "h": 3}
+
+
+def _ids(op: O.Op) -> tuple[tuple[int, int], ...]:
+    """(kind index, value) of each symmetric identifier `op` names (cached per op)."""
+    ids = _IDS.get(op)
+    if ids is None:
+        ids = _IDS[op] = tuple(
+            (_KIND[_ID_DOMAINS[d]], getattr(op, f.name))
+            for f, d in zip(fields(op), op.domains, strict=False)  # type: ignore[arg-type]
+            if d in _ID_DOMAINS and _ID_DOMAINS[d] in SYMMETRIC)
+    return ids
 
 
 #: identifier kinds whose unnamed values are interchangeable.  Not inodes: XFS orders
@@ -87,16 +97,44 @@ SYMMETRIC = frozenset({"mm", "vma", "h"})
 def first_use_ok(op: O.Op, used: tuple[int, ...]) -> tuple[int, ...] | None:
     """Canonical first use: an op may name identifier n of a symmetric kind only if n-1
     is used.  Returns the new `used` (count per kind: mm, vma, ino, h) or None."""
+    ids = _ids(op)
+    if not ids:
+        return used
     u = list(used)
-    for dom, v in _ids(op):
-        if _ID_DOMAINS[dom] not in SYMMETRIC:
-            continue
-        k = ("mm", "vma", "ino", "h").index(_ID_DOMAINS[dom])
+    for k, v in ids:
         if v > u[k]:
             return None
         if v == u[k]:
             u[k] += 1
     return tuple(u)
+
+
+def world_rejects(r: Runner, op: O.Op) -> bool:
+    """True when the syscall layer turns `op` away before any kernel function runs (no
+    such VMA or handle, the VMA slot or handle already taken, a mount when mounted, a
+    file operation or unmount when unmounted, an unmount with VMAs left): both sides
+    return the error and keep their state, so the edge leads back to its parent.
+    Decided on the oracle, which the target agreed with up to here."""
+    o = r.o
+    t = type(op)
+    if t is O.Fault or t is O.Pin or t is O.Get:
+        vma = o.mms[op.mm].vmas.get(op.vma)
+        return vma is None or not vma.covers(op.pgoff) or (t is not O.Fault
+                                                            and op.h in o.handles)
+    if t is O.Munmap or t is O.Msync:
+        return op.vma not in o.mms[op.mm].vmas
+    if t is O.Mmap:
+        return not o.mounted or op.vma in o.mms[op.mm].vmas
+    if t is O.Unpin or t is O.Put:
+        held = o.handles.get(op.h)
+        return held is None or (held[1] == "pin") != (t is O.Unpin)
+    if t is O.Mount:
+        return o.mounted
+    if t is O.Unmount:
+        return not o.mounted or any(m.vmas for m in o.mms)
+    if t is O.Truncate or t is O.Punch or t is O.Reflink:
+        return not o.mounted
+    return False
 
 
 def state_key(r: Runner) -> tuple:
@@ -126,12 +164,14 @@ class ExhaustResult:
     edges: int
     seconds: float
     complete: bool  # False when stopped by the time limit inside `depth + 1`
+    kinds: tuple[str, ...] = ()  # op kinds of the alphabet, () = every kind
     counterexamples: list[tuple[list[O.Op], Divergence]] = field(default_factory=list)
 
     def world(self) -> str:
         g = self.geometry
+        ops = f", ops {'+'.join(self.kinds)}" if self.kinds else ""
         return (f"{g.pages} pfns, pmd_order={g.pmd_order}, {g.inodes} files x "
-                f"{g.file_pages} pages, {g.mms} mm x {g.vmas} vmas, {g.handles} handles")
+                f"{g.file_pages} pages, {g.mms} mm x {g.vmas} vmas, {g.handles} handles{ops}")
 
     def verdict(self) -> str:
         if self.counterexamples:
@@ -157,11 +197,12 @@ def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...],
     r = Runner(target, g)
     out = []
     for path, used in paths:
-        for op in alpha:
-            nu = first_use_ok(op, used)
-            if nu is None:
-                continue
-            _replay(r, path)
+        _replay(r, path)
+        ops = [(op, nu) for op in alpha
+               if (nu := first_use_ok(op, used)) is not None and not world_rejects(r, op)]
+        for i, (op, nu) in enumerate(ops):
+            if i:
+                _replay(r, path)
             d = r.step(op)
             out.append((path + (op,), nu, None if d else (state_key(r), nu), d))
     return out
@@ -170,12 +211,16 @@ def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...],
 def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
             seconds: float = 600.0, stop_at_first: bool = True, jobs: int = 1,
             progress: Callable[[str], None] | None = None,
-            alpha: list[O.Op] | None = None) -> ExhaustResult:
-    """Breadth-first over states up to `max_ops`; see the module docstring."""
+            alpha: list[O.Op] | None = None, kinds: Iterable[str] = ()) -> ExhaustResult:
+    """Breadth-first over states up to `max_ops`; see the module docstring.  `kinds`
+    narrows the alphabet to those op kinds (a smaller scope that reaches deeper)."""
     t0 = time.perf_counter()
     alpha = alphabet(g) if alpha is None else alpha
+    kinds = tuple(k for k in O.BY_NAME if k in set(kinds))
+    if kinds:
+        alpha = [op for op in alpha if op.name in kinds]
     name = target if isinstance(target, str) else target.name
-    res = ExhaustResult(name, g, 0, 1, 0, 0.0, True)
+    res = ExhaustResult(name, g, 0, 1, 0, 0.0, True, kinds)
     r = Runner(target, g)
     seen = {(state_key(r), (0, 0, 0, 0))}
     frontier: list[tuple[tuple[O.Op, ...], tuple]] = [((), (0, 0, 0, 0))]
@@ -198,6 +243,8 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
                     elif key not in seen:
                         seen.add(key)
                         nxt.append((path, nu))
+                if res.counterexamples and stop_at_first:
+                    break  # breadth-first: every sequence of this depth is as short
                 if time.perf_counter() - t0 > seconds:
                     timed_out = True
                     break

@@ -188,9 +188,21 @@ class DaxMachine(RuleBasedStateMachine):
         free = [i for i in range(self.g.handles) if i not in self.held]
         return free[h % len(free)]
 
-    def _gup(self, cls, ref: VmaRef, off: int, h: int, **kw):
+    def _pgoff(self, ref: VmaRef, off: int, backed: int) -> int:
+        """The file page to touch through `ref`: with `backed`, one whose block is
+        allocated when the VMA covers any (faults and GUP on real blocks are where the
+        refcount, share and CoW paths are; holes only allocate), else any."""
+        vma = self.runner.o.mms[ref.mm].vmas.get(ref.vma) if backed else None
+        if vma is not None:
+            bmap = self.runner.o.fs.bmap[vma.ino]
+            hit = [i for i in range(ref.pgoff, ref.pgoff + ref.pages) if i in bmap]
+            if hit:
+                return hit[off % len(hit)]
+        return ref.pgoff + off % ref.pages
+
+    def _gup(self, cls, ref: VmaRef, off: int, h: int, backed: int, **kw):
         h = self._free_h(h)
-        res = self._do(cls(ref.mm, ref.vma, ref.pgoff + off % ref.pages, h=h, **kw))
+        res = self._do(cls(ref.mm, ref.vma, self._pgoff(ref, off, backed), h=h, **kw))
         if res == "ok":
             self.held.add(h)
             return HandleRef(h, cls is O.Pin)
@@ -229,9 +241,9 @@ def _rules(g: Geometry) -> dict[str, list]:
     def munmap(self, ref):
         self._do(O.Munmap(ref.mm, ref.vma))
 
-    @rule(ref=V, off=ints(O.IDX), write=b)
-    def fault(self, ref, off, write):
-        self._do(O.Fault(ref.mm, ref.vma, ref.pgoff + off % ref.pages, write))
+    @rule(ref=V, off=ints(O.IDX), write=b, backed=b)
+    def fault(self, ref, off, write, backed):
+        self._do(O.Fault(ref.mm, ref.vma, self._pgoff(ref, off, backed), write))
 
     @rule(ref=V)
     def msync(self, ref):
@@ -247,14 +259,14 @@ def _rules(g: Geometry) -> dict[str, list]:
         self._do(O.Reflink(src, dst, src_pgoff, dst_pgoff, min(pages, g.max_file_pages)))
 
     @has_free_h
-    @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b, longterm=b)
-    def pin(self, ref, off, h, write, longterm):
-        return self._gup(O.Pin, ref, off, h, write=write, longterm=longterm)
+    @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b, longterm=b, backed=b)
+    def pin(self, ref, off, h, write, longterm, backed):
+        return self._gup(O.Pin, ref, off, h, backed, write=write, longterm=longterm)
 
     @has_free_h
-    @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b)
-    def get(self, ref, off, h, write):
-        return self._gup(O.Get, ref, off, h, write=write)
+    @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b, backed=b)
+    def get(self, ref, off, h, write, backed):
+        return self._gup(O.Get, ref, off, h, backed, write=write)
 
     @rule(hd=consumes(H))
     def unpin(self, hd):
@@ -294,9 +306,11 @@ def _rules(g: Geometry) -> dict[str, list]:
 
 
 
-    @rule(pfn=ints(O.PFN), mm=ints(O.MM), holder=b)
-    def memory_failure(self, pfn, mm, holder):
-        self._do(O.MemoryFailure(pfn, mm, holder))
+    # memory failure: mostly on an allocated block (a free PFN has no folio to kill)
+    @rule(pfn=ints(O.PFN), mm=ints(O.MM), holder=b, allocated=likely)
+    def memory_failure(self, pfn, mm, holder, allocated):
+        live = sorted(self.runner.o.fs.refcnt) if allocated else None
+        self._do(O.MemoryFailure(live[pfn % len(live)] if live else pfn, mm, holder))
 
     # put shares unpin's rule (a get handle is released with put)
     return {"mmap": [mmap], "munmap": [munmap], "fault": [fault], "msync": [msync],

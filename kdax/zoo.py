@@ -461,7 +461,7 @@ class SpuriousLargeWarn(Kernel72):
         super().free_zone_device_folio(folio)
 
 
-@zoo(5)
+@zoo(4)
 class MfGenericStaleIndex(Kernel72):
     name = "zoo-mf-uses-page-index"
     summary = "mf_generic_kill_procs() unmaps at the failing page's own index, ignoring folio"

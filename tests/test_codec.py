@@ -13,6 +13,10 @@ from daxfuzz.geometry import DEFAULT, Geometry
 
 BIG = Geometry(pages=1024, pmd_order=9, inodes=3, mms=3, vmas=3, handles=5,
                file_pages=300, max_file_pages=600)
+# one-byte page offsets wider than a quarter of the byte: the touched-page zone and the
+# raw values overlap in the byte's lower half
+MID = Geometry(pages=256, pmd_order=2, inodes=2, mms=2, vmas=2, handles=4, file_pages=64,
+               max_file_pages=100)
 
 
 def op_strategy(g: Geometry) -> st.SearchStrategy[O.Op]:
@@ -36,9 +40,56 @@ def test_round_trip_multibyte_fields(ops):
     assert decode(encode(ops, BIG), BIG) == ops
 
 
+@given(st.lists(op_strategy(MID), max_size=30))
+def test_round_trip_wide_one_byte_fields(ops):
+    assert decode(encode(ops, MID), MID) == ops
+
+
+@st.composite
+def touching_ops(draw, g: Geometry) -> list[O.Op]:
+    """Maps, then faults, GUP and reflinks on mapped pages: the touched-page zone in use."""
+    ops: list[O.Op] = [O.Mmap(0, 0, 0, 0, g.file_pages), O.Mmap(1, 1, 1, 0, g.file_pages)]
+    idx = st.integers(0, g.file_pages - 1)
+    for _ in range(draw(st.integers(0, 25))):
+        mm = draw(st.integers(0, 1))
+        ops.append(draw(st.one_of(
+            st.builds(O.Fault, st.just(mm), st.just(mm), idx, st.integers(0, 1)),
+            st.builds(O.Reflink, st.integers(0, 1), st.integers(0, 1), idx, idx,
+                      st.integers(1, 4)),
+            st.builds(O.Pin, st.just(mm), st.just(mm), idx, st.integers(0, g.handles - 1)))))
+    return ops
+
+
+@given(touching_ops(DEFAULT))
+def test_round_trip_touched_pages(ops):
+    assert decode(encode(ops, DEFAULT), DEFAULT) == ops
+
+
+@given(touching_ops(MID))
+def test_round_trip_touched_pages_wide(ops):
+    assert decode(encode(ops, MID), MID) == ops
+
+
+def test_touched_zone_picks_pages_a_fault_or_reflink_touched():
+    c = codec_for(DEFAULT)
+    F = c.kind_byte[O.Fault]
+    head = encode([O.Mmap(0, 0, 0, 0, 4), O.Mmap(0, 1, 1, 0, 4), O.Fault(0, 0, 3, 1)],
+                  DEFAULT)
+    # lower quarter (x < 64): the touched page 3 of file 0, whatever x is
+    assert c.decode(head + bytes([F, 0, 0, 0, 0]))[-1] == O.Fault(0, 0, 3)
+    assert c.decode(head + bytes([F, 0, 0, 61, 0]))[-1] == O.Fault(0, 0, 3)
+    # second quarter: any page of the VMA, x - 64 modulo its 4 pages
+    assert c.decode(head + bytes([F, 0, 0, 64 + 1, 0]))[-1] == O.Fault(0, 0, 1)
+    # file 1 has no touched page yet: the lower quarter falls back to the VMA's pages
+    assert c.decode(head + bytes([F, 0, 1, 2, 0]))[-1] == O.Fault(0, 1, 2)
+    # a reflink of file 0's pages 2..3 onto file 1 carries the touched page over
+    rl = encode([O.Reflink(0, 1, 2, 2, 2)], DEFAULT)
+    assert c.decode(head + rl + bytes([F, 0, 1, 5, 0]))[-1] == O.Fault(0, 1, 3)
+
+
 @given(st.binary(max_size=300))
 def test_every_byte_string_decodes_to_valid_ops(data):
-    for g in (DEFAULT, BIG):
+    for g in (DEFAULT, BIG, MID):
         ops = decode(data, g)
         for op in ops:
             op.check(g)

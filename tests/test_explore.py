@@ -28,18 +28,46 @@ def test_symmetry_and_state_counts_by_hand():
     alpha = [O.Mmap(0, 0, 0, 0, 2), O.Mmap(0, 0, 1, 0, 2), O.Munmap(0, 0)]
     r1 = exhaust("7.2", TINY, 1, alpha=alpha)
     # depth 1: all three ops are canonical (mm 0 and slot 0 are the first ones; inodes
-    # are not symmetric): mmap ino0 -> "mapped ino0", mmap ino1 -> "mapped ino1", munmap
-    # -> EINVAL, world unchanged but mm and slot now named: a new (world, ids) state.
-    # 3 edges, 1 + 3 states.
-    assert (r1.edges, r1.states, r1.depth) == (3, 4, 1)
+    # are not symmetric), but munmap of an unmapped slot is turned away by the syscall
+    # layer (EINVAL, nothing changes): pruned.  mmap ino0 -> "mapped ino0", mmap ino1 ->
+    # "mapped ino1": 2 edges, 1 + 2 states.
+    assert (r1.edges, r1.states, r1.depth) == (2, 3, 1)
     r2 = exhaust("7.2", TINY, 2, alpha=alpha)
-    # depth 2: from each of the 3 new states all 3 ops are tried (9 edges) and each lands
-    # on a known state: mmap over a mapped slot is EEXIST (same state), munmap of a
-    # mapping gives the empty world with mm and slot named (= the munmap state), and from
-    # that state the two mmaps give the two mapped states.  Edges 3 + 9, no new state.
-    assert (r2.edges, r2.states, r2.depth) == (12, 4, 2)
-    assert not r2.counterexamples
-    assert "no divergence in every sequence up to 2 ops" in r2.verdict()
+    # depth 2: from each mapped state, mmap over the taken slot is pruned (EEXIST before
+    # any kernel code), munmap is tried: it gives the empty world with mm 0 and slot 0
+    # named -- a new (world, ids) state.  Edges 2 + 2, states 3 + 1 (both munmaps land
+    # on the same state).
+    assert (r2.edges, r2.states, r2.depth) == (4, 4, 2)
+    r3 = exhaust("7.2", TINY, 3, alpha=alpha)
+    # depth 3: from the unmapped-but-named state both mmaps are tried (munmap pruned) and
+    # land on the two mapped states, already seen: 2 more edges, no new state.
+    assert (r3.edges, r3.states, r3.depth) == (6, 4, 3)
+    assert not r3.counterexamples
+    assert "no divergence in every sequence up to 3 ops" in r3.verdict()
+
+
+def test_pruned_ops_are_rejected_without_a_state_change():
+    # every op world_rejects() prunes, from every state up to depth 2, really is a no-op:
+    # same result on both sides, no divergence, the same state key as its parent
+    from daxfuzz.explore import _replay, state_key, world_rejects  # noqa: PLC0415
+    from daxfuzz.runner import Runner
+
+    r = Runner("7.2", SMALL)
+    alpha = alphabet(SMALL)
+    prefixes = [()] + [(a,) for a in alpha] + [(a, b) for a in alpha[:40:3] for b in alpha]
+    pruned = 0
+    for path in prefixes:
+        r.reset()
+        if r.run(path) is not None:
+            continue
+        rejected = [op for op in alpha if world_rejects(r, op)]
+        for op in rejected:
+            _replay(r, path)
+            before = state_key(r)
+            assert r.step(op) is None, (path, op)
+            assert r.last_result != "ok" and state_key(r) == before, (path, op)
+            pruned += 1
+    assert pruned > 1000
 
 
 def test_inode_order_matters_so_exhaust_finds_it():
