@@ -10,8 +10,10 @@ from daxfuzz.errors import ConfigError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zoo", help="run each engine on every zoo variant; table of results")
-    p.add_argument("--engine", action="append", choices=["random", "hypothesis", "atheris"],
-                   help="engine(s) to measure (repeatable; default: all three)")
+    p.add_argument("--engine", action="append",
+                   choices=["random", "hypothesis", "atheris", "exhaust"],
+                   help="engine(s) to measure (repeatable; default: random, hypothesis, "
+                   "atheris; exhaust runs once per variant, seeds do not apply)")
     p.add_argument("--budget", type=float, default=60.0, help="seconds per variant and seed")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seed list")
     p.add_argument("--jobs", type=int, default=1)
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     for v in args.variant or []:
         if v not in known:
             raise ConfigError(f"unknown zoo variant {v!r}; `daxfuzz targets` lists them")
-    n = len(args.variant or known) * len(engines) * len(seeds)
+    n = len(args.variant or known) * sum(1 if e == "exhaust" else len(seeds) for e in engines)
     print(f"daxfuzz zoo: {n} runs ({', '.join(engines)}; seeds {seeds}; budget "
           f"{args.budget:g} s; {args.jobs} job(s))", file=sys.stderr)
 

@@ -37,13 +37,15 @@ def alphabet(g: Geometry) -> list[O.Op]:
     size = g.file_pages
     offs = sorted({0, 1, min(nr, size - 1)} & set(range(size)))
     out: list[O.Op] = []
+    # each VMA flavour over the whole file, and a window from page 1 (a VMA that covers
+    # a folio's tail pages but not its head: index arithmetic on folio vs page)
     flavours = [dict(), dict(huge=0), dict(aligned=0), dict(shared=0), dict(write=0),
-                dict(sync=1)]
+                dict(sync=1), dict(pgoff=1, pages=size - 1)]
     for mm in range(g.mms):
         for v in range(g.vmas):
             for ino in range(g.inodes):
                 for fl in flavours:
-                    out.append(O.Mmap(mm, v, ino, 0, size, **fl))
+                    out.append(O.Mmap(mm, v, ino, **{"pgoff": 0, "pages": size, **fl}))
             out.append(O.Munmap(mm, v))
             out.append(O.Msync(mm, v))
             for pg in range(size):

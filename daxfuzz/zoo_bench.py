@@ -4,6 +4,10 @@ For each (variant, engine, seed) the engine fuzzes the variant from an empty cor
 at most `budget` seconds and stops at the first divergence the variant's base kernel
 does not show (the runner masks the base's own divergences).  The finding is reduced
 and its length compared with the variant's known minimum.
+
+The ``exhaust`` engine (opt-in) is `daxfuzz exhaust` up to the variant's known minimal
+length over the small world, narrowed to the variant's `exhaust_scope` where it has
+one; it is deterministic, so it runs once (first seed) and `execs` counts edges.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 from daxfuzz.geometry import DEFAULT, Geometry
 
-ENGINES = ("random", "hypothesis", "atheris")
+ENGINES = ("random", "hypothesis", "atheris")  # the default set; "exhaust" is opt-in
 
 
 @dataclass
@@ -106,7 +110,39 @@ def find_atheris(variant: str, g: Geometry, budget: float, seed: int):
         return True, dt, execs, ops
 
 
-FINDERS = {"random": find_random, "hypothesis": find_hypothesis, "atheris": find_atheris}
+def exhaust_world(variant: str) -> tuple[Geometry, tuple[str, ...]]:
+    """The small world and op kinds `daxfuzz exhaust` uses for `variant` (its scope)."""
+    from dataclasses import replace
+
+    from daxfuzz.explore import SMALL
+    from kdax.targets import get_target
+
+    g, kinds = SMALL, ()
+    for item in getattr(get_target(variant), "exhaust_scope", "").split():
+        key, _, val = item.partition("=")
+        if key == "ops":
+            kinds = tuple(val.split(","))
+        elif key == "processes":
+            g = replace(g, mms=int(val))
+    return g, kinds
+
+
+def find_exhaust(variant: str, g: Geometry, budget: float, seed: int):
+    """Breadth-first up to the known minimal length; the first counterexample."""
+    from daxfuzz.explore import exhaust
+    from kdax.targets import get_target
+
+    sg, kinds = exhaust_world(variant)
+    t0 = time.monotonic()
+    res = exhaust(variant, sg, get_target(variant).minimal, seconds=budget, kinds=kinds)
+    dt = time.monotonic() - t0
+    if res.counterexamples:
+        return True, dt, res.edges, res.counterexamples[0][0]
+    return False, dt, res.edges, None
+
+
+FINDERS = {"random": find_random, "hypothesis": find_hypothesis, "atheris": find_atheris,
+           "exhaust": find_exhaust}
 
 
 def attempt(variant: str, engine: str, seed: int, budget: float,
@@ -114,6 +150,8 @@ def attempt(variant: str, engine: str, seed: int, budget: float,
     from daxfuzz.reduce import reduce
     from daxfuzz.runner import run_ops
 
+    if engine == "exhaust":
+        g = exhaust_world(variant)[0]
     found, secs, execs, ops = FINDERS[engine](variant, g, budget, seed)
     a = Attempt(variant, engine, seed, found, round(secs, 3), execs)
     if found and ops:
@@ -143,7 +181,8 @@ def run_zoo(engines: list[str], budget: float, seeds: list[int], jobs: int = 1,
     from kdax.zoo import ZOO
 
     names = [c.name for c in ZOO if not variants or c.name in variants]
-    work = [(v, e, s, budget) for v in names for e in engines for s in seeds]
+    work = [(v, e, s, budget) for v in names for e in engines
+            for s in (seeds[:1] if e == "exhaust" else seeds)]
     out: list[Attempt] = []
     if jobs > 1:
         import multiprocessing as mp

@@ -21,11 +21,15 @@ from kdax.xarray import DAX_PMD, dax_is_empty_entry, dax_is_pmd_entry, dax_is_ze
 ZOO: list[type] = []
 
 
-def zoo(minimal: int, upstream: str = ""):
-    """Register a variant with the length of its known-minimal reproducer."""
+def zoo(minimal: int, upstream: str = "", scope: str = ""):
+    """Register a variant with the length of its known-minimal reproducer.  `scope`
+    narrows `daxfuzz exhaust`'s small world for variants whose reproducer is too long for
+    the whole alphabet in minutes (``ops=K1,K2 processes=N``): the op kinds and processes
+    the bug needs, so the zoo's exhaust engine reaches the known minimal length."""
     def deco(cls: type) -> type:
         cls.minimal = minimal
         cls.upstream = upstream
+        cls.exhaust_scope = scope
         cls.base = next(b.name for b in cls.__mro__[1:] if b in (Kernel615, Kernel72))
         ZOO.append(cls)
         return cls
@@ -101,7 +105,7 @@ class PteRefOnMkwrite(Kernel615):
         return super().insert_page_into_pte_locked(vmf, pfn, mkwrite)
 
 
-@zoo(5)
+@zoo(5, scope="ops=mmap,fault,reflink")
 class CowNoUnmap(Kernel72):
     name = "zoo-cow-no-unmap"
     summary = "dax_insert_entry() does not unmap the old pfn before a shared (CoW) replace"
@@ -133,7 +137,7 @@ class DowngradeNoUnmap(Kernel615):
         return super().grab_mapping_entry(ino, index, order)
 
 
-@zoo(5)
+@zoo(5, scope="ops=mmap,fault,reflink")
 class WpCopyNoPut(Kernel72):
     name = "zoo-wp-copy-no-put"
     summary = "wp_page_copy() drops the mapcount of the old DAX page but not its reference"
@@ -148,7 +152,7 @@ class WpCopyNoPut(Kernel72):
         return 0
 
 
-@zoo(5)
+@zoo(5, scope="ops=mmap,fault,get,truncate")
 class ZapPutsPage(Kernel615):
     name = "zoo-zap-puts-page-not-folio"
     summary = "zap_pte() puts the subpage instead of its folio (tail refcount moves)"
@@ -255,7 +259,7 @@ class SplitKeepsTailMapping(Kernel72):
         super().set_field(page, fld, value)
 
 
-@zoo(6)
+@zoo(6, scope="ops=mmap,fault,reflink")
 class ShareNotReset(Kernel72):
     name = "zoo-make-shared-no-reset"
     summary = "dax_folio_make_shared() clears mapping but does not set share = 1"
@@ -461,7 +465,7 @@ class SpuriousLargeWarn(Kernel72):
         super().free_zone_device_folio(folio)
 
 
-@zoo(4)
+@zoo(4, scope="ops=mmap,fault,get,memory_failure processes=2")
 class MfGenericStaleIndex(Kernel72):
     name = "zoo-mf-uses-page-index"
     summary = "mf_generic_kill_procs() unmaps at the failing page's own index, ignoring folio"

@@ -117,3 +117,25 @@ def test_corpus_build_round_trips(tmp_path, capsys):
 
     (seed,) = (tmp_path / "seeds").iterdir()
     assert decode(seed.read_bytes(), DEFAULT) == list(read_trace(str(src / "a.trace")).ops)
+
+
+def test_hypothesis_rules_aim_at_allocated_blocks():
+    # with `backed`, faults and GUP through a VMA pick a page whose block is allocated;
+    # memory failure with `allocated` picks an allocated PFN
+    from daxfuzz import ops as O
+    from fuzz.hypothesis_machine import VmaRef
+
+    cls = machine_for("7.2")
+    m = cls()
+    m._do(O.Mmap(0, 0, 0, 0, 8, huge=0))
+    ref = VmaRef(0, 0, 0, 8)
+    assert {m._pgoff(ref, off, 1) for off in range(8)} == set(range(8))  # nothing allocated
+    m._do(O.Fault(0, 0, 5, 1))
+    pfn = m.runner.o.fs.pfn(0, 5)
+    assert pfn >= 0
+    assert {m._pgoff(ref, off, 1) for off in range(8)} == {5}
+    assert {m._pgoff(ref, off, 0) for off in range(8)} == set(range(8))
+    m.memory_failure(pfn=17, mm=0, holder=1, allocated=1)
+    assert m.ops[-1] == O.MemoryFailure(pfn, 0, 1)
+    m.memory_failure(pfn=17, mm=0, holder=1, allocated=0)
+    assert m.ops[-1] == O.MemoryFailure(17, 0, 1)

@@ -58,3 +58,36 @@ def test_zoo_masks_base_divergences():
              O.Fault(0, 1, 5, 0)]
     assert run_ops("6.15", Geometry(), stale)[0] is not None
     assert run_ops("zoo-get-no-ref", Geometry(), stale)[0] is None
+
+
+def test_exhaust_world_reads_the_variant_scope():
+    from daxfuzz.explore import SMALL
+    from daxfuzz.zoo_bench import exhaust_world
+
+    g, kinds = exhaust_world("zoo-mf-uses-page-index")
+    assert kinds == ("mmap", "fault", "get", "memory_failure") and g.mms == 2
+    assert g.pages == SMALL.pages and g.file_pages == SMALL.file_pages
+    assert exhaust_world("zoo-fault-forgot-put") == (SMALL, ())
+
+
+def test_zoo_exhaust_engine_finds_a_variant_at_its_minimal_length():
+    from daxfuzz.zoo_bench import attempt, table
+
+    a = attempt("zoo-pin-bias-on-large", "exhaust", 1, 120)
+    assert a.found and a.reduced_len == 2 and a.signature == "pin:refcount"
+    md, summary = table([a], ["exhaust"])
+    assert summary["variants"]["zoo-pin-bias-on-large"]["exhaust"]["reduced_len"] == 2
+    assert "| zoo-pin-bias-on-large | 2 | 1/1 |" in md
+
+
+@pytest.mark.parametrize("cls", [c for c in ZOO if c.exhaust_scope], ids=lambda c: c.name)
+def test_every_scope_names_real_op_kinds(cls):
+    from daxfuzz import ops as O
+    from daxfuzz.zoo_bench import exhaust_world
+
+    _g, kinds = exhaust_world(cls.name)
+    assert kinds and all(k in O.BY_NAME for k in kinds)
+    # and the variant's own minimal trace uses only those kinds
+    t = read_trace(os.path.join(os.path.dirname(__file__), "..", "corpus", "zoo",
+                                f"{cls.name}.trace"))
+    assert {op.name for op in t.ops} <= set(kinds)
