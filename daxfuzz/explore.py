@@ -55,6 +55,7 @@ def alphabet(g: Geometry) -> list[O.Op]:
                 for h in range(g.handles):
                     out.append(O.Pin(mm, v, pg, h, 1))
                     out.append(O.Pin(mm, v, pg, h, 0))
+                    out.append(O.Get(mm, v, pg, h, 1))
                     out.append(O.Get(mm, v, pg, h, 0))
     for h in range(g.handles):
         out += [O.Unpin(h), O.Put(h)]

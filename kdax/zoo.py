@@ -210,7 +210,7 @@ class UnpinForgetsPincount(Kernel72):
         self.folio_put_refs(folio, refs)
 
 
-@zoo(3)
+@zoo(2)
 class GetNoRef(Kernel615):
     name = "zoo-get-no-ref"
     summary = "try_grab_folio() FOLL_GET path forgets folio_ref_add()"
