@@ -27,13 +27,6 @@ DICT_OPS: tuple[tuple[str, O.Op], ...] = (
     ("get", O.Get(0, 0, 0)), ("unpin", O.Unpin(0)), ("put", O.Put(0)),
     ("truncate", O.Truncate(0)), ("punch", O.Punch(0)), ("reflink", O.Reflink(0, 1)),
     ("unmount", O.Unmount()), ("mount", O.Mount()), ("memory_failure", O.MemoryFailure(0)),
-    # the flavours and second choices the bugs need together: a private PTE mapping
-    # (CoW of a DAX page), a PTE mapping of the other file, a fault through the second
-    # live VMA, a reflink back, a generic-path failure of a tail page
-    ("mmap_private_pte", O.Mmap(0, 1, 0, shared=0, huge=0)),
-    ("mmap_ino1_pte", O.Mmap(0, 1, 1, huge=0)),
-    ("fault_write_vma1", O.Fault(0, 1, 0, write=1)), ("fault_read_vma1", O.Fault(0, 1, 0)),
-    ("reflink_back", O.Reflink(1, 0)), ("memory_failure_tail", O.MemoryFailure(1, 0, 0)),
 )
 
 

@@ -60,9 +60,6 @@ def run_exhaust(args: argparse.Namespace) -> int:
     get_target(args.target)
     if args.max_ops < 1:
         raise ConfigError("--max-ops must be at least 1")
-    if args.file_pages < 2:
-        raise ConfigError("--file-pages must be at least 2 (the alphabet maps a window "
-                          "from page 1)")
     g = _geometry(args)
     kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
     bad = [k for k in kinds if k not in O.BY_NAME]

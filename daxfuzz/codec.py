@@ -126,7 +126,7 @@ class _Shadow:
         if chooser == ALIGNED_PGOFF:
             return list(range(0, g.file_pages, g.pmd_nr))
         if chooser == EXTENT_LEN:
-            return sorted({g.pmd_nr, g.file_pages})
+            return sorted(n for n in {g.pmd_nr, g.file_pages} if n <= g.max_file_pages)
         if chooser == LOW_PFN:
             return list(range(min(g.pages, 2 * g.pmd_nr)))
         return []
@@ -263,10 +263,17 @@ class Codec:
                 if chooser == RAW:
                     x = v - lo
                 elif chooser == LIVE_PGOFF:
+                    # each zone holds a quarter of the range: a page past it in a long
+                    # VMA is written as a raw value
+                    q = half >> 1
                     hot = sh.touched_in(vals[0], vals[1])
                     live = sh.live(chooser, vals)
-                    x = (hot.index(v) if v in hot else (half >> 1) + live.index(v)
-                         if v in live else half + v - lo if live else v - lo)
+                    if v in hot and hot.index(v) < q:
+                        x = hot.index(v)
+                    elif v in live and live.index(v) < q:
+                        x = q + live.index(v)
+                    else:
+                        x = half + v - lo if live else v - lo
                 else:
                     live = sh.live(chooser, vals)
                     x = live.index(v) if v in live else (half + v - lo if live else v - lo)

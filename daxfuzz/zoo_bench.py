@@ -124,6 +124,8 @@ def exhaust_world(variant: str) -> tuple[Geometry, tuple[str, ...]]:
             kinds = tuple(val.split(","))
         elif key == "processes":
             g = replace(g, mms=int(val))
+        else:
+            raise ValueError(f"{variant}: exhaust_scope {item!r}: keys are ops=, processes=")
     return g, kinds
 
 

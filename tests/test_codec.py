@@ -47,9 +47,11 @@ def test_round_trip_wide_one_byte_fields(ops):
 
 @st.composite
 def touching_ops(draw, g: Geometry) -> list[O.Op]:
-    """Maps, then faults, GUP and reflinks on mapped pages: the touched-page zone in use."""
-    ops: list[O.Op] = [O.Mmap(0, 0, 0, 0, g.file_pages), O.Mmap(1, 1, 1, 0, g.file_pages)]
-    idx = st.integers(0, g.file_pages - 1)
+    """Maps, then faults, GUP and reflinks on mapped pages: the touched-page zone in use
+    (VMAs as long as the geometry allows, so zones overflow where they can)."""
+    n = g.max_file_pages
+    ops: list[O.Op] = [O.Mmap(0, 0, 0, 0, n), O.Mmap(1, 1, 1, 0, n)]
+    idx = st.integers(0, n - 1)
     for _ in range(draw(st.integers(0, 25))):
         mm = draw(st.integers(0, 1))
         ops.append(draw(st.one_of(
@@ -87,9 +89,23 @@ def test_touched_zone_picks_pages_a_fault_or_reflink_touched():
     assert c.decode(head + rl + bytes([F, 0, 1, 5, 0]))[-1] == O.Fault(0, 1, 3)
 
 
+def test_long_vmas_round_trip_past_the_quarter_zones():
+    # a 65-page VMA: page 64 is past a one-byte field's touched and live quarters
+    for ops in ([O.Mmap(0, 0, 0, 0, 65), O.Pin(0, 0, 64, 0)],
+                [O.Mmap(0, 0, 0, 0, 100), O.Fault(0, 0, 70), O.Fault(0, 0, 70, 1)],
+                [O.Mmap(0, 0, 0, 0, 100)] + [O.Fault(0, 0, i) for i in range(100)]
+                + [O.Fault(0, 0, 99, 1), O.Fault(0, 0, 3)]):
+        assert decode(encode(ops, MID), MID) == ops
+
+
+# PMDs larger than the largest file: no "whole extent" length fits
+HUGE_PMD = Geometry(pages=512, pmd_order=9, inodes=2, mms=2, vmas=2, handles=4,
+                    file_pages=8, max_file_pages=16)
+
+
 @given(st.binary(max_size=300))
 def test_every_byte_string_decodes_to_valid_ops(data):
-    for g in (DEFAULT, BIG, MID):
+    for g in (DEFAULT, BIG, MID, HUGE_PMD):
         ops = decode(data, g)
         for op in ops:
             op.check(g)
