@@ -12,9 +12,10 @@ Layout, one op after another until the bytes run out::
 
 A field is either *raw* (value = low + x mod size) or *chosen*: the codec keeps a
 cheap shadow of what the sequence made live (mapped VMA slots, held GUP handles,
-file pages already touched), and an ``x`` in the lower half of the field's range
-picks among the live values (``live[x mod len(live)]``), the upper half any value of
-the domain.  So random bytes mostly map PMD-aligned windows, fault on mapped pages
+file pages already written), and an ``x`` in the lower 7/8 of the field's range
+picks among the live values (``live[x mod len(live)]``), the top 1/8 any value of the
+domain (a fault names three chosen fields: with a half each, 7 faults in 8 missed
+every mapping).  So random bytes mostly map PMD-aligned windows, fault on mapped pages
 (the lower quarter: on pages of the file an earlier fault, GUP or reflink touched,
 where the share and CoW paths are), unpin held handles, reflink whole, aligned
 extents of a mapped file into another file and fail the first-allocated PFNs, and
@@ -141,11 +142,11 @@ class _Shadow:
             self.vmas[op.mm].pop(op.vma, None)
         elif t is O.Fault:
             m = self.vmas[op.mm].get(op.vma)
-            if m is not None:
+            if m is not None and op.write and m.shared and m.write:
                 self.touched[m.ino].add(op.pgoff)
         elif t is O.Pin or t is O.Get:
             m = self.vmas[op.mm].get(op.vma)
-            if m is not None:
+            if m is not None and op.write and m.shared and m.write:
                 self.touched[m.ino].add(op.pgoff)
             if (op.h not in self.handles and m is not None and m.pgoff <= op.pgoff < m.pgoff
                     + m.pages and (m.write or not op.write) and not getattr(op, "longterm", 0)):
@@ -165,10 +166,11 @@ class _Shadow:
             self.mounted = True
 
 
-def _width(n: int) -> int:
-    """Bytes for a field of `n` values, with room for the live half (2n <= 256**w)."""
+def _width(n: int, room: int = 2) -> int:
+    """Bytes for a field of `n` values: raw fields 2n <= 256**w; chosen fields keep the
+    top 1/8 of the range for raw values (room=8: 8n <= 256**w)."""
     w = 1
-    while 256 ** w < 2 * n:
+    while 256 ** w < room * n:
         w += 1
     return w
 
@@ -183,7 +185,7 @@ class Codec:
         self.kind_byte = {}
         for b, cls in enumerate(self.table):
             self.kind_byte.setdefault(cls, b)
-        # Per kind: (field name, low, size, width, half, chooser) for each field.
+        # Per kind: (field name, low, size, width, split, chooser) for each field.
         self.plan: dict[type[O.Op], tuple[tuple[str, int, int, int, int, int], ...]] = {}
         for cls in O.OP_TYPES:
             ch = _CHOOSERS.get(cls, {})
@@ -191,8 +193,10 @@ class Codec:
             for f, dom in zip(fields(cls), cls.domains, strict=True):
                 lo, hi = O.domain_size(dom, g)
                 n = hi - lo + 1
-                w = _width(n)
-                plan.append((f.name, lo, n, w, 256 ** w // 2, ch.get(f.name, RAW)))
+                chooser = ch.get(f.name, RAW)
+                w = _width(n, 2 if chooser == RAW else 8)
+                # `split`: x below it chooses a live value, x - split above it is raw
+                plan.append((f.name, lo, n, w, 256 ** w * 7 // 8, chooser))
             self.plan[cls] = tuple(plan)
 
     def _kind_table(self) -> tuple[type[O.Op], ...]:
@@ -219,28 +223,28 @@ class Codec:
             cls = table[data[i]]
             i += 1
             vals: list[int] = []
-            for _name, lo, n, w, half, chooser in plan[cls]:
+            for _name, lo, n, w, split, chooser in plan[cls]:
                 if w == 1:
                     x = data[i] if i < end else 0
                 else:
                     x = int.from_bytes(data[i:i + w].ljust(w, b"\0"), "big")
                 i += w
-                if chooser != RAW and x < half:
+                if chooser != RAW and x < split:
                     k = x
-                    if chooser == LIVE_PGOFF:  # lower quarter: a touched page, if any
-                        if x < half >> 1:
+                    if chooser == LIVE_PGOFF:  # first half of the live zone: a written page, if any
+                        if x < split >> 1:
                             hot = sh.touched_in(vals[0], vals[1])
                             if hot:
                                 vals.append(hot[x % len(hot)])
                                 continue
                         else:
-                            k = x - (half >> 1)
+                            k = x - (split >> 1)
                     live = sh.live(chooser, vals)
                     if live:
                         vals.append(live[k % len(live)])
                         continue
                 elif chooser != RAW:
-                    x -= half
+                    x -= split
                 vals.append(lo + x % n)
             op = cls(*vals)
             sh.update(op)
@@ -258,14 +262,14 @@ class Codec:
             op.check(self.g)
             out.append(self.kind_byte[cls])
             vals: list[int] = []
-            for name, lo, _n, w, half, chooser in self.plan[cls]:
+            for name, lo, _n, w, split, chooser in self.plan[cls]:
                 v = getattr(op, name)
                 if chooser == RAW:
                     x = v - lo
                 elif chooser == LIVE_PGOFF:
-                    # each zone holds a quarter of the range: a page past it in a long
-                    # VMA is written as a raw value
-                    q = half >> 1
+                    # written pages, then the VMA's pages, each in half the live zone
+                    # (a page past it in a very long VMA is written as a raw value)
+                    q = split >> 1
                     hot = sh.touched_in(vals[0], vals[1])
                     live = sh.live(chooser, vals)
                     if v in hot and hot.index(v) < q:
@@ -273,10 +277,10 @@ class Codec:
                     elif v in live and live.index(v) < q:
                         x = q + live.index(v)
                     else:
-                        x = half + v - lo if live else v - lo
+                        x = split + v - lo if live else v - lo
                 else:
                     live = sh.live(chooser, vals)
-                    x = live.index(v) if v in live else (half + v - lo if live else v - lo)
+                    x = live.index(v) if v in live else (split + v - lo if live else v - lo)
                 out += x.to_bytes(w, "big")
                 vals.append(v)
             sh.update(op)
