@@ -35,8 +35,12 @@ def dictionary_text(g: Geometry = DEFAULT) -> str:
     c = Codec(g)
     lines = ["# libFuzzer dictionary for the daxfuzz byte codec (default op mix).",
              "# One whole op per entry; regenerate: daxfuzz corpus dict > fuzz/dict/daxfuzz.dict"]
+    # mmaps as the first op (nothing mapped), the rest as they decode once a VMA is mapped
+    first = O.Mmap(0, 0, 0)
+    prefix = c.encode([first])
     for name, op in DICT_OPS:
-        lines.append(f'{name}="' + "".join(f"\\x{b:02x}" for b in c.encode([op])) + '"')
+        data = c.encode([op]) if isinstance(op, O.Mmap) else c.encode([first, op])[len(prefix):]
+        lines.append(f'{name}="' + "".join(f"\\x{b:02x}" for b in data) + '"')
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,9 @@ for every op list valid under `g`.
 
 Layout, one op after another until the bytes run out::
 
-    kind byte        picks the op kind through a 256-slot weight table
+    kind byte        picks the op kind through a 256-slot weight table (while the
+                     shadow has nothing mapped, one where mmap takes half the slots:
+                     faults, GUP, munmap and msync would only fail)
     one field each   fixed width (1 byte for the default geometry), big-endian
 
 A field is either *raw* (value = low + x mod size) or *chosen*: the codec keeps a
@@ -39,6 +41,9 @@ RAW, FREE_SLOT, LIVE_MM, LIVE_SLOT, LIVE_PGOFF, FREE_H, PIN_H, GET_H = range(8)
 # memory failure: a PFN of the first two PMD-sized chunks (where blocks are allocated
 # first: see daxfuzz.blockfs)
 LIVE_INO, OTHER_INO, ALIGNED_PGOFF, EXTENT_LEN, LOW_PFN = range(8, 13)
+# a flag that is usually set (MAP_SHARED, PROT_WRITE, aligned): 1 three times in four of
+# the live zone, as the Hypothesis engine draws them
+LIKELY = 13
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
@@ -48,7 +53,8 @@ DEFAULT_WEIGHTS: dict[str, int] = {
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
 _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
-    O.Mmap: {"vma": FREE_SLOT, "pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN},
+    O.Mmap: {"vma": FREE_SLOT, "pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN,
+             "shared": LIKELY, "write": LIKELY, "aligned": LIKELY},
     O.Munmap: {"mm": LIVE_MM, "vma": LIVE_SLOT},
     O.Fault: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF},
     O.Msync: {"mm": LIVE_MM, "vma": LIVE_SLOT},
@@ -128,6 +134,8 @@ class _Shadow:
             return list(range(0, g.file_pages, g.pmd_nr))
         if chooser == EXTENT_LEN:
             return sorted(n for n in {g.pmd_nr, g.file_pages} if n <= g.max_file_pages)
+        if chooser == LIKELY:
+            return [1, 1, 1, 0]
         if chooser == LOW_PFN:
             return list(range(min(g.pages, 2 * g.pmd_nr)))
         return []
@@ -181,10 +189,17 @@ class Codec:
     def __init__(self, g: Geometry, weights: Mapping[str, int] | None = None) -> None:
         self.g = g
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-        self.table = self._kind_table()
-        self.kind_byte = {}
+        self.table = self._kind_table(self.weights)
+        w0 = dict(self.weights)
+        if w0.get("mmap", 0) > 0:
+            w0["mmap"] = max(w0["mmap"], sum(v for k, v in w0.items() if k != "mmap"))
+        self.table0 = self._kind_table(w0)  # nothing mapped
+        self.kind_byte: dict[type[O.Op], int] = {}
+        self.kind_byte0: dict[type[O.Op], int] = {}
         for b, cls in enumerate(self.table):
             self.kind_byte.setdefault(cls, b)
+        for b, cls in enumerate(self.table0):
+            self.kind_byte0.setdefault(cls, b)
         # Per kind: (field name, low, size, width, split, chooser) for each field.
         self.plan: dict[type[O.Op], tuple[tuple[str, int, int, int, int, int], ...]] = {}
         for cls in O.OP_TYPES:
@@ -199,12 +214,13 @@ class Codec:
                 plan.append((f.name, lo, n, w, 256 ** w * 7 // 8, chooser))
             self.plan[cls] = tuple(plan)
 
-    def _kind_table(self) -> tuple[type[O.Op], ...]:
-        kinds = [c for c in O.OP_TYPES if self.weights.get(c.name, 0) > 0]
+    @staticmethod
+    def _kind_table(weights: Mapping[str, int]) -> tuple[type[O.Op], ...]:
+        kinds = [c for c in O.OP_TYPES if weights.get(c.name, 0) > 0]
         if not kinds:
             raise ValueError("codec: every op kind has weight 0")
-        total = sum(self.weights[c.name] for c in kinds)
-        slots = {c: max(1, 256 * self.weights[c.name] // total) for c in kinds}
+        total = sum(weights[c.name] for c in kinds)
+        slots = {c: max(1, 256 * weights[c.name] // total) for c in kinds}
         # Hand the rounding remainder to (or take the excess from) the heaviest kind.
         heavy = max(kinds, key=lambda c: slots[c])
         slots[heavy] += 256 - sum(slots.values())
@@ -218,9 +234,10 @@ class Codec:
         sh = _Shadow(self.g)
         ops: list[O.Op] = []
         i, end = 0, len(data)
-        table, plan = self.table, self.plan
+        table, table0, plan = self.table, self.table0, self.plan
+        vmas = sh.vmas
         while i < end and (max_ops is None or len(ops) < max_ops):
-            cls = table[data[i]]
+            cls = (table if any(vmas) else table0)[data[i]]
             i += 1
             vals: list[int] = []
             for _name, lo, n, w, split, chooser in plan[cls]:
@@ -257,10 +274,11 @@ class Codec:
         out = bytearray()
         for op in ops:
             cls = type(op)
-            if cls not in self.kind_byte:
+            kind_byte = self.kind_byte if any(sh.vmas) else self.kind_byte0
+            if cls not in kind_byte:
                 raise ValueError(f"codec: op kind {op.name!r} has weight 0 in this op mix")
             op.check(self.g)
-            out.append(self.kind_byte[cls])
+            out.append(kind_byte[cls])
             vals: list[int] = []
             for name, lo, _n, w, split, chooser in self.plan[cls]:
                 v = getattr(op, name)

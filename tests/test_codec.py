@@ -75,8 +75,8 @@ def test_round_trip_touched_pages_wide(ops):
 def test_written_zone_picks_pages_a_write_or_reflink_made_real():
     c = codec_for(DEFAULT)
     F = c.kind_byte[O.Fault]
-    head = encode([O.Mmap(0, 0, 0, 0, 4), O.Mmap(0, 1, 1, 0, 4), O.Fault(0, 0, 3, 1)],
-                  DEFAULT)
+    head_ops = [O.Mmap(0, 0, 0, 0, 4), O.Mmap(0, 1, 1, 0, 4), O.Fault(0, 0, 3, 1)]
+    head = encode(head_ops, DEFAULT)
     # one-byte field: 0..111 a written page, 112..223 any page of the VMA, 224.. raw
     assert c.decode(head + bytes([F, 0, 0, 0, 0]))[-1] == O.Fault(0, 0, 3)
     assert c.decode(head + bytes([F, 0, 0, 101, 0]))[-1] == O.Fault(0, 0, 3)
@@ -85,12 +85,34 @@ def test_written_zone_picks_pages_a_write_or_reflink_made_real():
     # file 1 has no written page yet: the first zone falls back to the VMA's pages
     assert c.decode(head + bytes([F, 0, 1, 2, 0]))[-1] == O.Fault(0, 1, 2)
     # a reflink of file 0's pages 2..3 onto file 1 carries the written page over
-    rl = encode([O.Reflink(0, 1, 2, 2, 2)], DEFAULT)
+    rl = encode(head_ops + [O.Reflink(0, 1, 2, 2, 2)], DEFAULT)[len(head):]
     assert c.decode(head + rl + bytes([F, 0, 1, 5, 0]))[-1] == O.Fault(0, 1, 3)
     # reads and private writes allocate nothing: they do not mark pages written
     quiet = encode([O.Mmap(0, 0, 0, 0, 4), O.Mmap(0, 1, 0, 0, 4, shared=0),
                     O.Fault(0, 0, 3), O.Fault(0, 1, 2, 1), O.Get(0, 0, 1, 0)], DEFAULT)
     assert c.decode(quiet + bytes([F, 0, 0, 1, 0]))[-1] == O.Fault(0, 0, 1)
+
+
+def test_nothing_mapped_favours_mmap():
+    # with no VMA mapped, mmap takes half the kind table; once one is, its own weight
+    c = codec_for(DEFAULT)
+    # weights sum to 114; mmap gets the other 102: 256*102//204 = 128 slots, plus the 2
+    # left over after flooring the other kinds (126 slots), which go to the heaviest
+    assert sum(k is O.Mmap for k in c.table0) == 130
+    total = sum(DEFAULT_WEIGHTS.values())
+    assert sum(k is O.Mmap for k in c.table) == 256 * DEFAULT_WEIGHTS["mmap"] // total
+    assert c.kind_byte0[O.Mmap] == c.kind_byte[O.Mmap] == 0
+    # the same byte decodes by the state: a fault once mapped, an mmap before
+    fb = c.kind_byte[O.Fault]
+    assert c.table0[fb] is O.Mmap
+    mm = encode([O.Mmap(0, 0, 0)], DEFAULT)
+    assert type(c.decode(mm + bytes([fb, 0, 0, 0, 0]))[1]) is O.Fault
+    assert type(c.decode(bytes([fb]) + bytes(10))[0]) is O.Mmap
+    # munmap of the last VMA switches back
+    ops = [O.Mmap(0, 0, 0), O.Munmap(0, 0), O.Mmap(0, 1, 1), O.Fault(0, 1, 0)]
+    data = encode(ops, DEFAULT)
+    assert data[len(encode(ops[:2], DEFAULT))] == c.kind_byte0[O.Mmap]
+    assert decode(data, DEFAULT) == ops
 
 
 def test_chosen_fields_miss_live_values_one_time_in_eight():

@@ -25,12 +25,16 @@ SECONDS = 2.0  # per engine and target; atheris adds its ~4 s start-up
 
 
 def known(target: str) -> set[str]:
-    """Signatures the corpus documents for `target` (real divergences, not news)."""
+    """Signatures the corpus documents for `target` (real divergences, not news).  A
+    divergence documented through a fault is the same one through GUP and back: GUP
+    faults pages in through the same handler (faultin_page -> handle_mm_fault)."""
     out = set()
     for p in glob.glob(os.path.join(ROOT, "corpus", "*.trace")):
         exp = read_trace(p).expectation(target).split()
         if exp[0] == "divergence" and len(exp) == 2:
-            out.add(exp[1])
+            op, _, field = exp[1].partition(":")
+            ops = ("fault", "pin", "get") if op in ("fault", "pin", "get") else (op,)
+            out |= {f"{o}:{field}" for o in ops}
     return out
 
 
