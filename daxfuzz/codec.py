@@ -18,8 +18,8 @@ file pages already written), and an ``x`` in the lower 7/8 of the field's range
 picks among the live values (``live[x mod len(live)]``), the top 1/8 any value of the
 domain (a fault names three chosen fields: with a half each, 7 faults in 8 missed
 every mapping).  So random bytes mostly map PMD-aligned windows, fault on mapped pages
-(the lower quarter: on pages of the file an earlier fault, GUP or reflink touched,
-where the share and CoW paths are), unpin held handles, reflink whole, aligned
+(the first half of the live zone: on pages a shared write, a write GUP or a reflink
+made real, where the share and CoW paths are), unpin held handles, reflink whole, aligned
 extents of a mapped file into another file and fail the first-allocated PFNs, and
 every value stays reachable.  The shadow is a guess (it does not run the kernel);
 it only biases.
@@ -100,7 +100,8 @@ class _Shadow:
         self.touched: list[set[int]] = [set() for _ in range(g.inodes)]  # ino -> pgoffs
 
     def touched_in(self, mm: int, vma: int) -> list[int]:
-        """File pages of VMA (mm, vma) that an earlier fault, GUP or reflink touched."""
+        """File pages of VMA (mm, vma) that an earlier allocating write (fault or GUP
+        through a shared writable VMA) or a reflink of such pages made real."""
         m = self.vmas[mm].get(vma)
         if m is None:
             return []
@@ -148,16 +149,13 @@ class _Shadow:
                 self.vmas[op.mm][op.vma] = op
         elif t is O.Munmap:
             self.vmas[op.mm].pop(op.vma, None)
-        elif t is O.Fault:
+        elif t is O.Fault or t is O.Pin or t is O.Get:
             m = self.vmas[op.mm].get(op.vma)
             if m is not None and op.write and m.shared and m.write:
                 self.touched[m.ino].add(op.pgoff)
-        elif t is O.Pin or t is O.Get:
-            m = self.vmas[op.mm].get(op.vma)
-            if m is not None and op.write and m.shared and m.write:
-                self.touched[m.ino].add(op.pgoff)
-            if (op.h not in self.handles and m is not None and m.pgoff <= op.pgoff < m.pgoff
-                    + m.pages and (m.write or not op.write) and not getattr(op, "longterm", 0)):
+            if (t is not O.Fault and op.h not in self.handles and m is not None
+                    and m.pgoff <= op.pgoff < m.pgoff + m.pages
+                    and (m.write or not op.write) and not getattr(op, "longterm", 0)):
                 self.handles[op.h] = t is O.Pin
         elif t is O.Reflink:
             src, dst = self.touched[op.src], self.touched[op.dst]
