@@ -2,9 +2,10 @@
 
     daxfuzz fuzz --engine atheris|hypothesis|random --target T --time 60 --jobs N
 
-Before fuzzing, the reduced findings already in the findings folder are replayed;
-those that still reproduce are *known* and the engines go past them (a campaign is
-after new bugs).  Every new divergence signature is reduced to a 1-minimal trace
+Before fuzzing, the reduced findings already in the findings folder are replayed,
+and so are the scenario corpus's documented divergences on the target (`expect 7.2:
+divergence ...`); those that reproduce are *known* and the engines go past them (a
+campaign is after new bugs).  Every new divergence signature is reduced to a 1-minimal trace
 and gets a pytest reproducer (`daxfuzz.emit`).  A second run resumes from the
 corpus (atheris) or example database (hypothesis: --db, a folder or a Redis server
 shared by a fleet).
@@ -153,6 +154,50 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
         if div is not None and div.signature() in sigs:
             out.add(div.signature())
     return out
+
+
+def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]:
+    """Divergences the scenario corpus documents on `target` that replay as documented:
+    signature -> the trace that shows it.  A trace names its expectation for `target` by
+    an `expect <target>:` line, or by its plain `expect:` line if it has no `target:`
+    header or its header names `target` (a zoo trace's `expect:` is about its variant)."""
+    from daxfuzz.runner import run_ops
+    from daxfuzz.trace import read_trace
+    from kdax.targets import get_target
+
+    name = get_target(target).name  # `mainline` documents as the version it stands for
+    out: dict[str, str] = {}
+    for root, _dirs, files in sorted(os.walk(scenarios)) if os.path.isdir(scenarios) else ():
+        for n in sorted(files):
+            if not n.endswith(".trace"):
+                continue
+            path = os.path.join(root, n)
+            try:
+                t = read_trace(path)
+            except InputError:
+                continue  # `daxfuzz corpus check` names it; not ours to stop on
+            explicit = dict(t.expect_for)
+            if name in explicit:
+                exp = explicit[name]
+            elif t.target is None or get_target_name(t.target) == name:
+                exp = t.expect
+            else:
+                continue
+            words = exp.split()
+            if t.geometry != g or len(words) != 2 or words[0] != "divergence":
+                continue
+            div, _ = run_ops(target, g, t.ops)
+            if div is not None and div.signature() == words[1]:
+                out.setdefault(words[1], path)
+    return out
+
+
+def get_target_name(name: str) -> str | None:
+    """The canonical name of target `name` (an alias resolved), None if unknown."""
+    from kdax.targets import TARGETS
+
+    cls = TARGETS.get(name)
+    return cls.name if cls is not None else None
 
 
 # ---------------------------------------------------------------- workers ------------
@@ -437,6 +482,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"RECOVERED {saved['signature']}: queued by a killed run, reduced to "
               f"{saved['ops']} ops; {saved['trace_path']}", file=sys.stderr, flush=True)
     known = replay_known(args.findings, args.target, g)
+    documented = ({} if args.scenarios == "none"
+                  else documented_known(args.scenarios, args.target, g))
+    documented = {sig: p for sig, p in documented.items() if sig not in known}
+    known |= set(documented)
     st = Status(args.engine, args.target, args.time, known=len(known))
     camp.start_run(engine=args.engine, target=args.target, jobs=args.jobs, budget=args.time,
                    seed=args.seed, findings_dir=os.path.abspath(args.findings),
@@ -448,9 +497,15 @@ def run(args: argparse.Namespace) -> int:
                     findings=len(st.findings), cov=st.cov, corpus=st.corpus)
 
     disp = Display(st, not args.quiet, on_tick=sample)
-    if known:
-        disp.say(f"{len(known)} known finding(s) still reproduce on {args.target}: "
-                 f"{', '.join(sorted(known))} (skipped while fuzzing)")
+    if documented:
+        disp.say(f"{len(documented)} divergence(s) the scenario corpus documents on "
+                 f"{args.target} (skipped while fuzzing): "
+                 + ", ".join(f"{sig} ({os.path.basename(p)})"
+                             for sig, p in sorted(documented.items())))
+    if known - set(documented):
+        disp.say(f"{len(known - set(documented))} known finding(s) still reproduce on "
+                 f"{args.target}: {', '.join(sorted(known - set(documented)))} "
+                 "(skipped while fuzzing)")
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     sample(True)
     try:
@@ -523,6 +578,9 @@ def register(subparsers) -> None:
                    help="atheris corpus dir (default corpus/atheris); hypothesis keeps its "
                         "example database in CORPUS/hypothesis-db (default corpus/)")
     p.add_argument("--findings", default="findings", help="findings folder (default findings)")
+    p.add_argument("--scenarios", default="corpus",
+                   help="scenario traces whose documented divergences on the target are "
+                        "known, not news (default corpus; none: every divergence is news)")
     p.add_argument("--db", default=None,
                    help="hypothesis example database: a folder (default CORPUS/hypothesis-db), "
                         "redis://HOST:PORT/N to share one across a fleet, or none")

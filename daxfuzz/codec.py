@@ -211,6 +211,9 @@ class Codec:
                 # `split`: x below it chooses a live value, x - split above it is raw
                 plan.append((f.name, lo, n, w, 256 ** w * 7 // 8, chooser))
             self.plan[cls] = tuple(plan)
+        #: bytes one op of each kind takes (its kind byte and its fields)
+        self.op_len: dict[type[O.Op], int] = {
+            cls: 1 + sum(p[3] for p in plan) for cls, plan in self.plan.items()}
 
     @staticmethod
     def _kind_table(weights: Mapping[str, int]) -> tuple[type[O.Op], ...]:
@@ -227,14 +230,21 @@ class Codec:
             table += [c] * slots[c]
         return tuple(table)
 
-    def decode(self, data: bytes, max_ops: int | None = None) -> list[O.Op]:
-        """Every byte string to a valid op list (at most `max_ops` ops)."""
+    def decode(self, data: bytes, max_ops: int | None = None,
+               starts: list[tuple[int, bool]] | None = None) -> list[O.Op]:
+        """Every byte string to a valid op list (at most `max_ops` ops).
+
+        With `starts`, append to it each op's first byte offset and whether anything was
+        mapped before it (which kind table reads its kind byte), then the same for the
+        offset where decoding stopped: the op boundaries a mutator cuts at."""
         sh = _Shadow(self.g)
         ops: list[O.Op] = []
         i, end = 0, len(data)
         table, table0, plan = self.table, self.table0, self.plan
         vmas = sh.vmas
         while i < end and (max_ops is None or len(ops) < max_ops):
+            if starts is not None:
+                starts.append((i, any(vmas)))
             cls = (table if any(vmas) else table0)[data[i]]
             i += 1
             vals: list[int] = []
@@ -264,6 +274,8 @@ class Codec:
             op = cls(*vals)
             sh.update(op)
             ops.append(op)
+        if starts is not None:
+            starts.append((i, any(vmas)))
         return ops
 
     def encode(self, ops: Iterable[O.Op]) -> bytes:

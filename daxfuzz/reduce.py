@@ -2,7 +2,10 @@
 
 ``reduce(ops, still_fails)`` is the whole algorithm over any predicate: delta
 debugging over ops (ddmin), then simplification of each op's arguments, then
-single-op removal until nothing can go, repeated to a fixpoint.  Every candidate is
+single-op removal until nothing can go, repeated to a fixpoint; then, on short
+traces, removal of one op with a change to one field of another (a 1-minimal trace
+is not always the shortest: the engines' long inputs reduce to 5 ops where 4 do),
+and the passes again.  Every candidate is
 a valid op list (ops are only removed or given smaller in-domain values), and the
 result is 1-minimal: removing any single op makes `still_fails` false.
 
@@ -144,6 +147,54 @@ def rename_ids(ops: list[O.Op], fails: Predicate) -> list[O.Op]:
     return ops
 
 
+#: `remove_with_repair` runs on traces up to this long (its cost grows as n^2 x values)
+REPAIR_MAX_OPS = 12
+
+
+def other_values(op: O.Op, g: Geometry) -> list[O.Op]:
+    """Variants of `op` with one field changed to another in-domain value: every value of
+    a small domain (<= 64), else the low end, the neighbours and the PMD-aligned
+    offsets near the value.  Deterministic order."""
+    out = []
+    for f, dom in zip(fields(op), op.domains, strict=True):  # type: ignore[arg-type]
+        lo, hi = O.domain_size(dom, g)
+        v = getattr(op, f.name)
+        if hi - lo < 64:
+            vals = range(lo, hi + 1)
+        else:
+            near = (v // g.pmd_nr * g.pmd_nr, (v // g.pmd_nr + 1) * g.pmd_nr)
+            vals = sorted({*range(lo, lo + 8), v - 1, v + 1, *near, hi})
+        out += [replace(op, **{f.name: c}) for c in vals if c != v and lo <= c <= hi]
+    return out
+
+
+def remove_with_repair(ops: list[O.Op], fails: Predicate, g: Geometry) -> list[O.Op]:
+    """Drop one op and change one field of another, last op first, while that fails.
+
+    Reaches what single removals cannot: a read fault then a write fault that one
+    write fault replaces, an mmap at pgoff 0 plus a fault at page 1 that a window at
+    page 1 replaces.  The result is still 1-minimal only after `remove_each`.
+    """
+    if len(ops) > REPAIR_MAX_OPS:
+        return ops
+    i = len(ops) - 1
+    while i >= 0:
+        rest = ops[:i] + ops[i + 1:]
+        found = None
+        for j in range(len(rest)):
+            for cand_op in other_values(rest[j], g):
+                cand = rest[:j] + [cand_op] + rest[j + 1:]
+                if fails(cand):
+                    found = cand
+                    break
+            if found is not None:
+                break
+        if found is not None:
+            ops = found
+        i = min(i, len(ops)) - 1
+    return ops
+
+
 def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
            *, stats: dict[str, float] | None = None) -> list[O.Op]:
     """Reduce `ops` (for which `still_fails` holds) to a 1-minimal failing list.
@@ -156,7 +207,7 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
     if not fails(cur):
         raise ValueError("reduce: the input does not fail; nothing to reduce")
     t0 = time.perf_counter()
-    timings = {"ddmin": 0.0, "rename": 0.0, "args": 0.0, "remove": 0.0}
+    timings = {"ddmin": 0.0, "rename": 0.0, "args": 0.0, "remove": 0.0, "repair": 0.0}
     while True:
         before = cur
         for stage, fn in (("ddmin", lambda x: ddmin(x, fails)),
@@ -167,7 +218,13 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
             cur = fn(cur)
             timings[stage] += time.perf_counter() - t
         if cur == before:
-            break
+            # a fixpoint: 1-minimal.  One op shorter by changing another, then again.
+            t = time.perf_counter()
+            cur = remove_with_repair(cur, fails, g)
+            timings["repair"] += time.perf_counter() - t
+            if len(cur) == len(before):
+                cur = before
+                break
     if stats is not None:
         stats.update(timings, runs=fails.runs, seconds=time.perf_counter() - t0)
     return cur

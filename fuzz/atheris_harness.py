@@ -5,8 +5,10 @@
 Environment: DAXFUZZ_TARGET (default 6.15), DAXFUZZ_GEOMETRY (trace-header form),
 DAXFUZZ_KNOWN (comma-separated divergence signatures to ignore, so a campaign goes
 past bugs it already has), DAXFUZZ_MAX_OPS (ops per input, default 64),
-DAXFUZZ_WEIGHTS (op=w,... op mix).  A new divergence raises `DivergenceFound` with
-the report; libFuzzer saves the input as crash-<sha1>, which
+DAXFUZZ_WEIGHTS (op=w,... op mix), DAXFUZZ_MUTATOR (ops: the structure-aware
+mutator of fuzz.mutator, the default; bytes: libFuzzer's own alone),
+DAXFUZZ_LEN_CONTROL (libFuzzer -len_control default, 0).  A new divergence raises
+`DivergenceFound` with the report; libFuzzer saves the input as crash-<sha1>, which
 ``daxfuzz reduce crash-<sha1>`` turns into a reduced trace.
 
 Only the implementation under test (kdax, oracle), the runner and the transition edges
@@ -25,6 +27,7 @@ import atheris
 from daxfuzz import errors, geometry, ops, trace, world  # noqa: F401
 from daxfuzz.codec import Codec, parse_weights
 from daxfuzz.geometry import DEFAULT, Geometry
+from fuzz import mutator
 
 #: what carries coverage (comma-separated module prefixes, DAXFUZZ_INSTRUMENT).  Measured
 #: on 7.2, 15 s: all four 1,357 execs/s; kdax + edges 1,344; edges only 1,873; nothing
@@ -51,6 +54,10 @@ KNOWN = frozenset(filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
 MAX_OPS = int(os.environ.get("DAXFUZZ_MAX_OPS", "64"))
 CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
 RUNNER = Runner(TARGET, GEOMETRY)
+# libFuzzer's -len_control (default 100) caps inputs at a few bytes for the first
+# minutes: under 30 bytes after 30 s, five ops; a divergence needing a 6-op sequence is
+# then out of reach.  0 lets the mutators use -max_len from the start.
+LEN_CONTROL = int(os.environ.get("DAXFUZZ_LEN_CONTROL", "0"))
 # State-transition feedback: each (state, op, state) bucket an input exercises is a
 # coverage edge of its own (DAXFUZZ_FEEDBACK=0 turns it off, for comparison).
 FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
@@ -89,6 +96,14 @@ def TestOneInput(data: bytes) -> None:
             raise DivergenceFound(f"target {TARGET}\n{div.report()}")
 
 
+def _mutate(data: bytes, max_size: int, seed: int) -> bytes:
+    return mutator.mutate(CODEC, data, max_size, seed, atheris.Mutate, MAX_OPS)
+
+
+def _crossover(data1: bytes, data2: bytes, max_size: int, seed: int) -> bytes:
+    return mutator.crossover(CODEC, data1, data2, max_size, seed, MAX_OPS)
+
+
 def _launcher() -> str:
     """An executable that runs this harness: libFuzzer's -fork/-jobs re-run argv[0] as a
     command, and under `python -m` argv[0] is this (not executable) file."""
@@ -106,12 +121,17 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv if argv is None else argv)
     if any(a.startswith(("-fork=", "-jobs=")) for a in argv) and not os.access(argv[0], os.X_OK):
         argv[0] = _launcher()
+    if not any(a.startswith("-len_control=") for a in argv):
+        argv.append(f"-len_control={LEN_CONTROL}")
     if not any(a.startswith("-max_len=") for a in argv):
         argv.append(f"-max_len={MAX_OPS * 8}")
     dict_path = os.path.join(os.path.dirname(__file__), "dict", "daxfuzz.dict")
     if os.path.exists(dict_path) and not any(a.startswith("-dict=") for a in argv):
         argv.append(f"-dict={dict_path}")
-    atheris.Setup(argv, TestOneInput)
+    if os.environ.get("DAXFUZZ_MUTATOR", "ops") == "ops":
+        atheris.Setup(argv, TestOneInput, custom_mutator=_mutate, custom_crossover=_crossover)
+    else:  # DAXFUZZ_MUTATOR=bytes: libFuzzer's byte mutators alone (for comparison)
+        atheris.Setup(argv, TestOneInput)
     atheris.Fuzz()
 
 

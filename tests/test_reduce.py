@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daxfuzz import ops as O
+from daxfuzz.geometry import DEFAULT
 from daxfuzz.reduce import ddmin, reduce, reduce_divergence, remove_each
 from daxfuzz.runner import run_ops
 from daxfuzz.trace import parse_trace
@@ -98,3 +99,25 @@ def test_ddmin_and_args_on_a_pure_predicate():
     assert remove_each(ops, _needs) == [O.Fault(1, 1, 7, write=1), O.Unpin(3)]
     # arguments: pgoff and vma go to 0, mm and write and h must stay
     assert reduce(ops, _needs) == [O.Fault(1, 0, 0, write=1), O.Unpin(3)]
+
+
+def _shortcut(ops) -> bool:
+    """Fails with an mmap and either a write fault, or a read fault of page 1 and msync:
+    [mmap, read fault page 1, msync] is 1-minimal, [mmap, write fault] is shorter."""
+    if not any(isinstance(o, O.Mmap) for o in ops):
+        return False
+    faults = [o for o in ops if isinstance(o, O.Fault)]
+    return (any(f.write for f in faults)
+            or any(f.pgoff == 1 for f in faults) and any(isinstance(o, O.Msync) for o in ops))
+
+
+def test_remove_with_repair_reaches_below_one_minimal():
+    from daxfuzz.reduce import remove_with_repair
+
+    ops = [O.Mmap(0, 0, 0), O.Fault(0, 0, 1, write=0), O.Msync(0, 0)]
+    assert remove_each(ops, _shortcut) == ops  # 1-minimal: no single op can go
+    # drop the msync, turn the read fault into a write fault
+    assert remove_with_repair(ops, _shortcut, DEFAULT) == [O.Mmap(0, 0, 0),
+                                                           O.Fault(0, 0, 1, write=1)]
+    # reduce runs it at the fixpoint, and simplifies what it leaves
+    assert reduce(ops, _shortcut) == [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, write=1)]
