@@ -64,6 +64,8 @@ def alphabet(g: Geometry) -> list[O.Op]:
             if a != b:
                 out.append(O.Reflink(a, b, 0, 0, nr))
                 out.append(O.Reflink(a, b, 1, 1, 1))
+        if size >= 2:  # within one file (FICLONERANGE allows it): two indices, one folio
+            out.append(O.Reflink(a, a, 0, size // 2, size // 2))
         out.append(O.Truncate(a, 0))
         out.append(O.Truncate(a, nr))
         out.append(O.Punch(a, 0, nr))

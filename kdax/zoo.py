@@ -259,7 +259,7 @@ class SplitKeepsTailMapping(Kernel72):
         super().set_field(page, fld, value)
 
 
-@zoo(6, scope="ops=mmap,fault,reflink")
+@zoo(5, scope="ops=mmap,fault,reflink")
 class ShareNotReset(Kernel72):
     name = "zoo-make-shared-no-reset"
     summary = "dax_folio_make_shared() clears mapping but does not set share = 1"
