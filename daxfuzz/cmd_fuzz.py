@@ -158,7 +158,8 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
 
 def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]:
     """Divergences the scenario corpus documents on `target` that replay as documented:
-    signature -> the trace that shows it.  A trace names its expectation for `target` by
+    signature -> the trace that shows it (a warning through a fault also stands for the
+    same warning through pin and get: FAULT_FAMILY).  A trace names its expectation for `target` by
     an `expect <target>:` line, or by its plain `expect:` line if it has no `target:`
     header or its header names `target` (a zoo trace's `expect:` is about its variant)."""
     from daxfuzz.runner import run_ops
@@ -189,7 +190,19 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
             div, _ = run_ops(target, g, t.ops)
             if div is not None and div.signature() == words[1]:
                 out.setdefault(words[1], path)
+    # GUP faults pages in through the same handler (faultin_page -> handle_mm_fault):
+    # a kernel warning documented through a fault is the same one through pin or get (a
+    # warning names its site; a refcount or mapping difference could be a GUP bug)
+    for sig, path in list(out.items()):
+        op, _, field = sig.partition(":")
+        if op in FAULT_FAMILY and field.startswith("warning@"):
+            for other in FAULT_FAMILY:
+                out.setdefault(f"{other}:{field}", path)
     return out
+
+
+#: ops that reach the fault handler: one divergence there shows through each of them
+FAULT_FAMILY = ("fault", "pin", "get")
 
 
 def get_target_name(name: str) -> str | None:

@@ -127,6 +127,9 @@ def test_documented_divergences_are_known_not_news(tmp_path, capsys):
     # the CoW-of-a-GUP-held-folio warning and the nrpages leak (plain `expect:` line,
     # no target header) are 7.2's; the alias documents as the version it stands for
     assert {"fault:warning@dax_folio_put", "unmount:warning@clear_inode"} <= set(on72)
+    # and the same warning through GUP's fault-in
+    assert {"pin:warning@dax_folio_put", "get:warning@dax_folio_put"} <= set(on72)
+    assert "fault:refcount" in on72 and "pin:refcount" not in on72  # warnings only
     assert documented_known(corpus, "mainline", DEFAULT) == on72
     assert "fault:mapping" in documented_known(corpus, "6.15", DEFAULT)
     # a zoo trace's plain `expect:` is about its variant, not about 7.2 (`expect 7.2: agree`)
