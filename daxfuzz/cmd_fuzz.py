@@ -177,7 +177,7 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
                 t = read_trace(path)
             except InputError:
                 continue  # `daxfuzz corpus check` names it; not ours to stop on
-            explicit = dict(t.expect_for)
+            explicit = {get_target_name(k) or k: v for k, v in t.expect_for}
             if name in explicit:
                 exp = explicit[name]
             elif t.target is None or get_target_name(t.target) == name:
@@ -195,7 +195,7 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
     # warning names its site; a refcount or mapping difference could be a GUP bug)
     for sig, path in list(out.items()):
         op, _, field = sig.partition(":")
-        if op in FAULT_FAMILY and field.startswith("warning@"):
+        if op == "fault" and field.startswith("warning@"):
             for other in FAULT_FAMILY:
                 out.setdefault(f"{other}:{field}", path)
     return out

@@ -29,7 +29,7 @@ A kind byte with no bytes after it decodes its fields as zero bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 
 from daxfuzz import ops as O
@@ -231,12 +231,16 @@ class Codec:
         return tuple(table)
 
     def decode(self, data: bytes, max_ops: int | None = None,
-               starts: list[tuple[int, bool]] | None = None) -> list[O.Op]:
+               starts: list[tuple[int, bool]] | None = None,
+               kinds: Sequence[type[O.Op]] | None = None) -> list[O.Op]:
         """Every byte string to a valid op list (at most `max_ops` ops).
 
         With `starts`, append to it each op's first byte offset and whether anything was
         mapped before it (which kind table reads its kind byte), then the same for the
-        offset where decoding stopped: the op boundaries a mutator cuts at."""
+        offset where decoding stopped: the op boundaries a mutator cuts at.  With
+        `kinds` (`data` a bytearray), first rewrite the kind byte of op k, for k <
+        len(kinds), to one that reads as kinds[k] where it is: an op moved to where the
+        other kind table applies keeps its kind (`fuzz.mutator`)."""
         sh = _Shadow(self.g)
         ops: list[O.Op] = []
         i, end = 0, len(data)
@@ -245,6 +249,10 @@ class Codec:
         while i < end and (max_ops is None or len(ops) < max_ops):
             if starts is not None:
                 starts.append((i, any(vmas)))
+            if kinds is not None and len(ops) < len(kinds):
+                b = (self.kind_byte if any(vmas) else self.kind_byte0).get(kinds[len(ops)])
+                if b is not None:
+                    data[i] = b  # type: ignore[index]
             cls = (table if any(vmas) else table0)[data[i]]
             i += 1
             vals: list[int] = []

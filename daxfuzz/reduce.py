@@ -6,7 +6,7 @@ single-op removal until nothing can go, repeated to a fixpoint; then, on short
 traces, removal of one op with a change to one field of another (a 1-minimal trace
 is not always the shortest: the engines' long inputs reduce to 5 ops where 4 do),
 and the passes again.  Every candidate is
-a valid op list (ops are only removed or given smaller in-domain values), and the
+a valid op list (ops are only removed or given other in-domain values), and the
 result is 1-minimal: removing any single op makes `still_fails` false.
 
 ``reduce_divergence`` is the usual predicate: the same divergence signature on the

@@ -37,6 +37,7 @@ class Attempt:
     reduced_len: int | None = None
     signature: str | None = None
     reduced: list[str] | None = None  # the reduced trace's op lines
+    geometry: str | None = None  # the world they run in (exhaust: its small one)
 
 
 def find_random(variant: str, g: Geometry, budget: float, seed: int):
@@ -172,6 +173,7 @@ def attempt(variant: str, engine: str, seed: int, budget: float,
         red = reduce(ops, diverges, g)
         a.reduced_len = len(red)
         a.reduced = [str(op) for op in red]
+        a.geometry = g.text()
         a.signature = run_ops(variant, g, red)[0].signature()  # type: ignore[union-attr]
     return a
 
@@ -253,16 +255,18 @@ def table(attempts: list[Attempt], engines: list[str]) -> tuple[str, dict]:
         mt = f"{s['median_time_to_find']:.2f}" if s["median_time_to_find"] is not None else "-"
         lines.append(f"| {e} | {s['found']}/{s['of']} | {mt} | {s['reduced_within_minimal']} |")
     md = "\n".join(lines) + "\n\n" + "\n".join(rows) + "\n"
-    shorter = sorted((a.reduced_len, a.variant, a.engine, a.seed, a.signature, a.reduced)
+    shorter = sorted((a.reduced_len, a.variant, a.engine, a.seed, a.signature, a.reduced,
+                      a.geometry or "")
                      for a in attempts if a.reduced and a.reduced_len is not None
                      and a.reduced_len < minimal.get(a.variant, 0))
     if shorter:  # the known minimum was not: say so, with the trace to store
         md += "\nShorter than the known minimum (store it in corpus/zoo/):\n"
         seen = set()
-        for n, v, e, seed, sig, ops in shorter:
+        for n, v, e, seed, sig, ops, geo in shorter:
             if v not in seen:
                 seen.add(v)
                 md += (f"\n{v}: {n} ops < {minimal[v]} ({e}, seed {seed}, {sig})\n\n"
+                       + (f"    geometry: {geo}\n" if geo else "")
                        + "".join(f"    {op}\n" for op in ops))
     summary["attempts"] = [asdict(a) for a in attempts]
     return md, summary

@@ -41,59 +41,73 @@ _EDIT_NAMES = tuple(e for e, _ in EDITS)
 _EDIT_WEIGHTS = tuple(w for _, w in EDITS)
 
 
+Span = tuple[int, int, bool, type]  # start, end, mapped before it, op kind
+
+
 def spans(codec: Codec, data: bytes, max_ops: int | None = None
-          ) -> tuple[list[tuple[int, int, bool]], bool]:
-    """(start, end, mapped) of each op `data` decodes to, and whether anything is mapped
-    after the last.  `mapped`: the state the op's kind byte is read in.  The last op's
-    end may be past the data (its missing field bytes decode as zeros)."""
+          ) -> tuple[list[Span], bool]:
+    """(start, end, mapped, kind) of each op `data` decodes to, and whether anything is
+    mapped after the last.  `mapped`: the state the op's kind byte is read in.  The
+    last op's end may be past the data (its missing field bytes decode as zeros)."""
     starts: list[tuple[int, bool]] = []
     ops = codec.decode(data, max_ops=max_ops, starts=starts)
     op_len = codec.op_len
-    return ([(s, s + op_len[type(op)], m) for (s, m), op in zip(starts, ops, strict=False)],
-            starts[-1][1])
+    return ([(s, s + op_len[type(op)], m, type(op))
+             for (s, m), op in zip(starts, ops, strict=False)], starts[-1][1])
 
 
-def random_op(codec: Codec, rng: random.Random, mapped: bool) -> bytes:
-    """One op's bytes: a random kind byte and random bytes for the fields of the kind it
-    reads as where it goes (`mapped`: something is mapped there)."""
+def random_op(codec: Codec, rng: random.Random, mapped: bool) -> tuple[bytes, type]:
+    """One op's bytes and kind: a random kind byte (drawn in the table that applies where
+    it goes, `mapped`: something is mapped there) and random bytes for its fields."""
     b = rng.randrange(256)
     cls = (codec.table if mapped else codec.table0)[b]
-    return bytes([b]) + rng.randbytes(codec.op_len[cls] - 1)
+    return bytes([b]) + rng.randbytes(codec.op_len[cls] - 1), cls
+
+
+def assemble(codec: Codec, pieces: list[tuple[bytes, type]], tail: bytes = b"") -> bytes:
+    """Whole ops (bytes, kind) end to end, then `tail`: each kind byte rewritten to read
+    as its op's kind where the op now is (`Codec.decode(kinds=)`), so a moved, copied or
+    spliced op stays the op it was and the ops after an edit keep their kinds."""
+    out = bytearray(b"".join(p for p, _k in pieces) + tail)
+    codec.decode(out, max_ops=len(pieces), kinds=[k for _p, k in pieces])
+    return bytes(out)
 
 
 def mutate_ops(codec: Codec, data: bytes, max_size: int, rng: random.Random,
                max_ops: int | None = None, edit: str | None = None) -> bytes:
     """One op-level edit of `data` (`edit`, one of EDITS, or drawn by weight); at most
-    `max_size` bytes out.  An edit may change what later ops decode to (an inserted
-    munmap unmaps what they used): the codec decodes every result to valid ops."""
+    `max_size` bytes out.  Every op keeps its kind; its fields may still choose other
+    live values (an inserted munmap unmaps what a later fault used): the codec decodes
+    every result to valid ops."""
     sp, mapped_at_end = spans(codec, data, max_ops)
-    if sp and sp[-1][1] > len(data):  # a short last op: its zeros, written out
-        data = data.ljust(sp[-1][1], b"\0")
+    end = sp[-1][1] if sp else 0
+    data = data.ljust(end, b"\0")  # a short last op: its zeros, written out
+    ops = [(data[s:e], k) for s, e, _m, k in sp]
+    tail = data[end:]  # past max_ops: kept, not decoded
     if edit is None:
         edit = rng.choices(_EDIT_NAMES, _EDIT_WEIGHTS)[0]
-    if not sp:
+    if not ops:
         edit = "append"
+    n = len(ops)
     if edit == "append":
-        end = sp[-1][1] if sp else 0
-        out = data[:end] + random_op(codec, rng, mapped_at_end) + data[end:]
+        ops.append(random_op(codec, rng, mapped_at_end))
     elif edit == "insert":
-        at, _e, mapped = rng.choice(sp)
-        out = data[:at] + random_op(codec, rng, mapped) + data[at:]
+        k = rng.randrange(n)
+        ops.insert(k, random_op(codec, rng, sp[k][2]))
     elif edit == "delete":
-        s, e, _m = rng.choice(sp)
-        out = data[:s] + data[e:]
+        del ops[rng.randrange(n)]
     elif edit == "duplicate":
-        s, e, _m = rng.choice(sp)
-        at = rng.choice(sp)[0] if rng.random() < 0.5 else e  # anywhere, or right after
-        out = data[:at] + data[s:e] + data[at:]
-    elif edit == "swap" and len(sp) > 1:
-        k = rng.randrange(len(sp) - 1)
-        (s1, e1, _m1), (s2, e2, _m2) = sp[k], sp[k + 1]
-        out = data[:s1] + data[s2:e2] + data[s1:e1] + data[e2:]
-    else:  # reroll: same kind byte, new fields
-        s, e, _m = rng.choice(sp)
-        out = data[:s + 1] + rng.randbytes(e - s - 1) + data[e:]
-    return out[:max_size]
+        k = rng.randrange(n)
+        at = rng.randrange(n) if rng.random() < 0.5 else k + 1  # anywhere, or right after
+        ops.insert(at, ops[k])
+    elif edit == "swap" and n > 1:
+        k = rng.randrange(n - 1)
+        ops[k], ops[k + 1] = ops[k + 1], ops[k]
+    else:  # reroll: same kind, new fields
+        k = rng.randrange(n)
+        b, kind = ops[k]
+        ops[k] = (b[:1] + rng.randbytes(len(b) - 1), kind)
+    return assemble(codec, ops, tail)[:max_size]
 
 
 def mutate(codec: Codec, data: bytes, max_size: int, seed: int,
@@ -112,8 +126,14 @@ def mutate(codec: Codec, data: bytes, max_size: int, seed: int,
 def crossover(codec: Codec, data1: bytes, data2: bytes, max_size: int, seed: int,
               max_ops: int | None = None) -> bytes:
     """libFuzzer's custom crossover: the ops of `data1` up to a boundary, then the ops of
-    `data2` from a boundary."""
+    `data2` from a boundary, each keeping its kind."""
     rng = random.Random(seed)
-    a = [s for s, _e, _m in spans(codec, data1, max_ops)[0]] + [len(data1)]
-    b = [s for s, _e, _m in spans(codec, data2, max_ops)[0]] + [len(data2)]
-    return (data1[:rng.choice(a)] + data2[rng.choice(b):])[:max_size]
+    sp1, _m1 = spans(codec, data1, max_ops)
+    sp2, _m2 = spans(codec, data2, max_ops)
+    d1 = data1.ljust(sp1[-1][1] if sp1 else 0, b"\0")
+    d2 = data2.ljust(sp2[-1][1] if sp2 else 0, b"\0")
+    i = rng.randrange(len(sp1) + 1)
+    j = rng.randrange(len(sp2) + 1)
+    pieces = ([(d1[s:e], k) for s, e, _m, k in sp1[:i]]
+              + [(d2[s:e], k) for s, e, _m, k in sp2[j:]])
+    return assemble(codec, pieces)[:max_size]

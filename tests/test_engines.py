@@ -136,6 +136,12 @@ def test_documented_divergences_are_known_not_news(tmp_path, capsys):
     assert "unmount:result" not in on72
     assert documented_known(corpus, "zoo-evict-no-final-break", DEFAULT)["unmount:result"]\
         .endswith("zoo-evict-no-final-break.trace")
+    # only a fault's warning stands for pin and get, not a pin's for fault
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "pin.trace").write_text(
+        open(os.path.join(corpus, "divergence-legacy-unmount-over-pin.trace")).read())
+    on_v6 = documented_known(str(tmp_path / "p"), "v6", DEFAULT)
+    assert set(on_v6) == {"pin:warning@dax_folio_put"}, on_v6
     # a documented expectation that does not replay is not known
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "wrong.trace").write_text(

@@ -97,11 +97,12 @@ def test_zoo_table_prints_a_reduced_trace_shorter_than_the_known_minimum():
     from daxfuzz.zoo_bench import Attempt, table
 
     hit = Attempt("zoo-fault-forgot-put", "random", 2, True, 0.5, 7, reduced_len=1,
-                  signature="fault:refcount", reduced=["mmap mm=0 vma=0 ino=0"])
+                  signature="fault:refcount", reduced=["mmap mm=0 vma=0 ino=0"],
+                  geometry="pages=32")
     same = Attempt("zoo-fault-no-temp-ref", "random", 1, True, 0.5, 7, reduced_len=2,
                    signature="pin:result", reduced=["a", "b"])
     md, summary = table([hit, same], ["random"])
     assert ("zoo-fault-forgot-put: 1 ops < 2 (random, seed 2, fault:refcount)\n\n"
-            "    mmap mm=0 vma=0 ino=0\n") in md
+            "    geometry: pages=32\n    mmap mm=0 vma=0 ino=0\n") in md
     assert "zoo-fault-no-temp-ref:" not in md.split("Shorter")[1]
     assert summary["attempts"][0]["reduced"] == ["mmap mm=0 vma=0 ino=0"]
