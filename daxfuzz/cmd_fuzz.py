@@ -5,8 +5,8 @@
 Before fuzzing, the reduced findings already in the findings folder are replayed,
 and so are the scenario corpus's documented divergences on the target (`expect 7.2:
 divergence ...`); those that reproduce are *known* and the engines go past them (a
-campaign is after new bugs).  Every new divergence signature is reduced to a 1-minimal trace
-and gets a pytest reproducer (`daxfuzz.emit`).  A second run resumes from the
+campaign is after new bugs).  Every new divergence signature is reduced to a 1-minimal
+trace and gets a pytest reproducer (`daxfuzz.emit`).  A second run resumes from the
 corpus (atheris) or example database (hypothesis: --db, a folder or a Redis server
 shared by a fleet).
 
@@ -156,17 +156,26 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
     return out
 
 
+#: ops that reach the fault handler (GUP faults pages in through it: faultin_page ->
+#: handle_mm_fault): a kernel warning documented through a fault shows through each
+FAULT_FAMILY = ("fault", "pin", "get")
+
+
 def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]:
     """Divergences the scenario corpus documents on `target` that replay as documented:
-    signature -> the trace that shows it (a warning through a fault also stands for the
-    same warning through pin and get: FAULT_FAMILY).  A trace names its expectation for `target` by
-    an `expect <target>:` line, or by its plain `expect:` line if it has no `target:`
-    header or its header names `target` (a zoo trace's `expect:` is about its variant)."""
+    signature -> the trace that shows it.
+
+    A trace's expectation for `target` is its `expect <target>:` line, or its plain
+    `expect:` line if it has no `target:` header or the header names `target` (a zoo
+    trace's `expect:` is about its variant).  A warning documented through a fault also
+    stands for the same warning through pin and get (FAULT_FAMILY; a warning names its
+    site, while a refcount or mapping difference through GUP could be a GUP bug).
+    """
     from daxfuzz.runner import run_ops
     from daxfuzz.trace import read_trace
-    from kdax.targets import get_target
+    from kdax.targets import target_name
 
-    name = get_target(target).name  # `mainline` documents as the version it stands for
+    name = target_name(target)
     out: dict[str, str] = {}
     for root, _dirs, files in sorted(os.walk(scenarios)) if os.path.isdir(scenarios) else ():
         for n in sorted(files):
@@ -177,10 +186,10 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
                 t = read_trace(path)
             except InputError:
                 continue  # `daxfuzz corpus check` names it; not ours to stop on
-            explicit = {get_target_name(k) or k: v for k, v in t.expect_for}
+            explicit = {target_name(k) or k: v for k, v in t.expect_for}
             if name in explicit:
                 exp = explicit[name]
-            elif t.target is None or get_target_name(t.target) == name:
+            elif t.target is None or target_name(t.target) == name:
                 exp = t.expect
             else:
                 continue
@@ -190,27 +199,12 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
             div, _ = run_ops(target, g, t.ops)
             if div is not None and div.signature() == words[1]:
                 out.setdefault(words[1], path)
-    # GUP faults pages in through the same handler (faultin_page -> handle_mm_fault):
-    # a kernel warning documented through a fault is the same one through pin or get (a
-    # warning names its site; a refcount or mapping difference could be a GUP bug)
     for sig, path in list(out.items()):
         op, _, field = sig.partition(":")
         if op == "fault" and field.startswith("warning@"):
             for other in FAULT_FAMILY:
                 out.setdefault(f"{other}:{field}", path)
     return out
-
-
-#: ops that reach the fault handler: one divergence there shows through each of them
-FAULT_FAMILY = ("fault", "pin", "get")
-
-
-def get_target_name(name: str) -> str | None:
-    """The canonical name of target `name` (an alias resolved), None if unknown."""
-    from kdax.targets import TARGETS
-
-    cls = TARGETS.get(name)
-    return cls.name if cls is not None else None
 
 
 # ---------------------------------------------------------------- workers ------------
@@ -494,11 +488,11 @@ def run(args: argparse.Namespace) -> int:
     for saved in C.drain_queue(args.findings):  # what a killed run found but never reduced
         print(f"RECOVERED {saved['signature']}: queued by a killed run, reduced to "
               f"{saved['ops']} ops; {saved['trace_path']}", file=sys.stderr, flush=True)
-    known = replay_known(args.findings, args.target, g)
+    stored = replay_known(args.findings, args.target, g)
     documented = ({} if args.scenarios == "none"
                   else documented_known(args.scenarios, args.target, g))
-    documented = {sig: p for sig, p in documented.items() if sig not in known}
-    known |= set(documented)
+    documented = {sig: p for sig, p in documented.items() if sig not in stored}
+    known = stored | set(documented)
     st = Status(args.engine, args.target, args.time, known=len(known))
     camp.start_run(engine=args.engine, target=args.target, jobs=args.jobs, budget=args.time,
                    seed=args.seed, findings_dir=os.path.abspath(args.findings),
@@ -515,10 +509,9 @@ def run(args: argparse.Namespace) -> int:
                  f"{args.target} (skipped while fuzzing): "
                  + ", ".join(f"{sig} ({os.path.basename(p)})"
                              for sig, p in sorted(documented.items())))
-    if known - set(documented):
-        disp.say(f"{len(known - set(documented))} known finding(s) still reproduce on "
-                 f"{args.target}: {', '.join(sorted(known - set(documented)))} "
-                 "(skipped while fuzzing)")
+    if stored:
+        disp.say(f"{len(stored)} known finding(s) still reproduce on {args.target}: "
+                 f"{', '.join(sorted(stored))} (skipped while fuzzing)")
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     sample(True)
     try:

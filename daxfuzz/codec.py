@@ -247,13 +247,14 @@ class Codec:
         table, table0, plan = self.table, self.table0, self.plan
         vmas = sh.vmas
         while i < end and (max_ops is None or len(ops) < max_ops):
+            mapped = any(vmas)
             if starts is not None:
-                starts.append((i, any(vmas)))
+                starts.append((i, mapped))
             if kinds is not None and len(ops) < len(kinds):
-                b = (self.kind_byte if any(vmas) else self.kind_byte0).get(kinds[len(ops)])
+                b = (self.kind_byte if mapped else self.kind_byte0).get(kinds[len(ops)])
                 if b is not None:
                     data[i] = b  # type: ignore[index]
-            cls = (table if any(vmas) else table0)[data[i]]
+            cls = (table if mapped else table0)[data[i]]
             i += 1
             vals: list[int] = []
             for _name, lo, n, w, split, chooser in plan[cls]:

@@ -5,9 +5,9 @@ debugging over ops (ddmin), then simplification of each op's arguments, then
 single-op removal until nothing can go, repeated to a fixpoint; then, on short
 traces, removal of one op with a change to one field of another (a 1-minimal trace
 is not always the shortest: the engines' long inputs reduce to 5 ops where 4 do),
-and the passes again.  Every candidate is
-a valid op list (ops are only removed or given other in-domain values), and the
-result is 1-minimal: removing any single op makes `still_fails` false.
+and the passes again.  Every candidate is a valid op list (ops are only removed or
+given other in-domain values), and the result is 1-minimal: removing any single op
+makes `still_fails` false.
 
 ``reduce_divergence`` is the usual predicate: the same divergence signature on the
 same target (op kind + field + writer, whatever ``Divergence.signature`` says).
@@ -222,8 +222,7 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
             t = time.perf_counter()
             cur = remove_with_repair(cur, fails, g)
             timings["repair"] += time.perf_counter() - t
-            if len(cur) == len(before):
-                cur = before
+            if cur is before:  # nothing could go: done
                 break
     if stats is not None:
         stats.update(timings, runs=fails.runs, seconds=time.perf_counter() - t0)

@@ -45,6 +45,13 @@ def get_target(name: str) -> type:
         raise ConfigError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
 
 
+def target_name(name: str) -> str | None:
+    """The canonical name of target `name` (`mainline` -> the version it stands for),
+    None if there is no such target."""
+    cls = TARGETS.get(name)
+    return cls.name if cls is not None else None
+
+
 register(KernelLegacy)
 register(KernelV6)
 register(KernelV6Guarded)
