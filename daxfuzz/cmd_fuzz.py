@@ -64,6 +64,10 @@ class Status:
     findings: list[dict] = field(default_factory=list)
     first_found: float | None = None
     note: str = ""
+    # the scenario corpus's documented divergences (signature -> trace) and the world,
+    # to tell a GUP finding that is one of them through GUP's fault-in
+    documented: dict = field(default_factory=dict)
+    geometry: Geometry | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -89,6 +93,9 @@ class Status:
     def found(self, saved: dict) -> None:
         if self.first_found is None:
             self.first_found = self.elapsed()
+        if self.documented and self.geometry is not None:
+            saved["through_gup"] = through_gup(saved["trace_path"], self.target,
+                                               self.geometry, self.documented)
         self.findings.append(saved)
 
 
@@ -205,6 +212,30 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
             for other in FAULT_FAMILY:
                 out.setdefault(f"{other}:{field}", path)
     return out
+
+
+def through_gup(path: str, target: str, g: Geometry, documented: dict[str, str]) -> str | None:
+    """For a reduced finding that diverges at a pin or get: if a fault of the same page
+    instead shows a divergence the corpus documents, that one and its trace (the GUP
+    finding is probably the documented bug reached through GUP's fault-in; it stays a
+    finding, with this said beside it).  Else None."""
+    from daxfuzz import ops as O
+    from daxfuzz.runner import run_ops
+    from daxfuzz.trace import read_trace
+
+    try:
+        t = read_trace(path)
+    except InputError:
+        return None
+    last = t.ops[-1] if t.ops else None
+    if not isinstance(last, (O.Pin, O.Get)):
+        return None
+    fault = O.Fault(last.mm, last.vma, last.pgoff, last.write)
+    div, _ = run_ops(target, g, list(t.ops[:-1]) + [fault])
+    sig = div.signature() if div is not None else None
+    if sig in documented and sig.startswith("fault:"):
+        return f"{sig} ({os.path.basename(documented[sig])})"
+    return None
 
 
 # ---------------------------------------------------------------- workers ------------
@@ -356,7 +387,14 @@ def _spawn(fn, jobs: int, args: tuple, st: Status, disp: Display) -> None:
 
 def _finding_line(saved: dict, st: Status) -> str:
     return (f"FINDING {saved['signature']} after {st.elapsed():.1f}s: reduced "
-            f"{saved['original_ops']} -> {saved['ops']} ops; {saved['trace_path']}")
+            f"{saved['original_ops']} -> {saved['ops']} ops; {saved['trace_path']}"
+            + _gup_note(saved))
+
+
+def _gup_note(saved: dict) -> str:
+    via = saved.get("through_gup")
+    return (f" (as a fault, this is the documented {via}: likely the same bug through "
+            "GUP's fault-in)") if via else ""
 
 
 # ---------------------------------------------------------------- atheris ------------
@@ -493,7 +531,8 @@ def run(args: argparse.Namespace) -> int:
                   else documented_known(args.scenarios, args.target, g))
     documented = {sig: p for sig, p in documented.items() if sig not in stored}
     known = stored | set(documented)
-    st = Status(args.engine, args.target, args.time, known=len(known))
+    st = Status(args.engine, args.target, args.time, known=len(known),
+                documented=documented, geometry=g)
     camp.start_run(engine=args.engine, target=args.target, jobs=args.jobs, budget=args.time,
                    seed=args.seed, findings_dir=os.path.abspath(args.findings),
                    corpus_dir=os.path.abspath(corpus), geometry=g.text(),
@@ -561,7 +600,7 @@ def summary(st: Status, findings: str) -> str:
     if st.first_found is not None:
         lines.append(f"  time to first finding: {st.first_found:.1f}s")
     for s in st.findings:
-        lines.append(f"  {s['signature']}: {s['ops']} ops  {s['trace_path']}")
+        lines.append(f"  {s['signature']}: {s['ops']} ops  {s['trace_path']}{_gup_note(s)}")
         lines.append(f"      replay: daxfuzz replay --explain {s['trace_path']}")
         lines.append(f"      test:   {s['test_path']}")
     return "\n".join(lines)

@@ -206,3 +206,27 @@ def test_hypothesis_rules_aim_at_allocated_blocks():
     assert m.ops[-1] == O.MemoryFailure(pfn, 0, 1)
     m.memory_failure(pfn=17, mm=0, holder=1, allocated=0)
     assert m.ops[-1] == O.MemoryFailure(17, 0, 1)
+
+
+def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
+    from daxfuzz.cmd_fuzz import documented_known, through_gup
+
+    corpus = os.path.join(ROOT, "corpus")
+    on72 = documented_known(corpus, "7.2", DEFAULT)
+    # the documented PTE-then-PMD mixed share (fault:refcount), its PMD faulted in by a
+    # get instead (found by atheris on mainline): still a finding, labelled
+    f = tmp_path / "get.trace"
+    f.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0 pages=8\n"
+                 "fault mm=0 vma=0 pgoff=4 write=1\nreflink src=0 dst=1 src_pgoff=3 pages=5\n"
+                 "mmap mm=1 vma=0 ino=1 huge=0\npin mm=1 vma=0 pgoff=2 h=1 write=0\n"
+                 "get mm=0 vma=0 pgoff=4\n")
+    assert through_gup(str(f), "7.2", DEFAULT, on72) == \
+        "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
+    assert through_gup(str(f), "7.2", DEFAULT, {}) is None  # nothing documented
+    # a finding that does not end in GUP, or whose fault agrees, gets no label
+    g = tmp_path / "fault.trace"
+    g.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0\nfault mm=0 vma=0 pgoff=0\n")
+    assert through_gup(str(g), "7.2", DEFAULT, on72) is None
+    h = tmp_path / "pin.trace"
+    h.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0\npin mm=0 vma=0 pgoff=0\n")
+    assert through_gup(str(h), "7.2", DEFAULT, on72) is None
