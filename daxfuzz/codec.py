@@ -44,11 +44,14 @@ LIVE_INO, OTHER_INO, ALIGNED_PGOFF, EXTENT_LEN, LOW_PFN = range(8, 13)
 # a flag that is usually set (MAP_SHARED, PROT_WRITE, aligned): 1 three times in four of
 # the live zone, as the Hypothesis engine draws them
 LIKELY = 13
+# write(2): a file page already written (where blocks are real: overwrite, or copy on
+# write once reflinked), else any page of a mapped window; one page or a whole extent
+WRITTEN_PGOFF, WRITE_LEN = 14, 15
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
-    "memory_failure": 4,
+    "memory_failure": 4, "write": 8,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
@@ -65,6 +68,7 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.Reflink: {"src": LIVE_INO, "dst": OTHER_INO, "src_pgoff": ALIGNED_PGOFF,
                 "dst_pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN},
     O.MemoryFailure: {"pfn": LOW_PFN},
+    O.Write: {"ino": LIVE_INO, "pgoff": WRITTEN_PGOFF, "pages": WRITE_LEN},
 }
 
 
@@ -139,6 +143,14 @@ class _Shadow:
             return [1, 1, 1, 0]
         if chooser == LOW_PFN:
             return list(range(min(g.pages, 2 * g.pmd_nr)))
+        if chooser == WRITTEN_PGOFF:
+            hot = sorted(self.touched[vals[0]])
+            if hot:
+                return hot
+            return sorted({i for v in self.vmas for m in v.values() if m.ino == vals[0]
+                           for i in range(m.pgoff, m.pgoff + m.pages)})
+        if chooser == WRITE_LEN:
+            return [n for n in (1, 1, g.pmd_nr) if n <= g.max_file_pages]
         return []
 
     def update(self, op: O.Op) -> None:
@@ -165,6 +177,9 @@ class _Shadow:
         elif t is O.Unpin or t is O.Put:
             if self.handles.get(op.h) is (t is O.Unpin):
                 del self.handles[op.h]
+        elif t is O.Write:
+            if self.mounted and op.pgoff + op.pages <= self.g.max_file_pages:
+                self.touched[op.ino].update(range(op.pgoff, op.pgoff + op.pages))
         elif t is O.Unmount:
             if not any(self.vmas):
                 self.mounted = False

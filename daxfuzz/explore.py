@@ -70,6 +70,9 @@ def alphabet(g: Geometry) -> list[O.Op]:
         out.append(O.Truncate(a, nr))
         out.append(O.Punch(a, 0, nr))
         out.append(O.Punch(a, 1, 1))
+        out.append(O.Write(a, 0, 1))
+        out.append(O.Write(a, 1, 1))
+        out.append(O.Write(a, 0, nr))
     out += [O.Unmount(), O.Mount()]
     for pfn in range(min(g.pages, nr + 1)):
         out.append(O.MemoryFailure(pfn, 0, 1))
@@ -137,7 +140,7 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
         return o.mounted
     if t is O.Unmount:
         return not o.mounted or any(m.vmas for m in o.mms)
-    if t is O.Truncate or t is O.Punch or t is O.Reflink:
+    if t is O.Truncate or t is O.Punch or t is O.Reflink or t is O.Write:
         return not o.mounted
     return False
 

@@ -193,6 +193,19 @@ class Punch(Op):
     pages: int = 1
 
 
+@_op("write", INO, IDX, LEN)
+class Write(Op):
+    """pwrite(2) of `pages` pages at file page `pgoff` of file `ino`, from a buffer
+    outside any DAX mapping (xfs_file_dax_write -> dax_iomap_rw): over a hole it
+    allocates, over a shared (reflinked) extent it copies on write, past EOF it
+    extends the file.  No layout break: it neither waits for GUP nor takes a
+    mapping."""
+
+    ino: int
+    pgoff: int = 0
+    pages: int = 1
+
+
 @_op("unmount")
 class Unmount(Op):
     """umount: evict every inode (dax_break_layout_final, then delete entries)."""
@@ -218,7 +231,7 @@ class MemoryFailure(Op):
 
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
-    Unmount, Mount, MemoryFailure,
+    Unmount, Mount, MemoryFailure, Write,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

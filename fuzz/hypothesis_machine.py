@@ -282,6 +282,15 @@ def _rules(g: Geometry) -> dict[str, list]:
     def punch(self, ino, pgoff, pages):
         self._do(O.Punch(ino, pgoff, pages))
 
+    # write(2): mostly over allocated blocks of a file (overwrite, or copy on write once
+    # reflinked), one page or a PMD-sized extent; any range stays reachable
+    @rule(ino=ints(O.INO), off=ints(O.IDX), pages=st.one_of(st.sampled_from([1, 1, nr]),
+                                                           ints(O.LEN)), backed=likely)
+    def write(self, ino, off, pages, backed):
+        bmap = sorted(self.runner.o.fs.bmap[ino]) if backed else None
+        pgoff = bmap[off % len(bmap)] if bmap else off
+        self._do(O.Write(ino, pgoff, max(1, min(pages, g.max_file_pages - pgoff))))
+
     # an unmount ends most of what an example can do: only when mounted, and mount back
     # is favoured (three copies of its rule) once unmounted
     @precondition(lambda self: self.runner.o.mounted)
@@ -316,10 +325,12 @@ def _rules(g: Geometry) -> dict[str, list]:
     return {"mmap": [mmap], "munmap": [munmap], "fault": [fault], "msync": [msync],
             "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
-            "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure]}
+            "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],
+            "write": [write]}
 
 
-_DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure"})
+_DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure",
+                          "write"})
 
 
 def machine_for(target: str, g: Geometry = DEFAULT, *,

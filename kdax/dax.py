@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from daxfuzz.world import HUGE_ZERO, ZERO_PFN
+from daxfuzz.world import ENOSPC, HUGE_ZERO, OK, ZERO_PFN
 from kdax.mm import Blocked
 from kdax.mm_types import Page
 from kdax.vm_fault import (
@@ -476,6 +476,59 @@ class FsDax:
                     pmd = mmst.pmd.get(slot)
                     if pmd is not None and pmd[0] == pfn and pmd[1]:
                         mmst.pmd[slot] = (pmd[0], False)
+
+    # ---- write(2) -------------------------------------------------------------------
+    # fs/dax.c dax_iomap_rw() (6.15, 7.2) for a write: one dax_iomap_iter() per iomap the
+    # filesystem hands back; returns (pages written, error of the iomap that stopped it)
+    def dax_iomap_rw(self, ino: int, pos: int, count: int) -> tuple[int, str]:
+        done = 0
+        while done < count:
+            iomap = self.xfs_dax_iomap_begin(ino, pos + done, count - done, True)
+            if iomap is None:
+                return done, ENOSPC
+            self.dax_iomap_iter(ino, pos + done, iomap)
+            done += iomap.length
+        return done, OK
+
+    # fs/dax.c dax_iomap_iter() (6.15, 7.2) for a write.  "Write can allocate block for an
+    # area which has a hole page mapped into page tables", and since "fsdax: invalidate
+    # pages when CoW" (6.6) a CoW write drops the range's entries too: dirty marks
+    # cleared first, then invalidate_inode_pages2_range(), which disassociates each
+    # entry and only afterwards unmaps the range.  The data is copied straight to pmem
+    # (dax_iomap_copy_around + dax_copy_from_iter): no struct page is touched.
+    def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap) -> None:
+        end = pos + iomap.length
+        cow = iomap.shared
+        if iomap.new or cow:
+            if cow:
+                self.dax_clear_dirty_range(ino, pos, end - 1)
+            self.invalidate_inode_pages2_range(ino, pos, end - 1)
+
+    # fs/dax.c __dax_clear_dirty_range() (6.15, 7.2)
+    def dax_clear_dirty_range(self, ino: int, start: int, end: int) -> None:
+        xa = self.i_pages[ino]
+        for index, _entry in xa.for_each(start, end):
+            xa.dirty.discard(index)
+            xa.towrite.discard(index)
+
+    # fs/dax.c __dax_invalidate_entry() (6.15, 7.2): a clean entry is disassociated and
+    # erased (whole, if multi-index); a dirty one stays unless truncating.  1 if erased.
+    def dax_invalidate_entry(self, ino: int, index: int, trunc: bool) -> int:
+        xa = self.i_pages[ino]
+        entry = self.get_next_unlocked_entry(xa, index, 0)
+        if entry is None:
+            return 0
+        base = xa.tie_base(index)
+        if not trunc and (base in xa.dirty or base in xa.towrite):
+            return 0
+        self.dax_disassociate_entry(entry, ino, trunc)
+        xa.store(index, 0, None)
+        self.nrpages[ino] -= 1 << self.dax_entry_order(entry)
+        return 1
+
+    # fs/dax.c dax_invalidate_mapping_entry_sync() (6.15, 7.2)
+    def dax_invalidate_mapping_entry_sync(self, ino: int, index: int) -> int:
+        return self.dax_invalidate_entry(ino, index, False)
 
     # ---- memory failure helpers ------------------------------------------------------
     # fs/dax.c dax_lock_folio() (6.15): needs folio->mapping; a shared folio has none

@@ -147,6 +147,14 @@ class Syscalls:
             return ENOENT
         return self.xfs_file_remap_range(op.src, op.dst, op.src_pgoff, op.dst_pgoff, op.pages)
 
+    # fs/read_write.c ksys_pwrite64() -> xfs_file_write_iter() -> xfs_file_dax_write()
+    def sys_write(self, op: O.Write) -> str:
+        if not self.mounted:
+            return ENOENT
+        if op.pgoff + op.pages > self.g.max_file_pages:
+            return EINVAL  # the model's bound on a file, as for mmap
+        return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages)
+
     # fs/super.c generic_shutdown_super() -> evict_inodes(): busy while mapped
     def sys_unmount(self, op: O.Unmount) -> str:
         if not self.mounted:

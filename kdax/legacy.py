@@ -16,6 +16,7 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
   (CoW) extent sets page->mapping = PAGE_MAPPING_DAX_COW and counts in page->index.
 - Layout breaking does not delete entries; truncate/punch/reflink delete their range
   (truncate_inode_pages_range), eviction deletes everything without waiting.
+- write(2) invalidates only over newly allocated blocks, not over a CoW.
 """
 
 from __future__ import annotations
@@ -203,6 +204,14 @@ class KernelLegacy(Kernel615):
         if flags & FOLL_PIN:
             refs *= GUP_PIN_COUNTING_BIAS
         self.folio_put_refs(folio, refs)
+
+    # fs/dax.c dax_iomap_iter() (6.1) for a write: only a new allocation (IOMAP_F_NEW,
+    # a hole written) invalidates the range.  A CoW write leaves the entries and the
+    # mappings of the old, shared block in place; "fsdax: invalidate pages when CoW"
+    # (after 6.1) added the `|| cow`.
+    def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap) -> None:
+        if iomap.new and not iomap.shared:
+            self.invalidate_inode_pages2_range(ino, pos, pos + iomap.length - 1)
 
     # ---- fs/xfs (6.1) -----------------------------------------------------------------
     # fs/xfs/xfs_file.c xfs_break_dax_layouts() (6.1): wait for the busy page; no delete

@@ -11,6 +11,8 @@ from kdax.dax import LLONG_MAX
 from kdax.mm import Blocked
 from kdax.vm_fault import VM_FAULT_NEEDDSYNC, Iomap, Vmf
 
+EBUSY_ERR = -16  # -EBUSY: an entry invalidate_inode_pages2_range() left in place
+
 
 class Xfs:
     """XFS, 6.15."""
@@ -119,6 +121,22 @@ class Xfs:
             xa.store(index, 0, None)
             self.nrpages[ino] -= 1 << self.dax_entry_order(entry)  # dax_delete_mapping_entry
 
+    # mm/truncate.c invalidate_inode_pages2_range() (6.15, 7.2) for a DAX mapping: each
+    # value entry goes through dax_invalidate_mapping_entry_sync(); "For DAX we
+    # invalidate page tables after invalidating page cache": the unmap comes last.
+    def invalidate_inode_pages2_range(self, ino: int, start: int, end: int) -> int:
+        xa = self.i_pages[ino]
+        if not xa.ties:  # mapping_empty(): nothing to invalidate, nothing unmapped
+            return 0
+        ret = 0
+        for index, _entry in xa.for_each(start, end):
+            # find_get_entries() reports a multi-index entry at the first index it
+            # covers in the range
+            if not self.dax_invalidate_mapping_entry_sync(ino, max(index, start)):
+                ret = EBUSY_ERR
+        self.unmap_mapping_pages(ino, start, end - start + 1, False)
+        return ret
+
     # fs/xfs/xfs_file.c xfs_file_fallocate(PUNCH_HOLE) -> xfs_free_file_space()
     def xfs_free_file_space(self, ino: int, start: int, nr: int) -> str:
         error = self.xfs_break_layouts(ino)
@@ -147,6 +165,16 @@ class Xfs:
         self.truncate_inode_pages_range(dst, dst_idx, dst_idx + nr - 1)
         self.freed += fs.remap(src, dst, src_idx, dst_idx, nr)
         return OK
+
+    # fs/xfs/xfs_file.c xfs_file_dax_write() (6.15, 7.2): xfs_file_write_checks() breaks
+    # only leased layouts (BREAK_WRITE), never DAX pins; zeroing the gap past EOF finds
+    # only holes here (blocks past EOF are freed by truncate); dax_iomap_rw(); then
+    # i_size_write() + xfs_setfilesize() when the write went past EOF.
+    def xfs_file_dax_write(self, ino: int, pos: int, count: int) -> str:
+        done, err = self.dax_iomap_rw(ino, pos, count)
+        if done and pos + done > self.fs.size[ino]:
+            self.fs.set_size(ino, pos + done)
+        return OK if done else err  # a short write returns what it wrote
 
     # fs/xfs/xfs_super.c xfs_fs_evict_inode()
     def xfs_fs_evict_inode(self, ino: int) -> None:

@@ -33,6 +33,7 @@ from daxfuzz.world import (
     EFAULT,
     EINVAL,
     ENOENT,
+    ENOSPC,
     ENTRY_PMD,
     ENTRY_SHIFT,
     EOPNOTSUPP,
@@ -657,6 +658,34 @@ class Oracle:
             return EBUSY
         self.mounted = True
         self.holder = True
+        return OK
+
+    def op_write(self, op: O.Write) -> str:
+        """pwrite(2), extent by extent: an unshared written extent is overwritten in
+        place; over a hole new blocks are allocated, over a shared extent new blocks
+        replace the old (copy on write) -- and then every mapping of those file pages
+        goes and their entries are dropped, so that mmap sees the new data and no
+        mapping keeps reaching the old block.  No layout break: GUP holders keep their
+        page (the old block stays owned by its other file).  The file grows to the end
+        of what was written; nothing written at all is ENOSPC."""
+        if not self.mounted:
+            return ENOENT
+        if op.pgoff + op.pages > self.g.max_file_pages:
+            return EINVAL
+        ino, pos, end = op.ino, op.pgoff, op.pgoff + op.pages
+        while pos < end:
+            new = self.fs.pfn(ino, pos) == HOLE
+            pfn, n, shared, _freed = self.fs.iomap_write(ino, pos, end - pos)
+            if pfn == HOLE:
+                break
+            if new or shared:
+                self._unmap_file(ino, pos, pos + n - 1)
+                self._delete_entries(ino, pos, pos + n - 1)
+            pos += n
+        if pos == op.pgoff:
+            return ENOSPC
+        if pos > self.fs.size[ino]:
+            self.fs.set_size(ino, pos)
         return OK
 
     def op_memory_failure(self, op: O.MemoryFailure) -> str:

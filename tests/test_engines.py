@@ -37,8 +37,10 @@ def test_random_engine_finds_broken_target():
 # a PMD entry (corpus/divergence-cow-pte-under-pmd-entry-*.trace).
 KNOWN_REAL = {
     "6.15": {f"{op}:{f}" for op in ("fault", "pin", "get")
-             for f in ("warning@dax_folio_put", "mapping")},
-    "7.2": {f"{op}:warning@dax_folio_put" for op in ("fault", "pin", "get")}
+             for f in ("warning@dax_folio_put", "mapping")}
+    | {"write:warning@dax_folio_put"}
+    | {f"{op}:safety:freed-in-use" for op in ("truncate", "punch")},
+    "7.2": {f"{op}:warning@dax_folio_put" for op in ("fault", "pin", "get", "write")}
     | {"fault:result", "unmount:warning@clear_inode"},
 }
 
