@@ -63,6 +63,50 @@ def test_alignment_slots_and_modes():
     assert lines[-3:] == ["umount", "step 10", "mount"]
 
 
+def test_write_is_pwrite_of_the_real_span():
+    # default geometry: pmd_order=2 (model group = 4 pages = one 2 MiB extent), max 16
+    tr = parse_trace("write ino=0 pgoff=0 pages=1\n"
+                     "write ino=1 pgoff=1 pages=1\n"
+                     "write ino=0 pgoff=3 pages=1\n"   # last of a group: rest of its 2 MiB
+                     "write ino=0 pgoff=4 pages=4\n"   # a whole group: a whole extent
+                     "write ino=1 pgoff=15 pages=1\n"  # ends exactly at max_file_pages
+                     "write ino=1 pgoff=15 pages=2\n"  # past it: the model's EINVAL
+                     "unmount\n"
+                     "write ino=0 pgoff=0 pages=1\n")  # ENOENT is the helper's open()
+    p = translate(tr)
+    assert p.steps == 8 and not p.skipped
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "pwrite 0 0 4096",
+        "step 2", "pwrite 1 4096 4096",
+        "step 3", "pwrite 0 12288 2084864",     # [12K, 2M)
+        "step 4", "pwrite 0 2097152 2097152",   # [2M, 4M)
+        "step 5", "pwrite 1 6303744 2084864",   # [3*2M + 12K, 8M)
+        "step 6", "errno EINVAL",
+        "step 7", "umount",
+        "step 8", "pwrite 0 0 4096",
+    ]
+
+
+def test_write_with_other_pmd_orders():
+    # pmd_order=3: groups of 8 model pages; page 6 is [24K, 28K), page 9 starts at 2M+4K
+    tr = parse_trace("geometry: pages=32 pmd_order=3 max_file_pages=16\n"
+                     "write ino=1 pgoff=6 pages=3\n"
+                     "write ino=0 pgoff=8 pages=8\n"
+                     "write ino=0 pgoff=9 pages=8\n")
+    assert prog_lines(translate(tr).text)[1:] == [
+        "step 1", "pwrite 1 24576 2076672",     # [24K, 2M+4K)
+        "step 2", "pwrite 0 2097152 2097152",   # group 1, the whole extent
+        "step 3", "errno EINVAL",               # 9+8 > 16
+    ]
+    # pmd_order=9: the identity
+    tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
+                     "write ino=0 pgoff=513 pages=2\n"
+                     "write ino=0 pgoff=1023 pages=2\n")
+    assert prog_lines(translate(tr).text) == [
+        "init 2 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "errno EINVAL"]
+
+
 def test_memory_failure_is_reported_not_dropped():
     tr = read_trace(os.path.join(ROOT, "corpus/memory-failure-shared-holder.trace"))
     p = translate(tr)

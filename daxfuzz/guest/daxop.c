@@ -14,11 +14,14 @@
  *   gupl SLOT OFF                   io_uring fixed buffer (FOLL_PIN|FOLL_LONGTERM)
  *   release H KIND                  drain pipe H (drops the reference)
  *   truncate INO SIZE | punch INO OFF LEN
+ *   pwrite INO OFF LEN              pwrite(2) LEN bytes of a non-zero pattern from a heap
+ *                                   buffer (no DAX mapping) at OFF, over short writes
  *   reflink SRC DST NSEG SOFF DOFF LEN ...   FICLONERANGE per segment
  *   umount | mount
  *   errno NAME                      a result the model's bookkeeping decides (EEXIST ...)
  *   skip REASON...                  not expressible from userspace
- * Layout-changing calls run in a child (fork) so that a wait is observed and timed;
+ * Layout-changing calls, and pwrite (it takes the file's IOLOCK, which a blocked truncate
+ * may hold), run in a child (fork) so that a wait is observed and timed;
  * an interruptible wait is interrupted with SIGKILL after TIMEOUT_MS (as the model's
  * "blocked" op is), an uninterruptible one (umount) stays pending and is reported when
  * it finishes.  One result line per step on stdout:
@@ -286,8 +289,23 @@ static void do_gupl(int slot, long off) {
 }
 
 /* layout-changing calls, in a child ---------------------------------------------- */
-enum { L_TRUNC, L_PUNCH, L_REFLINK, L_UMOUNT };
+enum { L_TRUNC, L_PUNCH, L_REFLINK, L_UMOUNT, L_PWRITE };
 struct lop { int kind, ino, dst, nseg; long a[3 * 16]; };
+
+/* pwrite len bytes of a pattern from the heap at off; 0 or the errno */
+static int write_all(int fd, long off, long len) {
+  char *buf = malloc(len > 0 ? len : 1);
+  if (!buf) return ENOMEM;
+  memset(buf, 0xa5, len > 0 ? len : 1);
+  for (long done = 0; done < len;) {
+    ssize_t n = pwrite(fd, buf + done, len - done, off + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
+    done += n;
+  }
+  return 0;
+}
 
 static int run_lop(struct lop *o) {
   if (o->kind == L_UMOUNT) return umount(mnt) ? errno : 0;
@@ -306,6 +324,7 @@ static int run_lop(struct lop *o) {
   }
   int fd = open(path_of(o->ino), O_RDWR);
   if (fd < 0) return errno;
+  if (o->kind == L_PWRITE) return write_all(fd, o->a[0], o->a[1]);
   if (o->kind == L_TRUNC) return ftruncate(fd, o->a[0]) ? errno : 0;
   return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, o->a[0], o->a[1]) ? errno : 0;
 }
@@ -497,6 +516,8 @@ int main(int argc, char **argv) {
       if (!strcmp(cmd, "truncate")) { o.kind = L_TRUNC; o.ino = (int)a[0]; o.a[0] = a[1]; }
       else if (!strcmp(cmd, "punch")) {
         o.kind = L_PUNCH; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
+      } else if (!strcmp(cmd, "pwrite")) {
+        o.kind = L_PWRITE; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
       } else if (!strcmp(cmd, "reflink")) {
         o.kind = L_REFLINK; o.ino = (int)a[0]; o.dst = (int)a[1]; o.nseg = (int)a[2];
         if (o.nseg > 16) o.nseg = 16;

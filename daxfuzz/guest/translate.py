@@ -14,6 +14,13 @@ group is a whole 2 MiB extent (a PMD fault can happen), one of part of a group i
 With ``pmd_order=9`` the mapping is the identity.  File sizes (``file_pages``,
 ``truncate pages=``) are ``off(pages)``.
 
+Writes.  ``write ino pgoff pages`` is ``pwrite`` of the real range ``span(pgoff, pages)``
+(so a write of a group's last model page writes the rest of its 2 MiB) from a heap
+buffer, never from a DAX mapping; the helper loops over short writes.  Past the model's
+bound (``pgoff + pages > max_file_pages``) it is ``errno EINVAL``, as for ``mmap``.
+When the filesystem is unmounted the helper's open() fails with ENOENT, as it does for
+truncate and punch (the files are gone from the bare mount point).
+
 Processes.  Every model ``mm`` is played by the one helper process; VMA slot
 ``(mm, vma)`` is helper slot ``mm * vmas + vma``, a 1 GiB window of address space that
 is 2 MiB aligned.  ``aligned=0`` maps 4 KiB past the congruent address, so only PTEs
@@ -58,6 +65,7 @@ from daxfuzz.ops import (
     Truncate,
     Unmount,
     Unpin,
+    Write,
 )
 from daxfuzz.trace import Trace
 
@@ -135,6 +143,11 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
     if isinstance(op, Punch):
         o, n = span(g, op.pgoff, op.pages)
         return [f"punch {op.ino} {o} {n}"], None
+    if isinstance(op, Write):
+        if op.pgoff + op.pages > g.max_file_pages:
+            return ["errno EINVAL"], None  # the model's bound, as for mmap
+        o, n = span(g, op.pgoff, op.pages)
+        return [f"pwrite {op.ino} {o} {n}"], None
     if isinstance(op, Reflink):
         segs = reflink_segments(g, op)
         if len(segs) > MAX_SEGS:
