@@ -51,7 +51,7 @@ WRITTEN_PGOFF, WRITE_LEN = 14, 15
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
-    "memory_failure": 4, "write": 8,
+    "memory_failure": 4, "write": 8, "dontneed": 6,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
@@ -69,6 +69,7 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
                 "dst_pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN},
     O.MemoryFailure: {"pfn": LOW_PFN},
     O.Write: {"ino": LIVE_INO, "pgoff": WRITTEN_PGOFF, "pages": WRITE_LEN},
+    O.Dontneed: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN},
 }
 
 

@@ -48,6 +48,8 @@ def alphabet(g: Geometry) -> list[O.Op]:
                     out.append(O.Mmap(mm, v, ino, **{"pgoff": 0, "pages": size, **fl}))
             out.append(O.Munmap(mm, v))
             out.append(O.Msync(mm, v))
+            out.append(O.Dontneed(mm, v, 0, nr))
+            out.append(O.Dontneed(mm, v, 1, 1))
             for pg in range(size):
                 out.append(O.Fault(mm, v, pg, 0))
                 out.append(O.Fault(mm, v, pg, 1))
@@ -129,7 +131,7 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
         vma = o.mms[op.mm].vmas.get(op.vma)
         return vma is None or not vma.covers(op.pgoff) or (t is not O.Fault
                                                             and op.h in o.handles)
-    if t is O.Munmap or t is O.Msync:
+    if t is O.Munmap or t is O.Msync or t is O.Dontneed:
         return op.vma not in o.mms[op.mm].vmas
     if t is O.Mmap:
         return not o.mounted or op.vma in o.mms[op.mm].vmas

@@ -206,6 +206,19 @@ class Write(Op):
     pages: int = 1
 
 
+@_op("dontneed", MM, VMA, IDX, LEN)
+class Dontneed(Op):
+    """madvise(MADV_DONTNEED) over file pages [pgoff, pgoff+pages) of a VMA (clipped to
+    it): zap the PTEs and PMDs there (a PMD partly inside goes whole), private COW
+    copies too, keep the VMA; a PTE table the range covers whole is freed (7.2's
+    page-table reclaim)."""
+
+    mm: int
+    vma: int
+    pgoff: int = 0
+    pages: int = 1
+
+
 @_op("unmount")
 class Unmount(Op):
     """umount: evict every inode (dax_break_layout_final, then delete entries)."""
@@ -231,7 +244,7 @@ class MemoryFailure(Op):
 
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
-    Unmount, Mount, MemoryFailure, Write,
+    Unmount, Mount, MemoryFailure, Write, Dontneed,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

@@ -16,7 +16,7 @@ from daxfuzz.geometry import Geometry
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 6, "munmap": 2, "fault": 30, "msync": 3, "reflink": 4, "pin": 6, "get": 4,
     "unpin": 5, "put": 4, "truncate": 3, "punch": 3, "unmount": 1, "mount": 1,
-    "memory_failure": 2, "write": 4,
+    "memory_failure": 2, "write": 4, "dontneed": 2,
 }
 
 
@@ -49,7 +49,8 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
     mm, vma, ino = r(g.mms), r(g.vmas), r(g.inodes)
     m = g.max_file_pages
     idx = r(min(m, g.file_pages + g.pmd_nr))
-    if live is not None and live.vmas and name in ("fault", "pin", "get", "msync", "munmap"):
+    if live is not None and live.vmas and name in ("fault", "pin", "get", "msync", "munmap",
+                                                    "dontneed"):
         if rng.random() < 0.9:
             (mm, vma), (pgoff, pages) = rng.choice(sorted(live.vmas.items()))
             idx = pgoff + r(pages)
@@ -86,6 +87,8 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
         return O.Truncate(ino, rng.choice((0, g.pmd_nr, r(m + 1), g.file_pages)))
     if name == "punch":
         return O.Punch(ino, idx, rng.choice((1, g.pmd_nr, r(1, m + 1))))
+    if name == "dontneed":
+        return O.Dontneed(mm, vma, idx, rng.choice((1, g.pmd_nr, r(1, m + 1))))
     if name == "write":
         return O.Write(ino, idx, max(1, min(m - idx, rng.choice((1, 1, g.pmd_nr)))))
     if name == "unmount":

@@ -245,6 +245,12 @@ def _rules(g: Geometry) -> dict[str, list]:
     def fault(self, ref, off, write, backed):
         self._do(O.Fault(ref.mm, ref.vma, self._pgoff(ref, off, backed), write))
 
+    # MADV_DONTNEED: one page or a PMD-sized run of the VMA, mostly from its start
+    @rule(ref=V, off=ints(O.IDX), pages=st.sampled_from([1, nr, nr]), aligned=likely)
+    def dontneed(self, ref, off, pages, aligned):
+        pgoff = ref.pgoff + (0 if aligned else off % ref.pages)
+        self._do(O.Dontneed(ref.mm, ref.vma, pgoff, pages))
+
     @rule(ref=V)
     def msync(self, ref):
         self._do(O.Msync(ref.mm, ref.vma))
@@ -326,7 +332,7 @@ def _rules(g: Geometry) -> dict[str, list]:
             "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
             "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],
-            "write": [write]}
+            "write": [write], "dontneed": [dontneed]}
 
 
 _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure",

@@ -23,6 +23,7 @@ from daxfuzz.world import (
 from kdax.dax import FsDax
 from kdax.gup import FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, Gup
 from kdax.huge_memory import HugeMemory
+from kdax.madvise import Madvise
 from kdax.memory import Memory
 from kdax.memory_failure import MemoryFailure
 from kdax.memremap import Memremap
@@ -155,6 +156,14 @@ class Syscalls:
             return EINVAL  # the model's bound on a file, as for mmap
         return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages)
 
+    # mm/madvise.c do_madvise(MADV_DONTNEED) over the part of the range inside the VMA
+    def sys_dontneed(self, op: O.Dontneed) -> str:
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        if vma is None:
+            return EINVAL  # -ENOMEM in the kernel: "not mapped"
+        self.madvise_dontneed_single_vma(op.mm, vma, op.pgoff, op.pgoff + op.pages - 1)
+        return OK
+
     # fs/super.c generic_shutdown_super() -> evict_inodes(): busy while mapped
     def sys_unmount(self, op: O.Unmount) -> str:
         if not self.mounted:
@@ -181,7 +190,7 @@ class Syscalls:
     _dispatch = {t: "sys_" + t.name for t in O.OP_TYPES}
 
 
-class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Gup, Rmap, Memremap,
+class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Madvise, Gup, Rmap, Memremap,
                 MemoryFailure, TargetView, KernelBase):
     """Linux 6.15: 0-based fs-DAX refcounts, one reference per mapping, folio sharing."""
 

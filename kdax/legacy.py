@@ -17,6 +17,7 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 - Layout breaking does not delete entries; truncate/punch/reflink delete their range
   (truncate_inode_pages_range), eviction deletes everything without waiting.
 - write(2) invalidates only over newly allocated blocks, not over a CoW.
+- MADV_DONTNEED keeps empty PTE tables (page-table reclaim came in 6.14).
 """
 
 from __future__ import annotations
@@ -212,6 +213,11 @@ class KernelLegacy(Kernel615):
     def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap) -> None:
         if iomap.new and not iomap.shared:
             self.invalidate_inode_pages2_range(ino, pos, pos + iomap.length - 1)
+
+    # mm/madvise.c madvise_dontneed_single_vma() (6.1): zap_page_range(); no PTE-table
+    # reclaim before 6.14
+    def madvise_dontneed_single_vma(self, mm: int, vma, first: int, last: int) -> None:
+        self.zap_vma_range(mm, vma, first, last, True)
 
     # ---- fs/xfs (6.1) -----------------------------------------------------------------
     # fs/xfs/xfs_file.c xfs_break_dax_layouts() (6.1): wait for the busy page; no delete

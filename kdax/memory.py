@@ -205,8 +205,11 @@ class Memory:
     def tlb_remove_folio(self, folio) -> None:
         self.folio_put(folio)
 
-    # mm/memory.c zap_page_range_single() over file pages [first, last] of one VMA
-    def zap_vma_range(self, mm: int, vma: Vma, first: int, last: int, even_cows: bool) -> None:
+    # mm/memory.c zap_page_range_single() over file pages [first, last] of one VMA;
+    # with reclaim_pt, zap_pte_range() (6.14+) frees each PTE table the range covers
+    # whole once nothing in it was skipped (pte_table_reclaim_possible()).
+    def zap_vma_range(self, mm: int, vma: Vma, first: int, last: int, even_cows: bool,
+                      reclaim_pt: bool = False) -> None:
         lo = max(first, vma.pgoff)
         hi = min(last, vma.pgoff + vma.pages - 1)
         if lo > hi:
@@ -224,6 +227,12 @@ class Memory:
         for va in range(va_lo, va_hi + 1):
             if va in mmst.pte:
                 self.zap_pte(mm, va, even_cows)
+        if reclaim_pt:
+            for slot in range(va_lo >> self.PMD_ORDER, (va_hi >> self.PMD_ORDER) + 1):
+                s0 = slot << self.PMD_ORDER
+                if (slot in mmst.tables and va_lo <= s0 and s0 + self.PG_PMD_NR - 1 <= va_hi
+                        and not any(s0 + i in mmst.pte for i in range(self.PG_PMD_NR))):
+                    mmst.tables.discard(slot)  # zap_empty_pte_table() + pte_free_tlb()
 
     # mm/memory.c unmap_mapping_pages(): every VMA of the file, all processes
     def unmap_mapping_pages(self, ino: int, start: int, nr: int, even_cows: bool) -> None:

@@ -69,10 +69,12 @@ class Rules:
     #: a layout break waits on the busy folio's head page (6.15) or on the first busy
     #: page of the entry (legacy per-page refcounts)
     busy_reports_head: bool = True
+    #: MADV_DONTNEED frees a PTE table that it empties whole (6.14+)
+    dontneed_frees_tables: bool = True
 
 
 LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
-                     busy_reports_head=False)
+                     busy_reports_head=False, dontneed_frees_tables=False)
 
 
 class Blocked(Exception):
@@ -686,6 +688,28 @@ class Oracle:
             return ENOSPC
         if pos > self.fs.size[ino]:
             self.fs.set_size(ino, pos)
+        return OK
+
+    def op_dontneed(self, op: O.Dontneed) -> str:
+        """MADV_DONTNEED: the range of the VMA maps nothing afterwards (file pages refault
+        from the file, private copies are dropped); the VMA stays.  A PTE table left with
+        nothing in it and covered whole by the range is gone (6.14+), so the next fault
+        there may map a PMD."""
+        mmst = self.mms[op.mm]
+        vma = mmst.vmas.get(op.vma)
+        if vma is None:
+            return EINVAL
+        first = max(op.pgoff, vma.pgoff)
+        last = min(op.pgoff + op.pages, vma.pgoff + vma.pages) - 1
+        if first > last:
+            return OK
+        self._unmap_vma_range(op.mm, vma, first, last, True)
+        if self.rules.dontneed_frees_tables:
+            lo, hi = vma.vaddr(first), vma.vaddr(last)
+            for slot in range(lo >> self.order, (hi >> self.order) + 1):
+                s0 = slot << self.order
+                if lo <= s0 and s0 + self.nr - 1 <= hi:
+                    mmst.tables.discard(slot)
         return OK
 
     def op_memory_failure(self, op: O.MemoryFailure) -> str:

@@ -41,7 +41,8 @@ def test_default_fields_are_left_out(op):
 def test_every_op_kind_is_registered():
     names = {c.name for c in O.OP_TYPES}
     assert names == {"mmap", "munmap", "fault", "msync", "reflink", "pin", "get", "unpin",
-                     "put", "truncate", "punch", "unmount", "mount", "memory_failure", "write"}
+                     "put", "truncate", "punch", "unmount", "mount", "memory_failure", "write",
+                     "dontneed"}
     assert set(O.BY_NAME) == names
 
 
