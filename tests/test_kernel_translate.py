@@ -206,3 +206,39 @@ def test_cpio_newc_layout():
     data = c.finish()
     assert data.startswith(b"070701") and len(data) % 512 == 0
     assert b"progs/a.prog\0" in data and b"TRAILER!!!\0" in data
+
+
+def test_dontneed_is_madvise_of_the_real_span():
+    # default geometry: pmd_order=2, vmas=2 (slot = mm*2 + vma); the helper clips to the VMA
+    tr = parse_trace("mmap mm=1 vma=1 ino=0 pages=4\n"
+                     "dontneed mm=1 vma=1 pgoff=1 pages=1\n"
+                     "dontneed mm=1 vma=1 pgoff=3 pages=1\n"  # last of a group: rest of 2M
+                     "dontneed mm=0 vma=1 pgoff=0 pages=4\n"  # a whole group, empty slot
+                     "dontneed mm=0 vma=0 pgoff=2 pages=5\n"  # across a group boundary
+                     "dontneed mm=0 vma=0 pgoff=12 pages=4\n"
+                     "dontneed mm=0 vma=0\n")
+    p = translate(tr)
+    assert p.steps == 7 and not p.skipped
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "mmap 3 0 0 2097152 3 1 1 0 0",
+        "step 2", "madv 3 4096 4096",
+        "step 3", "madv 3 12288 2084864",     # [12K, 2M)
+        "step 4", "madv 1 0 2097152",         # [0, 2M)
+        "step 5", "madv 0 8192 2101248",      # [8K, 2M + 12K)
+        "step 6", "madv 0 6291456 2097152",   # [6M, 8M)
+        "step 7", "madv 0 0 4096",
+    ]
+
+
+def test_dontneed_with_pmd_order_9_is_the_identity():
+    tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
+                     "dontneed mm=0 vma=1 pgoff=1 pages=511\n"
+                     "dontneed mm=1 vma=0 pgoff=512 pages=512\n"
+                     "dontneed mm=1 vma=1 pgoff=1000 pages=3\n")
+    assert prog_lines(translate(tr).text) == [
+        "init 2 2097152",
+        "step 1", "madv 1 4096 2093056",      # [4K, 2M): all but the first page
+        "step 2", "madv 2 2097152 2097152",   # [2M, 4M)
+        "step 3", "madv 3 4096000 12288",
+    ]

@@ -8,6 +8,8 @@
  *   step N                          the following command is trace step N
  *   mmap SLOT INO OFF LEN PROT SHARED HUGE MISALIGN SYNC
  *   munmap SLOT | msync SLOT
+ *   madv SLOT OFF LEN               madvise(MADV_DONTNEED) over file offsets [OFF, OFF+LEN)
+ *                                   of the slot's VMA, clipped to it (empty: ok, no call)
  *   touch SLOT OFF WRITE            load/store one byte at file offset OFF of the slot's VMA
  *   gup H SLOT OFF WRITE KIND       vmsplice() the page into pipe H (a FOLL_GET reference);
  *                                   KIND 1 pin, 2 get (for the release bookkeeping)
@@ -225,6 +227,19 @@ static int access_at(volatile char *p, int write) {
 
 static char *addr_of(int slot, long off) {
   return base + slot * SLOTSPAN + off + slots[slot].mis;
+}
+
+/* MADV_DONTNEED over file offsets [off, off+len) of the slot's mapping, clipped to it */
+static void do_madv(int slot, long off, long len) {
+  double t0 = now_ms();
+  if (slot >= MAXSLOTS || !slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
+  long first = slots[slot].addr - addr_of(slot, 0); /* the mapping's file offset */
+  long end = first + (long)slots[slot].len;
+  long lo = off > first ? off : first, hi = off + len < end ? off + len : end;
+  if (lo >= hi) { result("ok", 0, 0, "empty_range"); return; }
+  int r = madvise(addr_of(slot, lo), hi - lo, MADV_DONTNEED);
+  if (r) result("err", now_ms() - t0, errno, "madvise");
+  else result("ok", now_ms() - t0, 0, "off=%ld_len=%ld", lo, hi - lo);
 }
 
 static void do_touch(int slot, long off, int write) {
@@ -505,6 +520,7 @@ int main(int argc, char **argv) {
       do_mmap((int)a[0], (int)a[1], a[2], a[3], (int)a[4], (int)a[5], (int)a[6], a[7], (int)a[8]);
     else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0]);
     else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
+    else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
     else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
     else if (!strcmp(cmd, "gup")) do_gup((int)a[0], (int)a[1], a[2], (int)a[3], (int)a[4]);
     else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);

@@ -21,6 +21,15 @@ bound (``pgoff + pages > max_file_pages``) it is ``errno EINVAL``, as for ``mmap
 When the filesystem is unmounted the helper's open() fails with ENOENT, as it does for
 truncate and punch (the files are gone from the bare mount point).
 
+Dontneed.  ``dontneed mm vma pgoff pages`` is ``madv SLOT OFF LEN`` with ``(OFF, LEN) =
+span(pgoff, pages)``: the helper clips it to the slot's mapped file range (``off`` is
+monotonic, so the real intersection is the span of the model's) and calls
+madvise(MADV_DONTNEED) on it; an empty intersection is ``ok`` without a call, an empty
+slot ``EINVAL`` (the helper's bookkeeping, as for ``msync`` and ``munmap``).  Zapping a
+model page that is the last of its group zaps the rest of its 2 MiB, and a model range
+covering a whole group covers a whole 2 MiB extent, so the kernel's PTE-table reclaim
+(CONFIG_PT_RECLAIM) and its split of a partly covered PMD line up with the model's.
+
 Processes.  Every model ``mm`` is played by the one helper process; VMA slot
 ``(mm, vma)`` is helper slot ``mm * vmas + vma``, a 1 GiB window of address space that
 is 2 MiB aligned.  ``aligned=0`` maps 4 KiB past the congruent address, so only PTEs
@@ -50,6 +59,7 @@ from dataclasses import dataclass, field
 from daxfuzz.errors import InputError
 from daxfuzz.geometry import Geometry
 from daxfuzz.ops import (
+    Dontneed,
     Fault,
     Get,
     MemoryFailure,
@@ -113,7 +123,7 @@ def reflink_segments(g: Geometry, op: Reflink) -> list[tuple[int, int, int]]:
 
 def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
     """Helper commands for one op, and a reason when it is not expressible."""
-    if isinstance(op, Mmap | Fault | Msync | Munmap | Pin | Get):
+    if isinstance(op, Mmap | Fault | Msync | Munmap | Dontneed | Pin | Get):
         slot = op.mm * g.vmas + op.vma
     if isinstance(op, Mmap):
         o, n = span(g, op.pgoff, op.pages)
@@ -127,6 +137,9 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         return [f"munmap {slot}"], None
     if isinstance(op, Msync):
         return [f"msync {slot}"], None
+    if isinstance(op, Dontneed):
+        o, n = span(g, op.pgoff, op.pages)
+        return [f"madv {slot} {o} {n}"], None  # the helper clips it to the slot's VMA
     if isinstance(op, Fault):
         return [f"touch {slot} {off(g, op.pgoff)} {op.write}"], None
     if isinstance(op, Pin | Get):
