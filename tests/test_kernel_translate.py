@@ -11,6 +11,7 @@ from daxfuzz.errors import InputError
 from daxfuzz.geometry import Geometry
 from daxfuzz.guest.apt import parse_mirror, resolve_name
 from daxfuzz.guest.build import Cpio
+from daxfuzz.guest.qemu import ConsoleWatch, taint_line
 from daxfuzz.guest.results import compare, oracle_outcome, parse_console
 from daxfuzz.guest.translate import PMD, off, reflink_segments, span, translate
 from daxfuzz.ops import Reflink
@@ -174,6 +175,68 @@ def test_parse_console_and_compare():
     assert [r.verdict for r in rows] == ["agree", "agree", "agree", "DIFFER", "n/a", "missing"]
     y = traces["001-y"]
     assert not y.finished and y.steps[1].outcome() == "SIGBUS"
+
+
+# at loglevel=4 a WARNING reaches the console only as the helper's @@K copy of it
+WARN_CONSOLE = """\
+[    0.512] ACPI: something noisy at boot
+@@B kernel 7.2.13+deb14-amd64
+@@B ready pmem=2097152 dax=1
+@@T begin 000-a
+@@I dax=1 files=2 size=4194304
+@@R step=1 status=ok ms=1.6 errno=0 note=-
+@@K step=1 WARNING: fs/dax.c:452 at dax_disassociate_entry.isra.0+0x86/0xb0, CPU#1: daxop/137
+@@K step=1 Call Trace:
+@@R step=2 status=ok ms=2.0 errno=0 note=-
+@@T exit 000-a 0
+@@T end 000-a
+@@T begin 001-b
+@@R step=1 status=ok ms=1.0 errno=0 note=-
+"""
+
+
+def _events(text: str) -> tuple[ConsoleWatch, list[tuple[str, str]]]:
+    w = ConsoleWatch()
+    evs = []
+    for line in text.splitlines():
+        ev = w.feed(line)
+        if ev:
+            evs.append((ev, line))
+        if ev == "stop":
+            break
+    return w, evs
+
+
+def test_taint_line_reads_the_helpers_kernel_lines():
+    assert taint_line("@@K step=5 WARNING: fs/dax.c:452 at x") == "WARNING: fs/dax.c:452 at x"
+    assert taint_line("\r@@K step=2 BUG: Bad page map in process daxop") is not None
+    assert taint_line("[   9.1] kernel BUG at fs/inode.c:777!") is not None
+    assert taint_line("[   9.2] Oops: invalid opcode: 0000 [#1] SMP NOPTI") is not None
+    assert taint_line("[   9.1] BUG: Bad page state@@R step=3 status=ok ms=1 errno=0 note=-")
+    for clean in ("@@K step=3 Memory failure: 0x40000: recovery action for dax page",
+                  "@@R step=1 status=err ms=0.0 errno=EBUSY note=WARNING:_not_a_log",
+                  "@@T begin 000-WARNING-trace", "[   1.0] random: crng init done", ""):
+        assert taint_line(clean) is None, clean
+
+
+def test_a_warning_seen_only_through_at_at_k_ends_the_boot():
+    w, evs = _events(WARN_CONSOLE)
+    assert [e for e, _ in evs] == ["ready", "begin", "stop"]
+    assert evs[-1][1] == "@@T end 000-a"  # the tainting program finishes, then the guest stops
+    assert w.stop and w.taint.startswith("WARNING: fs/dax.c:452")
+    # a clean program does not stop the boot; boot noise before any program does not count
+    clean = "\n".join(ln for ln in WARN_CONSOLE.splitlines() if not ln.startswith("@@K"))
+    clean = "[    0.3] WARNING: CPU: 0 PID: 1 at arch/x86/boot_noise.c:1\n" + clean
+    w, evs = _events(clean)
+    assert not w.stop and [e for e, _ in evs] == ["ready", "begin", "end", "begin"]
+
+
+def test_an_oops_between_programs_ends_the_boot_at_once():
+    text = WARN_CONSOLE.replace("@@K step=1 WARNING", "@@K step=1 note").replace(
+        "@@T end 000-a\n", "@@T end 000-a\n[   12.0] BUG: unable to handle page fault\n")
+    w, evs = _events(text)
+    assert [e for e, _ in evs] == ["ready", "begin", "end", "stop"]
+    assert "unable to handle" in evs[-1][1] and w.current is None
 
 
 def test_oracle_outcome():

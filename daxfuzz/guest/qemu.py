@@ -3,13 +3,16 @@
 The programs go in a second, uncompressed cpio archive appended to the cached
 initramfs (the kernel unpacks concatenated archives), as /progs/NAME.prog.  A guest that
 stops printing is killed: at boot (``boot_timeout``) or inside one program
-(``trace_timeout``); the programs not yet begun run in a fresh guest.
+(``trace_timeout``); the programs not yet begun run in a fresh guest.  So do the
+programs after one that made the kernel print a WARNING, BUG or Oops (see
+:class:`ConsoleWatch`): the console is cut after that program's ``@@T end``.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import select
 import signal
 import subprocess
@@ -43,10 +46,72 @@ def qemu_command(manifest: dict, initrd: str, step_timeout_ms: int, accel: str) 
                        f"daxfuzz.timeout={step_timeout_ms}"]
 
 
-#: console lines after which the guest is not trusted with another program: an oops
+#: kernel log lines after which the guest is not trusted with another program: an oops
 #: leaves locks and mounts behind, and a WARN_ON_ONCE site that fired stays silent for
 #: the rest of the boot (a later trace hitting it would look clean)
-_TAINTS = ("kernel BUG at", "Oops:", "BUG: ", "Kernel panic", "WARNING: ")
+_TAINT = re.compile(r"kernel BUG at|Oops:|BUG: |Kernel panic|WARNING: |general protection fault"
+                    r"|KASAN: |refcount_t: ")
+
+
+def taint_line(line: str) -> str | None:
+    """The kernel report in one console line that taints the guest, or None.
+
+    At loglevel=4 a BUG or an oops reaches the console straight from printk, but a
+    WARNING (KERN_WARNING) does not: only the helper's copy of it from /dev/kmsg does,
+    as ``@@K step=N WARNING: ...``.  So the text before any ``@@`` is the kernel's, and
+    of the helper's lines only ``@@K`` carries kernel text (``@@R``/``@@T`` never taint).
+    """
+    line = line.replace("\r", "")
+    at = line.find("@@")
+    raw = line if at < 0 else line[:at]
+    if _TAINT.search(raw):
+        return raw.strip()
+    if at >= 0:
+        m = re.match(r"@@K step=\d+ (.*)", line[at:].strip())
+        if m and _TAINT.search(m.group(1)):
+            return m.group(1)
+    return None
+
+
+class ConsoleWatch:
+    """Follows the console line by line: which program runs, and whether the guest may
+    take the next one.  A program that tainted the kernel ends the boot at its
+    ``@@T end``; a taint between programs ends it at once (the next program, if it began,
+    gets a fresh guest).  Kernel reports before the first program (boot noise) do not
+    count: a fresh guest would print them again."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.begun = False  # a program began in this boot
+        self.taint: str = ""  # the first tainting line after a program began
+        self.stop = False
+
+    def feed(self, line: str) -> str | None:
+        """One console line; returns 'begin', 'end', 'ready', 'stop' or None.  After
+        'stop' the guest must run nothing more: the caller kills it."""
+        if self.stop:
+            return "stop"
+        t = taint_line(line)
+        if t is not None and self.begun and not self.taint:
+            self.taint = t
+        if self.taint and self.current is None:
+            self.stop = True  # between programs: whatever comes next is not trusted
+            return "stop"
+        at = line.find("@@")
+        tag = line[at:].strip() if at >= 0 else ""
+        if tag.startswith("@@T begin "):
+            self.current = tag.split()[2]
+            self.begun = True
+            return "begin"
+        if tag.startswith("@@T end"):
+            self.current = None
+            if self.taint:
+                self.stop = True
+                return "stop"
+            return "end"
+        if tag.startswith("@@B ready"):
+            return "ready"
+        return None
 
 
 def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: float,
@@ -69,15 +134,14 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: flo
                                 stderr=subprocess.STDOUT, start_new_session=True)
         out = bytearray()
         buf = b""
-        current: str | None = None
+        watch = ConsoleWatch()
         deadline = time.monotonic() + boot_timeout
         hung: str | None = None
-        tainted = stop = False
         try:
-            while True:
+            while not watch.stop:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    hung = current or "<boot>"
+                    hung = watch.current or "<boot>"
                     break
                 r, _, _ = select.select([proc.stdout], [], [], min(left, 1.0))
                 if not r:
@@ -87,31 +151,23 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: flo
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:
                     break
-                out += chunk
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for raw in lines:
-                    line = raw.decode(errors="replace")
-                    at = line.find("@@")
-                    if at < 0:
-                        if current is not None and any(m in line for m in _TAINTS):
-                            tainted = True
-                        continue
-                    line = line[at:].strip()
-                    if line.startswith("@@T begin "):
-                        current = line.split()[2]
+                    # keep the console only up to the line that stopped the boot: the
+                    # next program may have begun in the same read, and it reruns
+                    out += raw + b"\n"
+                    ev = watch.feed(raw.decode(errors="replace"))
+                    if ev == "begin":
+                        log(f"  guest: {watch.current}")
+                    if ev in ("begin", "end", "ready"):
                         deadline = time.monotonic() + trace_timeout
-                        log(f"  guest: {current}")
-                    elif line.startswith("@@T end"):
-                        current = None
-                        deadline = time.monotonic() + trace_timeout
-                        if tainted:  # an oops leaves the kernel (and the mount) unusable:
-                            stop = True  # the remaining programs get a fresh guest
-                    elif line.startswith("@@B ready"):
-                        deadline = time.monotonic() + trace_timeout
-                if stop:
-                    log("  guest: kernel WARNING/BUG/Oops in that trace; rebooting for the rest")
-                    break
+                    elif ev == "stop":
+                        log(f"  guest: kernel said {watch.taint[:100]!r}; rebooting for "
+                            "the rest")
+                        break
+            if not watch.stop:
+                out += buf  # a partial last line (a hang, or the guest's end)
         finally:
             if proc.poll() is None:
                 try:
