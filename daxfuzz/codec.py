@@ -47,11 +47,14 @@ LIKELY = 13
 # write(2): a file page already written (where blocks are real: overwrite, or copy on
 # write once reflinked), else any page of a mapped window; one page or a whole extent
 WRITTEN_PGOFF, WRITE_LEN = 14, 15
+# fork: a process that maps nothing, to be the child
+FREE_MM = 16
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
     "memory_failure": 4, "write": 8, "dontneed": 6,
+    "fork": 4,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
@@ -70,6 +73,7 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.MemoryFailure: {"pfn": LOW_PFN},
     O.Write: {"ino": LIVE_INO, "pgoff": WRITTEN_PGOFF, "pages": WRITE_LEN},
     O.Dontneed: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN},
+    O.Fork: {"mm": LIVE_MM, "child": FREE_MM},
 }
 
 
@@ -150,6 +154,8 @@ class _Shadow:
                 return hot
             return sorted({i for v in self.vmas for m in v.values() if m.ino == vals[0]
                            for i in range(m.pgoff, m.pgoff + m.pages)})
+        if chooser == FREE_MM:
+            return [mm for mm, v in enumerate(self.vmas) if not v and mm != vals[0]]
         if chooser == WRITE_LEN:
             return [n for n in (1, 1, g.pmd_nr) if n <= g.max_file_pages]
         return []
@@ -178,6 +184,9 @@ class _Shadow:
         elif t is O.Unpin or t is O.Put:
             if self.handles.get(op.h) is (t is O.Unpin):
                 del self.handles[op.h]
+        elif t is O.Fork:
+            if op.child != op.mm and not self.vmas[op.child]:
+                self.vmas[op.child] = dict(self.vmas[op.mm])
         elif t is O.Write:
             if self.mounted and op.pgoff + op.pages <= self.g.max_file_pages:
                 self.touched[op.ino].update(range(op.pgoff, op.pgoff + op.pages))

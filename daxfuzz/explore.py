@@ -75,6 +75,10 @@ def alphabet(g: Geometry) -> list[O.Op]:
         out.append(O.Write(a, 0, 1))
         out.append(O.Write(a, 1, 1))
         out.append(O.Write(a, 0, nr))
+    for a in range(g.mms):
+        for b in range(g.mms):
+            if a != b:
+                out.append(O.Fork(a, b))
     out += [O.Unmount(), O.Mount()]
     for pfn in range(min(g.pages, nr + 1)):
         out.append(O.MemoryFailure(pfn, 0, 1))
@@ -138,6 +142,8 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
     if t is O.Unpin or t is O.Put:
         held = o.handles.get(op.h)
         return held is None or (held[1] == "pin") != (t is O.Unpin)
+    if t is O.Fork:
+        return op.child == op.mm or bool(o.mms[op.child].vmas)
     if t is O.Mount:
         return o.mounted
     if t is O.Unmount:
@@ -151,7 +157,8 @@ def state_key(r: Runner) -> tuple:
     """Everything that can influence the future: oracle facts and target raw state."""
     o, t = r.o, r.t
     mms = tuple((tuple(sorted(m.vmas.items())), tuple(sorted(m.pte.items())),
-                 tuple(sorted(m.pmd.items())), tuple(sorted(m.tables))) for m in t.mms)
+                 tuple(sorted(m.pmd.items())), tuple(sorted(m.tables)),
+                 tuple(sorted(m.anon))) for m in t.mms)
     ent = tuple(tuple(sorted(xa.ties.items())) for xa in t.i_pages)
     marks = tuple((tuple(sorted(xa.dirty)), tuple(sorted(xa.towrite))) for xa in t.i_pages)
     pages = tuple((p.flags, p.compound_head, p._flags_1, p._nr_pages, p._refcount,

@@ -219,6 +219,17 @@ class Dontneed(Op):
     pages: int = 1
 
 
+@_op("fork", MM, MM)
+class Fork(Op):
+    """fork(2) of process `mm` into process slot `child` (which must map nothing): the
+    child gets every VMA; page tables are copied only for a private VMA that has an
+    anon_vma (file PTEs shared read-only, one reference and mapcount each; anonymous
+    pages write-protected in both); PMDs and every other VMA refault in the child."""
+
+    mm: int
+    child: int = 1
+
+
 @_op("unmount")
 class Unmount(Op):
     """umount: evict every inode (dax_break_layout_final, then delete entries)."""
@@ -245,6 +256,7 @@ class MemoryFailure(Op):
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
     Unmount, Mount, MemoryFailure, Write, Dontneed,
+    Fork,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

@@ -177,7 +177,7 @@ class Runner:
         o, t = self.o, self.t
         for om, tm in self._mm_pairs:
             if (om.pte == tm.pte and om.pmd == tm.pmd and om.tables == tm.tables
-                    and om.vmas == tm.vmas):
+                    and om.vmas == tm.vmas and om.anon == tm.anon):
                 continue
             mm = o.mms.index(om)
             if om.pte != tm.pte:
@@ -189,6 +189,9 @@ class Runner:
                                  f"mm{mm} {sorted(tm.tables)}")
             if om.vmas != tm.vmas:
                 return self._div(op, "vma", om.vmas, tm.vmas)
+            if om.anon != tm.anon:
+                return self._div(op, "anon-vma", f"mm{mm} {sorted(om.anon)}",
+                                 f"mm{mm} {sorted(tm.anon)}")
         for ino, (oe, te) in enumerate(self._entry_pairs):
             if te != oe:
                 return self._div_dict(op, "entry", ino, oe, te)

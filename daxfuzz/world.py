@@ -107,12 +107,15 @@ def make_vma(g: Geometry, mm: int, slot: int, ino: int, pgoff: int, pages: int,
 
 
 class MMState:
-    """One process: VMAs, PTEs, huge PMDs and which PMD slots hold a PTE table."""
+    """One process: VMAs, PTEs, huge PMDs, which PMD slots hold a PTE table, and which
+    VMA slots have an anon_vma (a private VMA that made an anonymous copy: fork copies
+    its page tables)."""
 
-    __slots__ = ("vmas", "pte", "pmd", "tables")
+    __slots__ = ("vmas", "pte", "pmd", "tables", "anon")
 
     def __init__(self) -> None:
         self.vmas: dict[int, Vma] = {}
         self.pte: dict[int, tuple[int, bool]] = {}  # vaddr -> (pfn, writable)
         self.pmd: dict[int, tuple[int, bool]] = {}  # pmd slot -> (head pfn, writable)
         self.tables: set[int] = set()  # pmd slots with a PTE page table
+        self.anon: set[int] = set()  # VMA slots with an anon_vma

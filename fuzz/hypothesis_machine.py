@@ -245,6 +245,17 @@ def _rules(g: Geometry) -> dict[str, list]:
     def fault(self, ref, off, write, backed):
         self._do(O.Fault(ref.mm, ref.vma, self._pgoff(ref, off, backed), write))
 
+    # fork: a process with mappings into one that maps nothing; the child's VMAs join
+    # the bundle
+    @rule(target=V, ref=V, child=ints(O.MM))
+    def fork(self, ref, child):
+        free = [m for m in range(g.mms) if m != ref.mm and not self.runner.o.mms[m].vmas]
+        child = free[child % len(free)] if free else child
+        if self._do(O.Fork(ref.mm, child)) != "ok":
+            return multiple()
+        return multiple(*(VmaRef(child, s, v.pgoff, v.pages)
+                          for s, v in sorted(self.runner.o.mms[child].vmas.items())))
+
     # MADV_DONTNEED: one page or a PMD-sized run of the VMA, mostly from its start
     @rule(ref=V, off=ints(O.IDX), pages=st.sampled_from([1, nr, nr]), aligned=likely)
     def dontneed(self, ref, off, pages, aligned):
@@ -332,7 +343,7 @@ def _rules(g: Geometry) -> dict[str, list]:
             "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
             "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],
-            "write": [write], "dontneed": [dontneed]}
+            "write": [write], "dontneed": [dontneed], "fork": [fork]}
 
 
 _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure",

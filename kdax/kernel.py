@@ -21,6 +21,7 @@ from daxfuzz.world import (
     make_vma,
 )
 from kdax.dax import FsDax
+from kdax.fork import Fork
 from kdax.gup import FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, Gup
 from kdax.huge_memory import HugeMemory
 from kdax.madvise import Madvise
@@ -164,6 +165,16 @@ class Syscalls:
         self.madvise_dontneed_single_vma(op.mm, vma, op.pgoff, op.pgoff + op.pages - 1)
         return OK
 
+    # kernel/fork.c kernel_clone() -> copy_process() -> copy_mm() -> dup_mmap(); the model
+    # forks into a process slot that maps nothing
+    def sys_fork(self, op: O.Fork) -> str:
+        if op.child == op.mm:
+            return EINVAL
+        if self.mms[op.child].vmas:
+            return EBUSY
+        self.dup_mmap(op.mm, op.child)
+        return OK
+
     # fs/super.c generic_shutdown_super() -> evict_inodes(): busy while mapped
     def sys_unmount(self, op: O.Unmount) -> str:
         if not self.mounted:
@@ -190,7 +201,7 @@ class Syscalls:
     _dispatch = {t: "sys_" + t.name for t in O.OP_TYPES}
 
 
-class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Madvise, Gup, Rmap, Memremap,
+class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Madvise, Fork, Gup, Rmap, Memremap,
                 MemoryFailure, TargetView, KernelBase):
     """Linux 6.15: 0-based fs-DAX refcounts, one reference per mapping, folio sharing."""
 

@@ -219,6 +219,14 @@ class KernelLegacy(Kernel615):
     def madvise_dontneed_single_vma(self, mm: int, vma, first: int, last: int) -> None:
         self.zap_vma_range(mm, vma, first, last, True)
 
+    # mm/memory.c copy_present_pte() (6.1): an fs-DAX PTE is a special devmap pfn
+    # mapping, vm_normal_page() is NULL: the PTE is copied, no page is touched
+    def copy_present_pte(self, dst_mm: int, src_mm: int, va: int, pte: tuple[int, bool]) -> None:
+        pfn, w = pte
+        if w:
+            self.mms[src_mm].pte[va] = (pfn, False)
+        self.mms[dst_mm].pte[va] = (pfn, False)
+
     # ---- fs/xfs (6.1) -----------------------------------------------------------------
     # fs/xfs/xfs_file.c xfs_break_dax_layouts() (6.1): wait for the busy page; no delete
     def xfs_break_dax_layouts(self, ino: int) -> int:

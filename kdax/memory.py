@@ -89,6 +89,7 @@ class Memory:
 
     def finish_fault_anon(self, vmf: Vmf) -> None:
         mmst = self.mms[vmf.mm]
+        mmst.anon.add(vmf.vma.slot)  # do_cow_fault(): anon_vma_prepare()
         mmst.tables.add(vmf.address >> self.PMD_ORDER)
         mmst.pte[vmf.address] = (ANON, True)
 
@@ -101,6 +102,7 @@ class Memory:
             return 0
         if vmf.vma.shared:
             return self.wp_pfn_shared(vmf)
+        self.mms[vmf.mm].anon.add(vmf.vma.slot)  # wp_page_copy() starts with vmf_anon_prepare()
         return self.wp_page_copy(vmf, pfn)
 
     # mm/memory.c wp_pfn_shared(): ->pfn_mkwrite, then finish_mkwrite_fault()
@@ -246,9 +248,52 @@ class Memory:
     def unmap_mapping_range(self, ino: int, start: int, nr: int, even_cows: bool) -> None:
         self.unmap_mapping_pages(ino, start, nr if nr else 1 << 40, even_cows)
 
+    # ---- fork ------------------------------------------------------------------------
+    # mm/memory.c vma_needs_copy() (6.15, 7.2): VM_COPY_ON_FORK (PFNMAP, MIXEDMAP,
+    # UFFD_WP, MAYBE_GUARD: none on an fs-DAX VMA) or an anon_vma; "Don't copy ptes
+    # where a page fault will fill them correctly"
+    def vma_needs_copy(self, src_mm: int, src_vma: Vma) -> bool:
+        return src_vma.slot in self.mms[src_mm].anon
+
+    # mm/memory.c copy_page_range() -> copy_pmd_range() -> copy_pte_range() (6.15, 7.2):
+    # copy_huge_pmd() skips a file PMD ("Skip if can be re-fill on fault"); a PTE table
+    # of the parent is allocated in the child, then each present PTE copied.
+    def copy_page_range(self, dst_mm: int, src_mm: int, src_vma: Vma) -> None:
+        if not self.vma_needs_copy(src_mm, src_vma):
+            return
+        src, dst = self.mms[src_mm], self.mms[dst_mm]
+        for slot in range(src_vma.start >> self.PMD_ORDER,
+                          ((src_vma.end - 1) >> self.PMD_ORDER) + 1):
+            if slot in src.pmd or slot not in src.tables:
+                continue
+            dst.tables.add(slot)
+            s0 = slot << self.PMD_ORDER
+            for va in range(max(s0, src_vma.start), min(s0 + self.PG_PMD_NR, src_vma.end)):
+                pte = src.pte.get(va)
+                if pte is not None:
+                    self.copy_present_pte(dst_mm, src_mm, va, pte)
+
+    # mm/memory.c copy_present_ptes() (7.2) for one PTE of a COW mapping: a file folio
+    # gets the child's reference and mapcount (folio_ref_add + folio_dup_file_rmap_ptes);
+    # the zero page is special (vm_normal_page() is NULL); an anonymous page is shared
+    # write-protected (folio_try_dup_anon_rmap_ptes; the copy for a maybe-pinned anon
+    # page, page_needs_cow_for_dma(), is not modelled: anon pages are opaque here);
+    # a writable PTE is write-protected in both.
+    def copy_present_pte(self, dst_mm: int, src_mm: int, va: int, pte: tuple[int, bool]) -> None:
+        pfn, w = pte
+        if pfn >= 0:
+            page = self.pages[pfn]
+            folio = self.page_folio(page)
+            self.folio_ref_add(folio, 1)
+            self.folio_dup_file_rmap_pte(folio, page)
+        if w:
+            self.mms[src_mm].pte[va] = (pfn, False)
+        self.mms[dst_mm].pte[va] = (pfn, False)
+
     # mm/mmap.c unmap_region(): zap the whole VMA (anon pages too), free its tables
     def unmap_region(self, mm: int, vma: Vma) -> None:
         self.zap_vma_range(mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
         mmst = self.mms[mm]
         for slot in range(vma.start >> self.PMD_ORDER, ((vma.end - 1) >> self.PMD_ORDER) + 1):
             mmst.tables.discard(slot)
+        mmst.anon.discard(vma.slot)  # the VMA's anon_vma goes with it

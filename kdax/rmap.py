@@ -20,6 +20,13 @@ class Rmap:
         if self.folio_test_large(folio):
             self._mapcount_add(folio, "_large_mapcount", 1)
 
+    # include/linux/rmap.h folio_dup_file_rmap_ptes() (6.15, 7.2) for one PTE: fork's
+    # duplicate of a file PTE counts like a new one
+    def folio_dup_file_rmap_pte(self, folio: Page, page: Page) -> None:
+        self._mapcount_add(page, "_mapcount", 1)
+        if self.folio_test_large(folio):
+            self._mapcount_add(folio, "_large_mapcount", 1)
+
     # mm/rmap.c folio_add_file_rmap_pmd() (6.15): _entire_mapcount++, _large_mapcount++
     def folio_add_file_rmap_pmd(self, folio: Page, page: Page) -> None:
         self.WARN_ON_ONCE(not self.folio_test_large(folio), "!folio_test_large(folio)")

@@ -363,6 +363,7 @@ class Oracle:
             if vma.shared:
                 return self._pte_fault(mm, vma, idx, True)  # pfn_mkwrite: a write fault
             self._set_pte(mm, va, ANON, True)  # copy-on-write of a private mapping
+            mmst.anon.add(vma.slot)
             return OK
         if write and not vma.shared:
             return self._cow_fault(mm, vma, idx)
@@ -374,6 +375,7 @@ class Oracle:
             return SIGBUS
         self._grab_pte_entry(vma.ino, idx)
         self._set_pte(mm, vma.vaddr(idx), ANON, True)
+        self.mms[mm].anon.add(vma.slot)
         return OK
 
     def _pte_fault(self, mm: int, vma: Vma, idx: int, write: bool) -> str:
@@ -496,6 +498,7 @@ class Oracle:
         self._unmap_vma_range(op.mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
         for slot in range(vma.start >> self.order, ((vma.end - 1) >> self.order) + 1):
             mmst.tables.discard(slot)
+        mmst.anon.discard(op.vma)
         return OK
 
     def op_fault(self, op: O.Fault) -> str:
@@ -710,6 +713,36 @@ class Oracle:
                 s0 = slot << self.order
                 if lo <= s0 and s0 + self.nr - 1 <= hi:
                     mmst.tables.discard(slot)
+        return OK
+
+    def op_fork(self, op: O.Fork) -> str:
+        """The child gets the parent's VMAs.  Only a private VMA with anonymous pages
+        (an anon_vma) keeps what it maps: its PTE tables and PTEs are duplicated, the
+        file pages shared read-only (each child PTE is one more mapping of the page),
+        anonymous pages write-protected on both sides; its PMDs, and everything in other
+        VMAs, refault in the child."""
+        if op.child == op.mm:
+            return EINVAL
+        src, dst = self.mms[op.mm], self.mms[op.child]
+        if dst.vmas:
+            return EBUSY
+        for slot, vma in sorted(src.vmas.items()):
+            dst.vmas[slot] = vma._replace(mm=op.child)
+            if slot not in src.anon:
+                continue
+            dst.anon.add(slot)
+            for pslot in range(vma.start >> self.order, ((vma.end - 1) >> self.order) + 1):
+                if pslot not in src.tables:
+                    continue
+                dst.tables.add(pslot)
+                s0 = pslot << self.order
+                for va in range(max(s0, vma.start), min(s0 + self.nr, vma.end)):
+                    pte = src.pte.get(va)
+                    if pte is None:
+                        continue
+                    if pte[0] == ANON:
+                        src.pte[va] = (ANON, False)
+                    self._set_pte(op.child, va, pte[0], False)
         return OK
 
     def op_memory_failure(self, op: O.MemoryFailure) -> str:
