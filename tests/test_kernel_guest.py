@@ -149,3 +149,37 @@ def test_dontneed_beside_a_pin_agrees_on_the_kernel(tmp_path, capsys):
     assert rc == 0, out
     assert "8 agree, 0 differ, 0 not expressible, 0 missing, 0 kernel warning line(s)" in out
     assert "dontneed mm=0 vma=0 pgoff=1" in out and "WARNING" not in out, out
+
+
+# fork of a private VMA that made a COW copy (it has an anon_vma): the child's page
+# tables are copied, the file page at pgoff 1 is shared with the parent.  The child's
+# get (vmsplice, in the child process) holds it: after the parent's munmap the truncate
+# waits for it, and after the put (drained by the first process) it completes.
+FORK_PRIVATE = """\
+mmap mm=0 vma=0 ino=0 pages=4 huge=0
+fault mm=0 vma=0 pgoff=1 write=1
+munmap mm=0 vma=0
+mmap mm=0 vma=1 ino=0 pages=4 shared=0 huge=0
+fault mm=0 vma=1 pgoff=0 write=1
+fault mm=0 vma=1 pgoff=1
+fork mm=0 child=1
+get mm=1 vma=1 pgoff=1 h=0
+munmap mm=0 vma=1
+truncate ino=0
+put h=0
+truncate ino=0
+munmap mm=1 vma=1
+"""
+
+
+def test_fork_child_gup_blocks_truncate_on_the_kernel(tmp_path, capsys):
+    _manifest()
+    if not helper_is_current(cache_dir()):
+        pytest.skip("the guest helper is older than daxop.c: run `daxfuzz kernel setup`")
+    t = tmp_path / "fork-private-cow.trace"
+    t.write_text(FORK_PRIVATE)
+    rc = main(["kernel", "run", str(t)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "13 agree, 0 differ, 0 not expressible, 0 missing, 0 kernel warning line(s)" in out
+    assert "kernel: blocked" in out and "WARNING" not in out, out

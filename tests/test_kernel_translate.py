@@ -305,3 +305,50 @@ def test_dontneed_with_pmd_order_9_is_the_identity():
         "step 2", "madv 2 2097152 2097152",   # [2M, 4M)
         "step 3", "madv 3 4096000 12288",
     ]
+
+
+def test_fork_names_both_processes_and_the_slot_count():
+    # mms=3 vmas=2: mm 1's slots are 2..3, mm 2's 4..5; fork carries the slot count so
+    # the helper knows which slots the child process plays
+    tr = parse_trace("geometry: mms=3 vmas=2\n"
+                     "mmap mm=1 vma=1 ino=0 pages=4 shared=0 huge=0\n"
+                     "fault mm=1 vma=1 pgoff=1 write=1\n"
+                     "fork mm=1 child=2\n"
+                     "get mm=2 vma=1 pgoff=1 h=0\n"
+                     "fork mm=2 child=0\n"       # a child forks in its turn
+                     "fork mm=1 child=1\n"       # into itself: the model's EINVAL
+                     "put h=0\n"
+                     "munmap mm=2 vma=1\n")
+    p = translate(tr)
+    assert p.steps == 8 and not p.skipped
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "mmap 3 0 0 2097152 3 0 0 0 0",
+        "step 2", "touch 3 4096 1",
+        "step 3", "fork 1 2 2",
+        "step 4", "gup 0 5 4096 0 2",
+        "step 5", "fork 2 0 2",
+        "step 6", "errno EINVAL",
+        "step 7", "release 0 2",
+        "step 8", "munmap 5",
+    ]
+
+
+def test_fork_errors_program():
+    # EINVAL is the translator's (child == mm); EBUSY, a child that maps something, is the
+    # helper's, from its slot table
+    tr = parse_trace("fork mm=0 child=0\n"
+                     "mmap mm=1 vma=0 ino=0\n"
+                     "mmap mm=0 vma=0 ino=0\n"
+                     "fork mm=0 child=1\n"
+                     "munmap mm=0 vma=0\n"
+                     "munmap mm=1 vma=0\n")
+    assert prog_lines(translate(tr).text) == [
+        "init 2 4194304",
+        "step 1", "errno EINVAL",
+        "step 2", "mmap 2 0 0 2097152 3 1 1 0 0",
+        "step 3", "mmap 0 0 0 2097152 3 1 1 0 0",
+        "step 4", "fork 0 1 2",
+        "step 5", "munmap 0",
+        "step 6", "munmap 2",
+    ]

@@ -15,6 +15,10 @@
  *                                   KIND 1 pin, 2 get (for the release bookkeeping)
  *   gupl SLOT OFF                   io_uring fixed buffer (FOLL_PIN|FOLL_LONGTERM)
  *   release H KIND                  drain pipe H (drops the reference)
+ *   fork MM CHILD VMAS              fork(2) of the process playing model mm MM (its slots
+ *                                   MM*VMAS .. +VMAS-1); the child plays mm CHILD, its
+ *                                   slots at the parent's addresses.  EBUSY when CHILD's
+ *                                   slots map anything (the model's condition).
  *   truncate INO SIZE | punch INO OFF LEN
  *   pwrite INO OFF LEN              pwrite(2) LEN bytes of a non-zero pattern from a heap
  *                                   buffer (no DAX mapping) at OFF, over short writes
@@ -30,6 +34,16 @@
  *   @@R step=N status=ok|blocked|err|sigbus|sigsegv|skip|pending ms=T errno=NAME note=...
  * and the kernel's own WARNING/BUG/Oops/KASAN lines from /dev/kmsg after each step:
  *   @@K step=N <line>
+ *
+ * Processes.  The first process (the director) reads the program, plays every model mm
+ * nobody forked into, and runs every command without a slot.  `fork` makes a worker
+ * process for the child mm; from then on the director sends each command naming one of
+ * that mm's slots to its worker (command pipe per mm, made at the first fork so every
+ * process has them) and waits for its answer (one shared answer pipe) before going on:
+ * steps run strictly in order, each worker printing its own @@R line.  The GUP pipes are
+ * made at start, so every process shares pipe H; release drains it, from any process.
+ * At the end the director closes the command pipes: each worker exits on EOF, and EOF
+ * on the answer pipe says they all have (their mappings gone).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +51,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/io_uring.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -69,9 +84,18 @@
 static const char *mnt, *dev;
 static long timeout_ms;
 static char *base;
-static struct { char *addr; size_t len; long mis; } slots[MAXSLOTS];
-static int hkind[MAXH];
+/* win: where file offset 0 of the slot would be (a child keeps its parent's windows) */
+static struct { char *addr; size_t len; long mis; char *win; } slots[MAXSLOTS];
+static int hkind[MAXH]; /* the director's handle bookkeeping: 0 free, else the KIND */
 static int pipes[MAXH][2];
+/* processes (see the header): nv is 0 until the first fork */
+struct msg { int step; char line[252]; };
+struct answer { int ok, nmapped; };
+static int nv;
+static int cmdp[MAXSLOTS][2], ansp[2];
+static char worker_of[MAXSLOTS]; /* director: mm is played by a worker */
+static int wmapped[MAXSLOTS];    /* director: slots that worker maps (from its answers) */
+static int me = -1;              /* a worker: the mm it plays */
 static int kmsg = -1;
 static int cur_step;
 static sigjmp_buf jb;
@@ -177,7 +201,7 @@ static void do_mmap(int slot, int ino, long off, long len, int prot, int shared,
   int fd = open(path_of(ino), (prot & PROT_WRITE) && shared ? O_RDWR : O_RDONLY);
   if (fd < 0 && errno == EACCES) fd = open(path_of(ino), O_RDONLY);
   if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
-  char *want = base + slot * SLOTSPAN + off + misalign;
+  char *want = slots[slot].win + off + misalign;
   int flags = MAP_FIXED | (shared ? (sync ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED)
                                   : MAP_PRIVATE);
   char *a = mmap(want, len, prot, flags, fd, off);
@@ -226,7 +250,7 @@ static int access_at(volatile char *p, int write) {
 }
 
 static char *addr_of(int slot, long off) {
-  return base + slot * SLOTSPAN + off + slots[slot].mis;
+  return slots[slot].win + off + slots[slot].mis;
 }
 
 /* MADV_DONTNEED over file offsets [off, off+len) of the slot's mapping, clipped to it */
@@ -251,39 +275,39 @@ static void do_touch(int slot, long off, int write) {
   else result("ok", now_ms() - t0, 0, NULL);
 }
 
-static void do_gup(int h, int slot, long off, int write, int kind) {
+static void drain(int h) {
+  char buf[65536];
+  while (read(pipes[h][0], buf, sizeof buf) > 0) {}
+}
+
+/* 1 when the page is in pipe H; the director checked H is free */
+static int do_gup(int h, int slot, long off, int write) {
   double t0 = now_ms();
-  if (h >= MAXH) { result("err", 0, EINVAL, "handle"); return; }
-  if (pipes[h][0] >= 0) { result("err", 0, EEXIST, "handle_busy_(bookkeeping)"); return; }
   char *p = addr_of(slot, off);
   if (write) { /* GUP with FOLL_WRITE faults the page in writable first */
     int sig = access_at(p, 1);
-    if (sig) { result("err", now_ms() - t0, EFAULT, "write_fault_sig%d", sig); return; }
+    if (sig) { result("err", now_ms() - t0, EFAULT, "write_fault_sig%d", sig); return 0; }
   }
-  if (pipe2(pipes[h], O_NONBLOCK) < 0) { result("err", 0, errno, "pipe"); return; }
   struct iovec iov = {.iov_base = (void *)((uintptr_t)p & ~4095UL), .iov_len = 4096};
   ssize_t n = vmsplice(pipes[h][1], &iov, 1, 0);
   if (n != 4096) {
     int e = n < 0 ? errno : EIO;
-    close(pipes[h][0]); close(pipes[h][1]);
-    pipes[h][0] = pipes[h][1] = -1;
+    drain(h);
     result("err", now_ms() - t0, e, "vmsplice");
-    return;
+    return 0;
   }
-  hkind[h] = kind;
   result("ok", now_ms() - t0, 0, "vmsplice");
+  return 1;
 }
 
 static void do_release(int h, int kind) {
   double t0 = now_ms();
-  char buf[65536];
-  if (h >= MAXH || pipes[h][0] < 0 || hkind[h] != kind) {
+  if (h < 0 || h >= MAXH || hkind[h] != kind) {
     result("err", 0, EINVAL, "no_such_handle_(bookkeeping)");
     return;
   }
-  while (read(pipes[h][0], buf, sizeof buf) > 0) {}
-  close(pipes[h][0]); close(pipes[h][1]);
-  pipes[h][0] = pipes[h][1] = -1;
+  drain(h);
+  hkind[h] = 0;
   result("ok", now_ms() - t0, 0, "drained");
 }
 
@@ -301,6 +325,150 @@ static void do_gupl(int slot, long off) {
   close(fd);
   if (r) result("err", now_ms() - t0, e, "io_uring_register_buffers");
   else result("ok", now_ms() - t0, 0, "longterm_pin_taken_and_released");
+}
+
+/* processes (see the header) ------------------------------------------------------- */
+static int count_mapped(int mm) {
+  int n = 0;
+  for (int v = 0; v < nv; v++) n += slots[mm * nv + v].addr != NULL;
+  return n;
+}
+
+/* the slot VMAs are MADV_DONTFORK (a layout call's child maps none); not across a fork */
+static void fork_advice(int mm, int advice) {
+  for (int v = 0; v < nv; v++)
+    if (slots[mm * nv + v].addr) madvise(slots[mm * nv + v].addr, slots[mm * nv + v].len, advice);
+}
+
+static void close_channels(void) { /* in a layout call's child */
+  if (!nv) return;
+  for (int i = 0; i < MAXSLOTS; i++) { close(cmdp[i][0]); close(cmdp[i][1]); }
+  close(ansp[0]); close(ansp[1]);
+}
+
+static void worker_loop(void);
+
+/* in the process playing mm p: fork, the child plays c; 1 when forked */
+static int do_fork(int p, int c) {
+  double t0 = now_ms();
+  fork_advice(p, MADV_DOFORK);
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (int s = 0; s < MAXSLOTS; s++) /* nothing but p's VMAs was copied */
+      if (s / nv != p) slots[s].addr = NULL;
+    for (int v = 0; v < nv; v++) { /* now they are c's, at the same addresses */
+      slots[c * nv + v] = slots[p * nv + v];
+      slots[p * nv + v].addr = NULL;
+    }
+    fork_advice(c, MADV_DONTFORK);
+    me = c;
+    for (int i = 0; i < MAXSLOTS; i++) close(cmdp[i][1]); /* only the director writes */
+    close(ansp[0]);
+    worker_loop();
+  }
+  int e = errno;
+  fork_advice(p, MADV_DONTFORK);
+  if (pid < 0) { result("err", now_ms() - t0, e, "fork"); return 0; }
+  result("ok", now_ms() - t0, 0, "child_pid=%d", pid);
+  return 1;
+}
+
+static int parse(const char *line, char *cmd, long *a) {
+  int off, n = 0;
+  if (sscanf(line, "%31s%n", cmd, &off) != 1) return -1;
+  line += off;
+  while (n < 64 && sscanf(line, "%ld%n", &a[n], &off) == 1) { line += off; n++; }
+  return n;
+}
+
+/* the slot a command acts on (fork: the parent's first), or -1 */
+static long slot_of(const char *cmd, const long *a) {
+  if (!strcmp(cmd, "gup")) return a[1];
+  if (!strcmp(cmd, "fork")) return a[0] * a[2];
+  if (!strcmp(cmd, "mmap") || !strcmp(cmd, "munmap") || !strcmp(cmd, "msync") ||
+      !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl"))
+    return a[0];
+  return -1;
+}
+
+/* a slot command, in the process playing its slot; 0 when a gup or fork failed */
+static int slot_cmd(const char *cmd, const long *a) {
+  if (!strcmp(cmd, "mmap"))
+    do_mmap((int)a[0], (int)a[1], a[2], a[3], (int)a[4], (int)a[5], (int)a[6], a[7], (int)a[8]);
+  else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0]);
+  else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
+  else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
+  else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
+  else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
+  else if (!strcmp(cmd, "gup")) return do_gup((int)a[0], (int)a[1], a[2], (int)a[3]);
+  else if (!strcmp(cmd, "fork")) return do_fork((int)a[0], (int)a[1]);
+  return 1;
+}
+
+static void worker_loop(void) {
+  struct msg m;
+  for (;;) {
+    ssize_t r = read(cmdp[me][0], &m, sizeof m);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != sizeof m) _exit(0); /* EOF: the program is over */
+    char cmd[32] = "";
+    long a[64];
+    cur_step = m.step;
+    struct answer k = {1, 0};
+    if (parse(m.line, cmd, a) >= 0 && strcmp(cmd, "exit")) k.ok = slot_cmd(cmd, a);
+    k.nmapped = count_mapped(me);
+    if (write(ansp[1], &k, sizeof k) != sizeof k || !strcmp(cmd, "exit")) _exit(0);
+  }
+}
+
+/* director: have mm's worker run the line, wait for its answer; the answer's ok */
+static int forward(int mm, const char *line) {
+  struct msg m = {.step = cur_step};
+  snprintf(m.line, sizeof m.line, "%s", line);
+  struct answer k;
+  struct pollfd pf = {.fd = ansp[0], .events = POLLIN};
+  if (write(cmdp[mm][1], &m, sizeof m) != sizeof m || poll(&pf, 1, 10 * timeout_ms + 5000) != 1 ||
+      read(ansp[0], &k, sizeof k) != sizeof k) {
+    result("err", 0, EIO, "no_answer_from_the_process_of_mm_%d", mm);
+    return 0;
+  }
+  wmapped[mm] = k.nmapped;
+  return k.ok;
+}
+
+static int mapped_in(int mm) { return worker_of[mm] ? wmapped[mm] : count_mapped(mm); }
+
+/* director: a slot command, run here or by the worker playing the slot's mm */
+static int dispatch(const char *cmd, const long *a, const char *line) {
+  long s = slot_of(cmd, a);
+  if (nv && s >= 0 && s < MAXSLOTS && worker_of[s / nv]) return forward((int)(s / nv), line);
+  return slot_cmd(cmd, a);
+}
+
+static void director_fork(int p, int c, int vmas, const char *line, const long *a) {
+  if (c == p || vmas < 1 || (p + 1) * vmas > MAXSLOTS || (c + 1) * vmas > MAXSLOTS ||
+      (nv && vmas != nv)) {
+    result("err", 0, EINVAL, "bad_fork");
+    return;
+  }
+  if (!nv) { /* before any worker exists: every process will have these */
+    for (int i = 0; i < MAXSLOTS; i++)
+      if (pipe(cmdp[i])) { result("err", 0, errno, "pipe"); return; }
+    if (pipe(ansp)) { result("err", 0, errno, "pipe"); return; }
+    nv = vmas;
+  }
+  if (mapped_in(c)) { result("err", 0, EBUSY, "child_maps_something_(bookkeeping)"); return; }
+  if (worker_of[c]) { forward(c, "exit"); worker_of[c] = 0; } /* maps nothing: retire it */
+  if (dispatch("fork", a, line)) { worker_of[c] = 1; wmapped[c] = mapped_in(p); }
+}
+
+/* director: end the workers; EOF on the answer pipe once every one has exited */
+static void end_workers(void) {
+  char buf[256];
+  if (!nv) return;
+  for (int i = 0; i < MAXSLOTS; i++) close(cmdp[i][1]);
+  close(ansp[1]);
+  while (read(ansp[0], buf, sizeof buf) > 0) {}
 }
 
 /* layout-changing calls, in a child ---------------------------------------------- */
@@ -428,7 +596,10 @@ static void do_lop(struct lop *o) {
   double t0 = now_ms();
   pid_t pid = fork();
   if (pid < 0) { result("err", 0, errno, "fork"); return; }
-  if (pid == 0) _exit(run_lop(o));
+  if (pid == 0) {
+    close_channels();
+    _exit(run_lop(o));
+  }
   int code;
   if (wait_for(pid, timeout_ms, &code)) { report_child("", code, now_ms() - t0); return; }
   double ms = now_ms() - t0;
@@ -477,11 +648,13 @@ int main(int argc, char **argv) {
   FILE *f = fopen(argv[1], "r");
   if (!f) { perror(argv[1]); return 2; }
   setvbuf(stdout, NULL, _IOLBF, 0);
-  for (int i = 0; i < MAXH; i++) pipes[i][0] = pipes[i][1] = -1;
+  for (int i = 0; i < MAXH; i++) /* before any fork: every process shares them */
+    if (pipe2(pipes[i], O_NONBLOCK)) { perror("pipe"); return 3; }
   base = mmap(NULL, SLOTSPAN * (MAXSLOTS + 1), PROT_NONE,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) { perror("reserve"); return 3; }
   base = (char *)(((uintptr_t)base + SLOTSPAN - 1) & ~(SLOTSPAN - 1)); /* PMD aligned */
+  for (int s = 0; s < MAXSLOTS; s++) slots[s].win = base + s * SLOTSPAN;
   struct sigaction sa = {.sa_handler = on_fault};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGBUS, &sa, NULL);
@@ -492,11 +665,8 @@ int main(int argc, char **argv) {
   while (fgets(line, sizeof line, f)) {
     char cmd[32] = "";
     long a[64];
-    int n = 0;
-    char *p = line;
-    int off;
-    if (sscanf(p, "%31s%n", cmd, &off) != 1 || cmd[0] == '#') continue;
-    p += off;
+    if (parse(line, cmd, a) < 0 || cmd[0] == '#') continue;
+    char *p = line + strspn(line, " \t") + strlen(cmd);
     if (!strcmp(cmd, "step")) {
       drain_kmsg();
       cur_step = atoi(p);
@@ -514,16 +684,14 @@ int main(int argc, char **argv) {
       }
       continue;
     }
-    while (n < 64 && sscanf(p, "%ld%n", &a[n], &off) == 1) { p += off; n++; }
     if (!strcmp(cmd, "init")) do_init((int)a[0], a[1]);
-    else if (!strcmp(cmd, "mmap"))
-      do_mmap((int)a[0], (int)a[1], a[2], a[3], (int)a[4], (int)a[5], (int)a[6], a[7], (int)a[8]);
-    else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0]);
-    else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
-    else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
-    else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
-    else if (!strcmp(cmd, "gup")) do_gup((int)a[0], (int)a[1], a[2], (int)a[3], (int)a[4]);
-    else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
+    else if (!strcmp(cmd, "fork")) director_fork((int)a[0], (int)a[1], (int)a[2], line, a);
+    else if (!strcmp(cmd, "gup")) {
+      int h = (int)a[0];
+      if (h < 0 || h >= MAXH) result("err", 0, EINVAL, "handle");
+      else if (hkind[h]) result("err", 0, EEXIST, "handle_busy_(bookkeeping)");
+      else if (dispatch(cmd, a, line)) hkind[h] = (int)a[4];
+    } else if (slot_of(cmd, a) >= 0) dispatch(cmd, a, line);
     else if (!strcmp(cmd, "release")) do_release((int)a[0], (int)a[1]);
     else if (!strcmp(cmd, "mount")) do_mount();
     else {
@@ -544,10 +712,9 @@ int main(int argc, char **argv) {
     }
   }
   drain_kmsg();
-  /* clean up: release references, unmap, finish a pending call */
-  char buf[65536];
-  for (int h = 0; h < MAXH; h++)
-    if (pipes[h][0] >= 0) { while (read(pipes[h][0], buf, sizeof buf) > 0) {} }
+  /* clean up: release references, end the workers, unmap, finish a pending call */
+  for (int h = 0; h < MAXH; h++) drain(h);
+  end_workers();
   for (int s = 0; s < MAXSLOTS; s++)
     if (slots[s].addr) munmap(slots[s].addr, slots[s].len);
   if (pending_pid) {

@@ -30,12 +30,19 @@ model page that is the last of its group zaps the rest of its 2 MiB, and a model
 covering a whole group covers a whole 2 MiB extent, so the kernel's PTE-table reclaim
 (CONFIG_PT_RECLAIM) and its split of a partly covered PMD line up with the model's.
 
-Processes.  Every model ``mm`` is played by the one helper process; VMA slot
-``(mm, vma)`` is helper slot ``mm * vmas + vma``, a 1 GiB window of address space that
-is 2 MiB aligned.  ``aligned=0`` maps 4 KiB past the congruent address, so only PTEs
-fit.  Refcounts and mapcounts are per mapping, so this changes nothing the model
-observes; only ``memory_failure``'s "who is killed" would differ (and it is not
-expressible anyway, see below).
+Processes.  VMA slot ``(mm, vma)`` is helper slot ``mm * vmas + vma``, a 1 GiB window
+of address space that is 2 MiB aligned.  ``aligned=0`` maps 4 KiB past the congruent
+address, so only PTEs fit.  Every model ``mm`` nobody forked into is played by the one
+helper process (the director); refcounts and mapcounts are per mapping, so this changes
+nothing the model observes; only ``memory_failure``'s "who is killed" would differ (and
+it is not expressible anyway, see below).  ``fork mm child`` is ``fork MM CHILD VMAS``:
+the process playing ``mm`` forks (its slot VMAs lose MADV_DONTFORK for the call) and
+the child process plays ``child``, its slots at the parent's addresses; the director
+hands each later command naming one of ``child``'s slots to that process and waits for
+it, so steps stay in trace order.  ``child == mm`` is ``errno EINVAL`` (the model's);
+the helper answers EBUSY from its slot table when ``child`` maps anything, as the model
+does.  GUP handles are pipes made before any fork, shared by every process, so a
+release drains the page out of the pipe whichever process took it.
 
 GUP.  ``pin``/``get`` (not long-term) hold one page in a pipe via ``vmsplice()``, a
 FOLL_GET reference (userspace cannot hold a FOLL_PIN beyond one syscall); with
@@ -61,6 +68,7 @@ from daxfuzz.geometry import Geometry
 from daxfuzz.ops import (
     Dontneed,
     Fault,
+    Fork,
     Get,
     MemoryFailure,
     Mmap,
@@ -168,6 +176,10 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
                     f"{len(segs)} segments (max {MAX_SEGS})"], "too many segments"
         flat = " ".join(f"{s} {d} {n}" for s, d, n in segs)
         return [f"reflink {op.src} {op.dst} {len(segs)} {flat}"], None
+    if isinstance(op, Fork):
+        if op.child == op.mm:
+            return ["errno EINVAL"], None  # the model's: a process cannot fork into itself
+        return [f"fork {op.mm} {op.child} {g.vmas}"], None
     if isinstance(op, Unmount):
         return ["umount"], None
     if isinstance(op, Mount):
