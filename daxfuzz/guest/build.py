@@ -6,7 +6,7 @@ Cache layout (``cache_dir()``, default ~/.cache/daxfuzz/kernel or $DAXFUZZ_KERNE
     debs/         linux-binary-*.deb, linux-modules-*.deb
     root/         the two packages unpacked (vmlinuz is usr/lib/modules/<kver>/vmlinuz)
     vmlinuz       copy of the kernel image
-    daxop         the static guest helper (gcc -static from daxfuzz/guest/daxop.c)
+    daxop         the static guest helper (gcc -static from daxfuzz/guest/daxop.c + daxlib.c)
     initramfs.cpio.gz   busybox, mkfs.xfs, ndctl (+ their libraries), the modules, /init
     manifest.json what was cached, with versions and sizes
 """
@@ -30,7 +30,8 @@ from daxfuzz.guest import apt
 from daxfuzz.guest.apt import SetupError, cache_dir
 
 HERE = Path(__file__).resolve().parent
-HELPER_SRC = HERE / "daxop.c"
+HELPER_SRC = HERE / "daxop.c"  # the program-file reader; it #includes HELPER_LIB
+HELPER_LIB = HERE / "daxlib.c"  # the commands, also the body of every `kernel repro` file
 #: modules the guest needs (their dependencies are added from modinfo)
 MODULES = ("nd_e820", "nd_pmem", "dax_pmem", "xfs")
 #: guest binaries copied from the host, with their shared libraries
@@ -40,6 +41,10 @@ BUSYBOX = "/bin/busybox"
 #: (with 2 GiB, QEMU's tables at the top of RAM cut the region and ndctl refuses it)
 GUEST_MEM_RUN = "3G"
 MEMMAP = "memmap=1G!1G"
+#: how the guest makes its fs-DAX filesystem (INIT_SCRIPT; `kernel repro` headers quote them)
+NDCTL_CMD = "ndctl create-namespace -f -e namespace0.0 -m fsdax -a 2M"
+MKFS_CMD = "mkfs.xfs -f -q -m reflink=1 -d su=2m,sw=1 -l su=256k /dev/pmem0"
+MOUNT_CMD = "mount -o dax=always /dev/pmem0 /mnt"
 
 INIT_SCRIPT = r"""#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /usr/bin /usr/sbin /sbin
@@ -56,7 +61,7 @@ for m in $(cat /modules.order); do
 done
 i=0
 while [ ! -e /sys/bus/nd/devices/namespace0.0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-ndctl create-namespace -f -e namespace0.0 -m fsdax -a 2M >/tmp/ndctl.log 2>&1 \
+@NDCTL@ >/tmp/ndctl.log 2>&1 \
   || echo "@@B ndctl-failed $(tr '\n' ' ' </tmp/ndctl.log)"
 i=0
 while [ ! -b /dev/pmem0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
@@ -66,9 +71,13 @@ for p in /progs/*.prog; do
   [ -e "$p" ] || continue
   name=$(basename $p .prog)
   echo "@@T begin $name"
-  if mkfs.xfs -f -q -m reflink=1 -d su=2m,sw=1 -l su=256k /dev/pmem0 >/tmp/mkfs.log 2>&1 \
-      && mount -o dax=always /dev/pmem0 /mnt; then
-    /daxop $p /mnt /dev/pmem0 $TIMEOUT
+  if @MKFS@ >/tmp/mkfs.log 2>&1 \
+      && @MOUNT@; then
+    if [ -x /progs/$name.bin ]; then
+      /progs/$name.bin /mnt /dev/pmem0 $TIMEOUT  # a static binary (a `kernel repro`)
+    else
+      /daxop $p /mnt /dev/pmem0 $TIMEOUT
+    fi
     echo "@@T exit $name $?"
     umount /mnt 2>/dev/null
   else
@@ -79,7 +88,7 @@ done
 echo "@@B alldone"
 sync
 poweroff -f
-"""
+""".replace("@NDCTL@", NDCTL_CMD).replace("@MKFS@", MKFS_CMD).replace("@MOUNT@", MOUNT_CMD)
 
 
 # ------------------------------------------------------------------ cpio (newc) ----
@@ -184,14 +193,18 @@ def build_helper(out: Path) -> None:
         raise SetupError("no C compiler (gcc) on the host: the guest helper is built with "
                          "gcc -static")
     p = subprocess.run([cc, "-static", "-O2", "-Wall", "-o", str(out), str(HELPER_SRC)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, cwd=HERE)
     if p.returncode != 0:
         raise SetupError(f"gcc -static daxop.c failed:\n{p.stderr[-2000:]}")
 
 
+def helper_sha() -> str:
+    return hashlib.sha256(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes()).hexdigest()
+
+
 def helper_is_current(cache: Path) -> bool:
     stamp = cache / "daxop.sha256"
-    h = hashlib.sha256(HELPER_SRC.read_bytes()).hexdigest()
+    h = helper_sha()
     return (cache / "daxop").exists() and stamp.exists() and stamp.read_text() == h
 
 
@@ -297,8 +310,7 @@ def setup(*, install: bool = True, refresh: bool = False, log=print) -> dict:
     if rebuild or not helper_is_current(cache):
         log("building daxop (gcc -static)")
         build_helper(cache / "daxop")
-        (cache / "daxop.sha256").write_text(
-            hashlib.sha256(HELPER_SRC.read_bytes()).hexdigest())
+        (cache / "daxop.sha256").write_text(helper_sha())
         rebuild = True
     initrd = cache / "initramfs.cpio.gz"
     if rebuild or not initrd.exists() or old.get("init_sha") != _init_sha():
@@ -324,7 +336,7 @@ def setup(*, install: bool = True, refresh: bool = False, log=print) -> dict:
 
 def _init_sha() -> str:
     h = hashlib.sha256(INIT_SCRIPT.encode())
-    h.update(HELPER_SRC.read_bytes())
+    h.update(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes())
     h.update(repr((MODULES, GUEST_BINS)).encode())
     return h.hexdigest()
 

@@ -1,8 +1,8 @@
 """Boot the guest once per batch of programs and collect its console.
 
-The programs go in a second, uncompressed cpio archive appended to the cached
-initramfs (the kernel unpacks concatenated archives), as /progs/NAME.prog.  A guest that
-stops printing is killed: at boot (``boot_timeout``) or inside one program
+The programs go in a second cpio archive appended to the cached initramfs (the kernel
+unpacks concatenated archives), as /progs/NAME.prog (or NAME.bin, a static executable).
+A guest that stops printing is killed: at boot (``boot_timeout``) or inside one program
 (``trace_timeout``); the programs not yet begun run in a fresh guest.  So do the
 programs after one that made the kernel print a WARNING, BUG or Oops (see
 :class:`ConsoleWatch`): the console is cut after that program's ``@@T end``.
@@ -114,14 +114,18 @@ class ConsoleWatch:
         return None
 
 
-def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: float,
+def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float,
               trace_timeout: float, step_timeout_ms: int, accel: str,
               log) -> tuple[str, str | None, float]:
     """Boot once; (console text, name of a program that hung or None, seconds)."""
     c = Cpio()
     c.mkdir("progs")
     for name, text in progs:
-        c.file(f"progs/{name}.prog", text.encode())
+        if isinstance(text, bytes):  # a static executable (a `kernel repro`), run instead
+            c.file(f"progs/{name}.bin", text, 0o755)  # of daxop, with the same arguments
+            c.file(f"progs/{name}.prog", b"# runs progs/NAME.bin\n")
+        else:
+            c.file(f"progs/{name}.prog", text.encode())
     base = Path(manifest["initramfs"]).read_bytes()
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="daxfuzz-guest-") as tmp:
@@ -178,10 +182,12 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: flo
     return out.decode(errors="replace"), hung, time.monotonic() - t0
 
 
-def run_programs(manifest: dict, progs: list[tuple[str, str]], *, boot_timeout: float = 180,
+def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float = 180,
                  trace_timeout: float = 120, step_timeout_ms: int = 2000, accel: str = "tcg",
                  log=lambda s: None) -> BatchResult:
-    """Run every program; a hang kills the guest and the rest run in a new one."""
+    """Run every program (a daxop program's text, or the bytes of a static executable the
+    guest runs as ``BIN MOUNTPOINT DEVICE TIMEOUT_MS`` on the fresh mount instead); a hang
+    kills the guest and the rest run in a new one."""
     res = BatchResult()
     todo = list(progs)
     t0 = time.monotonic()

@@ -1,0 +1,757 @@
+/* daxlib: the daxfuzz guest commands on a real fs-DAX filesystem (plain syscalls).
+ *
+ * One source, two programs: the guest helper daxop (daxop.c: this file + a main that reads
+ * a program file; `daxfuzz kernel setup` builds it with gcc -static) and the stand-alone
+ * reproducers of `daxfuzz kernel repro` (this file verbatim + a main holding the program
+ * as a table of lines).  Both feed the lines, in order, to daxop_line().
+ * API: daxop_start(MOUNTPOINT, DEVICE, TIMEOUT_MS); daxop_line(LINE)...; daxop_end().
+ *
+ * A program is text, one command a line (daxfuzz/guest/translate.py writes it):
+ *   init NFILES SIZE                create f0..f{N-1} of SIZE bytes (holes)
+ *   step N [TITLE]                  the following command is trace step N (with echo_steps,
+ *                                   "== step N: TITLE" is printed first)
+ *   mmap SLOT INO OFF LEN PROT SHARED HUGE MISALIGN SYNC
+ *   munmap SLOT | msync SLOT
+ *   madv SLOT OFF LEN               madvise(MADV_DONTNEED) over file offsets [OFF, OFF+LEN)
+ *                                   of the slot's VMA, clipped to it (empty: ok, no call)
+ *   touch SLOT OFF WRITE            load/store one byte at file offset OFF of the slot's VMA
+ *   gup H SLOT OFF WRITE KIND       vmsplice() the page into pipe H (a FOLL_GET reference);
+ *                                   KIND 1 pin, 2 get (for the release bookkeeping)
+ *   gupl SLOT OFF                   io_uring fixed buffer (FOLL_PIN|FOLL_LONGTERM)
+ *   release H KIND                  drain pipe H (drops the reference)
+ *   fork MM CHILD VMAS              fork(2) of the process playing model mm MM (its slots
+ *                                   MM*VMAS .. +VMAS-1); the child plays mm CHILD, its
+ *                                   slots at the parent's addresses.  EBUSY when CHILD's
+ *                                   slots map anything (the model's condition).
+ *   truncate INO SIZE | punch INO OFF LEN
+ *   pwrite INO OFF LEN              pwrite(2) LEN bytes of a non-zero pattern from a heap
+ *                                   buffer (no DAX mapping) at OFF, over short writes
+ *   reflink SRC DST NSEG SOFF DOFF LEN ...   FICLONERANGE per segment
+ *   umount | mount
+ *   errno NAME                      a result the model's bookkeeping decides (EEXIST ...)
+ *   skip REASON...                  not expressible from userspace
+ * Layout-changing calls, and pwrite (it takes the file's IOLOCK, which a blocked truncate
+ * may hold), run in a child (fork) so that a wait is observed and timed;
+ * an interruptible wait is interrupted with SIGKILL after TIMEOUT_MS (as the model's
+ * "blocked" op is), an uninterruptible one (umount) stays pending and is reported when
+ * it finishes.  One result line per step on stdout:
+ *   @@R step=N status=ok|blocked|err|sigbus|sigsegv|skip|pending ms=T errno=NAME note=...
+ * and the kernel's own WARNING/BUG/Oops/KASAN lines from /dev/kmsg after each step:
+ *   @@K step=N <line>
+ *
+ * Processes.  The first process (the director) reads the program, plays every model mm
+ * nobody forked into, and runs every command without a slot.  `fork` makes a worker
+ * process for the child mm; from then on the director sends each command naming one of
+ * that mm's slots to its worker (command pipe per mm, made at the first fork so every
+ * process has them) and waits for its answer (one shared answer pipe) before going on:
+ * steps run strictly in order, each worker printing its own @@R line.  The GUP pipes are
+ * made at start, so every process shares pipe H; release drains it, from any process.
+ * At the end the director closes the command pipes: each worker exits on EOF, and EOF
+ * on the answer pipe says they all have (their mappings gone).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+
+#define PMD (2UL << 20)
+#define MAXSLOTS 64
+#define MAXH 64
+#define SLOTSPAN (1UL << 30) /* address space reserved per VMA slot */
+
+static const char *mnt, *dev;
+static long timeout_ms;
+static char *base;
+/* win: where file offset 0 of the slot would be (a child keeps its parent's windows) */
+static struct { char *addr; size_t len; long mis; char *win; } slots[MAXSLOTS];
+static int hkind[MAXH]; /* the director's handle bookkeeping: 0 free, else the KIND */
+static int pipes[MAXH][2];
+/* processes (see the header): nv is 0 until the first fork */
+struct msg { int step; char line[252]; };
+struct answer { int ok, nmapped; };
+static int nv;
+static int cmdp[MAXSLOTS][2], ansp[2];
+static char worker_of[MAXSLOTS]; /* director: mm is played by a worker */
+static int wmapped[MAXSLOTS];    /* director: slots that worker maps (from its answers) */
+static int me = -1;              /* a worker: the mm it plays */
+static int kmsg = -1;
+static int cur_step;
+static int echo_steps; /* a reproducer: print each step's title before its result */
+static sigjmp_buf jb;
+static volatile int fault_sig;
+static pid_t pending_pid;
+static int pending_step;
+static double pending_t0;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static const char *ename(int e) {
+  switch (e) {
+  case 0: return "0";
+  case EBUSY: return "EBUSY";
+  case EINVAL: return "EINVAL";
+  case ENOENT: return "ENOENT";
+  case EEXIST: return "EEXIST";
+  case EFAULT: return "EFAULT";
+  case EOPNOTSUPP: return "EOPNOTSUPP";
+  case EPERM: return "EPERM";
+  case EACCES: return "EACCES";
+  case ENOSPC: return "ENOSPC";
+  case ENOMEM: return "ENOMEM";
+  case EINTR: return "EINTR";
+  case EAGAIN: return "EAGAIN";
+  case EXDEV: return "EXDEV";
+  case ENOSYS: return "ENOSYS";
+  case EIO: return "EIO";
+  case ETXTBSY: return "ETXTBSY";
+  case EBADF: return "EBADF";
+  case EROFS: return "EROFS";
+  case ENODEV: return "ENODEV";
+  case EFBIG: return "EFBIG";
+  default: {
+    static char b[16];
+    snprintf(b, sizeof b, "E%d", e);
+    return b;
+  }
+  }
+}
+
+static void result(const char *status, double ms, int err, const char *fmt, ...) {
+  char note[256] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+    for (char *p = note; *p; p++)
+      if (*p == ' ') *p = '_';
+  }
+  printf("@@R step=%d status=%s ms=%.1f errno=%s note=%s\n", cur_step, status, ms, ename(err),
+         note[0] ? note : "-");
+  fflush(stdout);
+}
+
+static void drain_kmsg(void) {
+  char buf[2048];
+  if (kmsg < 0) return;
+  for (;;) {
+    ssize_t n = read(kmsg, buf, sizeof buf - 1);
+    if (n < 0) {
+      if (errno == EPIPE) continue; /* overwritten records */
+      break;
+    }
+    if (n == 0) break;
+    buf[n] = 0;
+    char *msg = strchr(buf, ';');
+    msg = msg ? msg + 1 : buf;
+    char *nl = strchr(msg, '\n');
+    if (nl) *nl = 0;
+    if (strstr(msg, "WARNING") || strstr(msg, "BUG") || strstr(msg, "Oops") ||
+        strstr(msg, "KASAN") || strstr(msg, "kernel BUG") || strstr(msg, "general protection") ||
+        strstr(msg, "Call Trace") || strstr(msg, "RIP:") || strstr(msg, "hung_task") ||
+        strstr(msg, "blocked for more than") || strstr(msg, "page dumped") ||
+        strstr(msg, "Memory failure") || strstr(msg, "refcount_t")) {
+      printf("@@K step=%d %s\n", cur_step, msg);
+      fflush(stdout);
+    }
+  }
+}
+
+static void on_fault(int sig) {
+  fault_sig = sig;
+  siglongjmp(jb, 1);
+}
+
+static char *path_of(int ino) {
+  static char p[256];
+  snprintf(p, sizeof p, "%s/f%d", mnt, ino);
+  return p;
+}
+
+static void do_mmap(int slot, int ino, long off, long len, int prot, int shared, int huge,
+                    long misalign, int sync) {
+  double t0 = now_ms();
+  if (slot >= MAXSLOTS) { result("err", 0, EINVAL, "slot"); return; }
+  if (slots[slot].addr) { result("err", 0, EEXIST, "slot_in_use"); return; }
+  int fd = open(path_of(ino), (prot & PROT_WRITE) && shared ? O_RDWR : O_RDONLY);
+  if (fd < 0 && errno == EACCES) fd = open(path_of(ino), O_RDONLY);
+  if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
+  char *want = slots[slot].win + off + misalign;
+  int flags = MAP_FIXED | (shared ? (sync ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED)
+                                  : MAP_PRIVATE);
+  char *a = mmap(want, len, prot, flags, fd, off);
+  int e = errno;
+  close(fd);
+  if (a == MAP_FAILED) {
+    /* restore the reservation: MAP_FIXED may have replaced it partly */
+    mmap(want, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    result("err", now_ms() - t0, e, "mmap");
+    return;
+  }
+  madvise(a, len, MADV_DONTFORK);
+  if (!huge) madvise(a, len, MADV_NOHUGEPAGE);
+  slots[slot].addr = a;
+  slots[slot].len = len;
+  slots[slot].mis = misalign;
+  result("ok", now_ms() - t0, 0, "addr=%p", (void *)a);
+}
+
+static void do_munmap(int slot) {
+  double t0 = now_ms();
+  if (!slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
+  /* replace by the PROT_NONE reservation: zaps the VMA exactly as munmap does */
+  char *a = mmap(slots[slot].addr, slots[slot].len, PROT_NONE,
+                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  slots[slot].addr = NULL;
+  if (a == MAP_FAILED) result("err", now_ms() - t0, errno, "munmap");
+  else result("ok", now_ms() - t0, 0, NULL);
+}
+
+static void do_msync(int slot) {
+  double t0 = now_ms();
+  if (!slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
+  int r = msync(slots[slot].addr, slots[slot].len, MS_SYNC);
+  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
+}
+
+/* one user access; 0 ok, else the signal */
+static int access_at(volatile char *p, int write) {
+  fault_sig = 0;
+  if (sigsetjmp(jb, 1) == 0) {
+    if (write) *p = (char)(*p + 1);
+    else (void)*p;
+  }
+  return fault_sig;
+}
+
+static char *addr_of(int slot, long off) {
+  return slots[slot].win + off + slots[slot].mis;
+}
+
+/* MADV_DONTNEED over file offsets [off, off+len) of the slot's mapping, clipped to it */
+static void do_madv(int slot, long off, long len) {
+  double t0 = now_ms();
+  if (slot >= MAXSLOTS || !slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
+  long first = slots[slot].addr - addr_of(slot, 0); /* the mapping's file offset */
+  long end = first + (long)slots[slot].len;
+  long lo = off > first ? off : first, hi = off + len < end ? off + len : end;
+  if (lo >= hi) { result("ok", 0, 0, "empty_range"); return; }
+  int r = madvise(addr_of(slot, lo), hi - lo, MADV_DONTNEED);
+  if (r) result("err", now_ms() - t0, errno, "madvise");
+  else result("ok", now_ms() - t0, 0, "off=%ld_len=%ld", lo, hi - lo);
+}
+
+static void do_touch(int slot, long off, int write) {
+  double t0 = now_ms();
+  char *p = addr_of(slot, off);
+  int sig = access_at(p, write);
+  if (sig == SIGBUS) result("sigbus", now_ms() - t0, 0, NULL);
+  else if (sig) result("sigsegv", now_ms() - t0, 0, NULL);
+  else result("ok", now_ms() - t0, 0, NULL);
+}
+
+static void drain(int h) {
+  char buf[65536];
+  while (read(pipes[h][0], buf, sizeof buf) > 0) {}
+}
+
+/* 1 when the page is in pipe H; the director checked H is free */
+static int do_gup(int h, int slot, long off, int write) {
+  double t0 = now_ms();
+  char *p = addr_of(slot, off);
+  if (write) { /* GUP with FOLL_WRITE faults the page in writable first */
+    int sig = access_at(p, 1);
+    if (sig) { result("err", now_ms() - t0, EFAULT, "write_fault_sig%d", sig); return 0; }
+  }
+  struct iovec iov = {.iov_base = (void *)((uintptr_t)p & ~4095UL), .iov_len = 4096};
+  ssize_t n = vmsplice(pipes[h][1], &iov, 1, 0);
+  if (n != 4096) {
+    int e = n < 0 ? errno : EIO;
+    drain(h);
+    result("err", now_ms() - t0, e, "vmsplice");
+    return 0;
+  }
+  result("ok", now_ms() - t0, 0, "vmsplice");
+  return 1;
+}
+
+static void do_release(int h, int kind) {
+  double t0 = now_ms();
+  if (h < 0 || h >= MAXH || hkind[h] != kind) {
+    result("err", 0, EINVAL, "no_such_handle_(bookkeeping)");
+    return;
+  }
+  drain(h);
+  hkind[h] = 0;
+  result("ok", now_ms() - t0, 0, "drained");
+}
+
+static void do_gupl(int slot, long off) {
+  double t0 = now_ms();
+  struct io_uring_params par;
+  memset(&par, 0, sizeof par);
+  int fd = (int)syscall(__NR_io_uring_setup, 4, &par);
+  if (fd < 0) { result("skip", 0, errno, "io_uring_unavailable"); return; }
+  struct iovec iov = {.iov_base = (void *)(((uintptr_t)addr_of(slot, off)) & ~4095UL),
+                      .iov_len = 4096};
+  int r = (int)syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS, &iov, 1);
+  int e = errno;
+  if (r == 0) syscall(__NR_io_uring_register, fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
+  close(fd);
+  if (r) result("err", now_ms() - t0, e, "io_uring_register_buffers");
+  else result("ok", now_ms() - t0, 0, "longterm_pin_taken_and_released");
+}
+
+/* processes (see the header) ------------------------------------------------------- */
+static int count_mapped(int mm) {
+  int n = 0;
+  for (int v = 0; v < nv; v++) n += slots[mm * nv + v].addr != NULL;
+  return n;
+}
+
+/* the slot VMAs are MADV_DONTFORK (a layout call's child maps none); not across a fork */
+static void fork_advice(int mm, int advice) {
+  for (int v = 0; v < nv; v++)
+    if (slots[mm * nv + v].addr) madvise(slots[mm * nv + v].addr, slots[mm * nv + v].len, advice);
+}
+
+static void close_channels(void) { /* in a layout call's child */
+  if (!nv) return;
+  for (int i = 0; i < MAXSLOTS; i++) { close(cmdp[i][0]); close(cmdp[i][1]); }
+  close(ansp[0]); close(ansp[1]);
+}
+
+static void worker_loop(void);
+
+/* in the process playing mm p: fork, the child plays c; 1 when forked */
+static int do_fork(int p, int c) {
+  double t0 = now_ms();
+  fork_advice(p, MADV_DOFORK);
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (int s = 0; s < MAXSLOTS; s++) /* nothing but p's VMAs was copied */
+      if (s / nv != p) slots[s].addr = NULL;
+    for (int v = 0; v < nv; v++) { /* now they are c's, at the same addresses */
+      slots[c * nv + v] = slots[p * nv + v];
+      slots[p * nv + v].addr = NULL;
+    }
+    fork_advice(c, MADV_DONTFORK);
+    me = c;
+    for (int i = 0; i < MAXSLOTS; i++) close(cmdp[i][1]); /* only the director writes */
+    close(ansp[0]);
+    worker_loop();
+  }
+  int e = errno;
+  fork_advice(p, MADV_DONTFORK);
+  if (pid < 0) { result("err", now_ms() - t0, e, "fork"); return 0; }
+  result("ok", now_ms() - t0, 0, "child_pid=%d", pid);
+  return 1;
+}
+
+static int parse(const char *line, char *cmd, long *a) {
+  int off, n = 0;
+  if (sscanf(line, "%31s%n", cmd, &off) != 1) return -1;
+  line += off;
+  while (n < 64 && sscanf(line, "%ld%n", &a[n], &off) == 1) { line += off; n++; }
+  return n;
+}
+
+/* the slot a command acts on (fork: the parent's first), or -1 */
+static long slot_of(const char *cmd, const long *a) {
+  if (!strcmp(cmd, "gup")) return a[1];
+  if (!strcmp(cmd, "fork")) return a[0] * a[2];
+  if (!strcmp(cmd, "mmap") || !strcmp(cmd, "munmap") || !strcmp(cmd, "msync") ||
+      !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl"))
+    return a[0];
+  return -1;
+}
+
+/* a slot command, in the process playing its slot; 0 when a gup or fork failed */
+static int slot_cmd(const char *cmd, const long *a) {
+  if (!strcmp(cmd, "mmap"))
+    do_mmap((int)a[0], (int)a[1], a[2], a[3], (int)a[4], (int)a[5], (int)a[6], a[7], (int)a[8]);
+  else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0]);
+  else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
+  else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
+  else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
+  else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
+  else if (!strcmp(cmd, "gup")) return do_gup((int)a[0], (int)a[1], a[2], (int)a[3]);
+  else if (!strcmp(cmd, "fork")) return do_fork((int)a[0], (int)a[1]);
+  return 1;
+}
+
+static void worker_loop(void) {
+  struct msg m;
+  for (;;) {
+    ssize_t r = read(cmdp[me][0], &m, sizeof m);
+    if (r < 0 && errno == EINTR) continue;
+    if (r != sizeof m) _exit(0); /* EOF: the program is over */
+    char cmd[32] = "";
+    long a[64];
+    cur_step = m.step;
+    struct answer k = {1, 0};
+    if (parse(m.line, cmd, a) >= 0 && strcmp(cmd, "exit")) k.ok = slot_cmd(cmd, a);
+    k.nmapped = count_mapped(me);
+    if (write(ansp[1], &k, sizeof k) != sizeof k || !strcmp(cmd, "exit")) _exit(0);
+  }
+}
+
+/* director: have mm's worker run the line, wait for its answer; the answer's ok */
+static int forward(int mm, const char *line) {
+  struct msg m = {.step = cur_step};
+  snprintf(m.line, sizeof m.line, "%s", line);
+  struct answer k;
+  struct pollfd pf = {.fd = ansp[0], .events = POLLIN};
+  if (write(cmdp[mm][1], &m, sizeof m) != sizeof m || poll(&pf, 1, 10 * timeout_ms + 5000) != 1 ||
+      read(ansp[0], &k, sizeof k) != sizeof k) {
+    result("err", 0, EIO, "no_answer_from_the_process_of_mm_%d", mm);
+    return 0;
+  }
+  wmapped[mm] = k.nmapped;
+  return k.ok;
+}
+
+static int mapped_in(int mm) { return worker_of[mm] ? wmapped[mm] : count_mapped(mm); }
+
+/* director: a slot command, run here or by the worker playing the slot's mm */
+static int dispatch(const char *cmd, const long *a, const char *line) {
+  long s = slot_of(cmd, a);
+  if (nv && s >= 0 && s < MAXSLOTS && worker_of[s / nv]) return forward((int)(s / nv), line);
+  return slot_cmd(cmd, a);
+}
+
+static void director_fork(int p, int c, int vmas, const char *line, const long *a) {
+  if (c == p || vmas < 1 || (p + 1) * vmas > MAXSLOTS || (c + 1) * vmas > MAXSLOTS ||
+      (nv && vmas != nv)) {
+    result("err", 0, EINVAL, "bad_fork");
+    return;
+  }
+  if (!nv) { /* before any worker exists: every process will have these */
+    for (int i = 0; i < MAXSLOTS; i++)
+      if (pipe(cmdp[i])) { result("err", 0, errno, "pipe"); return; }
+    if (pipe(ansp)) { result("err", 0, errno, "pipe"); return; }
+    nv = vmas;
+  }
+  if (mapped_in(c)) { result("err", 0, EBUSY, "child_maps_something_(bookkeeping)"); return; }
+  if (worker_of[c]) { forward(c, "exit"); worker_of[c] = 0; } /* maps nothing: retire it */
+  if (dispatch("fork", a, line)) { worker_of[c] = 1; wmapped[c] = mapped_in(p); }
+}
+
+/* director: end the workers; EOF on the answer pipe once every one has exited */
+static void end_workers(void) {
+  char buf[256];
+  if (!nv) return;
+  for (int i = 0; i < MAXSLOTS; i++) close(cmdp[i][1]);
+  close(ansp[1]);
+  while (read(ansp[0], buf, sizeof buf) > 0) {}
+}
+
+/* layout-changing calls, in a child ---------------------------------------------- */
+enum { L_TRUNC, L_PUNCH, L_REFLINK, L_UMOUNT, L_PWRITE };
+struct lop { int kind, ino, dst, nseg; long a[3 * 16]; };
+
+/* pwrite len bytes of a pattern from the heap at off; 0 or the errno */
+static int write_all(int fd, long off, long len) {
+  char *buf = malloc(len > 0 ? len : 1);
+  if (!buf) return ENOMEM;
+  memset(buf, 0xa5, len > 0 ? len : 1);
+  for (long done = 0; done < len;) {
+    ssize_t n = pwrite(fd, buf + done, len - done, off + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return EIO;
+    done += n;
+  }
+  return 0;
+}
+
+static int run_lop(struct lop *o) {
+  if (o->kind == L_UMOUNT) return umount(mnt) ? errno : 0;
+  if (o->kind == L_REFLINK) {
+    int sfd = open(path_of(o->ino), O_RDONLY);
+    if (sfd < 0) return errno;
+    int dfd = open(path_of(o->dst), O_RDWR);
+    if (dfd < 0) return errno;
+    for (int i = 0; i < o->nseg; i++) {
+      struct file_clone_range r = {.src_fd = sfd, .src_offset = o->a[3 * i],
+                                   .dest_offset = o->a[3 * i + 1],
+                                   .src_length = o->a[3 * i + 2]};
+      if (ioctl(dfd, FICLONERANGE, &r)) return errno;
+    }
+    return 0;
+  }
+  int fd = open(path_of(o->ino), O_RDWR);
+  if (fd < 0) return errno;
+  if (o->kind == L_PWRITE) return write_all(fd, o->a[0], o->a[1]);
+  if (o->kind == L_TRUNC) return ftruncate(fd, o->a[0]) ? errno : 0;
+  return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, o->a[0], o->a[1]) ? errno : 0;
+}
+
+/* wait up to ms for pid; 1 when reaped (*code set), 0 when still running */
+static int wait_for(pid_t pid, long ms, int *code) {
+  double end = now_ms() + ms;
+  for (;;) {
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid) {
+      *code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+      return 1;
+    }
+    if (now_ms() >= end) return 0;
+    usleep(2000);
+  }
+}
+
+static void report_child(const char *prefix_note, int code, double ms) {
+  if (code == 0) result("ok", ms, 0, "%s", prefix_note);
+  else if (code < 0) result("err", ms, EINTR, "%s_killed_by_sig%d", prefix_note, -code);
+  else result("err", ms, code, "%s", prefix_note);
+}
+
+static void check_pending(int reuse_for_step) {
+  if (!pending_pid) return;
+  int code;
+  if (wait_for(pending_pid, reuse_for_step ? timeout_ms : 0, &code)) {
+    double ms = now_ms() - pending_t0;
+    int save = cur_step;
+    if (!reuse_for_step) cur_step = pending_step;
+    char note[64];
+    snprintf(note, sizeof note, "pending_from_step_%d_finished_after_step_%d", pending_step,
+             save - (reuse_for_step ? 0 : 1));
+    if (!reuse_for_step) {
+      printf("@@P step=%d done_ms=%.1f code=%d after_step=%d\n", pending_step, ms, code,
+             save - 1);
+      fflush(stdout);
+    } else {
+      report_child(note, code, ms);
+    }
+    cur_step = save;
+    pending_pid = 0;
+  } else if (reuse_for_step) {
+    result("blocked", now_ms() - pending_t0, 0, "still_pending_from_step_%d", pending_step);
+  }
+}
+
+/* "state=D,wchan=fn" of a task, from /proc */
+static void task_state(pid_t pid, char *out, size_t n) {
+  char p[64], st[512] = "", wc[96] = "?";
+  char state = '?';
+  snprintf(p, sizeof p, "/proc/%d/stat", pid);
+  FILE *f = fopen(p, "r");
+  if (f) {
+    if (fgets(st, sizeof st, f)) {
+      char *r = strrchr(st, ')');
+      if (r && r[1]) state = r[2];
+    }
+    fclose(f);
+  }
+  snprintf(p, sizeof p, "/proc/%d/wchan", pid);
+  f = fopen(p, "r");
+  if (f) {
+    size_t k = fread(wc, 1, sizeof wc - 1, f);
+    wc[k] = 0;
+    fclose(f);
+  }
+  snprintf(out, n, "state=%c,wchan=%s", state, wc[0] ? wc : "?");
+}
+
+static void do_lop(struct lop *o) {
+  if (o->kind == L_UMOUNT && pending_pid) { check_pending(1); return; }
+  if (pending_pid) { /* a killed call still winding down: give it the step timeout */
+    int code;
+    if (wait_for(pending_pid, timeout_ms, &code)) {
+      printf("@@P step=%d done_ms=%.1f code=%d after_step=%d\n", pending_step,
+             now_ms() - pending_t0, code, cur_step - 1);
+      pending_pid = 0;
+    } else {
+      result("skip", 0, 0, "an_earlier_call_is_still_blocked_uninterruptibly");
+      return;
+    }
+  }
+  double t0 = now_ms();
+  pid_t pid = fork();
+  if (pid < 0) { result("err", 0, errno, "fork"); return; }
+  if (pid == 0) {
+    close_channels();
+    _exit(run_lop(o));
+  }
+  int code;
+  if (wait_for(pid, timeout_ms, &code)) { report_child("", code, now_ms() - t0); return; }
+  double ms = now_ms() - t0;
+  char where[160];
+  task_state(pid, where, sizeof where);
+  if (o->kind != L_UMOUNT) { /* an interrupted wait, as the model's "blocked" op */
+    kill(pid, SIGKILL);
+    if (wait_for(pid, 2000, &code)) {
+      result("blocked", ms, 0, "%s_interrupted_by_SIGKILL", where);
+      return;
+    }
+  }
+  pending_pid = pid;
+  pending_step = cur_step;
+  pending_t0 = t0;
+  result("blocked", ms, 0, "%s_left_pending", where);
+}
+
+static void do_mount(void) {
+  double t0 = now_ms();
+  int r = mount(dev, mnt, "xfs", 0, "dax=always");
+  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
+}
+
+static void do_init(int n, long size) {
+  for (int i = 0; i < n; i++) {
+    int fd = open(path_of(i), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, size)) {
+      printf("@@I error=%s file=%d\n", ename(errno), i);
+      exit(3);
+    }
+    struct statx sx;
+    int dax = -1;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0)
+      dax = !!(sx.stx_attributes & STATX_ATTR_DAX);
+    if (i == 0) printf("@@I dax=%d files=%d size=%ld\n", dax, n, size);
+    if (i == 0 && echo_steps && dax != 1)
+      printf("warning: %s is not DAX (statx STATX_ATTR_DAX %s): mount an fsdax pmem device "
+             "with -o dax=always (see the header of this file)\n", path_of(i),
+             dax < 0 ? "unknown" : "clear");
+    close(fd);
+  }
+  sync();
+  fflush(stdout);
+}
+
+
+/* the program interface (see the header) ------------------------------------------ */
+
+/* before the first line; 0, or 3 when the process cannot be set up */
+static int daxop_start(const char *mountpoint, const char *device, long step_timeout_ms) {
+  mnt = mountpoint; dev = device; timeout_ms = step_timeout_ms;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int i = 0; i < MAXH; i++) /* before any fork: every process shares them */
+    if (pipe2(pipes[i], O_NONBLOCK)) { perror("pipe"); return 3; }
+  base = mmap(NULL, SLOTSPAN * (MAXSLOTS + 1), PROT_NONE,
+              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) { perror("reserve"); return 3; }
+  base = (char *)(((uintptr_t)base + SLOTSPAN - 1) & ~(SLOTSPAN - 1)); /* PMD aligned */
+  for (int s = 0; s < MAXSLOTS; s++) slots[s].win = base + s * SLOTSPAN;
+  struct sigaction sa = {.sa_handler = on_fault};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, NULL);
+  sigaction(SIGSEGV, &sa, NULL);
+  kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+  if (kmsg >= 0) lseek(kmsg, 0, SEEK_END);
+  else if (echo_steps)
+    printf("note: cannot read /dev/kmsg (%s): watch `dmesg -w` for the kernel's lines\n",
+           strerror(errno));
+  return 0;
+}
+
+/* one program line, in the director */
+static void daxop_line(const char *text) {
+  char line[4096];
+  char cmd[32] = "";
+  long a[64];
+  snprintf(line, sizeof line, "%s", text);
+  if (parse(line, cmd, a) < 0 || cmd[0] == '#') return;
+  char *p = line + strspn(line, " \t") + strlen(cmd);
+  char *nl = strchr(p, '\n');
+  if (nl) *nl = 0;
+  if (!strcmp(cmd, "step")) {
+    drain_kmsg();
+    cur_step = atoi(p);
+    check_pending(0);
+    if (echo_steps) {
+      p += strspn(p, " ");
+      p += strspn(p, "0123456789");
+      printf("== step %d:%s\n", cur_step, p);
+    }
+    return;
+  }
+  if (!strcmp(cmd, "skip") || !strcmp(cmd, "errno")) {
+    while (*p == ' ') p++;
+    if (!strcmp(cmd, "skip")) result("skip", 0, 0, "%s", p);
+    else {
+      printf("@@R step=%d status=err ms=0.0 errno=%s note=model_bookkeeping\n", cur_step, p);
+      fflush(stdout);
+    }
+    return;
+  }
+  if (!strcmp(cmd, "init")) do_init((int)a[0], a[1]);
+  else if (!strcmp(cmd, "fork")) director_fork((int)a[0], (int)a[1], (int)a[2], line, a);
+  else if (!strcmp(cmd, "gup")) {
+    int h = (int)a[0];
+    if (h < 0 || h >= MAXH) result("err", 0, EINVAL, "handle");
+    else if (hkind[h]) result("err", 0, EEXIST, "handle_busy_(bookkeeping)");
+    else if (dispatch(cmd, a, line)) hkind[h] = (int)a[4];
+  } else if (slot_of(cmd, a) >= 0) dispatch(cmd, a, line);
+  else if (!strcmp(cmd, "release")) do_release((int)a[0], (int)a[1]);
+  else if (!strcmp(cmd, "mount")) do_mount();
+  else {
+    struct lop o;
+    memset(&o, 0, sizeof o);
+    if (!strcmp(cmd, "truncate")) { o.kind = L_TRUNC; o.ino = (int)a[0]; o.a[0] = a[1]; }
+    else if (!strcmp(cmd, "punch")) {
+      o.kind = L_PUNCH; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
+    } else if (!strcmp(cmd, "pwrite")) {
+      o.kind = L_PWRITE; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
+    } else if (!strcmp(cmd, "reflink")) {
+      o.kind = L_REFLINK; o.ino = (int)a[0]; o.dst = (int)a[1]; o.nseg = (int)a[2];
+      if (o.nseg > 16) o.nseg = 16;
+      for (int i = 0; i < 3 * o.nseg; i++) o.a[i] = a[3 + i];
+    } else if (!strcmp(cmd, "umount")) o.kind = L_UMOUNT;
+    else { result("skip", 0, 0, "unknown_command_%s", cmd); return; }
+    do_lop(&o);
+  }
+}
+
+/* after the last line: release references, end the workers, unmap, finish a pending call */
+static int daxop_end(void) {
+  drain_kmsg();
+  for (int h = 0; h < MAXH; h++) drain(h);
+  end_workers();
+  for (int s = 0; s < MAXSLOTS; s++)
+    if (slots[s].addr) munmap(slots[s].addr, slots[s].len);
+  if (pending_pid) {
+    int code;
+    cur_step = pending_step;
+    if (wait_for(pending_pid, timeout_ms * 2, &code))
+      printf("@@P step=%d done_ms=%.1f code=%d after_step=end\n", pending_step,
+             now_ms() - pending_t0, code);
+    else printf("@@P step=%d still_blocked_at_end\n", pending_step);
+  }
+  drain_kmsg();
+  printf("@@E done\n");
+  fflush(stdout);
+  return 0;
+}
