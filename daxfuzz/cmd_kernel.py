@@ -3,6 +3,7 @@ Linux 7.2 kernel (Debian sid's build) under QEMU, next to the oracle's predictio
 
     daxfuzz kernel setup [--no-install] [--refresh]
     daxfuzz kernel run TRACE... [--table] [--show-program] [--step-timeout MS]
+    daxfuzz kernel repro TRACE [-o repro.c] [--confirmed KERNEL] [--run]
 
 `run` boots the guest once per batch, runs each trace's translated program (see
 daxfuzz/guest/translate.py for the geometry and what each op becomes) and prints per
@@ -10,6 +11,11 @@ step the oracle's prediction beside what the kernel did (done, blocked and for h
 long, an error), plus WARNING/BUG/Oops/KASAN lines with the step that caused them.
 Exit codes: 0 every expressible step agrees, 1 a difference (or a kernel warning, a hung
 or crashed guest), 2 bad input or the guest is not set up.
+
+`repro` writes one self-contained C file (daxfuzz/guest/repro.py) that replays the trace
+with plain syscalls on any fs-DAX XFS, for an upstream report; `--run` also compiles it
+and runs it in the guest (exit 1 when the kernel differed from a correct one: the
+reproducer reproduced).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ TARGET = "7.2"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kernel", help="replay traces on a real Linux 7.2 kernel under QEMU")
-    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run}")
+    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro}")
     s = ks.add_parser("setup", help="fetch the sid kernel and host tools, build the guest")
     s.add_argument("--no-install", action="store_true",
                    help="do not apt-get install missing host packages; fail instead")
@@ -52,6 +58,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--console", metavar="FILE", help="save the raw guest console to FILE")
     r.add_argument("-q", "--quiet", action="store_true", help="one line per trace")
     r.set_defaults(func=run_run)
+    x = ks.add_parser(
+        "repro", help="write a self-contained C reproducer of a trace (plain syscalls)",
+        description="Write ONE self-contained C file that replays TRACE on a real kernel "
+        "with plain syscalls (open, ftruncate, fallocate, mmap, loads and stores, "
+        "FICLONERANGE, vmsplice for GUP references, io_uring fixed buffers for long-term "
+        "pins, pwrite, madvise, fork, umount/mount): no daxfuzz and no helper needed.  It "
+        "is the guest's own translation: daxfuzz/guest/daxlib.c verbatim (the commands "
+        "daxop runs in the guest) plus a main() holding the translated program, one "
+        "commented block per trace step.  Its header gives the set-up (pmem, mkfs.xfs and "
+        "mount options of the guest), the trace's description and expect lines, and the "
+        "kernels it was confirmed on.  Build: gcc -static -O2 -Wall -o repro repro.c; run "
+        "as root: ./repro [DAXDIR [DEVICE [STEP_TIMEOUT_MS]]] (default /mnt /dev/pmem0 "
+        "2000).  A trace with a step the guest cannot express (memory_failure, a reflink "
+        "needing too many segments) is refused: exit 2, naming the step.",
+        epilog="exit codes: 0 written (with --run: the kernel behaved as a correct one "
+        "would), 1 with --run: reproduced (a step differed from a correct kernel, or the "
+        "kernel logged a WARNING/BUG/Oops), 2 bad input / not expressible / no gcc or "
+        "guest for --run")
+    x.add_argument("file", metavar="TRACE")
+    x.add_argument("-o", "--output", metavar="FILE",
+                   help="write the C file here (default: standard output)")
+    x.add_argument("--confirmed", action="append", default=[], metavar="KERNEL",
+                   help="add to the header's 'Confirmed on' list (repeatable; the trace's "
+                        "own 'confirmed on Linux X' notes are always listed)")
+    x.add_argument("--run", action="store_true",
+                   help="also compile it (gcc -static) and run it in the QEMU guest "
+                        "(`daxfuzz kernel setup` first), printing its output")
+    x.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
+                   help="with --run: the reproducer's STEP_TIMEOUT_MS (default 2000)")
+    x.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
+        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="with --run: QEMU accelerator (default tcg)")
+    x.set_defaults(func=run_repro)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -192,3 +230,95 @@ def run_run(args: argparse.Namespace) -> int:
         tot = [sum(r[i] for r in table) for i in range(1, 7)]
         print(f"| **total ({len(table)})** | " + " | ".join(map(str, tot)) + " | |")
     return EXIT_BAD_INPUT if bad else worst
+
+
+def run_repro(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+    import tempfile
+
+    from daxfuzz.guest.repro import compile_command, repro_source
+    from daxfuzz.trace import parse_trace
+
+    t0 = time.monotonic()
+    path = args.file
+    try:
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = f.read()
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror}", path=path) from None
+        tr = parse_trace(raw, path=path)
+        oracle, port = predictions(tr)
+        src = repro_source(tr, path, raw_text=raw, predicted=oracle, port=port,
+                           confirmed=args.confirmed)
+    except InputError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(src)
+        print(f"wrote {args.output} ({len(src.splitlines())} lines); build: "
+              f"gcc -static -O2 -Wall -o repro {args.output}", file=sys.stderr)
+    elif not args.run:
+        sys.stdout.write(src)
+    if not args.run:
+        return EXIT_AGREE
+    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.qemu import run_programs
+    from daxfuzz.guest.results import compare
+
+    if shutil.which("gcc") is None:
+        print("daxfuzz: error: --run needs gcc on the host", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    manifest = load_manifest()
+    with tempfile.TemporaryDirectory(prefix="daxfuzz-repro-") as tmp:
+        c, exe = os.path.join(tmp, "repro.c"), os.path.join(tmp, "repro")
+        with open(c, "w", encoding="utf-8") as f:
+            f.write(src)
+        p = subprocess.run(compile_command(c, exe), capture_output=True, text=True)
+        if p.returncode:
+            print(f"daxfuzz: error: gcc failed:\n{p.stderr[-3000:]}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        with open(exe, "rb") as f:
+            binary = f.read()
+    t_built = time.monotonic()
+    res = run_programs(manifest, [("repro", binary)], step_timeout_ms=args.step_timeout,
+                       accel=args.accel, log=lambda s: print(s, file=sys.stderr))
+    print(guest_output(res.console, "repro"), end="")
+    gt = res.traces.get("repro")
+    if gt is None:
+        tail = res.console.strip().splitlines()[-5:]
+        print(f"repro: the guest never ran it (boot: {'; '.join(res.boot[-3:]) or 'none'}; "
+              f"console: {' | '.join(tail) or 'empty'})")
+        return EXIT_DIVERGENCE
+    rows = compare([str(op) for op in tr.ops], oracle, gt)
+    differ = [r for r in rows if r.verdict in ("DIFFER", "missing")]
+    lines = [line for _, line in gt.kernel]
+    wall = time.monotonic() - t0
+    print(f"repro: {len(rows)} steps, {len(differ)} differ from a correct kernel, "
+          f"{len(lines)} kernel report line(s){'; ' + gt.error if gt.error else ''}; "
+          f"generate+compile {t_built - t0:.1f} s, guest {res.seconds:.1f} s, "
+          f"total {wall:.1f} s")
+    for r in differ:
+        print(f"  step {r.step} ({r.op}): a correct kernel: {r.predicted}; kernel: {r.kernel}")
+    for line in [x for x in lines if "[console]" in x or "WARNING" in x][:3]:
+        print(f"  kernel: {line}")
+    return EXIT_DIVERGENCE if differ or lines or gt.error else EXIT_AGREE
+
+
+def guest_output(console: str, name: str) -> str:
+    """The console lines of program `name`, kernel printk lines included: from its first
+    line (the mount's noise before it is left out) to the guest's ``@@T end``."""
+    out, inside, started = [], False, False
+    for raw in console.replace("\r", "").splitlines():
+        at = raw.find("@@T ")
+        if at >= 0 and raw[at:].startswith(f"@@T begin {name}"):
+            inside = True
+            continue
+        if at >= 0 and raw[at:].startswith(f"@@T end {name}"):
+            break
+        started = started or (inside and not raw.startswith("["))
+        if started:
+            out.append(raw)
+    return "".join(x + "\n" for x in out)
