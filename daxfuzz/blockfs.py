@@ -169,6 +169,24 @@ class BlockFS:
         self.meta_dirty[dst] = True
         return freed
 
+    def exchange(self, ino1: int, ino2: int, idx1: int, idx2: int, pages: int) -> None:
+        """Exchange the block maps of two ranges, holes included (xfs_exchrange_mappings,
+        xfs_swap_extent_rmap): no block changes its share count."""
+        m1, m2 = self.bmap[ino1], self.bmap[ino2]
+        a = [m1.pop(idx1 + i, HOLE) for i in range(pages)]
+        b = [m2.pop(idx2 + i, HOLE) for i in range(pages)]
+        for i in range(pages):
+            if b[i] != HOLE:
+                m1[idx1 + i] = b[i]
+            if a[i] != HOLE:
+                m2[idx2 + i] = a[i]
+        self.meta_dirty[ino1] = self.meta_dirty[ino2] = True
+
+    def nextents(self, ino: int) -> int:
+        """Data fork extent records: runs of consecutive blocks at consecutive offsets."""
+        m = self.bmap[ino]
+        return sum(1 for i, p in m.items() if m.get(i - 1, HOLE) != p - 1 or p == 0)
+
     def set_size(self, ino: int, pages: int) -> None:
         if self.size[ino] != pages:
             self.size[ino] = pages

@@ -54,7 +54,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
     "memory_failure": 4, "write": 8, "dontneed": 6,
-    "fork": 4,
+    "fork": 4, "exchange": 4, "swapext": 2,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
@@ -74,6 +74,9 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.Write: {"ino": LIVE_INO, "pgoff": WRITTEN_PGOFF, "pages": WRITE_LEN},
     O.Dontneed: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN},
     O.Fork: {"mm": LIVE_MM, "child": FREE_MM},
+    O.Exchange: {"ino1": LIVE_INO, "ino2": OTHER_INO, "pgoff1": ALIGNED_PGOFF,
+                 "pgoff2": ALIGNED_PGOFF, "pages": EXTENT_LEN},
+    O.Swapext: {"ino": LIVE_INO, "tmp": OTHER_INO},
 }
 
 
@@ -181,6 +184,12 @@ class _Shadow:
             for i in range(op.pages):
                 if op.src_pgoff + i in src:
                     dst.add(op.dst_pgoff + i)
+        elif t is O.Exchange or t is O.Swapext:
+            # written pages move with their blocks: either side may be real now
+            a, b = (op.ino1, op.ino2) if t is O.Exchange else (op.ino, op.tmp)
+            both = self.touched[a] | self.touched[b]
+            self.touched[a] = set(both)
+            self.touched[b] = set(both)
         elif t is O.Unpin or t is O.Put:
             if self.handles.get(op.h) is (t is O.Unpin):
                 del self.handles[op.h]

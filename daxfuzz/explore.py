@@ -66,6 +66,10 @@ def alphabet(g: Geometry) -> list[O.Op]:
             if a != b:
                 out.append(O.Reflink(a, b, 0, 0, nr))
                 out.append(O.Reflink(a, b, 1, 1, 1))
+                out.append(O.Swapext(a, b))
+                if a < b:  # exchange is symmetric in its two files but for lock order
+                    out.append(O.Exchange(a, b, 0, 0, nr))
+                    out.append(O.Exchange(a, b, 1, 1, 1))
         if size >= 2:  # within one file (FICLONERANGE allows it): two indices, one folio
             out.append(O.Reflink(a, a, 0, size // 2, size // 2))
         out.append(O.Truncate(a, 0))
@@ -148,7 +152,8 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
         return o.mounted
     if t is O.Unmount:
         return not o.mounted or any(m.vmas for m in o.mms)
-    if t is O.Truncate or t is O.Punch or t is O.Reflink or t is O.Write:
+    if (t is O.Truncate or t is O.Punch or t is O.Reflink or t is O.Write
+            or t is O.Exchange or t is O.Swapext):
         return not o.mounted
     return False
 

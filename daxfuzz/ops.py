@@ -230,6 +230,31 @@ class Fork(Op):
     child: int = 1
 
 
+@_op("exchange", INO, INO, IDX, IDX, LEN)
+class Exchange(Op):
+    """XFS_IOC_EXCHANGE_RANGE: exchange `pages` pages of file `ino1` at pgoff1 with file
+    `ino2` at pgoff2 (both within EOF, not overlapping in one file).  Both DAX layouts
+    are broken first (it waits for GUP, as reflink does), then the ranges' page caches
+    are dropped and the block maps exchanged.  Linux 6.10+."""
+
+    ino1: int
+    ino2: int
+    pgoff1: int = 0
+    pgoff2: int = 0
+    pages: int = 4
+
+
+@_op("swapext", INO, INO)
+class Swapext(Op):
+    """XFS_IOC_SWAPEXT (xfs_fsr's defragmenter): swap every block of file `ino` with file
+    `tmp`, which must have the same size and no more extents.  No DAX layout break:
+    both page caches are dropped (mappings zapped, entries deleted) without waiting for
+    GUP, then the data forks are swapped."""
+
+    ino: int
+    tmp: int = 1
+
+
 @_op("unmount")
 class Unmount(Op):
     """umount: evict every inode (dax_break_layout_final, then delete entries)."""
@@ -256,7 +281,7 @@ class MemoryFailure(Op):
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
     Unmount, Mount, MemoryFailure, Write, Dontneed,
-    Fork,
+    Fork, Exchange, Swapext,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

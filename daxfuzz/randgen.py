@@ -17,6 +17,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 6, "munmap": 2, "fault": 30, "msync": 3, "reflink": 4, "pin": 6, "get": 4,
     "unpin": 5, "put": 4, "truncate": 3, "punch": 3, "unmount": 1, "mount": 1,
     "memory_failure": 2, "write": 4, "dontneed": 2, "fork": 1,
+    "exchange": 1, "swapext": 1,
 }
 
 
@@ -87,6 +88,11 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
         return O.Truncate(ino, rng.choice((0, g.pmd_nr, r(m + 1), g.file_pages)))
     if name == "punch":
         return O.Punch(ino, idx, rng.choice((1, g.pmd_nr, r(1, m + 1))))
+    if name == "exchange":
+        n = rng.choice((1, g.pmd_nr, r(1, g.file_pages + 1)))
+        return O.Exchange(ino, r(g.inodes), rng.choice((0, r(m))), rng.choice((0, r(m))), n)
+    if name == "swapext":
+        return O.Swapext(ino, r(g.inodes))
     if name == "fork":
         return O.Fork(mm, (mm + 1 + r(max(1, g.mms - 1))) % g.mms)
     if name == "dontneed":

@@ -20,12 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from daxfuzz.geometry import Geometry
-from daxfuzz.ops import Op, Pin, Punch, Reflink, Truncate, Unmount
+from daxfuzz.ops import Exchange, Op, Pin, Punch, Reflink, Truncate, Unmount
 from daxfuzz.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
 from oracle import Oracle, safety
 
 GUP_PIN_COUNTING_BIAS = 1024
-LAYOUT_OPS = (Truncate, Punch, Reflink, Unmount)
+LAYOUT_OPS = (Truncate, Punch, Reflink, Unmount, Exchange)
 
 
 @dataclass(frozen=True)

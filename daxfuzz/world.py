@@ -28,6 +28,7 @@ ENOENT = "ENOENT"
 EFAULT = "EFAULT"
 EOPNOTSUPP = "EOPNOTSUPP"
 ENOSPC = "ENOSPC"
+ENOTTY = "ENOTTY"
 
 
 # DAX entry facts: ``pfn << ENTRY_SHIFT | flags`` -- the encoding fs/dax.c uses for its

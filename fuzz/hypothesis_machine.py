@@ -275,6 +275,20 @@ def _rules(g: Geometry) -> dict[str, list]:
             dst = (src + 1) % g.inodes
         self._do(O.Reflink(src, dst, src_pgoff, dst_pgoff, min(pages, g.max_file_pages)))
 
+    # exchange-range: like reflink, mostly whole aligned extents of two files
+    @rule(ino1=ints(O.INO), ino2=ints(O.INO), other=likely, pgoff1=pgoffs, pgoff2=pgoffs,
+          pages=lengths)
+    def exchange(self, ino1, ino2, other, pgoff1, pgoff2, pages):
+        if other and ino2 == ino1 and g.inodes > 1:
+            ino2 = (ino1 + 1) % g.inodes
+        self._do(O.Exchange(ino1, ino2, pgoff1, pgoff2, min(pages, g.max_file_pages)))
+
+    @rule(ino=ints(O.INO), tmp=ints(O.INO))
+    def swapext(self, ino, tmp):
+        if tmp == ino and g.inodes > 1:
+            tmp = (ino + 1) % g.inodes
+        self._do(O.Swapext(ino, tmp))
+
     @has_free_h
     @rule(target=H, ref=V, off=ints(O.IDX), h=ints(O.HANDLE), write=b, longterm=b, backed=b)
     def pin(self, ref, off, h, write, longterm, backed):
@@ -343,11 +357,12 @@ def _rules(g: Geometry) -> dict[str, list]:
             "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
             "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],
-            "write": [write], "dontneed": [dontneed], "fork": [fork]}
+            "write": [write], "dontneed": [dontneed], "fork": [fork],
+            "exchange": [exchange], "swapext": [swapext]}
 
 
 _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure",
-                          "write"})
+                          "write", "exchange", "swapext"})
 
 
 def machine_for(target: str, g: Geometry = DEFAULT, *,

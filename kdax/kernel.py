@@ -165,6 +165,20 @@ class Syscalls:
         self.madvise_dontneed_single_vma(op.mm, vma, op.pgoff, op.pgoff + op.pages - 1)
         return OK
 
+    # fs/xfs/xfs_ioctl.c XFS_IOC_EXCHANGE_RANGE -> xfs_exchange_range()
+    def sys_exchange(self, op: O.Exchange) -> str:
+        if not self.mounted:
+            return ENOENT
+        return self.xfs_exchange_range(op.ino1, op.ino2, op.pgoff1, op.pgoff2, op.pages)
+
+    # fs/xfs/xfs_ioctl.c XFS_IOC_SWAPEXT -> xfs_ioc_swapext() -> xfs_swap_extents()
+    def sys_swapext(self, op: O.Swapext) -> str:
+        if not self.mounted:
+            return ENOENT
+        if op.ino == op.tmp:
+            return EINVAL  # "I_INO(ip) == I_INO(tip)"
+        return self.xfs_swap_extents(op.ino, op.tmp)
+
     # kernel/fork.c kernel_clone() -> copy_process() -> copy_mm() -> dup_mmap(); the model
     # forks into a process slot that maps nothing
     def sys_fork(self, op: O.Fork) -> str:

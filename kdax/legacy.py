@@ -22,7 +22,7 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 
 from __future__ import annotations
 
-from daxfuzz.world import ZERO_PFN
+from daxfuzz.world import ENOTTY, ZERO_PFN
 from kdax.kernel import Kernel615
 from kdax.mm import GUP_PIN_COUNTING_BIAS, Blocked
 from kdax.mm_types import Page
@@ -228,6 +228,10 @@ class KernelLegacy(Kernel615):
         self.mms[dst_mm].pte[va] = (pfn, False)
 
     # ---- fs/xfs (6.1) -----------------------------------------------------------------
+    # XFS_IOC_EXCHANGE_RANGE came in 6.10: xfs_file_ioctl() (6.1) does not know it
+    def sys_exchange(self, op) -> str:
+        return ENOTTY
+
     # fs/xfs/xfs_file.c xfs_break_dax_layouts() (6.1): wait for the busy page; no delete
     def xfs_break_dax_layouts(self, ino: int) -> int:
         page = self.dax_layout_busy_page_range(ino, 0, (1 << 63) - 1)

@@ -6,7 +6,7 @@ xfs_super.c) -- as far as they reach fs/dax.c.  Block management itself is
 from __future__ import annotations
 
 from daxfuzz.blockfs import HOLE
-from daxfuzz.world import EINVAL, OK
+from daxfuzz.world import EFAULT, EINVAL, OK
 from kdax.dax import LLONG_MAX
 from kdax.mm import Blocked
 from kdax.vm_fault import VM_FAULT_NEEDDSYNC, Iomap, Vmf
@@ -137,7 +137,57 @@ class Xfs:
         self.unmap_mapping_pages(ino, start, end - start + 1, False)
         return ret
 
-    # fs/xfs/xfs_file.c xfs_file_fallocate(PUNCH_HOLE) -> xfs_free_file_space()
+    # mm/truncate.c truncate_pagecache_range() (6.15, 7.2): unmap (not private COWs),
+    # then delete the range's entries
+    def truncate_pagecache_range(self, ino: int, start: int, end: int) -> None:
+        self.unmap_mapping_range(ino, start, end - start + 1, False)
+        self.truncate_inode_pages_range(ino, start, end)
+
+    # fs/xfs/xfs_bmap_util.c xfs_flush_unmap_range() (6.15, 7.2): write back (for DAX,
+    # dax_writeback_mapping_range) and drop the page cache of the range
+    def xfs_flush_unmap_range(self, ino: int, start: int, nr: int) -> None:
+        self.dax_writeback_mapping_range(ino, start, start + nr - 1)
+        self.truncate_pagecache_range(ino, start, start + nr - 1)
+
+    # fs/xfs/xfs_exchrange.c xfs_exchrange_contents() (7.2): xfs_ilock2_io_mmap() breaks
+    # both DAX layouts (both files are DAX: xfs_mmaplock_two_inodes_and_break_dax_layout),
+    # xfs_exchange_range_checks(), xfs_exchrange_prep() flushes and unmaps both ranges
+    # (file2 first), then xfs_exchrange_mappings() exchanges the blocks.
+    def xfs_exchange_range(self, ino1: int, ino2: int, off1: int, off2: int, nr: int) -> str:
+        self.xfs_mmaplock_two_inodes_and_break_dax_layout(ino1, ino2)
+        size1, size2 = self.fs.size[ino1], self.fs.size[ino2]
+        if off1 + nr > size1 or off2 + nr > size2:
+            return EINVAL  # "we require both ranges to end within EOF"
+        if ino1 == ino2 and off2 + nr > off1 and off1 + nr > off2:
+            return EINVAL  # "Don't allow overlapped exchanges within the same file."
+        self.xfs_flush_unmap_range(ino2, off2, nr)
+        self.xfs_flush_unmap_range(ino1, off1, nr)
+        self.fs.exchange(ino1, ino2, off1, off2, nr)
+        return OK
+
+    # fs/xfs/xfs_bmap_util.c xfs_swap_extent_flush() (6.1 .. 7.2): write back, then
+    # truncate_pagecache_range(0, -1) -- no DAX layout break, nothing waits for GUP;
+    # "Verify O_DIRECT for ftmp": a page cache left behind is -EINVAL
+    def xfs_swap_extent_flush(self, ino: int) -> int:
+        self.dax_writeback_mapping_range(ino, 0, LLONG_MAX)
+        self.truncate_pagecache_range(ino, 0, LLONG_MAX)
+        return -22 if self.nrpages[ino] else 0
+
+    # fs/xfs/xfs_bmap_util.c xfs_swap_extents() (6.1 .. 7.2): flush both, then check that
+    # all data is swapped (sx_length == both sizes: -EFAULT) and the extent counts, then
+    # swap the data forks whole
+    def xfs_swap_extents(self, ino: int, tmp: int) -> str:
+        if self.xfs_swap_extent_flush(ino) or self.xfs_swap_extent_flush(tmp):
+            return EINVAL
+        fs = self.fs
+        if fs.size[ino] != fs.size[tmp]:
+            return EFAULT
+        if fs.nextents(ino) < fs.nextents(tmp):  # xfs_swap_extents_check_format()
+            return EINVAL
+        fs.exchange(ino, tmp, 0, 0, self.g.max_file_pages)
+        return OK
+
+
     def xfs_free_file_space(self, ino: int, start: int, nr: int) -> str:
         error = self.xfs_break_layouts(ino)
         if error:

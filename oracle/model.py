@@ -34,6 +34,7 @@ from daxfuzz.world import (
     EINVAL,
     ENOENT,
     ENOSPC,
+    ENOTTY,
     ENTRY_PMD,
     ENTRY_SHIFT,
     EOPNOTSUPP,
@@ -71,10 +72,13 @@ class Rules:
     busy_reports_head: bool = True
     #: MADV_DONTNEED frees a PTE table that it empties whole (6.14+)
     dontneed_frees_tables: bool = True
+    #: XFS_IOC_EXCHANGE_RANGE exists (6.10+)
+    exchange_range: bool = True
 
 
 LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
-                     busy_reports_head=False, dontneed_frees_tables=False)
+                     busy_reports_head=False, dontneed_frees_tables=False,
+                     exchange_range=False)
 
 
 class Blocked(Exception):
@@ -713,6 +717,51 @@ class Oracle:
                 s0 = slot << self.order
                 if lo <= s0 and s0 + self.nr - 1 <= hi:
                     mmst.tables.discard(slot)
+        return OK
+
+    def _drop_page_cache(self, ino: int, first: int, last: int) -> None:
+        """The file pages [first, last] map nothing and have no entry any more."""
+        self._unmap_file(ino, first, last)
+        self._delete_entries(ino, first, last)
+
+    def op_exchange(self, op: O.Exchange) -> str:
+        """Both layouts are broken as for a reflink (waiting for GUP), then the two
+        ranges lose their mappings and entries and exchange their blocks."""
+        if not self.rules.exchange_range:
+            return ENOTTY
+        if not self.mounted:
+            return ENOENT
+        ip1, ip2 = sorted((op.ino1, op.ino2))
+        self._break_layout(ip1)
+        if ip2 != ip1:
+            self._break_layout(ip2)
+        fs, n = self.fs, op.pages
+        if op.pgoff1 + n > fs.size[op.ino1] or op.pgoff2 + n > fs.size[op.ino2]:
+            return EINVAL
+        if op.ino1 == op.ino2 and op.pgoff2 + n > op.pgoff1 and op.pgoff1 + n > op.pgoff2:
+            return EINVAL
+        self._drop_page_cache(op.ino2, op.pgoff2, op.pgoff2 + n - 1)
+        self._drop_page_cache(op.ino1, op.pgoff1, op.pgoff1 + n - 1)
+        fs.exchange(op.ino1, op.ino2, op.pgoff1, op.pgoff2, n)
+        return OK
+
+    def op_swapext(self, op: O.Swapext) -> str:
+        """The defragmenter's swap: both files lose every mapping and entry at once --
+        no layout break, GUP holders are not waited for -- then, if they have the same
+        size and `ino` has at least as many extents as `tmp`, all their blocks are
+        swapped.  A page cache that could not be emptied refuses the swap."""
+        if not self.mounted:
+            return ENOENT
+        if op.ino == op.tmp:
+            return EINVAL
+        for ino in (op.ino, op.tmp):
+            self._drop_page_cache(ino, 0, 1 << 62)
+        fs = self.fs
+        if fs.size[op.ino] != fs.size[op.tmp]:
+            return EFAULT
+        if fs.nextents(op.ino) < fs.nextents(op.tmp):
+            return EINVAL
+        fs.exchange(op.ino, op.tmp, 0, 0, self.g.max_file_pages)
         return OK
 
     def op_fork(self, op: O.Fork) -> str:

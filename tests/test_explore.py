@@ -93,7 +93,10 @@ def test_inode_order_matters_so_exhaust_finds_it():
 
 
 def test_exhaust_finds_broken_target_shortest_first():
-    r = exhaust("test-broken-unmap-ref", SMALL, 4, seconds=120)
+    # without swapext, whose 3-op pinned-PMD warning is 6.15's own (corpus/divergence-
+    # swapext-pinned-pmd-folio.trace) and would come first
+    kinds = [k for k in O.BY_NAME if k != "swapext"]
+    r = exhaust("test-broken-unmap-ref", SMALL, 4, seconds=120, kinds=kinds)
     assert r.counterexamples
     ops, d = r.counterexamples[0]
     # map, write fault (a PTE with a reference), then anything that zaps it: 3 ops

@@ -42,7 +42,7 @@ def test_every_op_kind_is_registered():
     names = {c.name for c in O.OP_TYPES}
     assert names == {"mmap", "munmap", "fault", "msync", "reflink", "pin", "get", "unpin",
                      "put", "truncate", "punch", "unmount", "mount", "memory_failure", "write",
-                     "dontneed", "fork"}
+                     "dontneed", "fork", "exchange", "swapext"}
     assert set(O.BY_NAME) == names
 
 
