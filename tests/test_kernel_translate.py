@@ -352,3 +352,73 @@ def test_fork_errors_program():
         "step 5", "munmap 0",
         "step 6", "munmap 2",
     ]
+
+
+def test_exchange_is_one_call_for_ranges_of_the_same_shape():
+    # default geometry: pmd_order=2 (a model group = 4 pages = one 2 MiB extent)
+    tr = parse_trace("exchange ino1=0 ino2=1\n"                            # group 0 both
+                     "exchange ino1=0 ino2=1 pgoff1=4 pgoff2=8 pages=8\n"  # whole groups
+                     "exchange ino1=1 ino2=0 pgoff1=1 pgoff2=5 pages=2\n"  # same phase
+                     "exchange ino1=0 ino2=1 pgoff1=3 pgoff2=7 pages=1\n"  # a group's last
+                     "exchange ino1=0 ino2=1 pgoff1=0 pgoff2=1 pages=2\n"  # no boundary met
+                     "unmount\n"
+                     "exchange ino1=0 ino2=1\n")  # ENOENT is the helper's open()
+    p = translate(tr)
+    assert p.steps == 7 and not p.skipped
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "exchange 0 1 1 0 0 2097152",
+        "step 2", "exchange 0 1 1 2097152 4194304 4194304",  # [2M, 6M) <-> [4M, 8M)
+        "step 3", "exchange 1 0 1 4096 2101248 8192",
+        "step 4", "exchange 0 1 1 12288 2109440 2084864",    # the rest of both 2 MiB
+        "step 5", "exchange 0 1 1 0 4096 8192",
+        "step 6", "umount",
+        "step 7", "exchange 0 1 1 0 0 2097152",
+    ]
+
+
+def test_exchange_of_different_shapes_is_one_call_per_page_last_first():
+    tr = parse_trace("exchange ino1=0 ino2=1 pgoff1=0 pgoff2=2 pages=3\n"
+                     "exchange ino1=0 ino2=0 pgoff1=0 pgoff2=6 pages=2\n"
+                     "exchange ino1=0 ino2=0 pgoff1=0 pgoff2=2 pages=4\n")  # overlapping
+    assert prog_lines(translate(tr).text)[1:] == [
+        # model pages 2<->4, 1<->3, 0<->2: their first 4 KiB, the furthest first
+        "step 1", "exchange 0 1 3 8192 2097152 4096 4096 12288 4096 0 8192 4096",
+        "step 2", "exchange 0 0 2 4096 2109440 4096 0 2105344 4096",
+        # one file, overlapping: a call that overlaps itself, EINVAL from the kernel
+        "step 3", "exchange 0 0 1 0 8192 12288",
+    ]
+    tr = parse_trace("geometry: max_file_pages=32\n"
+                     "exchange ino1=0 ino2=1 pgoff1=0 pgoff2=2 pages=16\n"
+                     "exchange ino1=0 ino2=1 pgoff1=0 pgoff2=1 pages=17\n")
+    p = translate(tr)
+    lines = prog_lines(p.text)
+    assert lines[2].startswith("exchange 0 1 16 6303744 8392704 4096 ")
+    assert lines[2].endswith(" 4096 12288 4096 0 8192 4096")
+    assert lines[4] == "skip exchange of 17 pages of different shapes needs 17 calls (max 16)"
+    assert p.skipped == {2: "too many segments"}
+
+
+def test_exchange_with_pmd_order_9_is_the_identity():
+    tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
+                     "exchange ino1=0 ino2=1 pgoff1=0 pgoff2=512 pages=512\n"
+                     "exchange ino1=0 ino2=1 pgoff1=3 pgoff2=700 pages=5\n"
+                     "exchange ino1=1 ino2=1 pgoff1=10 pgoff2=12 pages=4\n")
+    assert prog_lines(translate(tr).text) == [
+        "init 2 2097152",
+        "step 1", "exchange 0 1 1 0 2097152 2097152",  # a whole 2 MiB extent
+        "step 2", "exchange 0 1 1 12288 2867200 20480",
+        "step 3", "exchange 1 1 1 40960 49152 16384",   # overlapping: the kernel's EINVAL
+    ]
+
+
+def test_swapext_is_the_xfs_fsr_call_with_every_result_the_kernels():
+    tr = parse_trace("swapext ino=0 tmp=1\nswapext ino=1 tmp=1\nunmount\nswapext ino=1 tmp=0\n")
+    p = translate(tr)
+    assert not p.skipped
+    assert prog_lines(p.text) == ["init 2 4194304", "step 1", "swapext 0 1",
+                                  "step 2", "swapext 1 1", "step 3", "umount",
+                                  "step 4", "swapext 1 0"]
+    g9 = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
+                     "swapext ino=1 tmp=0\n")
+    assert prog_lines(translate(g9).text) == ["init 2 2097152", "step 1", "swapext 1 0"]

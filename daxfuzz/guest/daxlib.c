@@ -27,10 +27,16 @@
  *   pwrite INO OFF LEN              pwrite(2) LEN bytes of a non-zero pattern from a heap
  *                                   buffer (no DAX mapping) at OFF, over short writes
  *   reflink SRC DST NSEG SOFF DOFF LEN ...   FICLONERANGE per segment
+ *   exchange INO1 INO2 NSEG OFF1 OFF2 LEN ...
+ *                                   XFS_IOC_EXCHANGE_RANGE per segment, in the given order
+ *                                   (issued on INO2's fd, file1_fd INO1's; flags 0)
+ *   swapext INO TMP                 XFS_IOC_SWAPEXT (xfs_fsr's call): swap all of INO's
+ *                                   blocks with TMP's; sx_length = INO's size, sx_stat's
+ *                                   ctime/mtime from statx(INO), as xfs_fsr's bulkstat
  *   umount | mount
  *   errno NAME                      a result the model's bookkeeping decides (EEXIST ...)
  *   skip REASON...                  not expressible from userspace
- * Layout-changing calls, and pwrite (it takes the file's IOLOCK, which a blocked truncate
+ * Layout-changing calls (exchange and swapext too), and pwrite (it takes the file's IOLOCK, which a blocked truncate
  * may hold), run in a child (fork) so that a wait is observed and timed;
  * an interruptible wait is interrupted with SIGKILL after TIMEOUT_MS (as the model's
  * "blocked" op is), an uninterruptible one (umount) stays pending and is reported when
@@ -85,6 +91,41 @@
 #define MAXH 64
 #define SLOTSPAN (1UL << 30) /* address space reserved per VMA slot */
 
+/* XFS ioctls, as in xfs_fs.h (xfslibs-dev, not always installed); own names, no clash */
+struct dx_exchange_range { /* XFS_IOC_EXCHANGE_RANGE, Linux 6.10+ */
+  int32_t file1_fd;
+  uint32_t pad;
+  uint64_t file1_offset, file2_offset, length, flags;
+};
+struct dx_bstime { long tv_sec; int32_t tv_nsec; };
+struct dx_bstat { /* struct xfs_bstat */
+  uint64_t bs_ino;
+  uint16_t bs_mode, bs_nlink;
+  uint32_t bs_uid, bs_gid, bs_rdev;
+  int32_t bs_blksize;
+  int64_t bs_size;
+  struct dx_bstime bs_atime, bs_mtime, bs_ctime;
+  int64_t bs_blocks;
+  uint32_t bs_xflags;
+  int32_t bs_extsize, bs_extents;
+  uint32_t bs_gen;
+  uint16_t bs_projid_lo, bs_forkoff, bs_projid_hi, bs_sick, bs_checked;
+  unsigned char bs_pad[2];
+  uint32_t bs_cowextsize, bs_dmevmask;
+  uint16_t bs_dmstate, bs_aextents;
+};
+struct dx_swapext { /* struct xfs_swapext */
+  int64_t sx_version, sx_fdtarget, sx_fdtmp, sx_offset, sx_length;
+  char sx_pad[16];
+  struct dx_bstat sx_stat;
+};
+_Static_assert(sizeof(struct dx_exchange_range) == 40, "xfs_exchange_range");
+_Static_assert(sizeof(struct dx_bstat) == 136, "xfs_bstat");
+_Static_assert(sizeof(struct dx_swapext) == 192, "xfs_swapext");
+#define DX_IOC_EXCHANGE_RANGE _IOW('X', 129, struct dx_exchange_range)
+#define DX_IOC_SWAPEXT _IOWR('X', 109, struct dx_swapext)
+#define DX_SX_VERSION 0
+
 static const char *mnt, *dev;
 static long timeout_ms;
 static char *base;
@@ -138,6 +179,8 @@ static const char *ename(int e) {
   case EROFS: return "EROFS";
   case ENODEV: return "ENODEV";
   case EFBIG: return "EFBIG";
+  case ENOTTY: return "ENOTTY";
+  case EISDIR: return "EISDIR";
   default: {
     static char b[16];
     snprintf(b, sizeof b, "E%d", e);
@@ -477,7 +520,7 @@ static void end_workers(void) {
 }
 
 /* layout-changing calls, in a child ---------------------------------------------- */
-enum { L_TRUNC, L_PUNCH, L_REFLINK, L_UMOUNT, L_PWRITE };
+enum { L_TRUNC, L_PUNCH, L_REFLINK, L_UMOUNT, L_PWRITE, L_EXCHANGE, L_SWAPEXT };
 struct lop { int kind, ino, dst, nseg; long a[3 * 16]; };
 
 /* pwrite len bytes of a pattern from the heap at off; 0 or the errno */
@@ -495,8 +538,43 @@ static int write_all(int fd, long off, long len) {
   return 0;
 }
 
+/* XFS_IOC_SWAPEXT as xfs_fsr issues it: whole files, A's times from a fresh stat */
+static int swapext(int fd, int tfd) {
+  struct statx sx;
+  if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx)) return errno;
+  struct dx_swapext s;
+  memset(&s, 0, sizeof s);
+  s.sx_version = DX_SX_VERSION;
+  s.sx_fdtarget = fd;
+  s.sx_fdtmp = tfd;
+  s.sx_offset = 0;
+  s.sx_length = (int64_t)sx.stx_size;
+  s.sx_stat.bs_ino = sx.stx_ino;
+  s.sx_stat.bs_mode = sx.stx_mode;
+  s.sx_stat.bs_size = (int64_t)sx.stx_size;
+  s.sx_stat.bs_mtime.tv_sec = sx.stx_mtime.tv_sec;
+  s.sx_stat.bs_mtime.tv_nsec = (int32_t)sx.stx_mtime.tv_nsec;
+  s.sx_stat.bs_ctime.tv_sec = sx.stx_ctime.tv_sec;
+  s.sx_stat.bs_ctime.tv_nsec = (int32_t)sx.stx_ctime.tv_nsec;
+  return ioctl(fd, DX_IOC_SWAPEXT, &s) ? errno : 0;
+}
+
 static int run_lop(struct lop *o) {
   if (o->kind == L_UMOUNT) return umount(mnt) ? errno : 0;
+  if (o->kind == L_EXCHANGE || o->kind == L_SWAPEXT) { /* both files read-write */
+    int fd1 = open(path_of(o->ino), O_RDWR);
+    if (fd1 < 0) return errno;
+    int fd2 = open(path_of(o->dst), O_RDWR);
+    if (fd2 < 0) return errno;
+    if (o->kind == L_SWAPEXT) return swapext(fd1, fd2);
+    for (int i = 0; i < o->nseg; i++) {
+      struct dx_exchange_range r = {.file1_fd = fd1, .file1_offset = o->a[3 * i],
+                                    .file2_offset = o->a[3 * i + 1],
+                                    .length = o->a[3 * i + 2]};
+      if (ioctl(fd2, DX_IOC_EXCHANGE_RANGE, &r)) return errno;
+    }
+    return 0;
+  }
   if (o->kind == L_REFLINK) {
     int sfd = open(path_of(o->ino), O_RDONLY);
     if (sfd < 0) return errno;
@@ -725,10 +803,13 @@ static void daxop_line(const char *text) {
       o.kind = L_PUNCH; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
     } else if (!strcmp(cmd, "pwrite")) {
       o.kind = L_PWRITE; o.ino = (int)a[0]; o.a[0] = a[1]; o.a[1] = a[2];
-    } else if (!strcmp(cmd, "reflink")) {
-      o.kind = L_REFLINK; o.ino = (int)a[0]; o.dst = (int)a[1]; o.nseg = (int)a[2];
+    } else if (!strcmp(cmd, "reflink") || !strcmp(cmd, "exchange")) {
+      o.kind = cmd[0] == 'r' ? L_REFLINK : L_EXCHANGE;
+      o.ino = (int)a[0]; o.dst = (int)a[1]; o.nseg = (int)a[2];
       if (o.nseg > 16) o.nseg = 16;
       for (int i = 0; i < 3 * o.nseg; i++) o.a[i] = a[3 + i];
+    } else if (!strcmp(cmd, "swapext")) {
+      o.kind = L_SWAPEXT; o.ino = (int)a[0]; o.dst = (int)a[1];
     } else if (!strcmp(cmd, "umount")) o.kind = L_UMOUNT;
     else { result("skip", 0, 0, "unknown_command_%s", cmd); return; }
     do_lop(&o);

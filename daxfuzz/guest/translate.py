@@ -30,6 +30,37 @@ model page that is the last of its group zaps the rest of its 2 MiB, and a model
 covering a whole group covers a whole 2 MiB extent, so the kernel's PTE-table reclaim
 (CONFIG_PT_RECLAIM) and its split of a partly covered PMD line up with the model's.
 
+Exchange.  ``exchange ino1 ino2 pgoff1 pgoff2 pages`` is XFS_IOC_EXCHANGE_RANGE issued on
+``ino2``'s fd with ``file1_fd`` ``ino1``'s (both opened read-write), as the command
+``exchange INO1 INO2 NSEG OFF1 OFF2 LEN ...``.  When the two model ranges have the same
+real shape (``off(pgoff1 + k) - off(pgoff1) == off(pgoff2 + k) - off(pgoff2)`` for every
+``k`` up to ``pages``: the same phase in their PMD groups, or no group boundary met
+differently; always with ``pmd_order=9``) it is one call over ``span(pgoff1, pages)``
+at ``off(pgoff2)`` (a range of whole groups is whole 2 MiB extents), and the kernel's
+own checks decide: a range ending past EOF (``off`` is strictly monotonic, so the real
+range ends past ``off(size)`` exactly when the model's passes ``size``) or two
+overlapping ranges of one file are EINVAL after both layouts are broken, as in the
+model.  Otherwise, as for reflink, each model page's first 4 KiB is exchanged by its own
+call, the last page first: its call reaches furthest in both files, so a range past EOF
+is refused (EINVAL) before anything moved, and a pin blocks the first call's layout
+break either way.  Overlapping ranges of one file of different shapes are one call the
+kernel refuses: ``(off(pgoff1), off(pgoff2), |off(pgoff2) - off(pgoff1)| + 4 KiB)``
+overlaps itself (EINVAL after the layout break).  More than 16 calls is a ``skip``.
+The filesystem needs the exchange-range feature (``mkfs.xfs -i exchange=1``, xfsprogs
+>= 6.10; without it the call is EOPNOTSUPP): build.py's MKFS_CMD runs sid's mkfs.xfs.
+
+Swapext.  ``swapext ino tmp`` is XFS_IOC_SWAPEXT as xfs_fsr issues it (command
+``swapext INO TMP``): ``sx_fdtarget`` ``ino``'s fd, ``sx_fdtmp`` ``tmp``'s (both
+read-write), ``sx_offset`` 0, ``sx_length`` ``ino``'s size, ``sx_stat``'s ctime and
+mtime from a statx of ``ino`` just before (the kernel's EBUSY check for a file changed
+under the defragmenter).  The kernel decides every result: EINVAL for one file twice
+(``ip->i_ino == tip->i_ino``), a page cache left after the flush, or ``ino`` with fewer
+extents than ``tmp``; EFAULT when the sizes differ.  Model and real extent counts agree
+as the block allocator is modelled (2 MiB stripe unit alignment).
+
+Both run in a child of the helper like reflink, so a wait for GUP is reported
+``blocked``; when the filesystem is unmounted the helper's open() fails with ENOENT.
+
 Processes.  VMA slot ``(mm, vma)`` is helper slot ``mm * vmas + vma``, a 1 GiB window
 of address space that is 2 MiB aligned.  ``aligned=0`` maps 4 KiB past the congruent
 address, so only PTEs fit.  Every model ``mm`` nobody forked into is played by the one
@@ -67,6 +98,7 @@ from daxfuzz.errors import InputError
 from daxfuzz.geometry import Geometry
 from daxfuzz.ops import (
     Dontneed,
+    Exchange,
     Fault,
     Fork,
     Get,
@@ -80,6 +112,7 @@ from daxfuzz.ops import (
     Punch,
     Put,
     Reflink,
+    Swapext,
     Truncate,
     Unmount,
     Unpin,
@@ -129,6 +162,21 @@ def reflink_segments(g: Geometry, op: Reflink) -> list[tuple[int, int, int]]:
     return [(off(g, op.src_pgoff + k), off(g, op.dst_pgoff + k), PAGE) for k in range(op.pages)]
 
 
+def exchange_segments(g: Geometry, op: Exchange) -> list[tuple[int, int, int]]:
+    """XFS_IOC_EXCHANGE_RANGE calls (file1_offset, file2_offset, length), in the order
+    they are issued, for a model exchange (see the module docstring)."""
+    p1, p2, n = op.pgoff1, op.pgoff2, op.pages
+    o1, o2 = off(g, p1), off(g, p2)
+    if all(off(g, p1 + k) - o1 == off(g, p2 + k) - o2 for k in range(1, n + 1)):
+        return [(o1, o2, off(g, p1 + n) - o1)]  # the same real shape: one call
+    if op.ino1 == op.ino2 and p2 + n > p1 and p1 + n > p2:
+        # overlapping in one file: one call that overlaps itself, which the kernel
+        # refuses (EINVAL) after breaking the layout, as the model does
+        return [(o1, o2, abs(o2 - o1) + PAGE)]
+    # different shapes: each model page's first 4 KiB, the last page first
+    return [(off(g, p1 + k), off(g, p2 + k), PAGE) for k in reversed(range(n))]
+
+
 def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
     """Helper commands for one op, and a reason when it is not expressible."""
     if isinstance(op, Mmap | Fault | Msync | Munmap | Dontneed | Pin | Get):
@@ -176,6 +224,15 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
                     f"{len(segs)} segments (max {MAX_SEGS})"], "too many segments"
         flat = " ".join(f"{s} {d} {n}" for s, d, n in segs)
         return [f"reflink {op.src} {op.dst} {len(segs)} {flat}"], None
+    if isinstance(op, Exchange):
+        segs = exchange_segments(g, op)
+        if len(segs) > MAX_SEGS:
+            return [f"skip exchange of {op.pages} pages of different shapes needs "
+                    f"{len(segs)} calls (max {MAX_SEGS})"], "too many segments"
+        flat = " ".join(f"{a} {b} {n}" for a, b, n in segs)
+        return [f"exchange {op.ino1} {op.ino2} {len(segs)} {flat}"], None
+    if isinstance(op, Swapext):
+        return [f"swapext {op.ino} {op.tmp}"], None  # every result is the kernel's
     if isinstance(op, Fork):
         if op.child == op.mm:
             return ["errno EINVAL"], None  # the model's: a process cannot fork into itself
