@@ -187,3 +187,16 @@ def test_sigbus_reproducer_gets_sigbus(tmp_path, capsys):
     for i in range(1, 7):
         assert f"@@R step={i} status=ok" in text
     assert "step 7 (fault mm=0 vma=0 pgoff=1): a correct kernel: ok; kernel: SIGBUS" in text
+
+
+def test_exchange_and_swapext_reproducers_name_their_mkfs_needs():
+    xch = _source(os.path.join(ROOT, "corpus", "exchange-range-waits-for-pin.trace"))
+    head = " ".join(xch.split("*/", 1)[0].replace("\n *", " ").split())
+    assert "-i exchange=1" in head
+    assert "xfsprogs >= 6.10 for -i exchange=1; without it the exchange steps fail " \
+           "EOPNOTSUPP" in head
+    assert "reflink, exchange, swapext, pwrite" in head
+    assert "exchange 0 1 1 0 0 2097152" in program_lines(xch)
+    swp = _source(os.path.join(ROOT, "corpus", "divergence-swapext-gup-held.trace"))
+    assert "which only exchange steps need" in " ".join(swp.split("*/", 1)[0].split())
+    assert "swapext 0 1" in program_lines(swp)

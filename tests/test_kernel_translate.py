@@ -422,3 +422,10 @@ def test_swapext_is_the_xfs_fsr_call_with_every_result_the_kernels():
     g9 = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
                      "swapext ino=1 tmp=0\n")
     assert prog_lines(translate(g9).text) == ["init 2 2097152", "step 1", "swapext 1 0"]
+
+
+def test_the_guest_mkfs_is_sids_with_exchange_range():
+    from daxfuzz.guest.build import INIT_SCRIPT, MKFS_CMD, MKFS_WRAPPER, SID_MKFS_PKGS
+    assert "-i exchange=1" in MKFS_CMD and "reflink=1,rmapbt=0" in MKFS_CMD
+    assert MKFS_CMD in INIT_SCRIPT and "xfsprogs" in SID_MKFS_PKGS
+    assert "--library-path /sid/lib /sid/mkfs.xfs" in MKFS_WRAPPER

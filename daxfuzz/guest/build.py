@@ -3,11 +3,14 @@
 Cache layout (``cache_dir()``, default ~/.cache/daxfuzz/kernel or $DAXFUZZ_KERNEL_CACHE):
 
     apt/          private apt config and lists for suite sid (the machine's own mirror)
-    debs/         linux-binary-*.deb, linux-modules-*.deb
-    root/         the two packages unpacked (vmlinuz is usr/lib/modules/<kver>/vmlinuz)
+    debs/         linux-binary-*.deb, linux-modules-*.deb, and sid's xfsprogs + the
+                  libraries its mkfs.xfs loads (SID_MKFS_PKGS)
+    root/         the two kernel packages unpacked (vmlinuz is usr/lib/modules/<kver>/vmlinuz)
+    mkfs-root/    sid's xfsprogs and its libraries unpacked (the guest's mkfs.xfs)
     vmlinuz       copy of the kernel image
     daxop         the static guest helper (gcc -static from daxfuzz/guest/daxop.c + daxlib.c)
-    initramfs.cpio.gz   busybox, mkfs.xfs, ndctl (+ their libraries), the modules, /init
+    initramfs.cpio.gz   busybox, ndctl (+ its libraries), sid's mkfs.xfs under /sid (its
+                  libraries and sid's loader beside it), the modules, /init
     manifest.json what was cached, with versions and sizes
 """
 
@@ -35,7 +38,18 @@ HELPER_LIB = HERE / "daxlib.c"  # the commands, also the body of every `kernel r
 #: modules the guest needs (their dependencies are added from modinfo)
 MODULES = ("nd_e820", "nd_pmem", "dax_pmem", "xfs")
 #: guest binaries copied from the host, with their shared libraries
-GUEST_BINS = ("/usr/sbin/mkfs.xfs", "/usr/bin/ndctl")
+GUEST_BINS = ("/usr/bin/ndctl",)
+#: mkfs.xfs comes from sid's xfsprogs: exchange-range (XFS_IOC_EXCHANGE_RANGE) needs the
+#: XFS_SB_FEAT_INCOMPAT_EXCHRANGE feature, which only xfsprogs >= 6.10 sets (-i exchange=1;
+#: Debian 12 has 6.1).  It runs under sid's own loader and libraries, from /sid in the
+#: guest (the host's glibc is older than the one it is built against); the packages that
+#: hold what its DT_NEEDED closure names:
+SID_MKFS_PKGS = ("xfsprogs", "libc6", "libblkid1", "libuuid1", "libinih1", "liburcu8t64")
+SID_LOADER = "ld-linux-x86-64.so.2"
+#: /usr/sbin/mkfs.xfs in the guest: sid's binary under sid's loader
+MKFS_WRAPPER = f"""#!/bin/sh
+exec /sid/lib/{SID_LOADER} --library-path /sid/lib /sid/mkfs.xfs "$@"
+"""
 BUSYBOX = "/bin/busybox"
 #: guest memory layout: RAM 3 GiB, of which [1 GiB, 2 GiB) is the legacy pmem region
 #: (with 2 GiB, QEMU's tables at the top of RAM cut the region and ndctl refuses it)
@@ -43,7 +57,10 @@ GUEST_MEM_RUN = "3G"
 MEMMAP = "memmap=1G!1G"
 #: how the guest makes its fs-DAX filesystem (INIT_SCRIPT; `kernel repro` headers quote them)
 NDCTL_CMD = "ndctl create-namespace -f -e namespace0.0 -m fsdax -a 2M"
-MKFS_CMD = "mkfs.xfs -f -q -m reflink=1 -d su=2m,sw=1 -l su=256k /dev/pmem0"
+#: (-i exchange=1 for exchange-range; rmapbt=0, nrext64=0 and parent=0 keep what Debian
+#: 12's mkfs made before -- newer xfsprogs turn them on by default)
+MKFS_CMD = ("mkfs.xfs -f -q -m reflink=1,rmapbt=0 -i exchange=1,nrext64=0 -n parent=0 "
+            "-d su=2m,sw=1 -l su=256k /dev/pmem0")
 MOUNT_CMD = "mount -o dax=always /dev/pmem0 /mnt"
 
 INIT_SCRIPT = r"""#!/bin/busybox sh
@@ -148,6 +165,40 @@ def shared_libs(binary: str) -> list[str]:
     return libs
 
 
+def elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED sonames of an ELF file (readelf, from binutils beside gcc)."""
+    p = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SetupError(f"readelf -d {path} failed: {p.stderr.strip()[-300:]}")
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", p.stdout)
+
+
+def sid_mkfs_files(root: Path) -> dict[str, Path]:
+    """Guest path -> file for sid's mkfs.xfs unpacked under `root`: the binary, its
+    DT_NEEDED closure and sid's loader, all under /sid."""
+    binary = root / "usr/sbin/mkfs.xfs"
+    if not binary.exists():
+        raise SetupError(f"{binary} missing: sid's xfsprogs did not unpack as expected")
+    libdirs = [root / "usr/lib/x86_64-linux-gnu", root / "lib/x86_64-linux-gnu"]
+
+    def find(soname: str) -> Path:
+        for d in libdirs:
+            if (d / soname).exists():
+                return Path(os.path.realpath(d / soname))
+        raise SetupError(f"sid's mkfs.xfs needs {soname}, which none of "
+                         f"{' '.join(SID_MKFS_PKGS)} provides")
+
+    files = {"sid/mkfs.xfs": binary, f"sid/lib/{SID_LOADER}": find(SID_LOADER)}
+    todo = [binary]
+    while todo:
+        for soname in elf_needed(todo.pop()):
+            key = f"sid/lib/{soname}"
+            if key not in files:
+                files[key] = find(soname)
+                todo.append(files[key])
+    return files
+
+
 def module_closure(moddir: Path, wanted: tuple[str, ...] = MODULES) -> list[Path]:
     """Module files for `wanted` and their dependencies, in load order."""
     files = {p.name.split(".ko")[0].replace("-", "_"): p for p in moddir.rglob("*.ko*")}
@@ -208,7 +259,7 @@ def helper_is_current(cache: Path) -> bool:
     return (cache / "daxop").exists() and stamp.exists() and stamp.read_text() == h
 
 
-def build_initramfs(cache: Path, moddir: Path) -> Path:
+def build_initramfs(cache: Path, moddir: Path, mkfs_root: Path | None = None) -> Path:
     c = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "mnt",
               "progs", "lib/modules", "etc"):
@@ -226,6 +277,9 @@ def build_initramfs(cache: Path, moddir: Path) -> Path:
         real = os.path.realpath(lib)  # /lib may be a symlink to usr/lib (merged /usr)
         if real != lib:
             c.file(real, Path(real).read_bytes(), 0o755)
+    for gpath, f in sid_mkfs_files(mkfs_root or cache / "mkfs-root").items():
+        c.file(gpath, f.read_bytes(), 0o755)
+    c.file("usr/sbin/mkfs.xfs", MKFS_WRAPPER.encode(), 0o755)
     names = []
     for m in module_closure(moddir):
         name = m.name.split(".ko")[0]
@@ -305,6 +359,22 @@ def setup(*, install: bool = True, refresh: bool = False, log=print) -> dict:
         if not cands:
             raise SetupError(f"no vmlinuz in {root}")
         vml = cands[-1]
+    mkfs_debs = old.get("mkfs_debs") or []
+    mkfs_root = cache / "mkfs-root"
+    if refresh or len(mkfs_debs) != len(SID_MKFS_PKGS) \
+            or not all((debs / v).exists() for v in mkfs_debs):
+        sid.configure()
+        if refresh or not sid.has_lists():
+            log("apt-get update (sid, private config)")
+            sid.update()
+        log(f"downloading sid's {' '.join(SID_MKFS_PKGS)} (the guest's mkfs.xfs)")
+        mkfs_debs = [sid.download(p, debs).name for p in SID_MKFS_PKGS]
+        shutil.rmtree(mkfs_root, ignore_errors=True)
+        rebuild = True
+    if not (mkfs_root / "usr/sbin/mkfs.xfs").exists():
+        for v in mkfs_debs:
+            apt.extract_deb(debs / v, mkfs_root)
+        rebuild = True
     if rebuild or not kpath.exists():
         shutil.copyfile(vml, kpath)
     if rebuild or not helper_is_current(cache):
@@ -315,11 +385,12 @@ def setup(*, install: bool = True, refresh: bool = False, log=print) -> dict:
     initrd = cache / "initramfs.cpio.gz"
     if rebuild or not initrd.exists() or old.get("init_sha") != _init_sha():
         log("building the initramfs")
-        build_initramfs(cache, moddir)
+        build_initramfs(cache, moddir, mkfs_root)
     manifest = {
         "cache": str(cache),
         "kernel_version": kver,
         **have_debs,
+        "mkfs_debs": mkfs_debs,
         "vmlinuz": str(kpath),
         "initramfs": str(initrd),
         "helper": str(cache / "daxop"),
@@ -337,7 +408,7 @@ def setup(*, install: bool = True, refresh: bool = False, log=print) -> dict:
 def _init_sha() -> str:
     h = hashlib.sha256(INIT_SCRIPT.encode())
     h.update(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes())
-    h.update(repr((MODULES, GUEST_BINS)).encode())
+    h.update(repr((MODULES, GUEST_BINS, SID_MKFS_PKGS, MKFS_WRAPPER)).encode())
     return h.hexdigest()
 
 

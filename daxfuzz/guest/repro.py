@@ -173,6 +173,7 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
     name = path.rsplit("/", 1)[-1]
     kernels = list(dict.fromkeys([*confirmations(raw_text, trace), *(confirmed or [])]))
     uses_mount = any(str(op).split()[0] in ("unmount", "mount") for op in trace.ops)
+    uses_exchange = any(str(op).split()[0] == "exchange" for op in trace.ops)
     h: list[str] = []
     h.append(f"{name}: Linux fs-DAX reproducer (written by `daxfuzz kernel repro`)")
     h.append("")
@@ -208,6 +209,9 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
         f"           {build.GUEST_MEM_RUN} machine, modules {' '.join(build.MODULES)}, then",
         f"             {build.NDCTL_CMD}",
         f"  mkfs     {build.MKFS_CMD}",
+        "           (xfsprogs >= 6.10 for -i exchange=1"
+        + ("; without it the exchange steps fail EOPNOTSUPP)" if uses_exchange
+           else ", which only exchange steps need)"),
         f"  mount    {build.MOUNT_CMD}",
         "Build and run:",
         "  gcc -static -O2 -Wall -o repro repro.c",
@@ -221,9 +225,10 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
         "Output: per trace step \"== step N: OP (a correct kernel: R)\", then",
         "  @@R step=N status=ok|blocked|err|sigbus|sigsegv|skip ms=T errno=E note=...",
         "  @@K step=N <a WARNING/BUG/Oops line the kernel logged during the step>",
-        "A call that may wait (truncate, punch, reflink, pwrite, umount) runs in a child",
-        "process: one still waiting after STEP_TIMEOUT_MS is SIGKILLed and reported",
-        "'blocked'; an uninterruptible one (umount) stays pending and \"@@P\" reports it.",
+        "A call that may wait (truncate, punch, reflink, exchange, swapext, pwrite, umount)",
+        "runs in a child process: one still waiting after STEP_TIMEOUT_MS is SIGKILLed and",
+        "reported 'blocked'; an uninterruptible one (umount) stays pending and \"@@P\"",
+        "reports it.",
         "",
         f"Geometry: {g.text()}.",
         f"The model's page i is file offset (i >> {g.pmd_order}) * 2 MiB + (i & {g.pmd_colour}) "
