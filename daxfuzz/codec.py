@@ -55,6 +55,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
     "memory_failure": 4, "write": 8, "dontneed": 6,
     "fork": 4, "exchange": 4, "swapext": 2,
+    "pin_pages": 4, "unpin_pages": 4,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
@@ -77,6 +78,9 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.Exchange: {"ino1": LIVE_INO, "ino2": OTHER_INO, "pgoff1": ALIGNED_PGOFF,
                  "pgoff2": ALIGNED_PGOFF, "pages": EXTENT_LEN},
     O.Swapext: {"ino": LIVE_INO, "tmp": OTHER_INO},
+    O.PinPages: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN,
+                 "h": FREE_H, "write": LIKELY},
+    O.UnpinPages: {"h": PIN_H, "pages": WRITE_LEN},
 }
 
 
@@ -190,6 +194,22 @@ class _Shadow:
             both = self.touched[a] | self.touched[b]
             self.touched[a] = set(both)
             self.touched[b] = set(both)
+        elif t is O.PinPages:
+            m = self.vmas[op.mm].get(op.vma)
+            hs = range(op.h, op.h + op.pages)
+            if (m is not None and op.h + op.pages <= self.g.handles
+                    and not any(h in self.handles for h in hs)
+                    and m.pgoff <= op.pgoff and op.pgoff + op.pages <= m.pgoff + m.pages
+                    and (m.write or not op.write)):
+                for h in hs:
+                    self.handles[h] = True
+                if op.write and m.shared and m.write:
+                    self.touched[m.ino].update(range(op.pgoff, op.pgoff + op.pages))
+        elif t is O.UnpinPages:
+            hs = range(op.h, op.h + op.pages)
+            if all(self.handles.get(h) is True for h in hs):
+                for h in hs:
+                    del self.handles[h]
         elif t is O.Unpin or t is O.Put:
             if self.handles.get(op.h) is (t is O.Unpin):
                 del self.handles[op.h]

@@ -50,6 +50,9 @@ def alphabet(g: Geometry) -> list[O.Op]:
             out.append(O.Msync(mm, v))
             out.append(O.Dontneed(mm, v, 0, nr))
             out.append(O.Dontneed(mm, v, 1, 1))
+            if g.handles >= 2:
+                out.append(O.PinPages(mm, v, 0, 2, 0, 1))
+                out.append(O.PinPages(mm, v, 1, 2, 0, 0))
             for pg in range(size):
                 out.append(O.Fault(mm, v, pg, 0))
                 out.append(O.Fault(mm, v, pg, 1))
@@ -61,6 +64,8 @@ def alphabet(g: Geometry) -> list[O.Op]:
                     out.append(O.Get(mm, v, pg, h, 0))
     for h in range(g.handles):
         out += [O.Unpin(h), O.Put(h)]
+    if g.handles >= 2:
+        out.append(O.UnpinPages(0, 2))
     for a in range(g.inodes):
         for b in range(g.inodes):
             if a != b:
@@ -143,6 +148,13 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
         return op.vma not in o.mms[op.mm].vmas
     if t is O.Mmap:
         return not o.mounted or op.vma in o.mms[op.mm].vmas
+    if t is O.PinPages:
+        vma = o.mms[op.mm].vmas.get(op.vma)
+        return (vma is None or op.h + op.pages > r.g.handles
+                or any(h in o.handles for h in range(op.h, op.h + op.pages)))
+    if t is O.UnpinPages:
+        return op.h + op.pages > r.g.handles or any(
+            o.handles.get(h, (0, ""))[1] != "pin" for h in range(op.h, op.h + op.pages))
     if t is O.Unpin or t is O.Put:
         held = o.handles.get(op.h)
         return held is None or (held[1] == "pin") != (t is O.Unpin)

@@ -162,6 +162,30 @@ class Get(Op):
     write: int = 0
 
 
+@_op("pin_pages", MM, VMA, IDX, LEN, HANDLE, BOOL)
+class PinPages(Op):
+    """pin_user_pages_fast (FOLL_PIN) of `pages` consecutive pages into handles h,
+    h+1, ...: a long-lived multi-page pin (an O_DIRECT or io_uring buffer in a DAX
+    mapping), all or nothing as io_pin_pages() does: a page that cannot be pinned
+    releases the ones before it (EFAULT)."""
+
+    mm: int
+    vma: int
+    pgoff: int
+    pages: int = 4
+    h: int = 0
+    write: int = 1
+
+
+@_op("unpin_pages", HANDLE, LEN)
+class UnpinPages(Op):
+    """unpin_user_pages of the pins in handles h .. h+pages-1, consecutive pages of one
+    folio put together (gup_folio_next); EINVAL unless every one is a held pin."""
+
+    h: int
+    pages: int = 4
+
+
 @_op("unpin", HANDLE)
 class Unpin(Op):
     """unpin_user_page of the page held by pin handle `h`."""
@@ -281,7 +305,7 @@ class MemoryFailure(Op):
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
     Unmount, Mount, MemoryFailure, Write, Dontneed,
-    Fork, Exchange, Swapext,
+    Fork, Exchange, Swapext, PinPages, UnpinPages,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

@@ -17,7 +17,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 6, "munmap": 2, "fault": 30, "msync": 3, "reflink": 4, "pin": 6, "get": 4,
     "unpin": 5, "put": 4, "truncate": 3, "punch": 3, "unmount": 1, "mount": 1,
     "memory_failure": 2, "write": 4, "dontneed": 2, "fork": 1,
-    "exchange": 1, "swapext": 1,
+    "exchange": 1, "swapext": 1, "pin_pages": 2, "unpin_pages": 2,
 }
 
 
@@ -51,7 +51,7 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
     m = g.max_file_pages
     idx = r(min(m, g.file_pages + g.pmd_nr))
     if live is not None and live.vmas and name in ("fault", "pin", "get", "msync", "munmap",
-                                                    "dontneed"):
+                                                    "dontneed", "pin_pages"):
         if rng.random() < 0.9:
             (mm, vma), (pgoff, pages) = rng.choice(sorted(live.vmas.items()))
             idx = pgoff + r(pages)
@@ -88,6 +88,13 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
         return O.Truncate(ino, rng.choice((0, g.pmd_nr, r(m + 1), g.file_pages)))
     if name == "punch":
         return O.Punch(ino, idx, rng.choice((1, g.pmd_nr, r(1, m + 1))))
+    if name == "pin_pages":
+        n = max(1, min(m - idx, g.handles, rng.choice((1, 2, g.pmd_nr))))
+        return O.PinPages(mm, vma, idx, n, r(max(1, g.handles - n + 1)),
+                          int(rng.random() < 0.7))
+    if name == "unpin_pages":
+        n = rng.choice((1, 2, g.pmd_nr))
+        return O.UnpinPages(r(g.handles), max(1, min(n, g.max_file_pages)))
     if name == "exchange":
         n = rng.choice((1, g.pmd_nr, r(1, g.file_pages + 1)))
         return O.Exchange(ino, r(g.inodes), rng.choice((0, r(m))), rng.choice((0, r(m))), n)

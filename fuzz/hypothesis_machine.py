@@ -299,6 +299,25 @@ def _rules(g: Geometry) -> dict[str, list]:
     def get(self, ref, off, h, write, backed):
         return self._gup(O.Get, ref, off, h, backed, write=write)
 
+    # a multi-page pin (an O_DIRECT / io_uring buffer): the first run of free handles
+    @rule(target=H, ref=V, off=ints(O.IDX), pages=st.sampled_from([2, nr, nr]), write=b)
+    def pin_pages(self, ref, off, pages, write):
+        pages = min(pages, g.handles)
+        h = next((h for h in range(g.handles - pages + 1)
+                  if not any(x in self.held for x in range(h, h + pages))), None)
+        if h is None:
+            return multiple()
+        pgoff = ref.pgoff + off % ref.pages
+        if self._do(O.PinPages(ref.mm, ref.vma, pgoff, pages, h, write)) != "ok":
+            return multiple()
+        self.held.update(range(h, h + pages))
+        return multiple(*(HandleRef(x, True) for x in range(h, h + pages)))
+
+    @rule(hd=H, pages=st.sampled_from([2, nr]))
+    def unpin_pages(self, hd, pages):
+        if self._do(O.UnpinPages(hd.h, pages)) == "ok":
+            self.held.difference_update(range(hd.h, hd.h + pages))
+
     @rule(hd=consumes(H))
     def unpin(self, hd):
         # the bundle holds pins and gets: release each the right way
@@ -358,7 +377,8 @@ def _rules(g: Geometry) -> dict[str, list]:
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
             "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],
             "write": [write], "dontneed": [dontneed], "fork": [fork],
-            "exchange": [exchange], "swapext": [swapext]}
+            "exchange": [exchange], "swapext": [swapext], "pin_pages": [pin_pages],
+            "unpin_pages": [unpin_pages]}
 
 
 _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure",

@@ -99,6 +99,37 @@ class Gup:
         self.handles[h] = (pfn, "pin" if flags & FOLL_PIN else "get")
         return OK
 
+    # mm/gup.c pin_user_pages_fast() (6.15, 7.2) of `nr` pages, all or nothing as
+    # io_uring's io_pin_pages() wants them.  GUP-fast grabs the subpages a PMD maps with
+    # one try_grab_folio_fast(folio, refs) -- the same counts as one grab per page --
+    # and the slow path faults in the rest, page by page; a failure part-way unpins
+    # what was pinned (unpin_user_pages) and is -EFAULT.
+    def pin_user_pages_fast(self, mm: int, slot: int, pgoff: int, nr: int, flags: int,
+                            h: int) -> str:
+        for i in range(nr):
+            r = self.get_user_page(mm, slot, pgoff + i, flags, h + i)
+            if r != OK:
+                self.unpin_user_pages(range(h, h + i))
+                return r
+        return OK
+
+    # mm/gup.c unpin_user_pages() (6.15, 7.2): gup_folio_next() groups consecutive pages
+    # of one folio (as they are *now*), then one gup_put_folio(folio, nr, FOLL_PIN) each
+    def unpin_user_pages(self, hs: range) -> None:
+        pfns = [self.handles.pop(h)[0] for h in hs]
+        i = 0
+        while i < len(pfns):
+            if pfns[i] < 0:  # the zero page and anon copies: not device pages
+                i += 1
+                continue
+            folio = self.pfn_folio(pfns[i])
+            nr = 1
+            while (i + nr < len(pfns) and pfns[i + nr] >= 0
+                   and self.pfn_folio(pfns[i + nr]) is folio):
+                nr += 1
+            self.gup_put_folio(folio, nr, FOLL_PIN)
+            i += nr
+
     # mm/gup.c unpin_user_page() / mm.h put_page()
     def put_user_page(self, h: int, pin: bool) -> None:
         pfn, _kind = self.handles.pop(h)

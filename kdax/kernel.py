@@ -128,6 +128,23 @@ class Syscalls:
         self.put_user_page(h, pin)
         return OK
 
+    def sys_pin_pages(self, op: O.PinPages) -> str:
+        hs = range(op.h, op.h + op.pages)
+        if op.h + op.pages > self.g.handles:
+            return EINVAL
+        if any(h in self.handles for h in hs):
+            return EEXIST
+        flags = FOLL_PIN | (FOLL_WRITE if op.write else 0)
+        return self.pin_user_pages_fast(op.mm, op.vma, op.pgoff, op.pages, flags, op.h)
+
+    def sys_unpin_pages(self, op: O.UnpinPages) -> str:
+        hs = range(op.h, op.h + op.pages)
+        if op.h + op.pages > self.g.handles or any(
+                self.handles.get(h, (0, ""))[1] != "pin" for h in hs):
+            return EINVAL
+        self.unpin_user_pages(hs)
+        return OK
+
     def sys_unpin(self, op: O.Unpin) -> str:
         return self._release(op.h, True)
 

@@ -601,6 +601,30 @@ class Oracle:
             self.changed.add(pfn)
         return OK
 
+    def op_pin_pages(self, op: O.PinPages) -> str:
+        """Each page pinned as a single pin would be, in order; all or nothing."""
+        hs = range(op.h, op.h + op.pages)
+        if op.h + op.pages > self.g.handles:
+            return EINVAL
+        if any(h in self.handles for h in hs):
+            return EEXIST
+        for h in hs:
+            r = self._gup(op.mm, op.vma, op.pgoff + h - op.h, h, "pin", bool(op.write), False)
+            if r != OK:
+                for done in range(op.h, h):
+                    self._release(done, "pin")
+                return r
+        return OK
+
+    def op_unpin_pages(self, op: O.UnpinPages) -> str:
+        hs = range(op.h, op.h + op.pages)
+        if op.h + op.pages > self.g.handles or any(
+                self.handles.get(h, (0, ""))[1] != "pin" for h in hs):
+            return EINVAL
+        for h in hs:
+            self._release(h, "pin")
+        return OK
+
     def op_unpin(self, op: O.Unpin) -> str:
         return self._release(op.h, "pin")
 

@@ -42,7 +42,8 @@ def test_every_op_kind_is_registered():
     names = {c.name for c in O.OP_TYPES}
     assert names == {"mmap", "munmap", "fault", "msync", "reflink", "pin", "get", "unpin",
                      "put", "truncate", "punch", "unmount", "mount", "memory_failure", "write",
-                     "dontneed", "fork", "exchange", "swapext"}
+                     "dontneed", "fork", "exchange", "swapext",
+                     "pin_pages", "unpin_pages"}
     assert set(O.BY_NAME) == names
 
 

@@ -33,7 +33,8 @@ def known(target: str) -> set[str]:
         exp = read_trace(p).expectation(target).split()
         if exp[0] == "divergence" and len(exp) == 2:
             op, _, field = exp[1].partition(":")
-            ops = ("fault", "pin", "get") if op in ("fault", "pin", "get") else (op,)
+            fam = ("fault", "pin", "get", "pin_pages")
+            ops = fam if op in fam else (op,)
             out |= {f"{o}:{field}" for o in ops}
     return out
 
