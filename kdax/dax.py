@@ -526,6 +526,13 @@ class FsDax:
         self.nrpages[ino] -= 1 << self.dax_entry_order(entry)
         return 1
 
+    # fs/dax.c dax_delete_mapping_entry() (6.1 .. 7.2): "This should only be called from
+    # truncate": WARN_ON_ONCE(!ret) when there was nothing to delete
+    def dax_delete_mapping_entry(self, ino: int, index: int) -> int:
+        ret = self.dax_invalidate_entry(ino, index, True)
+        self.WARN_ON_ONCE(not ret, "!ret")
+        return ret
+
     # fs/dax.c dax_invalidate_mapping_entry_sync() (6.15, 7.2)
     def dax_invalidate_mapping_entry_sync(self, ino: int, index: int) -> int:
         return self.dax_invalidate_entry(ino, index, False)

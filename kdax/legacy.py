@@ -219,6 +219,12 @@ class KernelLegacy(Kernel615):
     def madvise_dontneed_single_vma(self, mm: int, vma, first: int, last: int) -> None:
         self.zap_vma_range(mm, vma, first, last, True)
 
+    # mm/truncate.c truncate_exceptional_pvec_entries() (6.1): a DAX entry is deleted
+    # without a warning (layout breaking did not delete entries before 6.15)
+    def truncate_folio_batch_exceptionals(self, ino: int, indices: list[int]) -> None:
+        for index in indices:
+            self.dax_delete_mapping_entry(ino, index)
+
     # mm/memory.c copy_present_pte() (6.1): an fs-DAX PTE is a special devmap pfn
     # mapping, vm_normal_page() is NULL: the PTE is copied, no page is touched
     def copy_present_pte(self, dst_mm: int, src_mm: int, va: int, pte: tuple[int, bool]) -> None:

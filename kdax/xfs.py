@@ -112,14 +112,21 @@ class Xfs:
         self.truncate_inode_pages_range(ino, newsize, LLONG_MAX)
         self.unmap_mapping_range(ino, newsize, 0, True)
 
-    # mm/truncate.c truncate_inode_pages_range() for a DAX mapping: value entries go
-    # through dax_delete_mapping_entry() (already gone after dax_break_layout()).
+    # mm/truncate.c truncate_inode_pages_range() for a DAX mapping: the value entries it
+    # finds go to truncate_folio_batch_exceptionals() (all of them, in one batch here)
     def truncate_inode_pages_range(self, ino: int, start: int, end: int) -> None:
-        xa = self.i_pages[ino]
-        for index, entry in xa.for_each(start, self._end_idx(end)):
-            self.dax_disassociate_entry(entry, ino, True)
-            xa.store(index, 0, None)
-            self.nrpages[ino] -= 1 << self.dax_entry_order(entry)  # dax_delete_mapping_entry
+        indices = [index for index, _e in self.i_pages[ino].for_each(start, self._end_idx(end))]
+        if indices:
+            self.truncate_folio_batch_exceptionals(ino, indices)
+
+    # mm/truncate.c truncate_folio_batch_exceptionals() (6.15, 7.2): "File systems should
+    # already have called dax_break_layout_entry() to remove all DAX entries [...]
+    # Therefore we shouldn't find any here": WARN_ON_ONCE(1), then delete the entry "so
+    # truncate_pagecache() doesn't loop forever".  Added with the refcount series.
+    def truncate_folio_batch_exceptionals(self, ino: int, indices: list[int]) -> None:
+        for index in indices:
+            self.WARN_ON_ONCE(True, "1")
+            self.dax_delete_mapping_entry(ino, index)
 
     # mm/truncate.c invalidate_inode_pages2_range() (6.15, 7.2) for a DAX mapping: each
     # value entry goes through dax_invalidate_mapping_entry_sync(); "For DAX we

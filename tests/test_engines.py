@@ -38,10 +38,12 @@ def test_random_engine_finds_broken_target():
 GUP_FAULTS = ("fault", "pin", "get", "pin_pages")  # GUP faults in through the handler
 KNOWN_REAL = {
     "6.15": {f"{op}:{f}" for op in GUP_FAULTS for f in ("warning@dax_folio_put", "mapping")}
-    | {"write:warning@dax_folio_put", "swapext:warning@dax_folio_put"}
+    | {"write:warning@dax_folio_put", "swapext:warning@dax_folio_put",
+       "swapext:warning@truncate_folio_batch_exceptionals"}
     | {f"{op}:safety:freed-in-use" for op in ("truncate", "punch", "reflink")},
     "7.2": {f"{op}:warning@dax_folio_put" for op in (*GUP_FAULTS, "write", "swapext")}
-    | {"fault:result", "unmount:warning@clear_inode"},
+    | {"fault:result", "unmount:warning@clear_inode",
+       "swapext:warning@truncate_folio_batch_exceptionals"},
 }
 
 
