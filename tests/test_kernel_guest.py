@@ -207,3 +207,16 @@ def test_exchange_waits_for_a_pin_and_swapext_warns(capsys):
     assert "kernel log: WARNING: fs/dax.c:452 at dax_disassociate_entry" in at_swapext, swp
     assert "kernel log: WARNING: mm/truncate.c:" in at_swapext, swp
     assert "WARNING" not in swp.split("\n   7  ")[1], swp
+
+
+def test_pin_pages_of_a_pmd_folio_blocks_truncate_until_the_last_unpin(capsys):
+    # one vmsplice of the four pages a PMD maps (a multi-page GUP-fast), each page moved to
+    # its own pipe: truncate waits, still waits after half are drained, then completes
+    _manifest()
+    if not helper_is_current(cache_dir()):
+        pytest.skip("the guest helper is older than daxlib.c: run `daxfuzz kernel setup`")
+    rc = main(["kernel", "run", os.path.join(ROOT, "corpus/pin-pages-of-a-pmd-folio.trace")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "9 agree, 0 differ, 0 not expressible, 0 missing, 0 kernel warning line(s)" in out
+    assert out.count("kernel: blocked") == 2 and "WARNING" not in out, out

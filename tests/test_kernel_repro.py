@@ -200,3 +200,39 @@ def test_exchange_and_swapext_reproducers_name_their_mkfs_needs():
     swp = _source(os.path.join(ROOT, "corpus", "divergence-swapext-gup-held.trace"))
     assert "which only exchange steps need" in " ".join(swp.split("*/", 1)[0].split())
     assert "swapext 0 1" in program_lines(swp)
+
+
+PIN_PAGES = """\
+geometry: handles=8
+mmap mm=0 vma=0 ino=0 pages=8
+pin_pages mm=0 vma=0 pgoff=2 pages=4 h=0
+pin_pages mm=0 vma=0 pgoff=0 pages=2 h=3
+unpin h=1
+unpin_pages h=0 pages=2
+unpin_pages h=2 pages=2
+pin_pages mm=0 vma=0 pgoff=6 pages=4 h=4 write=0
+unpin_pages h=4 pages=1
+pin_pages mm=0 vma=0 pgoff=0 pages=3 h=6
+"""
+
+
+@needs_gcc
+def test_pin_pages_reproducer_keeps_the_handle_bookkeeping_on_a_plain_directory(tmp_path):
+    # mechanics only (not DAX): one vmsplice across the group boundary into one pipe per
+    # handle, released singly or by sub-range, all or nothing, EEXIST/EINVAL as the model
+    tr = parse_trace(PIN_PAGES, path="pin.trace")
+    exe = _gcc(repro_source(tr, "pin.trace", predicted=[], port=[]), tmp_path, "-O2")
+    d = tmp_path / "dir"
+    d.mkdir()
+    p = subprocess.run([exe, str(d), "/dev/null", "500"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = {int(ln.split()[1][5:]): ln for ln in p.stdout.splitlines() if ln.startswith("@@R")}
+    ok = "status=ok ms="
+    assert ok in r[2] and "vmsplice_of_4_pages_in_2_ranges" in r[2], r[2]
+    assert "errno=EEXIST" in r[3]                   # handle 3 held: nothing taken
+    assert ok in r[4] and "errno=EINVAL" in r[5]    # h=1 went alone: h=0..1 is not held
+    assert ok in r[6]
+    assert "errno=EFAULT" in r[7] and "vmsplice_got_2_of_4_pages" in r[7]  # past the VMA
+    assert "errno=EINVAL" in r[8]                   # ... so handle 4 was released again
+    assert "errno=EINVAL" in r[9] and "model_bookkeeping" in r[9]         # 6+3 > 8

@@ -429,3 +429,53 @@ def test_the_guest_mkfs_is_sids_with_exchange_range():
     assert "-i exchange=1" in MKFS_CMD and "reflink=1,rmapbt=0" in MKFS_CMD
     assert MKFS_CMD in INIT_SCRIPT and "xfsprogs" in SID_MKFS_PKGS
     assert "--library-path /sid/lib /sid/mkfs.xfs" in MKFS_WRAPPER
+
+
+def test_pin_pages_is_one_vmsplice_of_the_runs_into_one_pipe_per_handle():
+    tr = read_trace(os.path.join(ROOT, "corpus/pin-pages-of-a-pmd-folio.trace"))
+    p = translate(tr)
+    assert not p.skipped
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "mmap 0 0 0 2097152 3 1 1 0 0",
+        "step 2", "touch 0 0 1",
+        "step 3", "gupv 0 0 1 1 0 4",      # one run: the 4 model pages of one group
+        "step 4", "truncate 0 0",
+        "step 5", "release 0 1 2",         # pipes 0 and 1
+        "step 6", "truncate 0 2097152",
+        "step 7", "release 2 1 2",
+        "step 8", "munmap 0",
+        "step 9", "truncate 0 0",
+    ]
+
+
+def test_pin_pages_runs_break_at_group_boundaries_and_bounds_are_the_models():
+    from daxfuzz.guest.translate import pin_runs
+    assert pin_runs(G, 0, 4) == [(0, 4)]
+    assert pin_runs(G, 2, 5) == [(8192, 2), (PMD, 3)]       # 4 KiB apart only in a group
+    assert pin_runs(G, 3, 6) == [(12288, 1), (PMD, 4), (2 * PMD, 1)]
+    tr = parse_trace("geometry: handles=8\n"
+                     "mmap mm=1 vma=1 ino=1 pgoff=0 pages=8 aligned=0\n"
+                     "pin_pages mm=1 vma=1 pgoff=2 pages=5 h=3 write=0\n"
+                     "pin_pages mm=0 vma=0 pgoff=0 pages=4 h=5\n"   # 5+4 > 8 handles
+                     "unpin h=4\nunpin_pages h=5 pages=3\nunpin_pages h=6 pages=4\n")
+    p = translate(tr)
+    assert not p.skipped
+    assert prog_lines(p.text)[1:] == [
+        "step 1", "mmap 3 1 0 4194304 3 1 1 4096 0",
+        "step 2", "gupv 3 3 0 2 8192 2 2097152 3",
+        "step 3", "errno EINVAL",           # the model's bound; the helper has 64 pipes
+        "step 4", "release 4 1",            # one handle of the five alone
+        "step 5", "release 5 1 3",
+        "step 6", "release 6 1 4",          # past the handles: the helper's EINVAL too
+    ]
+
+
+def test_pin_pages_with_pmd_order_9_is_one_run():
+    tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512 "
+                     "handles=64\n"
+                     "mmap mm=0 vma=0 ino=0 pgoff=0 pages=512\n"
+                     "pin_pages mm=0 vma=0 pgoff=510 pages=64 h=0\n"
+                     "unpin_pages h=0 pages=64\n")
+    assert prog_lines(translate(tr).text)[3:] == [
+        "step 2", "gupv 0 0 1 1 2088960 64", "step 3", "release 0 1 64"]

@@ -17,8 +17,15 @@
  *   touch SLOT OFF WRITE            load/store one byte at file offset OFF of the slot's VMA
  *   gup H SLOT OFF WRITE KIND       vmsplice() the page into pipe H (a FOLL_GET reference);
  *                                   KIND 1 pin, 2 get (for the release bookkeeping)
+ *   gupv H SLOT WRITE NSEG OFF NPAGES ...
+ *                                   one vmsplice() of the NSEG ranges (NPAGES pages at file
+ *                                   offset OFF each) into the staging pipe -- a
+ *                                   get_user_pages_fast() of each range's pages at once --
+ *                                   then each page spliced on to its own pipe H, H+1, ...
+ *                                   (KIND 1); all or nothing; WRITE stores to each first
  *   gupl SLOT OFF                   io_uring fixed buffer (FOLL_PIN|FOLL_LONGTERM)
- *   release H KIND                  drain pipe H (drops the reference)
+ *   release H KIND [N]              drain pipes H..H+N-1 (N 1 by default; each must hold
+ *                                   a KIND reference, else EINVAL and none is drained)
  *   fork MM CHILD VMAS              fork(2) of the process playing model mm MM (its slots
  *                                   MM*VMAS .. +VMAS-1); the child plays mm CHILD, its
  *                                   slots at the parent's addresses.  EBUSY when CHILD's
@@ -89,6 +96,7 @@
 #define PMD (2UL << 20)
 #define MAXSLOTS 64
 #define MAXH 64
+#define MAXARGS 160 /* numbers on a command line (a gupv of MAXH one-page ranges) */
 #define SLOTSPAN (1UL << 30) /* address space reserved per VMA slot */
 
 /* XFS ioctls, as in xfs_fs.h (xfslibs-dev, not always installed); own names, no clash */
@@ -133,8 +141,9 @@ static char *base;
 static struct { char *addr; size_t len; long mis; char *win; } slots[MAXSLOTS];
 static int hkind[MAXH]; /* the director's handle bookkeeping: 0 free, else the KIND */
 static int pipes[MAXH][2];
+static int stage[2]; /* gupv: the pages of one vmsplice, before each goes to its pipe */
 /* processes (see the header): nv is 0 until the first fork */
-struct msg { int step; char line[252]; };
+struct msg { int step; char line[1020]; }; /* < PIPE_BUF: one atomic write */
 struct answer { int ok, nmapped; };
 static int nv;
 static int cmdp[MAXSLOTS][2], ansp[2];
@@ -323,10 +332,12 @@ static void do_touch(int slot, long off, int write) {
   else result("ok", now_ms() - t0, 0, NULL);
 }
 
-static void drain(int h) {
+static void drain_fd(int fd) {
   char buf[65536];
-  while (read(pipes[h][0], buf, sizeof buf) > 0) {}
+  while (read(fd, buf, sizeof buf) > 0) {}
 }
+
+static void drain(int h) { drain_fd(pipes[h][0]); }
 
 /* 1 when the page is in pipe H; the director checked H is free */
 static int do_gup(int h, int slot, long off, int write) {
@@ -348,15 +359,64 @@ static int do_gup(int h, int slot, long off, int write) {
   return 1;
 }
 
-static void do_release(int h, int kind) {
+/* one vmsplice() of the ranges into the staging pipe -- get_user_pages_fast() of each
+ * range's pages in one call (up to 16 at a time: iov_iter_get_pages2), so the pages a
+ * PMD maps are grabbed together -- then each page buffer moved whole (splice pipe to
+ * pipe: no second GUP) to its own pipe h, h+1, ...; all or nothing.  1 when held */
+static int do_gupv(int h, int slot, int write, int nseg, const long *seg) {
   double t0 = now_ms();
-  if (h < 0 || h >= MAXH || hkind[h] != kind) {
+  struct iovec iov[MAXH];
+  int npages = 0;
+  if (nseg < 1 || nseg > MAXH) { result("err", 0, EINVAL, "segments"); return 0; }
+  for (int i = 0; i < nseg; i++) {
+    iov[i].iov_base = (void *)((uintptr_t)addr_of(slot, seg[2 * i]) & ~4095UL);
+    iov[i].iov_len = 4096UL * seg[2 * i + 1];
+    npages += (int)seg[2 * i + 1];
+  }
+  if (write) /* GUP with FOLL_WRITE faults each page in writable first */
+    for (int i = 0; i < nseg; i++)
+      for (size_t o = 0; o < iov[i].iov_len; o += 4096) {
+        int sig = access_at((char *)iov[i].iov_base + o, 1);
+        if (sig) { result("err", now_ms() - t0, EFAULT, "write_fault_sig%d", sig); return 0; }
+      }
+  struct iovec *v = iov;
+  int left = nseg, e = 0;
+  long done = 0;
+  while (left > 0) { /* a short vmsplice stopped at a page it could not get: retry it */
+    ssize_t n = vmsplice(stage[1], v, left, 0);
+    if (n <= 0) { e = n < 0 ? errno : EIO; break; }
+    done += n;
+    while (left && (size_t)n >= v->iov_len) { n -= (ssize_t)v->iov_len; v++; left--; }
+    if (left && n) { v->iov_base = (char *)v->iov_base + n; v->iov_len -= n; }
+  }
+  for (int k = 0; !e && k < npages; k++) { /* moves the buffer: its reference goes along */
+    ssize_t n = splice(stage[0], NULL, pipes[h + k][1], NULL, 4096, SPLICE_F_NONBLOCK);
+    if (n != 4096) e = n < 0 ? errno : EIO;
+  }
+  if (e) { /* release what was taken, as pin_user_pages_fast's caller must */
+    drain_fd(stage[0]);
+    for (int k = 0; k < npages; k++) drain(h + k);
+    result("err", now_ms() - t0, e, "vmsplice_got_%ld_of_%d_pages", done / 4096, npages);
+    return 0;
+  }
+  result("ok", now_ms() - t0, 0, "vmsplice_of_%d_pages_in_%d_ranges", npages, nseg);
+  return 1;
+}
+
+static void do_release(int h, int kind, int n) {
+  double t0 = now_ms();
+  int held = h >= 0 && n >= 1 && h + n <= MAXH;
+  for (int k = 0; held && k < n; k++) held = hkind[h + k] == kind;
+  if (!held) {
     result("err", 0, EINVAL, "no_such_handle_(bookkeeping)");
     return;
   }
-  drain(h);
-  hkind[h] = 0;
-  result("ok", now_ms() - t0, 0, "drained");
+  for (int k = 0; k < n; k++) {
+    drain(h + k);
+    hkind[h + k] = 0;
+  }
+  if (n > 1) result("ok", now_ms() - t0, 0, "drained_%d_pipes", n);
+  else result("ok", now_ms() - t0, 0, "drained");
 }
 
 static void do_gupl(int slot, long off) {
@@ -425,13 +485,13 @@ static int parse(const char *line, char *cmd, long *a) {
   int off, n = 0;
   if (sscanf(line, "%31s%n", cmd, &off) != 1) return -1;
   line += off;
-  while (n < 64 && sscanf(line, "%ld%n", &a[n], &off) == 1) { line += off; n++; }
+  while (n < MAXARGS && sscanf(line, "%ld%n", &a[n], &off) == 1) { line += off; n++; }
   return n;
 }
 
 /* the slot a command acts on (fork: the parent's first), or -1 */
 static long slot_of(const char *cmd, const long *a) {
-  if (!strcmp(cmd, "gup")) return a[1];
+  if (!strcmp(cmd, "gup") || !strcmp(cmd, "gupv")) return a[1];
   if (!strcmp(cmd, "fork")) return a[0] * a[2];
   if (!strcmp(cmd, "mmap") || !strcmp(cmd, "munmap") || !strcmp(cmd, "msync") ||
       !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl"))
@@ -449,6 +509,7 @@ static int slot_cmd(const char *cmd, const long *a) {
   else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
   else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
   else if (!strcmp(cmd, "gup")) return do_gup((int)a[0], (int)a[1], a[2], (int)a[3]);
+  else if (!strcmp(cmd, "gupv")) return do_gupv((int)a[0], (int)a[1], (int)a[2], (int)a[3], a + 4);
   else if (!strcmp(cmd, "fork")) return do_fork((int)a[0], (int)a[1]);
   return 1;
 }
@@ -460,7 +521,7 @@ static void worker_loop(void) {
     if (r < 0 && errno == EINTR) continue;
     if (r != sizeof m) _exit(0); /* EOF: the program is over */
     char cmd[32] = "";
-    long a[64];
+    long a[MAXARGS];
     cur_step = m.step;
     struct answer k = {1, 0};
     if (parse(m.line, cmd, a) >= 0 && strcmp(cmd, "exit")) k.ok = slot_cmd(cmd, a);
@@ -738,6 +799,10 @@ static int daxop_start(const char *mountpoint, const char *device, long step_tim
   setvbuf(stdout, NULL, _IOLBF, 0);
   for (int i = 0; i < MAXH; i++) /* before any fork: every process shares them */
     if (pipe2(pipes[i], O_NONBLOCK)) { perror("pipe"); return 3; }
+  if (pipe2(stage, O_NONBLOCK) || fcntl(stage[1], F_SETPIPE_SZ, MAXH * 4096) < MAXH * 4096) {
+    perror("staging pipe");
+    return 3;
+  }
   base = mmap(NULL, SLOTSPAN * (MAXSLOTS + 1), PROT_NONE,
               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED) { perror("reserve"); return 3; }
@@ -759,9 +824,10 @@ static int daxop_start(const char *mountpoint, const char *device, long step_tim
 static void daxop_line(const char *text) {
   char line[4096];
   char cmd[32] = "";
-  long a[64];
+  long a[MAXARGS];
   snprintf(line, sizeof line, "%s", text);
-  if (parse(line, cmd, a) < 0 || cmd[0] == '#') return;
+  int na = parse(line, cmd, a);
+  if (na < 0 || cmd[0] == '#') return;
   char *p = line + strspn(line, " \t") + strlen(cmd);
   char *nl = strchr(p, '\n');
   if (nl) *nl = 0;
@@ -792,8 +858,20 @@ static void daxop_line(const char *text) {
     if (h < 0 || h >= MAXH) result("err", 0, EINVAL, "handle");
     else if (hkind[h]) result("err", 0, EEXIST, "handle_busy_(bookkeeping)");
     else if (dispatch(cmd, a, line)) hkind[h] = (int)a[4];
+  } else if (!strcmp(cmd, "gupv")) { /* the handles: the director's bookkeeping */
+    int h = (int)a[0], n = 0, busy = 0, bad = 0;
+    for (int i = 0; i < a[3] && 5 + 2 * i < na; i++) {
+      n += (int)a[5 + 2 * i];
+      bad |= a[5 + 2 * i] < 1 || a[5 + 2 * i] > MAXH;
+    }
+    for (int k = 0; h >= 0 && k < n && h + k < MAXH; k++) busy |= hkind[h + k] != 0;
+    if (bad || h < 0 || n < 1 || h + n > MAXH || a[3] < 1 || 4 + 2 * a[3] > na)
+      result("err", 0, EINVAL, "handles");
+    else if (busy) result("err", 0, EEXIST, "handle_busy_(bookkeeping)");
+    else if (dispatch(cmd, a, line))
+      for (int k = 0; k < n; k++) hkind[h + k] = 1;
   } else if (slot_of(cmd, a) >= 0) dispatch(cmd, a, line);
-  else if (!strcmp(cmd, "release")) do_release((int)a[0], (int)a[1]);
+  else if (!strcmp(cmd, "release")) do_release((int)a[0], (int)a[1], na > 2 ? (int)a[2] : 1);
   else if (!strcmp(cmd, "mount")) do_mount();
   else {
     struct lop o;

@@ -111,10 +111,24 @@ class _Gloss:
             return (f"{pre}vmsplice() the page at {self._where(slot, o)} into pipe {h}: a "
                     f"get_user_pages reference held while the pipe holds it "
                     f"(the model's {'pin' if kind == 1 else 'get'} h={h})")
+        if cmd == "gupv":
+            h, slot, write, nseg = a[:4]
+            runs = [a[4 + 2 * i:6 + 2 * i] for i in range(nseg)]
+            n = sum(k for _o, k in runs)
+            where = ", ".join(f"{k} page(s) at {_off(o)}" for o, k in runs)
+            pre = "store to each page, then " if write else ""
+            f = f"f{self.ino[slot]}" if slot in self.ino else "the file"
+            return (f"{pre}one vmsplice() of {where} of {f} through mapping {slot} into a "
+                    f"staging pipe (get_user_pages_fast of each run at once), then each "
+                    f"page spliced on to its own pipe {h}..{h + n - 1} (the model's "
+                    f"pin_pages h={h} pages={n}); all or nothing")
         if cmd == "gupl":
             return (f"io_uring_register(IORING_REGISTER_BUFFERS) of the page at "
                     f"{self._where(a[0], a[1])}: FOLL_PIN|FOLL_LONGTERM")
         if cmd == "release":
+            if len(a) > 2 and a[2] != 1:
+                return (f"drain pipes {a[0]}..{a[0] + a[2] - 1} (each must hold a pin, else "
+                        f"EINVAL): their pages' references are dropped")
             return f"drain pipe {a[0]}: the page's reference is dropped"
         if cmd == "truncate":
             return f"ftruncate(f{a[0]}, {_size(a[1])}), in a child process (timed)"

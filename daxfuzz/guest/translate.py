@@ -85,6 +85,29 @@ drain the pipe.  ``pin longterm=1`` registers an io_uring fixed buffer
 Handle bookkeeping (EEXIST for a busy handle, EINVAL for an empty or wrong-kind one)
 is the helper's, as it is the model's.
 
+Multi-page pins.  ``pin_pages mm vma pgoff pages h write`` is ``gupv H SLOT WRITE NSEG
+OFF NPAGES ...``: model pages ``pgoff .. pgoff+pages-1`` are the 4 KiB pages at
+``off(pgoff+k)``, which are contiguous within a PMD group and 2 MiB apart across one,
+so they are ``NSEG`` runs of real pages (one for ``pmd_order=9``); :func:`pin_runs`.
+The helper vmsplice()s all the runs in one call into a staging pipe: the kernel's
+``iov_iter_get_pages2()`` is a ``get_user_pages_fast()`` of a run's pages at once (up
+to 16), so GUP-fast grabs the subpages a PMD maps with one ``try_grab_folio_fast(folio,
+refs)``, as the model's pin_user_pages_fast does (a FOLL_GET, not a FOLL_PIN: the bias,
+as for ``pin``).  Then each page's pipe buffer is spliced on, whole, to its own handle
+pipe ``h+k`` (a pipe-to-pipe move carries the reference, no second GUP), so handles are
+released singly (``unpin h=H+1``) or in any sub-range as the model allows.  All or
+nothing: a page vmsplice cannot take (the call is retried from it after a short one, to
+get its errno) makes the helper drain what it took, and report that errno (EFAULT, as
+in the model, for a page outside the VMA, a SIGBUS page or a write to a read-only
+mapping; ``write=1`` stores to each page first, as for ``pin``).  ``h + pages >
+handles`` is ``errno EINVAL`` here (the model's bound; the helper does not know the
+geometry); EEXIST when any of the handles is held is the helper's bookkeeping, checked
+after it as the model does.  ``unpin_pages h pages`` is ``release H 1 N``: EINVAL unless
+all N pipes hold pins (none drained then), else each is drained.  The kernel's
+``unpin_user_pages()`` puts consecutive pages of one folio with one
+``gup_put_folio(folio, nr)``; draining the pipes puts each page by itself, which is the
+same counts (the model's own note: count for count the per-page release).
+
 Not expressible: ``memory_failure`` (MADV_HWPOISON on pmem poisons the block for the
 rest of the boot and kills the caller; ``holder=0`` needs a device with no holder,
 which XFS on pmem never is).  Such steps are reported as ``skip``, never dropped.
@@ -109,6 +132,7 @@ from daxfuzz.ops import (
     Munmap,
     Op,
     Pin,
+    PinPages,
     Punch,
     Put,
     Reflink,
@@ -116,6 +140,7 @@ from daxfuzz.ops import (
     Truncate,
     Unmount,
     Unpin,
+    UnpinPages,
     Write,
 )
 from daxfuzz.trace import Trace
@@ -177,9 +202,22 @@ def exchange_segments(g: Geometry, op: Exchange) -> list[tuple[int, int, int]]:
     return [(off(g, p1 + k), off(g, p2 + k), PAGE) for k in reversed(range(n))]
 
 
+def pin_runs(g: Geometry, first: int, n: int) -> list[tuple[int, int]]:
+    """(file offset, pages) of the runs of real 4 KiB pages that model pages
+    [first, first+n) pin: consecutive model pages are 4 KiB apart within a PMD group."""
+    runs: list[tuple[int, int]] = []
+    for i in range(first, first + n):
+        o = off(g, i)
+        if runs and runs[-1][0] + runs[-1][1] * PAGE == o:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((o, 1))
+    return runs
+
+
 def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
     """Helper commands for one op, and a reason when it is not expressible."""
-    if isinstance(op, Mmap | Fault | Msync | Munmap | Dontneed | Pin | Get):
+    if isinstance(op, Mmap | Fault | Msync | Munmap | Dontneed | Pin | Get | PinPages):
         slot = op.mm * g.vmas + op.vma
     if isinstance(op, Mmap):
         o, n = span(g, op.pgoff, op.pages)
@@ -203,6 +241,14 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
             return [f"gupl {slot} {off(g, op.pgoff)}"], None
         kind = KIND_PIN if isinstance(op, Pin) else KIND_GET
         return [f"gup {op.h} {slot} {off(g, op.pgoff)} {op.write} {kind}"], None
+    if isinstance(op, PinPages):
+        if op.h + op.pages > g.handles:
+            return ["errno EINVAL"], None  # the model's bound on the handles
+        runs = pin_runs(g, op.pgoff, op.pages)
+        flat = " ".join(f"{o} {n}" for o, n in runs)
+        return [f"gupv {op.h} {slot} {op.write} {len(runs)} {flat}"], None
+    if isinstance(op, UnpinPages):
+        return [f"release {op.h} {KIND_PIN} {op.pages}"], None
     if isinstance(op, Unpin):
         return [f"release {op.h} {KIND_PIN}"], None
     if isinstance(op, Put):
