@@ -27,7 +27,7 @@ HOLE = -1
 class BlockFS:
     """Block maps of every inode over the device, with per-block share counts."""
 
-    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow_undo")
+    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow_undo", "cow_fork")
 
     def __init__(self, g: Geometry) -> None:
         self.g = g
@@ -38,6 +38,8 @@ class BlockFS:
         self.meta_dirty = [False] * g.inodes
         # the last iomap_write's copy-on-write, until cancel_cow() or the next write
         self.cow_undo: tuple[int, int, int, int, int, bool] | None = None
+        # a write(2)'s CoW blocks not yet remapped into the file (defer_cow .. end_cow)
+        self.cow_fork: tuple[int, int, int, int, int] | None = None
 
     # ---- queries -------------------------------------------------------------------
     def pfn(self, ino: int, idx: int) -> int:
@@ -134,6 +136,39 @@ class BlockFS:
             self.refcnt[p0 + i] += 1
             del self.refcnt[new + i]
         self.meta_dirty[ino] = dirty
+
+    def defer_cow(self) -> None:
+        """Move the last iomap_write's copy-on-write back into the CoW fork: the new
+        blocks stay allocated, the file keeps its shared blocks until end_cow().
+
+        write(2) copies between xfs_direct_write_iomap_begin() (CoW blocks allocated and
+        converted, convert_now) and xfs_dax_write_iomap_end() -> xfs_reflink_end_cow(),
+        which only then remaps them into the data fork: a read of the range in between
+        (a fault on the write's own source buffer) still sees the shared blocks.
+        """
+        if self.cow_undo is None:
+            return
+        ino, idx, p0, new, got, _dirty = self.cow_undo
+        self.cow_undo = None
+        m = self.bmap[ino]
+        for i in range(got):
+            m[idx + i] = p0 + i
+            self.refcnt[p0 + i] += 1
+        self.cow_fork = (ino, idx, p0, new, got)
+
+    def end_cow(self) -> list[int]:
+        """xfs_reflink_end_cow(): remap the deferred CoW blocks; returns freed pfns."""
+        if self.cow_fork is None:
+            return []
+        ino, idx, p0, new, got = self.cow_fork
+        self.cow_fork = None
+        m = self.bmap[ino]
+        freed: list[int] = []
+        for i in range(got):
+            freed += self._drop(m[idx + i])
+            m[idx + i] = new + i
+        self.meta_dirty[ino] = True
+        return freed
 
     # ---- freeing and remapping -----------------------------------------------------
     def _drop(self, pfn: int) -> list[int]:

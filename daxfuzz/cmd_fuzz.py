@@ -164,8 +164,9 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
 
 
 #: ops that reach the fault handler (GUP faults pages in through it: faultin_page ->
-#: handle_mm_fault): a kernel warning documented through a fault shows through each
-FAULT_FAMILY = ("fault", "pin", "get", "pin_pages")
+#: handle_mm_fault; write_from's copy_from_user faults its source buffer in): a kernel
+#: warning documented through a fault shows through each
+FAULT_FAMILY = ("fault", "pin", "get", "pin_pages", "write_from")
 
 
 def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]:

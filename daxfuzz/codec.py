@@ -49,13 +49,16 @@ LIKELY = 13
 WRITTEN_PGOFF, WRITE_LEN = 14, 15
 # fork: a process that maps nothing, to be the child
 FREE_MM = 16
+# write_from: the source mapping's own file and page (a write of a mapping back over
+# itself), else a mapped file / a written page of the file
+SRC_INO, SRC_PGOFF_TO = 17, 18
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
     "memory_failure": 4, "write": 8, "dontneed": 6,
     "fork": 4, "exchange": 4, "swapext": 2,
-    "pin_pages": 4, "unpin_pages": 4,
+    "pin_pages": 4, "unpin_pages": 4, "write_from": 4,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
@@ -81,6 +84,8 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.PinPages: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN,
                  "h": FREE_H, "write": LIKELY},
     O.UnpinPages: {"h": PIN_H, "pages": WRITE_LEN},
+    O.WriteFrom: {"mm": LIVE_MM, "vma": LIVE_SLOT, "src_pgoff": LIVE_PGOFF, "ino": SRC_INO,
+                  "pgoff": SRC_PGOFF_TO, "pages": WRITE_LEN},
 }
 
 
@@ -161,6 +166,12 @@ class _Shadow:
                 return hot
             return sorted({i for v in self.vmas for m in v.values() if m.ino == vals[0]
                            for i in range(m.pgoff, m.pgoff + m.pages)})
+        if chooser == SRC_INO:
+            m = self.vmas[vals[0]].get(vals[1])
+            inos = sorted({v.ino for mv in self.vmas for v in mv.values()})
+            return ([m.ino, m.ino] if m is not None else []) + inos
+        if chooser == SRC_PGOFF_TO:
+            return [vals[2], vals[2]] + sorted(self.touched[vals[3]])
         if chooser == FREE_MM:
             return [mm for mm, v in enumerate(self.vmas) if not v and mm != vals[0]]
         if chooser == WRITE_LEN:
@@ -216,7 +227,7 @@ class _Shadow:
         elif t is O.Fork:
             if op.child != op.mm and not self.vmas[op.child]:
                 self.vmas[op.child] = dict(self.vmas[op.mm])
-        elif t is O.Write:
+        elif t is O.Write or t is O.WriteFrom:
             if self.mounted and op.pgoff + op.pages <= self.g.max_file_pages:
                 self.touched[op.ino].update(range(op.pgoff, op.pgoff + op.pages))
         elif t is O.Unmount:

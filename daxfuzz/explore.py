@@ -50,6 +50,8 @@ def alphabet(g: Geometry) -> list[O.Op]:
             out.append(O.Msync(mm, v))
             out.append(O.Dontneed(mm, v, 0, nr))
             out.append(O.Dontneed(mm, v, 1, 1))
+            for ino in range(g.inodes):
+                out.append(O.WriteFrom(mm, v, 0, ino, 0, 1))
             if g.handles >= 2:
                 out.append(O.PinPages(mm, v, 0, 2, 0, 1))
                 out.append(O.PinPages(mm, v, 1, 2, 0, 0))
@@ -148,6 +150,11 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
         return op.vma not in o.mms[op.mm].vmas
     if t is O.Mmap:
         return not o.mounted or op.vma in o.mms[op.mm].vmas
+    if t is O.WriteFrom:
+        vma = o.mms[op.mm].vmas.get(op.vma)
+        last = op.src_pgoff + op.pages - 1
+        return (not o.mounted or vma is None or not vma.covers(op.src_pgoff)
+                or not vma.covers(last) or last >= o.fs.size[vma.ino])
     if t is O.PinPages:
         vma = o.mms[op.mm].vmas.get(op.vma)
         return (vma is None or op.h + op.pages > r.g.handles

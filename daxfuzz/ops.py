@@ -230,6 +230,22 @@ class Write(Op):
     pages: int = 1
 
 
+@_op("write_from", MM, VMA, IDX, INO, IDX, LEN)
+class WriteFrom(Op):
+    """pwrite(2) of `pages` pages to file `ino` at `pgoff` from a buffer that is the DAX
+    mapping (mm, vma) at file page `src_pgoff` -- e.g. a file's own mapping written back
+    over itself: the copy faults the source pages in while the write is in progress.
+    A source page the VMA does not cover, or past its file's EOF, is EFAULT before
+    anything is written (the model's bound)."""
+
+    mm: int
+    vma: int
+    src_pgoff: int
+    ino: int
+    pgoff: int = 0
+    pages: int = 1
+
+
 @_op("dontneed", MM, VMA, IDX, LEN)
 class Dontneed(Op):
     """madvise(MADV_DONTNEED) over file pages [pgoff, pgoff+pages) of a VMA (clipped to
@@ -305,7 +321,7 @@ class MemoryFailure(Op):
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
     Unmount, Mount, MemoryFailure, Write, Dontneed,
-    Fork, Exchange, Swapext, PinPages, UnpinPages,
+    Fork, Exchange, Swapext, PinPages, UnpinPages, WriteFrom,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

@@ -18,6 +18,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "unpin": 5, "put": 4, "truncate": 3, "punch": 3, "unmount": 1, "mount": 1,
     "memory_failure": 2, "write": 4, "dontneed": 2, "fork": 1,
     "exchange": 1, "swapext": 1, "pin_pages": 2, "unpin_pages": 2,
+    "write_from": 2,
 }
 
 
@@ -51,7 +52,7 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
     m = g.max_file_pages
     idx = r(min(m, g.file_pages + g.pmd_nr))
     if live is not None and live.vmas and name in ("fault", "pin", "get", "msync", "munmap",
-                                                    "dontneed", "pin_pages"):
+                                                    "dontneed", "pin_pages", "write_from"):
         if rng.random() < 0.9:
             (mm, vma), (pgoff, pages) = rng.choice(sorted(live.vmas.items()))
             idx = pgoff + r(pages)
@@ -88,6 +89,8 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
         return O.Truncate(ino, rng.choice((0, g.pmd_nr, r(m + 1), g.file_pages)))
     if name == "punch":
         return O.Punch(ino, idx, rng.choice((1, g.pmd_nr, r(1, m + 1))))
+    if name == "write_from":
+        return O.WriteFrom(mm, vma, idx, ino, idx if rng.random() < 0.5 else r(m), 1)
     if name == "pin_pages":
         n = max(1, min(m - idx, g.handles, rng.choice((1, 2, g.pmd_nr))))
         return O.PinPages(mm, vma, idx, n, r(max(1, g.handles - n + 1)),

@@ -256,6 +256,20 @@ def _rules(g: Geometry) -> dict[str, list]:
         return multiple(*(VmaRef(child, s, v.pgoff, v.pages)
                           for s, v in sorted(self.runner.o.mms[child].vmas.items())))
 
+    # write(2) from a DAX mapping: mostly the mapping's own file and page (written back
+    # over itself), one page or a PMD-sized run
+    @rule(ref=V, off=ints(O.IDX), pages=st.sampled_from([1, 1, nr]), same=likely,
+          ino=ints(O.INO), pgoff=ints(O.IDX))
+    def write_from(self, ref, off, pages, same, ino, pgoff):
+        src = ref.pgoff + off % ref.pages
+        pages = max(1, min(pages, ref.pgoff + ref.pages - src))
+        if same:
+            ino = self.runner.o.mms[ref.mm].vmas[ref.vma].ino if ref.vma in \
+                self.runner.o.mms[ref.mm].vmas else ino
+            pgoff = src
+        pgoff = min(pgoff, g.max_file_pages - pages)
+        self._do(O.WriteFrom(ref.mm, ref.vma, src, ino, pgoff, pages))
+
     # MADV_DONTNEED: one page or a PMD-sized run of the VMA, mostly from its start
     @rule(ref=V, off=ints(O.IDX), pages=st.sampled_from([1, nr, nr]), aligned=likely)
     def dontneed(self, ref, off, pages, aligned):
@@ -378,11 +392,11 @@ def _rules(g: Geometry) -> dict[str, list]:
             "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],
             "write": [write], "dontneed": [dontneed], "fork": [fork],
             "exchange": [exchange], "swapext": [swapext], "pin_pages": [pin_pages],
-            "unpin_pages": [unpin_pages]}
+            "unpin_pages": [unpin_pages], "write_from": [write_from]}
 
 
 _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_failure",
-                          "write", "exchange", "swapext"})
+                          "write", "exchange", "swapext", "write_from"})
 
 
 def machine_for(target: str, g: Geometry = DEFAULT, *,

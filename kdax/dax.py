@@ -480,13 +480,20 @@ class FsDax:
     # ---- write(2) -------------------------------------------------------------------
     # fs/dax.c dax_iomap_rw() (6.15, 7.2) for a write: one dax_iomap_iter() per iomap the
     # filesystem hands back; returns (pages written, error of the iomap that stopped it)
-    def dax_iomap_rw(self, ino: int, pos: int, count: int) -> tuple[int, str]:
+    # `src` is a source buffer in a DAX mapping, (mm, vma, first source page), or None.
+    def dax_iomap_rw(self, ino: int, pos: int, count: int, src=None) -> tuple[int, str]:
         done = 0
         while done < count:
             iomap = self.xfs_dax_iomap_begin(ino, pos + done, count - done, True)
             if iomap is None:
                 return done, ENOSPC
-            self.dax_iomap_iter(ino, pos + done, iomap)
+            if iomap.shared:
+                # xfs_reflink_allocate_cow(convert_now): the new blocks are in the CoW
+                # fork; the data fork keeps the shared ones until iomap_end
+                self.fs.defer_cow()
+            self.dax_iomap_iter(ino, pos + done, iomap, src, done)
+            # xfs_dax_write_iomap_end(written) -> xfs_reflink_end_cow()
+            self.freed += self.fs.end_cow()
             done += iomap.length
         return done, OK
 
@@ -496,13 +503,17 @@ class FsDax:
     # cleared first, then invalidate_inode_pages2_range(), which disassociates each
     # entry and only afterwards unmaps the range.  The data is copied straight to pmem
     # (dax_iomap_copy_around + dax_copy_from_iter): no struct page is touched.
-    def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap) -> None:
+    def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap, src=None, off: int = 0) -> None:
         end = pos + iomap.length
         cow = iomap.shared
         if iomap.new or cow:
             if cow:
                 self.dax_clear_dirty_range(ino, pos, end - 1)
             self.invalidate_inode_pages2_range(ino, pos, end - 1)
+        if src is not None:  # dax_copy_from_iter() from a user buffer in a DAX mapping
+            mm, vma, first = src
+            for j in range(iomap.length):
+                self.copy_from_user(mm, vma, first + off + j)
 
     # fs/dax.c __dax_clear_dirty_range() (6.15, 7.2)
     def dax_clear_dirty_range(self, ino: int, start: int, end: int) -> None:

@@ -11,6 +11,7 @@ from daxfuzz.geometry import Geometry
 from daxfuzz.world import (
     EBUSY,
     EEXIST,
+    EFAULT,
     EINVAL,
     ENOENT,
     OK,
@@ -173,6 +174,32 @@ class Syscalls:
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL  # the model's bound on a file, as for mmap
         return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages)
+
+    # the same, from a buffer in a DAX mapping; the model refuses a source it cannot read
+    # whole (EFAULT) before anything happens
+    def sys_write_from(self, op: O.WriteFrom) -> str:
+        if not self.mounted:
+            return ENOENT
+        if op.pgoff + op.pages > self.g.max_file_pages:
+            return EINVAL
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        last = op.src_pgoff + op.pages - 1
+        if (vma is None or not vma.covers(op.src_pgoff) or not vma.covers(last)
+                or last >= self.fs.size[vma.ino]):
+            return EFAULT
+        return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages, (op.mm, vma, op.src_pgoff))
+
+    # arch copy_from_user() of one page of a DAX mapping: a load that faults is handled by
+    # handle_mm_fault() (a read), as any user access
+    def copy_from_user(self, mm: int, vma, idx: int) -> bool:
+        va = vma.vaddr(idx)
+        for _ in range(3):
+            if self.access_ok(mm, va, False):
+                return True
+            ret = self.handle_mm_fault(mm, vma, va, False)
+            if ret & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV):
+                return False
+        return False
 
     # mm/madvise.c do_madvise(MADV_DONTNEED) over the part of the range inside the VMA
     def sys_dontneed(self, op: O.Dontneed) -> str:

@@ -210,9 +210,13 @@ class KernelLegacy(Kernel615):
     # a hole written) invalidates the range.  A CoW write leaves the entries and the
     # mappings of the old, shared block in place; "fsdax: invalidate pages when CoW"
     # (after 6.1) added the `|| cow`.
-    def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap) -> None:
+    def dax_iomap_iter(self, ino: int, pos: int, iomap: Iomap, src=None, off: int = 0) -> None:
         if iomap.new and not iomap.shared:
             self.invalidate_inode_pages2_range(ino, pos, pos + iomap.length - 1)
+        if src is not None:
+            mm, vma, first = src
+            for j in range(iomap.length):
+                self.copy_from_user(mm, vma, first + off + j)
 
     # mm/madvise.c madvise_dontneed_single_vma() (6.1): zap_page_range(); no PTE-table
     # reclaim before 6.14

@@ -227,8 +227,8 @@ class Xfs:
     # only leased layouts (BREAK_WRITE), never DAX pins; zeroing the gap past EOF finds
     # only holes here (blocks past EOF are freed by truncate); dax_iomap_rw(); then
     # i_size_write() + xfs_setfilesize() when the write went past EOF.
-    def xfs_file_dax_write(self, ino: int, pos: int, count: int) -> str:
-        done, err = self.dax_iomap_rw(ino, pos, count)
+    def xfs_file_dax_write(self, ino: int, pos: int, count: int, src=None) -> str:
+        done, err = self.dax_iomap_rw(ino, pos, count, src)
         if done and pos + done > self.fs.size[ino]:
             self.fs.set_size(ino, pos + done)
         return OK if done else err  # a short write returns what it wrote

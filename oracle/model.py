@@ -693,6 +693,23 @@ class Oracle:
         self.holder = True
         return OK
 
+    def op_write_from(self, op: O.WriteFrom) -> str:
+        """write(2) from a buffer in a DAX mapping: as op_write, extent by extent; the
+        source pages of each extent are read (faulted in as any load) during the copy,
+        while a copy-on-write is still pending, so they see the old blocks -- but once
+        the write is over, nothing of the written range may reach a block it replaced
+        (a source that is the written range itself must not stay mapped or cached)."""
+        if not self.mounted:
+            return ENOENT
+        if op.pgoff + op.pages > self.g.max_file_pages:
+            return EINVAL
+        vma = self.mms[op.mm].vmas.get(op.vma)
+        last = op.src_pgoff + op.pages - 1
+        if (vma is None or not vma.covers(op.src_pgoff) or not vma.covers(last)
+                or last >= self.fs.size[vma.ino]):
+            return EFAULT
+        return self._write(op.ino, op.pgoff, op.pages, (op.mm, vma, op.src_pgoff))
+
     def op_write(self, op: O.Write) -> str:
         """pwrite(2), extent by extent: an unshared written extent is overwritten in
         place; over a hole new blocks are allocated, over a shared extent new blocks
@@ -705,7 +722,10 @@ class Oracle:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
-        ino, pos, end = op.ino, op.pgoff, op.pgoff + op.pages
+        return self._write(op.ino, op.pgoff, op.pages)
+
+    def _write(self, ino: int, first: int, pages: int, src=None) -> str:
+        pos, end = first, first + pages
         while pos < end:
             new = self.fs.pfn(ino, pos) == HOLE
             pfn, n, shared, _freed = self.fs.iomap_write(ino, pos, end - pos)
@@ -714,8 +734,22 @@ class Oracle:
             if new or shared:
                 self._unmap_file(ino, pos, pos + n - 1)
                 self._delete_entries(ino, pos, pos + n - 1)
+            if src is not None:
+                # the copy reads the source while a CoW is still pending (the file keeps
+                # its shared blocks until the write ends): reads see the old blocks
+                if shared:
+                    self.fs.defer_cow()
+                mm, vma, s0 = src
+                for j in range(pos - first, pos - first + n):
+                    self._access(mm, vma, s0 + j, False)
+                if shared:
+                    self.fs.end_cow()
+                    # ... and when the write ends, the written range of this file must not
+                    # keep reaching the blocks it replaced, whatever the reads faulted in
+                    self._unmap_file(ino, pos, pos + n - 1)
+                    self._delete_entries(ino, pos, pos + n - 1)
             pos += n
-        if pos == op.pgoff:
+        if pos == first:
             return ENOSPC
         if pos > self.fs.size[ino]:
             self.fs.set_size(ino, pos)

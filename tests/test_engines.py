@@ -35,14 +35,17 @@ def test_random_engine_finds_broken_target():
 # fault, or GUP's fault-in, that does the CoW), 6.15's stale index/share union
 # (corpus/divergence-stale-index-*.trace, through a fault or GUP), and 7.2's CoW PTE under
 # a PMD entry (corpus/divergence-cow-pte-under-pmd-entry-*.trace).
-GUP_FAULTS = ("fault", "pin", "get", "pin_pages")  # GUP faults in through the handler
+# GUP and write_from's copy fault pages in through the handler
+GUP_FAULTS = ("fault", "pin", "get", "pin_pages", "write_from")
 KNOWN_REAL = {
     "6.15": {f"{op}:{f}" for op in GUP_FAULTS for f in ("warning@dax_folio_put", "mapping")}
-    | {"write:warning@dax_folio_put", "swapext:warning@dax_folio_put",
+    | {"write:warning@dax_folio_put", "swapext:warning@dax_folio_put", "write_from:pte",
+       "write_from:pmd",
        "swapext:warning@truncate_folio_batch_exceptionals"}
     | {f"{op}:safety:freed-in-use" for op in ("truncate", "punch", "reflink")},
     "7.2": {f"{op}:warning@dax_folio_put" for op in (*GUP_FAULTS, "write", "swapext")}
-    | {"fault:result", "unmount:warning@clear_inode",
+    | {"fault:result", "unmount:warning@clear_inode", "write_from:pte", "write_from:pmd",
+       "write_from:warning@dax_associate_entry",
        "swapext:warning@truncate_folio_batch_exceptionals"},
 }
 

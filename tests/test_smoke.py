@@ -33,7 +33,7 @@ def known(target: str) -> set[str]:
         exp = read_trace(p).expectation(target).split()
         if exp[0] == "divergence" and len(exp) == 2:
             op, _, field = exp[1].partition(":")
-            fam = ("fault", "pin", "get", "pin_pages")
+            fam = ("fault", "pin", "get", "pin_pages", "write_from")
             ops = fam if op in fam else (op,)
             out |= {f"{o}:{field}" for o in ops}
     return out
