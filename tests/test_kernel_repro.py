@@ -236,3 +236,46 @@ def test_pin_pages_reproducer_keeps_the_handle_bookkeeping_on_a_plain_directory(
     assert "errno=EFAULT" in r[7] and "vmsplice_got_2_of_4_pages" in r[7]  # past the VMA
     assert "errno=EINVAL" in r[8]                   # ... so handle 4 was released again
     assert "errno=EINVAL" in r[9] and "model_bookkeeping" in r[9]         # 6+3 > 8
+
+
+WRITE_FROM = """\
+write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=0 pages=1
+mmap mm=0 vma=0 ino=0 pgoff=1 pages=2 huge=0
+write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=0 pages=1
+write_from mm=0 vma=0 src_pgoff=2 ino=1 pgoff=0 pages=2
+fault mm=0 vma=0 pgoff=1 write=1
+write_from mm=0 vma=0 src_pgoff=1 ino=1 pgoff=2 pages=2
+truncate ino=0 pages=2
+write_from mm=0 vma=0 src_pgoff=2 ino=1 pgoff=0 pages=1
+write_from mm=0 vma=0 src_pgoff=1 ino=1 pgoff=15 pages=2
+fork mm=0 child=1
+write_from mm=1 vma=0 src_pgoff=1 ino=0 pgoff=5 pages=1
+"""
+
+
+@needs_gcc
+def test_write_from_reproducer_checks_its_source_first_on_a_plain_directory(tmp_path):
+    # mechanics only (not DAX): pwrite from the slot's own mapping, EFAULT before anything
+    # for no VMA, a source page outside it or past EOF; in a forked child's process too
+    tr = parse_trace(WRITE_FROM, path="wf.trace")
+    src = repro_source(tr, "wf.trace", predicted=[], port=[])
+    assert "pwrite_from 0 1 8192 2 4096 8192 4096 8192 12288 4096" in program_lines(src)
+    assert "/* pwrite(f1) of 4 KiB from file offset 0x1000 (4 KiB) of f0 through mapping 0" \
+           in src
+    exe = _gcc(src, tmp_path, "-O2")
+    d = tmp_path / "dir"
+    d.mkdir()
+    p = subprocess.run([exe, str(d), "/dev/null", "500"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = {int(ln.split()[1][5:]): ln for ln in p.stdout.splitlines() if ln.startswith("@@R")}
+    assert "errno=EFAULT" in r[1] and "no_vma" in r[1], r[1]
+    assert "errno=EFAULT" in r[3] and "source_outside_the_vma" in r[3], r[3]
+    assert "errno=EFAULT" in r[4] and "source_outside_the_vma" in r[4], r[4]
+    assert "status=ok" in r[6] and "wrote_8192_bytes_in_2_calls" in r[6], r[6]
+    assert "errno=EFAULT" in r[8] and "source_past_eof" in r[8], r[8]
+    assert "errno=EINVAL" in r[9] and "model_bookkeeping" in r[9], r[9]
+    assert "status=ok" in r[11] and "wrote_4096_bytes_in_1_calls" in r[11], r[11]
+    with open(d / "f1", "rb") as f:  # model page 2 of f1 got the stored byte of page 1
+        f.seek(8192)
+        assert f.read(1) == b"\x01"

@@ -479,3 +479,49 @@ def test_pin_pages_with_pmd_order_9_is_one_run():
                      "unpin_pages h=0 pages=64\n")
     assert prog_lines(translate(tr).text)[3:] == [
         "step 2", "gupv 0 0 1 1 2088960 64", "step 3", "release 0 1 64"]
+
+
+def test_write_from_is_pwrite_from_the_slots_mapping():
+    # default geometry: pmd_order=2 (a model group = 4 pages = one 2 MiB extent), vmas=2
+    tr = parse_trace("write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=0 pages=1\n"
+                     "write_from mm=0 vma=1 src_pgoff=1 ino=1 pgoff=5 pages=2\n"  # same phase
+                     "write_from mm=1 vma=0 src_pgoff=3 ino=0 pgoff=7 pages=1\n"  # groups' last
+                     "write_from mm=0 vma=0 src_pgoff=4 ino=1 pgoff=8 pages=4\n"  # whole group
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=2 pages=3\n"  # shapes differ
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=14 pages=3\n"  # past max
+                     "unmount\n"
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=0 pages=1\n")  # ENOENT: open
+    p = translate(tr)
+    assert p.steps == 8 and not p.skipped
+    # pwrite_from SLOT INO LAST NSEG (SOFF DOFF LEN)...; LAST = off(src_pgoff + pages - 1)
+    assert prog_lines(p.text) == [
+        "init 2 4194304",
+        "step 1", "pwrite_from 0 0 0 1 0 0 4096",
+        "step 2", "pwrite_from 1 1 8192 1 4096 2101248 8192",
+        "step 3", "pwrite_from 2 0 12288 1 12288 2109440 2084864",    # the rest of both 2 MiB
+        "step 4", "pwrite_from 0 1 2109440 1 2097152 4194304 2097152",  # a whole extent
+        # model pages 0->2, 1->3, 2->4: each one's first 4 KiB, in order
+        "step 5", "pwrite_from 0 1 8192 3 0 8192 4096 4096 12288 4096 8192 2097152 4096",
+        "step 6", "errno EINVAL",
+        "step 7", "umount",
+        "step 8", "pwrite_from 0 0 0 1 0 0 4096",
+    ]
+    tr = parse_trace("geometry: max_file_pages=32\n"
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=1 pages=17\n")
+    p = translate(tr)
+    assert prog_lines(p.text)[2] == ("skip write_from of 17 pages of different shapes needs "
+                                     "17 calls (max 16)")
+    assert p.skipped == {1: "too many segments"}
+
+
+def test_write_from_with_pmd_order_9_is_the_identity():
+    tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=512 pages=512\n"
+                     "write_from mm=1 vma=1 src_pgoff=3 ino=0 pgoff=700 pages=5\n"
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=1000 pages=25\n")
+    assert prog_lines(translate(tr).text) == [
+        "init 2 2097152",
+        "step 1", "pwrite_from 0 1 2093056 1 0 2097152 2097152",
+        "step 2", "pwrite_from 3 0 28672 1 12288 2867200 20480",
+        "step 3", "errno EINVAL",
+    ]

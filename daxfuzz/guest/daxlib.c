@@ -33,6 +33,15 @@
  *   truncate INO SIZE | punch INO OFF LEN
  *   pwrite INO OFF LEN              pwrite(2) LEN bytes of a non-zero pattern from a heap
  *                                   buffer (no DAX mapping) at OFF, over short writes
+ *   pwrite_from SLOT INO LAST NSEG SOFF DOFF LEN ...
+ *                                   pwrite(2) to INO from the slot's own mapping: per
+ *                                   segment LEN bytes from the mapping's file offset SOFF
+ *                                   to DOFF, in order, over short writes (the copy faults
+ *                                   the source pages in).  First, EFAULT with nothing
+ *                                   written when the slot maps nothing, a segment's source
+ *                                   is outside the mapping, or LAST (the source's last
+ *                                   page) is at or past its file's EOF.  Runs in the
+ *                                   process playing the slot, not in a child.
  *   reflink SRC DST NSEG SOFF DOFF LEN ...   FICLONERANGE per segment
  *   exchange INO1 INO2 NSEG OFF1 OFF2 LEN ...
  *                                   XFS_IOC_EXCHANGE_RANGE per segment, in the given order
@@ -138,7 +147,7 @@ static const char *mnt, *dev;
 static long timeout_ms;
 static char *base;
 /* win: where file offset 0 of the slot would be (a child keeps its parent's windows) */
-static struct { char *addr; size_t len; long mis; char *win; } slots[MAXSLOTS];
+static struct { char *addr; size_t len; long mis; char *win; int ino; } slots[MAXSLOTS];
 static int hkind[MAXH]; /* the director's handle bookkeeping: 0 free, else the KIND */
 static int pipes[MAXH][2];
 static int stage[2]; /* gupv: the pages of one vmsplice, before each goes to its pipe */
@@ -275,6 +284,7 @@ static void do_mmap(int slot, int ino, long off, long len, int prot, int shared,
   slots[slot].addr = a;
   slots[slot].len = len;
   slots[slot].mis = misalign;
+  slots[slot].ino = ino;
   result("ok", now_ms() - t0, 0, "addr=%p", (void *)a);
 }
 
@@ -330,6 +340,49 @@ static void do_touch(int slot, long off, int write) {
   if (sig == SIGBUS) result("sigbus", now_ms() - t0, 0, NULL);
   else if (sig) result("sigsegv", now_ms() - t0, 0, NULL);
   else result("ok", now_ms() - t0, 0, NULL);
+}
+
+/* pwrite(2) to ino from the slot's mapping (see the header); checks first, then each
+ * segment (soff doff len) in order, over short writes */
+static void do_pwrite_from(int slot, int ino, long last, int nseg, const long *seg) {
+  double t0 = now_ms();
+  if (nseg < 1 || nseg > 16) { result("err", 0, EINVAL, "segments"); return; }
+  int fd = open(path_of(ino), O_RDWR);
+  if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
+  const char *why = NULL;
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].addr) why = "no_vma";
+  else {
+    long first = slots[slot].addr - addr_of(slot, 0); /* the mapping's file offset */
+    long end = first + (long)slots[slot].len;
+    for (int i = 0; !why && i < nseg; i++)
+      if (seg[3 * i] < first || seg[3 * i] + seg[3 * i + 2] > end || seg[3 * i + 2] < 1)
+        why = "source_outside_the_vma";
+    struct stat st;
+    if (!why && (last < first || last >= end)) why = "source_outside_the_vma";
+    if (!why && stat(path_of(slots[slot].ino), &st)) why = "source_file_stat_failed";
+    if (!why && last >= st.st_size) why = "source_past_eof";
+  }
+  if (why) {
+    close(fd);
+    result("err", now_ms() - t0, EFAULT, "%s_(checked_before_writing)", why);
+    return;
+  }
+  long total = 0;
+  int e = 0;
+  for (int i = 0; !e && i < nseg; i++) {
+    const char *src = addr_of(slot, seg[3 * i]);
+    long doff = seg[3 * i + 1], len = seg[3 * i + 2];
+    for (long done = 0; done < len;) {
+      ssize_t n = pwrite(fd, src + done, len - done, doff + done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) { e = n < 0 ? errno : EIO; break; }
+      done += n;
+      total += n;
+    }
+  }
+  close(fd);
+  if (e) result("err", now_ms() - t0, e, "pwrite_after_%ld_bytes", total);
+  else result("ok", now_ms() - t0, 0, "wrote_%ld_bytes_in_%d_calls", total, nseg);
 }
 
 static void drain_fd(int fd) {
@@ -494,7 +547,8 @@ static long slot_of(const char *cmd, const long *a) {
   if (!strcmp(cmd, "gup") || !strcmp(cmd, "gupv")) return a[1];
   if (!strcmp(cmd, "fork")) return a[0] * a[2];
   if (!strcmp(cmd, "mmap") || !strcmp(cmd, "munmap") || !strcmp(cmd, "msync") ||
-      !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl"))
+      !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl") ||
+      !strcmp(cmd, "pwrite_from"))
     return a[0];
   return -1;
 }
@@ -508,6 +562,8 @@ static int slot_cmd(const char *cmd, const long *a) {
   else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
   else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
   else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
+  else if (!strcmp(cmd, "pwrite_from"))
+    do_pwrite_from((int)a[0], (int)a[1], a[2], (int)a[3], a + 4);
   else if (!strcmp(cmd, "gup")) return do_gup((int)a[0], (int)a[1], a[2], (int)a[3]);
   else if (!strcmp(cmd, "gupv")) return do_gupv((int)a[0], (int)a[1], (int)a[2], (int)a[3], a + 4);
   else if (!strcmp(cmd, "fork")) return do_fork((int)a[0], (int)a[1]);

@@ -138,6 +138,14 @@ class _Gloss:
         if cmd == "pwrite":
             return (f"pwrite(f{a[0]}, a heap buffer of {_size(a[2])}, offset {_off(a[1])}), "
                     "in a child process (timed)")
+        if cmd == "pwrite_from":
+            slot, ino, last, nseg = a[:4]
+            segs = [a[4 + 3 * i:7 + 3 * i] for i in range(nseg)]
+            parts = ", ".join(f"{_size(n)} from {self._where(slot, s)} to offset {_off(d)}"
+                              for s, d, n in segs)
+            return (f"pwrite(f{ino}) of {parts} (the copy faults the source in), in this "
+                    f"process; EFAULT first, nothing written, when mapping {slot} is gone, "
+                    f"does not cover the source, or its file ends at or before {_off(last)}")
         if cmd == "reflink":
             segs = [a[3 + 3 * i:6 + 3 * i] for i in range(a[2])]
             parts = ", ".join(f"src {_off(s)} -> dst {_off(d)} len {_size(n)}" for s, d, n in segs)

@@ -21,6 +21,26 @@ bound (``pgoff + pages > max_file_pages``) it is ``errno EINVAL``, as for ``mmap
 When the filesystem is unmounted the helper's open() fails with ENOENT, as it does for
 truncate and punch (the files are gone from the bare mount point).
 
+Write from a mapping.  ``write_from mm vma src_pgoff ino pgoff pages`` is pwrite(2) to
+``ino`` whose source buffer is slot ``(mm, vma)``'s own DAX mapping at model page
+``src_pgoff`` (command ``pwrite_from SLOT INO LAST NSEG SOFF DOFF LEN ...``), so the
+kernel faults the source pages in during the copy, as the model's write does after each
+extent's blocks are in place.  When the source and destination runs have the same real
+shape (``off(src_pgoff + k) - off(src_pgoff) == off(pgoff + k) - off(pgoff)`` for every
+``k`` up to ``pages``; always with ``pmd_order=9``) it is one pwrite of
+``span(pgoff, pages)`` from the address of ``off(src_pgoff)``: the source bytes are
+contiguous in the mapping.  Otherwise each model page's first 4 KiB is its own pwrite,
+in order (:func:`write_from_segments`); more than 16 is a ``skip``.  The model's
+EFAULT (no VMA in the slot, a source page the VMA does not cover, or the last source
+page ``src_pgoff + pages - 1`` at or past its file's EOF) is the helper's check before
+anything is written: every segment's source inside the slot's mapped file range (``off``
+is monotonic, so that is the model's cover), and ``LAST = off(src_pgoff + pages - 1)``
+below the source file's size (stat).  Past ``max_file_pages`` it is ``errno EINVAL`` and
+when unmounted ENOENT (the helper opens ``ino`` first), as for ``write``.  It runs in
+the process playing ``mm`` (a forked child's worker for a child mm), not in a child of
+the helper: the fault must be in that mm.  So it is not timed out; a pwrite cannot wait
+for GUP (no layout break for BREAK_WRITE).
+
 Dontneed.  ``dontneed mm vma pgoff pages`` is ``madv SLOT OFF LEN`` with ``(OFF, LEN) =
 span(pgoff, pages)``: the helper clips it to the slot's mapped file range (``off`` is
 monotonic, so the real intersection is the span of the model's) and calls
@@ -142,6 +162,7 @@ from daxfuzz.ops import (
     Unpin,
     UnpinPages,
     Write,
+    WriteFrom,
 )
 from daxfuzz.trace import Trace
 
@@ -200,6 +221,16 @@ def exchange_segments(g: Geometry, op: Exchange) -> list[tuple[int, int, int]]:
         return [(o1, o2, abs(o2 - o1) + PAGE)]
     # different shapes: each model page's first 4 KiB, the last page first
     return [(off(g, p1 + k), off(g, p2 + k), PAGE) for k in reversed(range(n))]
+
+
+def write_from_segments(g: Geometry, op: WriteFrom) -> list[tuple[int, int, int]]:
+    """pwrite calls (source file offset in the mapping, destination offset, length), in
+    the order they are issued, for a model write_from (see the module docstring)."""
+    s, p, n = op.src_pgoff, op.pgoff, op.pages
+    so, po = off(g, s), off(g, p)
+    if all(off(g, s + k) - so == off(g, p + k) - po for k in range(1, n + 1)):
+        return [(so, po, off(g, p + n) - po)]  # the same real shape: one call
+    return [(off(g, s + k), off(g, p + k), PAGE) for k in range(n)]
 
 
 def pin_runs(g: Geometry, first: int, n: int) -> list[tuple[int, int]]:
@@ -263,6 +294,17 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
             return ["errno EINVAL"], None  # the model's bound, as for mmap
         o, n = span(g, op.pgoff, op.pages)
         return [f"pwrite {op.ino} {o} {n}"], None
+    if isinstance(op, WriteFrom):
+        if op.pgoff + op.pages > g.max_file_pages:
+            return ["errno EINVAL"], None  # the model's bound, as for write
+        segs = write_from_segments(g, op)
+        if len(segs) > MAX_SEGS:
+            return [f"skip write_from of {op.pages} pages of different shapes needs "
+                    f"{len(segs)} calls (max {MAX_SEGS})"], "too many segments"
+        slot = op.mm * g.vmas + op.vma
+        flat = " ".join(f"{a} {b} {n}" for a, b, n in segs)
+        last = off(g, op.src_pgoff + op.pages - 1)
+        return [f"pwrite_from {slot} {op.ino} {last} {len(segs)} {flat}"], None
     if isinstance(op, Reflink):
         segs = reflink_segments(g, op)
         if len(segs) > MAX_SEGS:
