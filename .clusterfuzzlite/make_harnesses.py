@@ -54,13 +54,14 @@ def fuzzer_name(target: str) -> str:
 
 
 def known_on(target: str, traces) -> list[str]:
+    from daxfuzz.cmd_fuzz import same_warning
     from daxfuzz.runner import run_ops
 
     out = set()
     for t in traces:
         div, _ = run_ops(target, t.geometry, t.ops)
         if div is not None:
-            out.add(div.signature())
+            out |= same_warning(div.signature())
     return sorted(out)
 
 

@@ -167,6 +167,22 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
 #: handle_mm_fault; write_from's copy_from_user faults its source buffer in): a kernel
 #: warning documented through a fault shows through each
 FAULT_FAMILY = ("fault", "pin", "get", "pin_pages", "write_from")
+#: write(2) from a plain buffer or from a mapping: one path (xfs_file_dax_write)
+WRITE_FAMILY = ("write", "write_from")
+
+
+def same_warning(sig: str) -> set[str]:
+    """`sig`, and for a kernel warning the same warning reached through the other ops of
+    its family: through GUP and copy faults when documented through a fault, through
+    either form of write(2) when documented through one."""
+    op, _, field = sig.partition(":")
+    out = {sig}
+    if field.startswith("warning@"):
+        if op == "fault":
+            out |= {f"{o}:{field}" for o in FAULT_FAMILY}
+        if op in WRITE_FAMILY:
+            out |= {f"{o}:{field}" for o in WRITE_FAMILY}
+    return out
 
 
 def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]:
@@ -208,10 +224,8 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
             if div is not None and div.signature() == words[1]:
                 out.setdefault(words[1], path)
     for sig, path in list(out.items()):
-        op, _, field = sig.partition(":")
-        if op == "fault" and field.startswith("warning@"):
-            for other in FAULT_FAMILY:
-                out.setdefault(f"{other}:{field}", path)
+        for other in sorted(same_warning(sig)):
+            out.setdefault(other, path)
     return out
 
 

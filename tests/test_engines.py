@@ -237,3 +237,16 @@ def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
     h = tmp_path / "pin.trace"
     h.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0\npin mm=0 vma=0 pgoff=0\n")
     assert through_gup(str(h), "7.2", DEFAULT, on72) is None
+
+
+def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():
+    from daxfuzz.cmd_fuzz import same_warning
+
+    assert same_warning("write:warning@dax_folio_put") == {
+        "write:warning@dax_folio_put", "write_from:warning@dax_folio_put"}
+    assert same_warning("fault:warning@dax_folio_put") == {
+        f"{o}:warning@dax_folio_put"
+        for o in ("fault", "pin", "get", "pin_pages", "write_from")}
+    # a refcount or mapping difference through another op could be that op's own bug
+    assert same_warning("write:mapping") == {"write:mapping"}
+    assert same_warning("pin:warning@dax_folio_put") == {"pin:warning@dax_folio_put"}

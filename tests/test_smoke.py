@@ -34,7 +34,7 @@ def known(target: str) -> set[str]:
         if exp[0] == "divergence" and len(exp) == 2:
             op, _, field = exp[1].partition(":")
             fam = ("fault", "pin", "get", "pin_pages", "write_from")
-            ops = fam if op in fam else (op,)
+            ops = fam if op in fam else ("write", "write_from") if op == "write" else (op,)
             out |= {f"{o}:{field}" for o in ops}
     return out
 
