@@ -230,10 +230,11 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
 
 
 def through_gup(path: str, target: str, g: Geometry, documented: dict[str, str]) -> str | None:
-    """For a reduced finding that diverges at a pin or get: if a fault of the same page
-    instead shows a divergence the corpus documents, that one and its trace (the GUP
-    finding is probably the documented bug reached through GUP's fault-in; it stays a
-    finding, with this said beside it).  Else None."""
+    """For a reduced finding that diverges at a pin or get (or a write_from, whose copy
+    faults its source in): if faults of the same pages instead show a divergence the
+    corpus documents, that one and its trace (the finding is probably the documented
+    bug reached through GUP's or the copy's fault-in; it stays a finding, with this said
+    beside it).  Else None."""
     from daxfuzz import ops as O
     from daxfuzz.runner import run_ops
     from daxfuzz.trace import read_trace
@@ -243,10 +244,14 @@ def through_gup(path: str, target: str, g: Geometry, documented: dict[str, str])
     except InputError:
         return None
     last = t.ops[-1] if t.ops else None
-    if not isinstance(last, (O.Pin, O.Get)):
+    if isinstance(last, (O.Pin, O.Get)):
+        faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
+    elif isinstance(last, O.WriteFrom):
+        faults = [O.Fault(last.mm, last.vma, last.src_pgoff + j)
+                  for j in range(last.pages)]
+    else:
         return None
-    fault = O.Fault(last.mm, last.vma, last.pgoff, last.write)
-    div, _ = run_ops(target, g, list(t.ops[:-1]) + [fault])
+    div, _ = run_ops(target, g, list(t.ops[:-1]) + faults)
     sig = div.signature() if div is not None else None
     if sig in documented and sig.startswith("fault:"):
         return f"{sig} ({os.path.basename(documented[sig])})"

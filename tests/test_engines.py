@@ -237,6 +237,15 @@ def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
     h = tmp_path / "pin.trace"
     h.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0\npin mm=0 vma=0 pgoff=0\n")
     assert through_gup(str(h), "7.2", DEFAULT, on72) is None
+    # the same mixed share, the PMD faulted in by write(2)'s copy from the mapping
+    # (found by atheris on mainline in the quick start's 60 s)
+    w = tmp_path / "write_from.trace"
+    w.write_text("target: 7.2\nmmap mm=1 vma=0 ino=0\nfault mm=1 vma=0 pgoff=0 write=1\n"
+                 "reflink src=0 dst=1\nmmap mm=0 vma=0 ino=1 huge=0\n"
+                 "fault mm=0 vma=0 pgoff=1\n"
+                 "write_from mm=1 vma=0 src_pgoff=0 ino=0 pgoff=4\n")
+    assert through_gup(str(w), "7.2", DEFAULT, on72) == \
+        "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
 
 
 def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():
