@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from daxfuzz import ops as O
 from daxfuzz.geometry import Geometry
 from daxfuzz.runner import Divergence, Runner
+from daxfuzz.world import buffer_readable
 
 #: the default small world: 8 PFNs, 2-page PMDs, 2 files of 4 pages, 1 process
 SMALL = Geometry(pages=8, pmd_order=1, inodes=2, mms=1, vmas=2, handles=2, file_pages=4,
@@ -152,9 +153,8 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
         return not o.mounted or op.vma in o.mms[op.mm].vmas
     if t is O.WriteFrom:
         vma = o.mms[op.mm].vmas.get(op.vma)
-        last = op.src_pgoff + op.pages - 1
-        return (not o.mounted or vma is None or not vma.covers(op.src_pgoff)
-                or not vma.covers(last) or last >= o.fs.size[vma.ino])
+        return not o.mounted or vma is None or not buffer_readable(
+            vma, op.src_pgoff, op.pages, o.fs.size[vma.ino])
     if t is O.PinPages:
         vma = o.mms[op.mm].vmas.get(op.vma)
         return (vma is None or op.h + op.pages > r.g.handles

@@ -100,6 +100,14 @@ class Vma(NamedTuple):
         return self.pgoff <= idx < self.pgoff + self.pages
 
 
+def buffer_readable(vma: Vma | None, first: int, pages: int, size: int) -> bool:
+    """Can a user buffer of file pages [first, first+pages) of `vma` be read whole?  The
+    VMA must cover it and it must end before its file's EOF `size` (a load past EOF is
+    SIGBUS).  The model's bound for write_from, checked before anything is written."""
+    last = first + pages - 1
+    return vma is not None and vma.covers(first) and vma.covers(last) and last < size
+
+
 def make_vma(g: Geometry, mm: int, slot: int, ino: int, pgoff: int, pages: int,
              shared: bool, write: bool, huge: bool, aligned: bool, sync: bool = False) -> Vma:
     """Place a VMA in its slot's window; `aligned` makes vaddr % PMD == pgoff % PMD."""

@@ -19,6 +19,7 @@ from daxfuzz.world import (
     SIGSEGV,
     ZERO_PFN,
     blocked,
+    buffer_readable,
     make_vma,
 )
 from kdax.dax import FsDax
@@ -183,9 +184,7 @@ class Syscalls:
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
         vma = self.mms[op.mm].vmas.get(op.vma)
-        last = op.src_pgoff + op.pages - 1
-        if (vma is None or not vma.covers(op.src_pgoff) or not vma.covers(last)
-                or last >= self.fs.size[vma.ino]):
+        if vma is None or not buffer_readable(vma, op.src_pgoff, op.pages, self.fs.size[vma.ino]):
             return EFAULT
         return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages, (op.mm, vma, op.src_pgoff))
 

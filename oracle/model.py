@@ -46,6 +46,7 @@ from daxfuzz.world import (
     MMState,
     Vma,
     blocked,
+    buffer_readable,
     entry_code,
     entry_kind,
     make_vma,
@@ -704,9 +705,7 @@ class Oracle:
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
         vma = self.mms[op.mm].vmas.get(op.vma)
-        last = op.src_pgoff + op.pages - 1
-        if (vma is None or not vma.covers(op.src_pgoff) or not vma.covers(last)
-                or last >= self.fs.size[vma.ino]):
+        if vma is None or not buffer_readable(vma, op.src_pgoff, op.pages, self.fs.size[vma.ino]):
             return EFAULT
         return self._write(op.ino, op.pgoff, op.pages, (op.mm, vma, op.src_pgoff))
 

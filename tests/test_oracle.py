@@ -183,3 +183,15 @@ def test_defined_errors():
                "fault mm=0 vma=1 pgoff=9 write=1 => SIGSEGV",
                "reflink src=0 dst=1 src_pgoff=6 pages=4 => EINVAL")
     assert all(not e for e in o.entries)
+
+
+def test_a_write_from_buffer_must_be_mapped_and_within_eof():
+    from daxfuzz.geometry import Geometry
+    from daxfuzz.world import buffer_readable, make_vma
+
+    vma = make_vma(Geometry(), 0, 0, 0, 2, 4, True, True, True, True)  # pages 2..5
+    assert buffer_readable(vma, 2, 4, 8)
+    assert not buffer_readable(vma, 1, 2, 8)  # page 1 is not mapped
+    assert not buffer_readable(vma, 4, 3, 8)  # page 6 is not mapped
+    assert not buffer_readable(vma, 2, 4, 5)  # page 5 is past EOF (size 5)
+    assert not buffer_readable(None, 2, 1, 8)
