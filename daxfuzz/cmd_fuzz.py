@@ -230,8 +230,8 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
 
 
 def through_gup(path: str, target: str, g: Geometry, documented: dict[str, str]) -> str | None:
-    """For a reduced finding that diverges at a pin or get (or a write_from, whose copy
-    faults its source in): if faults of the same pages instead show a divergence the
+    """For a reduced finding that diverges at a pin, get or pin_pages (or a write_from,
+    whose copy faults its source in): if faults of the same pages instead show a divergence the
     corpus documents, that one and its trace (the finding is probably the documented
     bug reached through GUP's or the copy's fault-in; it stays a finding, with this said
     beside it).  Else None."""
@@ -246,6 +246,9 @@ def through_gup(path: str, target: str, g: Geometry, documented: dict[str, str])
     last = t.ops[-1] if t.ops else None
     if isinstance(last, (O.Pin, O.Get)):
         faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
+    elif isinstance(last, O.PinPages):
+        faults = [O.Fault(last.mm, last.vma, last.pgoff + j, last.write)
+                  for j in range(last.pages)]
     elif isinstance(last, O.WriteFrom):
         faults = [O.Fault(last.mm, last.vma, last.src_pgoff + j)
                   for j in range(last.pages)]

@@ -246,6 +246,13 @@ def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
                  "write_from mm=1 vma=0 src_pgoff=0 ino=0 pgoff=4\n")
     assert through_gup(str(w), "7.2", DEFAULT, on72) == \
         "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
+    # ... and by a multi-page pin (atheris on 7.2, seed 2)
+    p = tmp_path / "pin_pages.trace"
+    p.write_text("target: 7.2\nmmap mm=1 vma=0 ino=1 huge=0\nmmap mm=0 vma=0 ino=0\n"
+                 "fault mm=0 vma=0 pgoff=0 write=1\nreflink src=0 dst=1\n"
+                 "fault mm=1 vma=0 pgoff=1\npin_pages mm=0 vma=0 pgoff=0 write=0\n")
+    assert through_gup(str(p), "7.2", DEFAULT, on72) == \
+        "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
 
 
 def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():
