@@ -263,10 +263,9 @@ def _rules(g: Geometry) -> dict[str, list]:
     def write_from(self, ref, off, pages, same, ino, pgoff):
         src = ref.pgoff + off % ref.pages
         pages = max(1, min(pages, ref.pgoff + ref.pages - src))
-        if same:
-            ino = self.runner.o.mms[ref.mm].vmas[ref.vma].ino if ref.vma in \
-                self.runner.o.mms[ref.mm].vmas else ino
-            pgoff = src
+        vma = self.runner.o.mms[ref.mm].vmas.get(ref.vma)
+        if same and vma is not None:
+            ino, pgoff = vma.ino, src
         pgoff = min(pgoff, g.max_file_pages - pages)
         self._do(O.WriteFrom(ref.mm, ref.vma, src, ino, pgoff, pages))
 

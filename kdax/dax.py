@@ -510,10 +510,15 @@ class FsDax:
             if cow:
                 self.dax_clear_dirty_range(ino, pos, end - 1)
             self.invalidate_inode_pages2_range(ino, pos, end - 1)
-        if src is not None:  # dax_copy_from_iter() from a user buffer in a DAX mapping
-            mm, vma, first = src
-            for j in range(iomap.length):
-                self.copy_from_user(mm, vma, first + off + j)
+        if src is not None:
+            self.dax_copy_from_iter(src, off, iomap.length)
+
+    # fs/dax.c dax_copy_from_iter() from a user buffer in a DAX mapping (`src`: mm, vma,
+    # first source page): copy_from_user() faults each source page in that is not mapped
+    def dax_copy_from_iter(self, src, off: int, nr: int) -> None:
+        mm, vma, first = src
+        for j in range(nr):
+            self.copy_from_user(mm, vma, first + off + j)
 
     # fs/dax.c __dax_clear_dirty_range() (6.15, 7.2)
     def dax_clear_dirty_range(self, ino: int, start: int, end: int) -> None:

@@ -214,9 +214,7 @@ class KernelLegacy(Kernel615):
         if iomap.new and not iomap.shared:
             self.invalidate_inode_pages2_range(ino, pos, pos + iomap.length - 1)
         if src is not None:
-            mm, vma, first = src
-            for j in range(iomap.length):
-                self.copy_from_user(mm, vma, first + off + j)
+            self.dax_copy_from_iter(src, off, iomap.length)
 
     # mm/madvise.c madvise_dontneed_single_vma() (6.1): zap_page_range(); no PTE-table
     # reclaim before 6.14

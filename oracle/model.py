@@ -287,6 +287,12 @@ class Oracle:
             if base <= last and base + (1 << tie) - 1 >= first:
                 self._drop_entry(ino, base)
 
+    def _drop_page_cache(self, ino: int, first: int, last: int) -> None:
+        """The file pages [first, last] map nothing (private copies aside) and have no
+        entry any more."""
+        self._unmap_file(ino, first, last)
+        self._delete_entries(ino, first, last)
+
     def _insert_entry(self, ino: int, base: int, eorder: int, kind: str, pfn: int,
                       shared: bool, write: bool) -> tuple[int, int, str, int]:
         """A fault found `pfn` (or a zero page) for the entry at `base`.  A zero or
@@ -652,8 +658,7 @@ class Oracle:
         if op.pgoff >= size:
             return OK
         end = min(op.pgoff + op.pages, size)
-        self._unmap_file(op.ino, op.pgoff, end - 1)
-        self._delete_entries(op.ino, op.pgoff, end - 1)
+        self._drop_page_cache(op.ino, op.pgoff, end - 1)
         self.fs.unmap_range(op.ino, op.pgoff, end)
         return OK
 
@@ -731,8 +736,7 @@ class Oracle:
             if pfn == HOLE:
                 break
             if new or shared:
-                self._unmap_file(ino, pos, pos + n - 1)
-                self._delete_entries(ino, pos, pos + n - 1)
+                self._drop_page_cache(ino, pos, pos + n - 1)
             if src is not None:
                 # the copy reads the source while a CoW is still pending (the file keeps
                 # its shared blocks until the write ends): reads see the old blocks
@@ -745,8 +749,7 @@ class Oracle:
                     self.fs.end_cow()
                     # ... and when the write ends, the written range of this file must not
                     # keep reaching the blocks it replaced, whatever the reads faulted in
-                    self._unmap_file(ino, pos, pos + n - 1)
-                    self._delete_entries(ino, pos, pos + n - 1)
+                    self._drop_page_cache(ino, pos, pos + n - 1)
             pos += n
         if pos == first:
             return ENOSPC
@@ -775,11 +778,6 @@ class Oracle:
                 if lo <= s0 and s0 + self.nr - 1 <= hi:
                     mmst.tables.discard(slot)
         return OK
-
-    def _drop_page_cache(self, ino: int, first: int, last: int) -> None:
-        """The file pages [first, last] map nothing and have no entry any more."""
-        self._unmap_file(ino, first, last)
-        self._delete_entries(ino, first, last)
 
     def op_exchange(self, op: O.Exchange) -> str:
         """Both layouts are broken as for a reflink (waiting for GUP), then the two
