@@ -619,7 +619,9 @@ def summary(st: Status, findings: str) -> str:
              f"{st.execs:,} execs ({st.rate()})"
              + (f", cov {st.cov}, corpus {st.corpus}" if st.corpus is not None
                 else f", {st.cov} folio transitions" if st.cov is not None else ""),
-             f"  findings: {len(st.findings)} new, {st.known} known (in {findings}/)"]
+             f"  findings: {len(st.findings)} new, {st.known} known "
+             f"({st.known - len(st.documented)} stored in {findings}/, "
+             f"{len(st.documented)} documented by the scenario corpus)"]
     if st.first_found is not None:
         lines.append(f"  time to first finding: {st.first_found:.1f}s")
     for s in st.findings:
