@@ -75,11 +75,14 @@ class Rules:
     dontneed_frees_tables: bool = True
     #: XFS_IOC_EXCHANGE_RANGE exists (6.10+)
     exchange_range: bool = True
+    #: memory failure's generic path kills by the failed page's own mapping/index (6.1:
+    #: dax_lock_page, collect_procs(page)); since folios, by the folio's (head's) index
+    mf_by_page: bool = False
 
 
 LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
                      busy_reports_head=False, dontneed_frees_tables=False,
-                     exchange_range=False)
+                     exchange_range=False, mf_by_page=True)
 
 
 class Blocked(Exception):
@@ -857,8 +860,9 @@ class Oracle:
                 if got is not None and got[1][2] == REAL:
                     self._kill(op.mm, ino, idx)
         else:
-            # the generic path needs the folio's single owner
-            owner = self.owner[self.head[op.pfn]]
+            # the generic path needs the folio's single owner (6.1: the page's)
+            owner = (self.page_owner[op.pfn] if self.rules.mf_by_page
+                     else self.owner[self.head[op.pfn]])
             if owner is None:
                 return EBUSY
             self._kill(op.mm, *owner)
