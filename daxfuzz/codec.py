@@ -52,20 +52,23 @@ FREE_MM = 16
 # write_from: the source mapping's own file and page (a write of a mapping back over
 # itself), else a mapped file / a written page of the file
 SRC_INO, SRC_PGOFF_TO = 17, 18
+# munmap: the whole slot (pages=0) half the time, else one page or a PMD's worth;
+# mremap: another VMA slot of the process
+UNMAP_LEN, OTHER_SLOT = 19, 20
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "mmap": 12, "munmap": 6, "fault": 24, "msync": 4, "reflink": 8, "pin": 12, "get": 8,
     "unpin": 8, "put": 8, "truncate": 8, "punch": 8, "unmount": 2, "mount": 2,
     "memory_failure": 4, "write": 8, "dontneed": 6,
     "fork": 4, "exchange": 4, "swapext": 2,
-    "pin_pages": 4, "unpin_pages": 4, "write_from": 4,
+    "pin_pages": 4, "unpin_pages": 4, "write_from": 4, "mprotect": 4, "mremap": 4,
 }
 
 # Field name -> chooser, per op kind; unnamed fields are RAW.
 _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.Mmap: {"vma": FREE_SLOT, "pgoff": ALIGNED_PGOFF, "pages": EXTENT_LEN,
              "shared": LIKELY, "write": LIKELY, "aligned": LIKELY},
-    O.Munmap: {"mm": LIVE_MM, "vma": LIVE_SLOT},
+    O.Munmap: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": UNMAP_LEN},
     O.Fault: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF},
     O.Msync: {"mm": LIVE_MM, "vma": LIVE_SLOT},
     O.Pin: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "h": FREE_H},
@@ -86,6 +89,9 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
     O.UnpinPages: {"h": PIN_H, "pages": WRITE_LEN},
     O.WriteFrom: {"mm": LIVE_MM, "vma": LIVE_SLOT, "src_pgoff": LIVE_PGOFF, "ino": SRC_INO,
                   "pgoff": SRC_PGOFF_TO, "pages": WRITE_LEN},
+    O.Mprotect: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN},
+    O.Mremap: {"mm": LIVE_MM, "vma": LIVE_SLOT, "pgoff": LIVE_PGOFF, "pages": WRITE_LEN,
+               "to": OTHER_SLOT, "aligned": LIKELY},
 }
 
 
@@ -176,6 +182,10 @@ class _Shadow:
             return [mm for mm, v in enumerate(self.vmas) if not v and mm != vals[0]]
         if chooser == WRITE_LEN:
             return [n for n in (1, 1, g.pmd_nr) if n <= g.max_file_pages]
+        if chooser == UNMAP_LEN:
+            return [n for n in (0, 0, 1, g.pmd_nr) if n <= g.max_file_pages]
+        if chooser == OTHER_SLOT:
+            return [s for s in range(g.vmas) if s != vals[1]]
         return []
 
     def update(self, op: O.Op) -> None:
@@ -185,7 +195,19 @@ class _Shadow:
                     and op.pgoff + op.pages <= self.g.max_file_pages):
                 self.vmas[op.mm][op.vma] = op
         elif t is O.Munmap:
-            self.vmas[op.mm].pop(op.vma, None)
+            m = self.vmas[op.mm].get(op.vma)
+            if m is not None and (not op.pages or (
+                    op.pgoff <= m.pgoff and m.pgoff + m.pages <= op.pgoff + op.pages)):
+                del self.vmas[op.mm][op.vma]
+        elif t is O.Mremap:
+            m = self.vmas[op.mm].get(op.vma)
+            if (m is not None and op.to != op.vma
+                    and op.pgoff + op.pages <= self.g.max_file_pages):
+                self.vmas[op.mm][op.to] = O.Mmap(
+                    op.mm, op.to, m.ino, op.pgoff, op.pages, m.shared, m.write, m.huge,
+                    op.aligned, m.sync)
+                if op.pgoff <= m.pgoff and m.pgoff + m.pages <= op.pgoff + op.pages:
+                    del self.vmas[op.mm][op.vma]
         elif t is O.Fault or t is O.Pin or t is O.Get:
             m = self.vmas[op.mm].get(op.vma)
             if m is not None and op.write and m.shared and m.write:

@@ -51,6 +51,15 @@ def alphabet(g: Geometry) -> list[O.Op]:
             out.append(O.Msync(mm, v))
             out.append(O.Dontneed(mm, v, 0, nr))
             out.append(O.Dontneed(mm, v, 1, 1))
+            # range zaps that split VMAs: at a PMD boundary and inside a PMD
+            out.append(O.Munmap(mm, v, 1, 1))
+            out.append(O.Mprotect(mm, v, 0, nr, 0))
+            out.append(O.Mprotect(mm, v, 1, 1, 0))
+            out.append(O.Mprotect(mm, v, 0, size, 1))
+            for to in range(g.vmas):
+                if to != v:
+                    out.append(O.Mremap(mm, v, 0, min(nr, size), to, 1))
+                    out.append(O.Mremap(mm, v, 0, min(nr, size), to, 0))
             for ino in range(g.inodes):
                 out.append(O.WriteFrom(mm, v, 0, ino, 0, 1))
             if g.handles >= 2:
@@ -144,20 +153,22 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
     o = r.o
     t = type(op)
     if t is O.Fault or t is O.Pin or t is O.Get:
-        vma = o.mms[op.mm].vmas.get(op.vma)
-        return vma is None or not vma.covers(op.pgoff) or (t is not O.Fault
-                                                            and op.h in o.handles)
-    if t is O.Munmap or t is O.Msync or t is O.Dontneed:
+        vma = o.mms[op.mm].find_vma(op.vma, op.pgoff)
+        return vma is None or (t is not O.Fault and op.h in o.handles)
+    if t is O.Msync or t is O.Dontneed:
         return op.vma not in o.mms[op.mm].vmas
+    if t is O.Munmap or t is O.Mprotect or t is O.Mremap:
+        return (op.vma not in o.mms[op.mm].vmas
+                or op.pgoff + op.pages > r.g.max_file_pages
+                or (t is O.Mremap and op.to == op.vma))
     if t is O.Mmap:
         return not o.mounted or op.vma in o.mms[op.mm].vmas
     if t is O.WriteFrom:
-        vma = o.mms[op.mm].vmas.get(op.vma)
-        return not o.mounted or vma is None or not buffer_readable(
-            vma, op.src_pgoff, op.pages, o.fs.size[vma.ino])
+        vmas = o.mms[op.mm].vmas.get(op.vma)
+        return not o.mounted or not vmas or not buffer_readable(
+            vmas, op.src_pgoff, op.pages, o.fs.size[vmas[0].ino])
     if t is O.PinPages:
-        vma = o.mms[op.mm].vmas.get(op.vma)
-        return (vma is None or op.h + op.pages > r.g.handles
+        return (op.vma not in o.mms[op.mm].vmas or op.h + op.pages > r.g.handles
                 or any(h in o.handles for h in range(op.h, op.h + op.pages)))
     if t is O.UnpinPages:
         return op.h + op.pages > r.g.handles or any(

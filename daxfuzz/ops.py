@@ -102,12 +102,18 @@ class Mmap(Op):
     sync: int = 0
 
 
-@_op("munmap", MM, VMA)
+@_op("munmap", MM, VMA, IDX, LEN0)
 class Munmap(Op):
-    """munmap(2) of a whole VMA: zap every PTE/PMD in it, free its page tables."""
+    """munmap(2) of what VMA slot `vma` maps: every VMA in the slot when `pages` is 0
+    (the default), else the virtual range of file pages [pgoff, pgoff+pages) as the
+    slot places them -- a partial munmap splits the VMA (a PMD mapping across a split
+    point is split first: zapped, for DAX), zaps the range and frees the page tables
+    no VMA still uses.  Unmapping a range with nothing mapped is not an error."""
 
     mm: int
     vma: int
+    pgoff: int = 0
+    pages: int = 0
 
 
 @_op("fault", MM, VMA, IDX, BOOL)
@@ -259,6 +265,39 @@ class Dontneed(Op):
     pages: int = 1
 
 
+@_op("mprotect", MM, VMA, IDX, LEN, BOOL)
+class Mprotect(Op):
+    """mprotect(2) of file pages [pgoff, pgoff+pages) of slot `vma` to PROT_READ, or to
+    PROT_READ|PROT_WRITE with write=1: VMAs are split at the range's ends (a PMD mapping
+    across one is split: zapped, for DAX) and merged again where flags match; removing
+    write write-protects the PTEs and PMDs; adding it makes writable again those the
+    kernel may (MM_CP_TRY_CHANGE_WRITABLE: dirty shared, exclusive anonymous).  A hole in
+    the range stops it there with ENOMEM."""
+
+    mm: int
+    vma: int
+    pgoff: int = 0
+    pages: int = 1
+    write: int = 0
+
+
+@_op("mremap", MM, VMA, IDX, LEN, VMA, BOOL)
+class Mremap(Op):
+    """mremap(2) MREMAP_MAYMOVE|MREMAP_FIXED of file pages [pgoff, pgoff+pages) of slot
+    `vma` into slot `to` (which is unmapped whole first), at a virtual address PMD-
+    congruent with the file offset when `aligned`: page tables move (a whole PTE table or
+    a huge PMD when both ends are PMD-aligned, else the PMD is split and its PTEs moved),
+    the source VMA is split around the range.  EFAULT unless one VMA holds the range;
+    EINVAL when the new range overlaps the old."""
+
+    mm: int
+    vma: int
+    pgoff: int = 0
+    pages: int = 1
+    to: int = 1
+    aligned: int = 1
+
+
 @_op("fork", MM, MM)
 class Fork(Op):
     """fork(2) of process `mm` into process slot `child` (which must map nothing): the
@@ -321,7 +360,7 @@ class MemoryFailure(Op):
 OP_TYPES: tuple[type[Op], ...] = (
     Mmap, Munmap, Fault, Msync, Reflink, Pin, Get, Unpin, Put, Truncate, Punch,
     Unmount, Mount, MemoryFailure, Write, Dontneed,
-    Fork, Exchange, Swapext, PinPages, UnpinPages, WriteFrom,
+    Fork, Exchange, Swapext, PinPages, UnpinPages, WriteFrom, Mprotect, Mremap,
 )
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 

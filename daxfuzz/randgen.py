@@ -18,7 +18,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "unpin": 5, "put": 4, "truncate": 3, "punch": 3, "unmount": 1, "mount": 1,
     "memory_failure": 2, "write": 4, "dontneed": 2, "fork": 1,
     "exchange": 1, "swapext": 1, "pin_pages": 2, "unpin_pages": 2,
-    "write_from": 2,
+    "write_from": 2, "mprotect": 1, "mremap": 1,
 }
 
 
@@ -52,7 +52,8 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
     m = g.max_file_pages
     idx = r(min(m, g.file_pages + g.pmd_nr))
     if live is not None and live.vmas and name in ("fault", "pin", "get", "msync", "munmap",
-                                                    "dontneed", "pin_pages", "write_from"):
+                                                    "dontneed", "pin_pages", "write_from",
+                                                    "mprotect", "mremap"):
         if rng.random() < 0.9:
             (mm, vma), (pgoff, pages) = rng.choice(sorted(live.vmas.items()))
             idx = pgoff + r(pages)
@@ -68,7 +69,15 @@ def random_op(rng: random.Random, g: Geometry, weights: dict[str, int] = DEFAULT
                       int(rng.random() < 0.85), int(rng.random() < 0.8),
                       int(rng.random() < 0.85), int(rng.random() < 0.2))
     if name == "munmap":
-        return O.Munmap(mm, vma)
+        if rng.random() < 0.5:
+            return O.Munmap(mm, vma)
+        return O.Munmap(mm, vma, idx, max(1, min(m - idx, rng.choice((1, g.pmd_nr)))))
+    if name == "mprotect":
+        return O.Mprotect(mm, vma, idx, max(1, min(m - idx, rng.choice((1, g.pmd_nr)))),
+                          int(rng.random() < 0.5))
+    if name == "mremap":
+        return O.Mremap(mm, vma, idx, max(1, min(m - idx, rng.choice((1, g.pmd_nr)))),
+                        (vma + 1 + r(max(1, g.vmas - 1))) % g.vmas, int(rng.random() < 0.7))
     if name == "fault":
         return O.Fault(mm, vma, idx, int(rng.random() < 0.5))
     if name == "msync":

@@ -3,11 +3,15 @@
 Both sides keep their own instances; only the shapes are common, so their facts
 can be compared with plain ``==``.  Virtual addresses are in pages.  A VMA slot
 owns a disjoint window of the address space (`Geometry.vma_stride` pages), so page
-tables of two VMAs never share a PMD slot.
+tables of two slots never share a PMD slot.  A slot holds the VMAs one mmap made:
+one, or more once munmap, mprotect or mremap split it (the VMA bookkeeping below:
+__split_vma, vma_merge, vms_gather_munmap_vmas -- without their page-table side,
+which each side models itself).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from daxfuzz.geometry import Geometry
@@ -29,6 +33,7 @@ EFAULT = "EFAULT"
 EOPNOTSUPP = "EOPNOTSUPP"
 ENOSPC = "ENOSPC"
 ENOTTY = "ENOTTY"
+ENOMEM = "ENOMEM"
 
 
 # DAX entry facts: ``pfn << ENTRY_SHIFT | flags`` -- the encoding fs/dax.c uses for its
@@ -83,6 +88,7 @@ class Vma(NamedTuple):
     aligned: bool
     start: int
     sync: bool = False
+    account: bool = False  # VM_ACCOUNT: a private mapping that was ever writable
 
     @property
     def end(self) -> int:
@@ -99,32 +105,113 @@ class Vma(NamedTuple):
     def covers(self, idx: int) -> bool:
         return self.pgoff <= idx < self.pgoff + self.pages
 
+    def mergeable(self, nxt: Vma) -> bool:
+        """is_mergeable_vma() + contiguity: `nxt` starts where this ends, same file at
+        the next offset, same flags.  (Anon_vmas are taken as compatible: within a slot
+        they come from one split, or one of them is NULL.)"""
+        return (self.end == nxt.start and self.pgoff + self.pages == nxt.pgoff
+                and self.ino == nxt.ino and self.shared == nxt.shared
+                and self.write == nxt.write and self.huge == nxt.huge
+                and self.sync == nxt.sync and self.account == nxt.account)
 
-def buffer_readable(vma: Vma | None, first: int, pages: int, size: int) -> bool:
-    """Can a user buffer of file pages [first, first+pages) of `vma` be read whole?  The
-    VMA must cover it and it must end before its file's EOF `size` (a load past EOF is
-    SIGBUS).  The model's bound for write_from, checked before anything is written."""
+
+def buffer_readable(vmas: tuple[Vma, ...], first: int, pages: int, size: int) -> bool:
+    """Can a user buffer of file pages [first, first+pages) of a slot's VMAs be read
+    whole?  VMAs must cover every page and it must end before the file's EOF `size` (a
+    load past EOF is SIGBUS).  The model's bound for write_from, checked before
+    anything is written."""
     last = first + pages - 1
-    return vma is not None and vma.covers(first) and vma.covers(last) and last < size
+    return last < size and all(any(v.covers(i) for v in vmas) for i in range(first, last + 1))
 
 
 def make_vma(g: Geometry, mm: int, slot: int, ino: int, pgoff: int, pages: int,
              shared: bool, write: bool, huge: bool, aligned: bool, sync: bool = False) -> Vma:
     """Place a VMA in its slot's window; `aligned` makes vaddr % PMD == pgoff % PMD."""
     start = (slot + 1) * g.vma_stride + pgoff + (0 if aligned else 1)
-    return Vma(mm, slot, ino, pgoff, pages, shared, write, huge, aligned, start, sync)
+    # mm/vma.c accountable_mapping(): a private writable mapping is VM_ACCOUNT
+    return Vma(mm, slot, ino, pgoff, pages, shared, write, huge, aligned, start, sync,
+               write and not shared)
 
 
 class MMState:
-    """One process: VMAs, PTEs, huge PMDs, which PMD slots hold a PTE table, and which
-    VMA slots have an anon_vma (a private VMA that made an anonymous copy: fork copies
-    its page tables)."""
+    """One process: VMAs by slot, PTEs, huge PMDs, which PMD slots hold a PTE table,
+    and which VMAs have an anon_vma (a private VMA that made an anonymous copy: fork
+    copies its page tables), named by their start (VMAs of one mm never overlap)."""
 
     __slots__ = ("vmas", "pte", "pmd", "tables", "anon")
 
     def __init__(self) -> None:
-        self.vmas: dict[int, Vma] = {}
+        self.vmas: dict[int, tuple[Vma, ...]] = {}  # slot -> its VMAs, by address
         self.pte: dict[int, tuple[int, bool]] = {}  # vaddr -> (pfn, writable)
         self.pmd: dict[int, tuple[int, bool]] = {}  # pmd slot -> (head pfn, writable)
         self.tables: set[int] = set()  # pmd slots with a PTE page table
-        self.anon: set[int] = set()  # VMA slots with an anon_vma
+        self.anon: set[int] = set()  # vm_start of each VMA with an anon_vma
+
+    def find_vma(self, slot: int, idx: int) -> Vma | None:
+        """The VMA of `slot` that maps file page `idx` (find_vma() at its address)."""
+        for v in self.vmas.get(slot, ()):
+            if v.pgoff <= idx < v.pgoff + v.pages:
+                return v
+        return None
+
+    def each_vma(self) -> Iterator[Vma]:
+        """Every VMA, by slot then address."""
+        for slot in sorted(self.vmas):
+            yield from self.vmas[slot]
+
+    def vma_at(self, slot: int, va: int) -> Vma | None:
+        """The VMA of `slot` containing virtual page `va`."""
+        for v in self.vmas.get(slot, ()):
+            if v.start <= va < v.end:
+                return v
+        return None
+
+    # mm/vma.c __split_vma() (7.2), the VMA-tree half: the VMA of `slot` around `va`
+    # becomes [start, va) and [va, end); both keep its flags and anon_vma
+    def split_vma(self, slot: int, va: int) -> None:
+        out: list[Vma] = []
+        for v in self.vmas[slot]:
+            if v.start < va < v.end:
+                n = va - v.start
+                out += [v._replace(pages=n),
+                        v._replace(start=va, pgoff=v.pgoff + n, pages=v.pages - n)]
+                if v.start in self.anon:
+                    self.anon.add(va)
+            else:
+                out.append(v)
+        self.vmas[slot] = tuple(out)
+
+    def detach_vmas(self, slot: int, lo: int, hi: int) -> list[Vma]:
+        """vms_gather_munmap_vmas() after its splits: take the VMAs of `slot` inside
+        virtual pages [lo, hi) out of the tree; return them."""
+        keep, gone = [], []
+        for v in self.vmas[slot]:
+            (gone if lo <= v.start and v.end <= hi else keep).append(v)
+        for v in gone:
+            self.anon.discard(v.start)
+        if keep:
+            self.vmas[slot] = tuple(keep)
+        else:
+            del self.vmas[slot]
+        return gone
+
+    # mm/vma.c vma_merge_existing_range() (7.2), the VMA-tree half: neighbours that
+    # mprotect left with the same flags become one VMA again
+    def merge_vmas(self, slot: int) -> None:
+        out: list[Vma] = []
+        for v in self.vmas[slot]:
+            if out and out[-1].mergeable(v):
+                prev = out[-1]
+                if v.start in self.anon:
+                    self.anon.discard(v.start)
+                    self.anon.add(prev.start)
+                out[-1] = prev._replace(pages=prev.pages + v.pages)
+            else:
+                out.append(v)
+        self.vmas[slot] = tuple(out)
+
+    def pmd_in_use(self, pslot: int, order: int) -> bool:
+        """Does any VMA still overlap PMD `pslot`?  free_pgtables() keeps its table."""
+        s0 = pslot << order
+        s1 = s0 + (1 << order)
+        return any(v.start < s1 and s0 < v.end for v in self.each_vma())

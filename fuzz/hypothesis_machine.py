@@ -192,9 +192,9 @@ class DaxMachine(RuleBasedStateMachine):
         """The file page to touch through `ref`: with `backed`, one whose block is
         allocated when the VMA covers any (faults and GUP on real blocks are where the
         refcount, share and CoW paths are; holes only allocate), else any."""
-        vma = self.runner.o.mms[ref.mm].vmas.get(ref.vma) if backed else None
-        if vma is not None:
-            bmap = self.runner.o.fs.bmap[vma.ino]
+        vmas = self.runner.o.mms[ref.mm].vmas.get(ref.vma) if backed else None
+        if vmas:
+            bmap = self.runner.o.fs.bmap[vmas[0].ino]
             hit = [i for i in range(ref.pgoff, ref.pgoff + ref.pages) if i in bmap]
             if hit:
                 return hit[off % len(hit)]
@@ -241,6 +241,32 @@ def _rules(g: Geometry) -> dict[str, list]:
     def munmap(self, ref):
         self._do(O.Munmap(ref.mm, ref.vma))
 
+    # a partial munmap: one page or a PMD's worth of the VMA, the rest stays mapped
+    @rule(ref=V, off=ints(O.IDX), pages=st.sampled_from([1, nr]))
+    def munmap_range(self, ref, off, pages):
+        pgoff = ref.pgoff + off % ref.pages
+        self._do(O.Munmap(ref.mm, ref.vma, pgoff, max(1, min(pages, g.max_file_pages - pgoff))))
+
+    # mprotect: a page or a PMD's worth of the VMA read-only, or back to read-write
+    @rule(ref=V, off=ints(O.IDX), pages=st.sampled_from([1, nr, nr]), write=b)
+    def mprotect(self, ref, off, pages, write):
+        pgoff = ref.pgoff + off % ref.pages
+        pages = max(1, min(pages, g.max_file_pages - pgoff))
+        self._do(O.Mprotect(ref.mm, ref.vma, pgoff, pages, write))
+
+    # mremap: move a page or a PMD's worth (mostly from the VMA's start) into another
+    # slot of the process, mostly at a PMD-congruent address
+    @rule(target=V, ref=V, off=ints(O.IDX), pages=st.sampled_from([1, nr, nr]),
+          to=ints(O.VMA), head=likely, aligned=likely)
+    def mremap(self, ref, off, pages, to, head, aligned):
+        if to == ref.vma:
+            to = (to + 1) % g.vmas
+        pgoff = ref.pgoff + (0 if head else off % ref.pages)
+        pages = max(1, min(pages, g.max_file_pages - pgoff))
+        if self._do(O.Mremap(ref.mm, ref.vma, pgoff, pages, to, aligned)) != "ok":
+            return multiple()
+        return VmaRef(ref.mm, to, pgoff, pages)
+
     @rule(ref=V, off=ints(O.IDX), write=b, backed=b)
     def fault(self, ref, off, write, backed):
         self._do(O.Fault(ref.mm, ref.vma, self._pgoff(ref, off, backed), write))
@@ -253,7 +279,7 @@ def _rules(g: Geometry) -> dict[str, list]:
         child = free[child % len(free)] if free else child
         if self._do(O.Fork(ref.mm, child)) != "ok":
             return multiple()
-        return multiple(*(VmaRef(child, s, v.pgoff, v.pages)
+        return multiple(*(VmaRef(child, s, v[0].pgoff, v[-1].pgoff + v[-1].pages - v[0].pgoff)
                           for s, v in sorted(self.runner.o.mms[child].vmas.items())))
 
     # write(2) from a DAX mapping: mostly the mapping's own file and page (written back
@@ -263,9 +289,9 @@ def _rules(g: Geometry) -> dict[str, list]:
     def write_from(self, ref, off, pages, same, ino, pgoff):
         src = ref.pgoff + off % ref.pages
         pages = max(1, min(pages, ref.pgoff + ref.pages - src))
-        vma = self.runner.o.mms[ref.mm].vmas.get(ref.vma)
-        if same and vma is not None:
-            ino, pgoff = vma.ino, src
+        vmas = self.runner.o.mms[ref.mm].vmas.get(ref.vma)
+        if same and vmas:
+            ino, pgoff = vmas[0].ino, src
         pgoff = min(pgoff, g.max_file_pages - pages)
         self._do(O.WriteFrom(ref.mm, ref.vma, src, ino, pgoff, pages))
 
@@ -385,7 +411,8 @@ def _rules(g: Geometry) -> dict[str, list]:
         self._do(O.MemoryFailure(live[pfn % len(live)] if live else pfn, mm, holder))
 
     # put shares unpin's rule (a get handle is released with put)
-    return {"mmap": [mmap], "munmap": [munmap], "fault": [fault], "msync": [msync],
+    return {"mmap": [mmap], "munmap": [munmap, munmap_range], "fault": [fault],
+            "msync": [msync], "mprotect": [mprotect], "mremap": [mremap],
             "reflink": [reflink], "pin": [pin], "get": [get], "unpin": [unpin],
             "put": [], "truncate": [truncate], "punch": [punch], "unmount": [unmount],
             "mount": [mount, mount_1, mount_2], "memory_failure": [memory_failure],

@@ -462,7 +462,7 @@ class FsDax:
     # PMDs of every VMA of the file that map [pfn, pfn + nr) at file offsets [index..).
     def dax_entry_mkclean(self, ino: int, index: int, pfn: int, nr: int) -> None:
         for _mm, mmst in enumerate(self.mms):
-            for vma in mmst.vmas.values():
+            for vma in mmst.each_vma():
                 if vma.ino != ino:
                     continue
                 for i in range(index, index + nr):
@@ -513,12 +513,12 @@ class FsDax:
         if src is not None:
             self.dax_copy_from_iter(src, off, iomap.length)
 
-    # fs/dax.c dax_copy_from_iter() from a user buffer in a DAX mapping (`src`: mm, vma,
+    # fs/dax.c dax_copy_from_iter() from a user buffer in a DAX mapping (`src`: mm, slot,
     # first source page): copy_from_user() faults each source page in that is not mapped
     def dax_copy_from_iter(self, src, off: int, nr: int) -> None:
-        mm, vma, first = src
+        mm, slot, first = src
         for j in range(nr):
-            self.copy_from_user(mm, vma, first + off + j)
+            self.copy_from_user(mm, slot, first + off + j)
 
     # fs/dax.c __dax_clear_dirty_range() (6.15, 7.2)
     def dax_clear_dirty_range(self, ino: int, start: int, end: int) -> None:

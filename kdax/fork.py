@@ -10,8 +10,9 @@ class Fork:
     # private VMA's anon_vma too (anon_vma_fork), then copy_page_range() per VMA
     def dup_mmap(self, mm: int, child: int) -> None:
         src, dst = self.mms[mm], self.mms[child]
-        for slot, vma in sorted(src.vmas.items()):
-            dst.vmas[slot] = vma._replace(mm=child)
-            if slot in src.anon:
-                dst.anon.add(slot)
-            self.copy_page_range(child, mm, vma)
+        for slot, vmas in sorted(src.vmas.items()):
+            dst.vmas[slot] = tuple(v._replace(mm=child) for v in vmas)
+            for vma in vmas:
+                if vma.start in src.anon:
+                    dst.anon.add(vma.start)
+                self.copy_page_range(child, mm, vma)

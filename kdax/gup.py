@@ -74,8 +74,8 @@ class Gup:
     # grab the page with try_grab_folio().  The zero page and anon pages are not
     # device pages: their references are not modelled (a pin skips the zero folio).
     def get_user_page(self, mm: int, slot: int, pgoff: int, flags: int, h: int) -> str:
-        vma = self.mms[mm].vmas.get(slot)
-        if vma is None or not vma.covers(pgoff):
+        vma = self.mms[mm].find_vma(slot, pgoff)
+        if vma is None:
             return EFAULT
         err = self.check_vma_flags(vma, flags)
         if err == -95:

@@ -14,6 +14,7 @@ from daxfuzz.world import (
     EFAULT,
     EINVAL,
     ENOENT,
+    ENOMEM,
     OK,
     SIGBUS,
     SIGSEGV,
@@ -31,8 +32,11 @@ from kdax.memory import Memory
 from kdax.memory_failure import MemoryFailure
 from kdax.memremap import Memremap
 from kdax.mm import PFN0, Blocked, KernelBase, TargetView
+from kdax.mprotect import Mprotect
+from kdax.mremap import Mremap
 from kdax.rmap import Rmap
 from kdax.vm_fault import VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV
+from kdax.vma import Vmas
 from kdax.xfs import Xfs
 
 
@@ -67,22 +71,53 @@ class Syscalls:
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
         # MAP_SYNC is validated only with MAP_SHARED_VALIDATE; MAP_PRIVATE ignores it
-        mmst.vmas[op.vma] = make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
-                                     bool(op.shared), bool(op.write), bool(op.huge),
-                                     bool(op.aligned), bool(op.sync and op.shared))
+        mmst.vmas[op.vma] = (make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
+                                      bool(op.shared), bool(op.write), bool(op.huge),
+                                      bool(op.aligned), bool(op.sync and op.shared)),)
         return OK
 
+    def _range(self, op: O.Munmap | O.Mprotect | O.Mremap) -> tuple[int, int] | None:
+        """Virtual pages [lo, hi) of file pages [pgoff, pgoff+pages) as the slot places
+        them; None past the model's bound or for a slot that maps nothing (EINVAL)."""
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas or op.pgoff + op.pages > self.g.max_file_pages:
+            return None
+        lo = vmas[0].vaddr(op.pgoff)
+        return lo, lo + op.pages
+
+    # mm/mmap.c munmap() -> do_vmi_munmap(); pages=0: every VMA of the slot
     def sys_munmap(self, op: O.Munmap) -> str:
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None:
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        r = self._range(op) if op.pages else vmas and (vmas[0].start, vmas[-1].end)
+        if not r:
             return EINVAL
-        self.unmap_region(op.mm, vma)
-        del self.mms[op.mm].vmas[op.vma]
+        self.do_vmi_munmap(op.mm, op.vma, *r)
         return OK
+
+    # mm/mprotect.c mprotect() -> do_mprotect_pkey()
+    def sys_mprotect(self, op: O.Mprotect) -> str:
+        r = self._range(op)
+        if r is None:
+            return EINVAL
+        return self.do_mprotect_pkey(op.mm, op.vma, *r, bool(op.write))
+
+    # mm/mremap.c mremap(MREMAP_MAYMOVE|MREMAP_FIXED) into slot `to`, unmapped whole
+    # first (a munmap of its window); `to` == `vma` is the model's bound
+    def sys_mremap(self, op: O.Mremap) -> str:
+        r = self._range(op)
+        if r is None or op.to == op.vma:
+            return EINVAL
+        mmst = self.mms[op.mm]
+        if op.to in mmst.vmas:
+            tv = mmst.vmas[op.to]
+            self.do_vmi_munmap(op.mm, op.to, tv[0].start, tv[-1].end)
+        new = make_vma(self.g, op.mm, op.to, 0, op.pgoff, op.pages, True, True, True,
+                       bool(op.aligned)).start
+        return self.do_mremap(op.mm, op.vma, *r, op.to, new, bool(op.aligned))
 
     def sys_fault(self, op: O.Fault) -> str:
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None or not vma.covers(op.pgoff):
+        vma = self.mms[op.mm].find_vma(op.vma, op.pgoff)
+        if vma is None:
             return SIGSEGV
         va = vma.vaddr(op.pgoff)
         write = bool(op.write)
@@ -103,13 +138,20 @@ class Syscalls:
         e = mmst.pmd.get(va >> self.PMD_ORDER) or mmst.pte.get(va)
         return e is not None and (e[1] or not write)
 
+    # mm/msync.c msync(MS_SYNC) over the slot's VMAs: each MAP_SHARED one is
+    # vfs_fsync_range()d over its file range; a hole between them is -ENOMEM at the end
     def sys_msync(self, op: O.Msync) -> str:
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None:
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas:
             return EINVAL  # -ENOMEM in the kernel: "not mapped"
-        if vma.shared:  # vfs_fsync_range() only for MAP_SHARED
-            self.vfs_fsync_range(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
-        return OK
+        ret, end = OK, vmas[0].start
+        for vma in vmas:
+            if vma.start != end:
+                ret = ENOMEM
+            if vma.shared:
+                self.vfs_fsync_range(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
+            end = vma.end
+        return ret
 
     def _gup(self, op, flags: int) -> str:
         if op.h in self.handles:
@@ -183,14 +225,19 @@ class Syscalls:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None or not buffer_readable(vma, op.src_pgoff, op.pages, self.fs.size[vma.ino]):
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas or not buffer_readable(vmas, op.src_pgoff, op.pages,
+                                           self.fs.size[vmas[0].ino]):
             return EFAULT
-        return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages, (op.mm, vma, op.src_pgoff))
+        return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages,
+                                       (op.mm, op.vma, op.src_pgoff))
 
     # arch copy_from_user() of one page of a DAX mapping: a load that faults is handled by
     # handle_mm_fault() (a read), as any user access
-    def copy_from_user(self, mm: int, vma, idx: int) -> bool:
+    def copy_from_user(self, mm: int, slot: int, idx: int) -> bool:
+        vma = self.mms[mm].find_vma(slot, idx)
+        if vma is None:
+            return False
         va = vma.vaddr(idx)
         for _ in range(3):
             if self.access_ok(mm, va, False):
@@ -200,13 +247,24 @@ class Syscalls:
                 return False
         return False
 
-    # mm/madvise.c do_madvise(MADV_DONTNEED) over the part of the range inside the VMA
+    # mm/madvise.c do_madvise(MADV_DONTNEED) -> madvise_walk_vmas() over the part of
+    # the range inside the slot's VMAs: each VMA's part zapped; a hole is -ENOMEM at the end
     def sys_dontneed(self, op: O.Dontneed) -> str:
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None:
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas:
             return EINVAL  # -ENOMEM in the kernel: "not mapped"
-        self.madvise_dontneed_single_vma(op.mm, vma, op.pgoff, op.pgoff + op.pages - 1)
-        return OK
+        first = max(op.pgoff, vmas[0].pgoff)
+        last = min(op.pgoff + op.pages, vmas[-1].pgoff + vmas[-1].pages) - 1
+        ret, nxt = OK, first
+        for vma in vmas:
+            lo, hi = max(first, vma.pgoff), min(last, vma.pgoff + vma.pages - 1)
+            if lo > hi:
+                continue
+            if lo != nxt:
+                ret = ENOMEM
+            self.madvise_dontneed_single_vma(op.mm, vma, lo, hi)
+            nxt = hi + 1
+        return ret
 
     # fs/xfs/xfs_ioctl.c XFS_IOC_EXCHANGE_RANGE -> xfs_exchange_range()
     def sys_exchange(self, op: O.Exchange) -> str:
@@ -258,8 +316,8 @@ class Syscalls:
     _dispatch = {t: "sys_" + t.name for t in O.OP_TYPES}
 
 
-class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Madvise, Fork, Gup, Rmap, Memremap,
-                MemoryFailure, TargetView, KernelBase):
+class Kernel615(Syscalls, FsDax, Xfs, Memory, HugeMemory, Madvise, Fork, Vmas, Mprotect,
+                Mremap, Gup, Rmap, Memremap, MemoryFailure, TargetView, KernelBase):
     """Linux 6.15: 0-based fs-DAX refcounts, one reference per mapping, folio sharing."""
 
     name = "6.15"

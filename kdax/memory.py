@@ -89,7 +89,7 @@ class Memory:
 
     def finish_fault_anon(self, vmf: Vmf) -> None:
         mmst = self.mms[vmf.mm]
-        mmst.anon.add(vmf.vma.slot)  # do_cow_fault(): anon_vma_prepare()
+        mmst.anon.add(vmf.vma.start)  # do_cow_fault(): anon_vma_prepare()
         mmst.tables.add(vmf.address >> self.PMD_ORDER)
         mmst.pte[vmf.address] = (ANON, True)
 
@@ -102,7 +102,7 @@ class Memory:
             return 0
         if vmf.vma.shared:
             return self.wp_pfn_shared(vmf)
-        self.mms[vmf.mm].anon.add(vmf.vma.slot)  # wp_page_copy() starts with vmf_anon_prepare()
+        self.mms[vmf.mm].anon.add(vmf.vma.start)  # wp_page_copy() starts with vmf_anon_prepare()
         return self.wp_page_copy(vmf, pfn)
 
     # mm/memory.c wp_pfn_shared(): ->pfn_mkwrite, then finish_mkwrite_fault()
@@ -240,7 +240,7 @@ class Memory:
     def unmap_mapping_pages(self, ino: int, start: int, nr: int, even_cows: bool) -> None:
         last = start + nr - 1
         for mm, mmst in enumerate(self.mms):
-            for vma in list(mmst.vmas.values()):
+            for vma in list(mmst.each_vma()):
                 if vma.ino == ino:
                     self.zap_vma_range(mm, vma, start, last, even_cows)
 
@@ -253,7 +253,7 @@ class Memory:
     # UFFD_WP, MAYBE_GUARD: none on an fs-DAX VMA) or an anon_vma; "Don't copy ptes
     # where a page fault will fill them correctly"
     def vma_needs_copy(self, src_mm: int, src_vma: Vma) -> bool:
-        return src_vma.slot in self.mms[src_mm].anon
+        return src_vma.start in self.mms[src_mm].anon
 
     # mm/memory.c copy_page_range() -> copy_pmd_range() -> copy_pte_range() (6.15, 7.2):
     # copy_huge_pmd() skips a file PMD ("Skip if can be re-fill on fault"); a PTE table
@@ -290,10 +290,3 @@ class Memory:
             self.mms[src_mm].pte[va] = (pfn, False)
         self.mms[dst_mm].pte[va] = (pfn, False)
 
-    # mm/mmap.c unmap_region(): zap the whole VMA (anon pages too), free its tables
-    def unmap_region(self, mm: int, vma: Vma) -> None:
-        self.zap_vma_range(mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
-        mmst = self.mms[mm]
-        for slot in range(vma.start >> self.PMD_ORDER, ((vma.end - 1) >> self.PMD_ORDER) + 1):
-            mmst.tables.discard(slot)
-        mmst.anon.discard(vma.slot)  # the VMA's anon_vma goes with it

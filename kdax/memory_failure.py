@@ -52,7 +52,7 @@ class MemoryFailure:
     def collect_procs_fsdax(self, ino: int, index: int, mm: int) -> list[tuple[int, int]]:
         to_kill = []
         mmst = self.mms[mm]
-        for vma in mmst.vmas.values():
+        for vma in mmst.each_vma():
             if vma.ino == ino and vma.covers(index):
                 to_kill.append((mm, self.dev_pagemap_mapping_shift(mm, vma, index)))
         return to_kill

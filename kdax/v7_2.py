@@ -15,16 +15,19 @@ linux-source-7.2 (7.2.13) against the 6.15 port:
   open-coding set_pmd_at with a fallback when the PMD is not none;
 - vmf_insert_folio_pmd() goes through insert_pmd(): the reference and PMD mapcount
   are taken only when the PMD is none (same effect as 6.15 for DAX folios);
-- wait_entry_unlocked_exclusive() uses xas_reset() (entry locks are not modelled).
+- wait_entry_unlocked_exclusive() uses xas_reset() (entry locks are not modelled);
+- mremap(MREMAP_FIXED) of an unchanged length moves every VMA in the range, gaps
+  kept (remap_move(), "mm/mremap: permit mremap() move of multiple VMAs", 6.17).
 """
 
 from __future__ import annotations
 
-from daxfuzz.world import HUGE_ZERO
+from daxfuzz.world import EFAULT, HUGE_ZERO, OK
 from kdax.kernel import Kernel615
 from kdax.mm_types import Page
 from kdax.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, Iomap, Vmf
 from kdax.xarray import DAX_PMD, DAX_ZERO_PAGE, dax_is_empty_entry, dax_is_zero_entry
+from oracle.model import Rules
 
 
 class Kernel72(Kernel615):
@@ -32,6 +35,20 @@ class Kernel72(Kernel615):
 
     name = "7.2"
     summary = "Linux 7.2.13 (current mainline): 6.15 plus dax_folio_reset_order() and fixes"
+    oracle_rules = Rules(mremap_moves_many=True)
+
+    # mm/mremap.c remap_move() (7.2): MREMAP_FIXED with old_len == new_len moves each
+    # VMA in the range in turn (XFS's thp_get_unmapped_area allows several), each at
+    # its offset from the start, so gaps are kept; -EFAULT for a gap at the start
+    def do_mremap(self, mm: int, slot: int, lo: int, hi: int, to: int, new: int,
+                  aligned: bool) -> str:
+        vmas = [v for v in self.mms[mm].vmas[slot] if v.end > lo and v.start < hi]
+        if not vmas or vmas[0].start > lo:
+            return EFAULT
+        for vma in vmas:
+            a, b = max(vma.start, lo), min(vma.end, hi)
+            self.move_vma(mm, vma, a, b, to, new + a - lo, aligned)
+        return OK
 
     # fs/dax.c dax_folio_reset_order() (7.2)
     def dax_folio_reset_order(self, folio: Page) -> int:

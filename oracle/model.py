@@ -33,6 +33,7 @@ from daxfuzz.world import (
     EFAULT,
     EINVAL,
     ENOENT,
+    ENOMEM,
     ENOSPC,
     ENOTTY,
     ENTRY_PMD,
@@ -75,6 +76,9 @@ class Rules:
     dontneed_frees_tables: bool = True
     #: XFS_IOC_EXCHANGE_RANGE exists (6.10+)
     exchange_range: bool = True
+    #: mremap(MREMAP_FIXED) of an unchanged length moves several VMAs, gaps kept
+    #: (6.17+); before, the range must lie in one VMA
+    mremap_moves_many: bool = False
     #: memory failure's generic path kills by the failed page's own mapping/index (6.1:
     #: dax_lock_page, collect_procs(page)); since folios, by the folio's (head's) index
     mf_by_page: bool = False
@@ -254,7 +258,7 @@ class Oracle:
     def _unmap_file(self, ino: int, first: int, last: int, even_cows: bool = False) -> None:
         """Unmap file pages [first, last] of `ino` from every process."""
         for mm, mmst in enumerate(self.mms):
-            for vma in list(mmst.vmas.values()):
+            for vma in list(mmst.each_vma()):
                 if vma.ino == ino:
                     self._unmap_vma_range(mm, vma, first, last, even_cows)
 
@@ -377,7 +381,7 @@ class Oracle:
             if vma.shared:
                 return self._pte_fault(mm, vma, idx, True)  # pfn_mkwrite: a write fault
             self._set_pte(mm, va, ANON, True)  # copy-on-write of a private mapping
-            mmst.anon.add(vma.slot)
+            mmst.anon.add(vma.start)
             return OK
         if write and not vma.shared:
             return self._cow_fault(mm, vma, idx)
@@ -389,7 +393,7 @@ class Oracle:
             return SIGBUS
         self._grab_pte_entry(vma.ino, idx)
         self._set_pte(mm, vma.vaddr(idx), ANON, True)
-        self.mms[mm].anon.add(vma.slot)
+        self.mms[mm].anon.add(vma.start)
         return OK
 
     def _pte_fault(self, mm: int, vma: Vma, idx: int, write: bool) -> str:
@@ -499,35 +503,170 @@ class Oracle:
             return EEXIST
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
-        mmst.vmas[op.vma] = make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
-                                     bool(op.shared), bool(op.write), bool(op.huge),
-                                     bool(op.aligned), bool(op.sync and op.shared))
+        mmst.vmas[op.vma] = (make_vma(self.g, op.mm, op.vma, op.ino, op.pgoff, op.pages,
+                                      bool(op.shared), bool(op.write), bool(op.huge),
+                                      bool(op.aligned), bool(op.sync and op.shared)),)
         return OK
+
+    # ================================================================ VMAs =======
+    def _range(self, op: O.Munmap | O.Mprotect | O.Mremap) -> tuple[int, int] | None:
+        """Virtual pages [lo, hi) of the op's file pages in its slot, or None (EINVAL:
+        nothing mapped there, or past the model's bound)."""
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas or op.pgoff + op.pages > self.g.max_file_pages:
+            return None
+        lo = vmas[0].vaddr(op.pgoff)
+        return lo, lo + op.pages
+
+    def _split_vma(self, mm: int, slot: int, va: int) -> None:
+        """A VMA boundary at `va`: a huge PMD it cuts through is zapped (a file PMD is
+        not split into PTEs), then the VMA is two."""
+        mmst = self.mms[mm]
+        if va & self.colour and va >> self.order in mmst.pmd:
+            self._clear_pmd(mm, va >> self.order)
+        if mmst.vma_at(slot, va) is not None:
+            mmst.split_vma(slot, va)
+
+    def _munmap(self, mm: int, slot: int, lo: int, hi: int) -> None:
+        """Virtual pages [lo, hi) of the slot map nothing and belong to no VMA; a PTE
+        table no VMA overlaps any more is freed."""
+        mmst = self.mms[mm]
+        if slot not in mmst.vmas:
+            return
+        self._split_vma(mm, slot, lo)
+        self._split_vma(mm, slot, hi)
+        gone = mmst.detach_vmas(slot, lo, hi)
+        for vma in gone:
+            self._unmap_vma_range(mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
+        for vma in gone:
+            for pslot in range(vma.start >> self.order, ((vma.end - 1) >> self.order) + 1):
+                if not mmst.pmd_in_use(pslot, self.order):
+                    mmst.tables.discard(pslot)
 
     def op_munmap(self, op: O.Munmap) -> str:
-        mmst = self.mms[op.mm]
-        vma = mmst.vmas.pop(op.vma, None)
-        if vma is None:
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        r = self._range(op) if op.pages else vmas and (vmas[0].start, vmas[-1].end)
+        if not r:
             return EINVAL
-        self._unmap_vma_range(op.mm, vma, vma.pgoff, vma.pgoff + vma.pages - 1, True)
-        for slot in range(vma.start >> self.order, ((vma.end - 1) >> self.order) + 1):
-            mmst.tables.discard(slot)
-        mmst.anon.discard(op.vma)
+        self._munmap(op.mm, op.vma, *r)
         return OK
 
+    def op_mprotect(self, op: O.Mprotect) -> str:
+        """The VMAs over the range get (or lose) write permission: split at its ends
+        (a huge PMD cut through is zapped), merged with neighbours that end up the
+        same.  Losing write write-protects every PTE and PMD there; gaining it changes
+        none (they refault writable).  A private mapping made writable stays
+        accountable (VM_ACCOUNT), which keeps it from merging with one never writable.
+        The range must start mapped; it stops at the first hole (ENOMEM)."""
+        r = self._range(op)
+        if r is None:
+            return EINVAL
+        lo, hi = r
+        mmst = self.mms[op.mm]
+        write = bool(op.write)
+        vmas = [v for v in mmst.vmas[op.vma] if v.end > lo and v.start < hi]
+        if not vmas or vmas[0].start > lo:
+            return ENOMEM
+        end = vmas[0].start
+        for vma in vmas:
+            if vma.start != end:
+                return ENOMEM
+            start, end = max(lo, vma.start), min(vma.end, hi)
+            if vma.write == write:
+                continue
+            account = vma.account or (write and not vma.shared)
+            self._split_vma(op.mm, op.vma, start)
+            self._split_vma(op.mm, op.vma, end)
+            mmst.vmas[op.vma] = tuple(
+                v._replace(write=write, account=account) if start <= v.start and v.end <= end
+                else v for v in mmst.vmas[op.vma])
+            mmst.merge_vmas(op.vma)
+            if not write:
+                for va in range(start, end):
+                    pte = mmst.pte.get(va)
+                    if pte is not None:
+                        mmst.pte[va] = (pte[0], False)
+                    pmd = mmst.pmd.get(va >> self.order)
+                    if pmd is not None:
+                        mmst.pmd[va >> self.order] = (pmd[0], False)
+        return ENOMEM if end < hi else OK
+
+    def op_mremap(self, op: O.Mremap) -> str:
+        """Slot `to` is unmapped, then the range moves there: the VMAs (one only before
+        6.17, else each in the range, gaps kept; EFAULT if the range starts in a gap)
+        keep file, flags and anon_vma at the new address.  What was mapped stays mapped
+        with the same references: a huge PMD moves when both addresses are PMD-aligned
+        over a whole PMD, otherwise it is zapped; PTEs move, and a PTE table reaches
+        each new PMD that an old one did.  The old range is then unmapped."""
+        r = self._range(op)
+        if r is None or op.to == op.vma:
+            return EINVAL
+        lo, hi = r
+        mmst = self.mms[op.mm]
+        if op.to in mmst.vmas:
+            tv = mmst.vmas[op.to]
+            self._munmap(op.mm, op.to, tv[0].start, tv[-1].end)
+        new = make_vma(self.g, op.mm, op.to, 0, op.pgoff, op.pages, True, True, True,
+                       bool(op.aligned)).start
+        vmas = [v for v in mmst.vmas[op.vma] if v.end > lo and v.start < hi]
+        if not vmas or vmas[0].start > lo or (not self.rules.mremap_moves_many
+                                              and vmas[0].end < hi):
+            return EFAULT
+        for vma in vmas:
+            a, b = max(vma.start, lo), min(vma.end, hi)
+            self._move(op.mm, vma, a, b, op.to, new + a - lo, bool(op.aligned))
+        return OK
+
+    def _move(self, mm: int, vma: Vma, a: int, b: int, to: int, new: int,
+              aligned: bool) -> None:
+        mmst = self.mms[mm]
+        moved = vma._replace(slot=to, start=new, pgoff=vma.pgoff + a - vma.start,
+                             pages=b - a, aligned=aligned)
+        mmst.vmas[to] = tuple(sorted(mmst.vmas.get(to, ()) + (moved,)))
+        if vma.start in mmst.anon:
+            mmst.anon.add(new)
+        delta = new - a
+        for va in range(a, b):
+            pslot = va >> self.order
+            if pslot in mmst.pmd:
+                s0 = pslot << self.order
+                if (a <= s0 and s0 + self.nr <= b and not (s0 + delta) & self.colour):
+                    if va == s0:
+                        mmst.pmd[(s0 + delta) >> self.order] = mmst.pmd.pop(pslot)
+                    continue
+                self._clear_pmd(mm, pslot)
+            if pslot in mmst.tables:
+                mmst.tables.add((va + delta) >> self.order)
+            pte = mmst.pte.pop(va, None)
+            if pte is not None:
+                mmst.pte[va + delta] = pte
+        # a table whose PMD the range covers whole went along (move_normal_pmd)
+        for pslot in range(a >> self.order, ((b - 1) >> self.order) + 1):
+            s0 = pslot << self.order
+            if a <= s0 and s0 + self.nr <= b and not (s0 + delta) & self.colour:
+                mmst.tables.discard(pslot)
+        self._munmap(mm, vma.slot, a, b)
+
     def op_fault(self, op: O.Fault) -> str:
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None or not vma.covers(op.pgoff):
+        vma = self.mms[op.mm].find_vma(op.vma, op.pgoff)
+        if vma is None:
             return SIGSEGV
         return self._access(op.mm, vma, op.pgoff, bool(op.write))
 
     def op_msync(self, op: O.Msync) -> str:
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None:
+        """Each MAP_SHARED VMA of the slot is written back over its file range; a hole
+        between the slot's VMAs is ENOMEM, after the rest is synced."""
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas:
             return EINVAL
-        if vma.shared:
-            self._fsync(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
-        return OK
+        ret, end = OK, vmas[0].start
+        for vma in vmas:
+            if vma.start != end:
+                ret = ENOMEM
+            if vma.shared:
+                self._fsync(vma.ino, vma.pgoff, vma.pgoff + vma.pages - 1)
+            end = vma.end
+        return ret
 
     def _fsync(self, ino: int, first: int, last: int) -> None:
         """Write back the dirty entries touching [first, last]: every writable mapping of
@@ -539,7 +678,7 @@ class Oracle:
             # write-protect every writable mapping of the entry's pages of this file
             nr = 1 << eorder
             for _mm, mmst in enumerate(self.mms):
-                for v in mmst.vmas.values():
+                for v in mmst.each_vma():
                     if v.ino != ino:
                         continue
                     for i in range(base, base + nr):
@@ -565,8 +704,8 @@ class Oracle:
              longterm: bool) -> str:
         if h in self.handles:
             return EEXIST
-        vma = self.mms[mm].vmas.get(slot)
-        if vma is None or not vma.covers(idx):
+        vma = self.mms[mm].find_vma(slot, idx)
+        if vma is None:
             return EFAULT
         if write and not vma.write:
             return EFAULT
@@ -712,10 +851,11 @@ class Oracle:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
-        vma = self.mms[op.mm].vmas.get(op.vma)
-        if vma is None or not buffer_readable(vma, op.src_pgoff, op.pages, self.fs.size[vma.ino]):
+        vmas = self.mms[op.mm].vmas.get(op.vma)
+        if not vmas or not buffer_readable(vmas, op.src_pgoff, op.pages,
+                                           self.fs.size[vmas[0].ino]):
             return EFAULT
-        return self._write(op.ino, op.pgoff, op.pages, (op.mm, vma, op.src_pgoff))
+        return self._write(op.ino, op.pgoff, op.pages, (op.mm, op.vma, op.src_pgoff))
 
     def op_write(self, op: O.Write) -> str:
         """pwrite(2), extent by extent: an unshared written extent is overwritten in
@@ -745,9 +885,11 @@ class Oracle:
                 # its shared blocks until the write ends): reads see the old blocks
                 if shared:
                     self.fs.defer_cow()
-                mm, vma, s0 = src
+                mm, slot, s0 = src
                 for j in range(pos - first, pos - first + n):
-                    self._access(mm, vma, s0 + j, False)
+                    v = self.mms[mm].find_vma(slot, s0 + j)
+                    if v is not None:
+                        self._access(mm, v, s0 + j, False)
                 if shared:
                     self.fs.end_cow()
                     # ... and when the write ends, the written range of this file must not
@@ -766,21 +908,28 @@ class Oracle:
         nothing in it and covered whole by the range is gone (6.14+), so the next fault
         there may map a PMD."""
         mmst = self.mms[op.mm]
-        vma = mmst.vmas.get(op.vma)
-        if vma is None:
+        vmas = mmst.vmas.get(op.vma)
+        if not vmas:
             return EINVAL
-        first = max(op.pgoff, vma.pgoff)
-        last = min(op.pgoff + op.pages, vma.pgoff + vma.pages) - 1
-        if first > last:
-            return OK
-        self._unmap_vma_range(op.mm, vma, first, last, True)
-        if self.rules.dontneed_frees_tables:
-            lo, hi = vma.vaddr(first), vma.vaddr(last)
-            for slot in range(lo >> self.order, (hi >> self.order) + 1):
-                s0 = slot << self.order
-                if lo <= s0 and s0 + self.nr - 1 <= hi:
-                    mmst.tables.discard(slot)
-        return OK
+        first = max(op.pgoff, vmas[0].pgoff)
+        last = min(op.pgoff + op.pages, vmas[-1].pgoff + vmas[-1].pages) - 1
+        ret, nxt = OK, first
+        for vma in vmas:
+            # each VMA's part of the range on its own; a hole between them is ENOMEM
+            lo_i, hi_i = max(first, vma.pgoff), min(last, vma.pgoff + vma.pages - 1)
+            if lo_i > hi_i:
+                continue
+            if lo_i != nxt:
+                ret = ENOMEM
+            nxt = hi_i + 1
+            self._unmap_vma_range(op.mm, vma, lo_i, hi_i, True)
+            if self.rules.dontneed_frees_tables:
+                lo, hi = vma.vaddr(lo_i), vma.vaddr(hi_i)
+                for slot in range(lo >> self.order, (hi >> self.order) + 1):
+                    s0 = slot << self.order
+                    if lo <= s0 and s0 + self.nr - 1 <= hi:
+                        mmst.tables.discard(slot)
+        return ret
 
     def op_exchange(self, op: O.Exchange) -> str:
         """Both layouts are broken as for a reflink (waiting for GUP), then the two
@@ -833,11 +982,12 @@ class Oracle:
         src, dst = self.mms[op.mm], self.mms[op.child]
         if dst.vmas:
             return EBUSY
-        for slot, vma in sorted(src.vmas.items()):
-            dst.vmas[slot] = vma._replace(mm=op.child)
-            if slot not in src.anon:
+        for slot, vmas in sorted(src.vmas.items()):
+            dst.vmas[slot] = tuple(v._replace(mm=op.child) for v in vmas)
+        for vma in list(src.each_vma()):
+            if vma.start not in src.anon:
                 continue
-            dst.anon.add(slot)
+            dst.anon.add(vma.start)
             for pslot in range(vma.start >> self.order, ((vma.end - 1) >> self.order) + 1):
                 if pslot not in src.tables:
                     continue
@@ -875,7 +1025,7 @@ class Oracle:
         size = 0
         found = False
         mmst = self.mms[mm]
-        for vma in mmst.vmas.values():
+        for vma in mmst.each_vma():
             if vma.ino == ino and vma.covers(idx):
                 found = True
                 va = vma.vaddr(idx)

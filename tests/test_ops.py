@@ -43,7 +43,7 @@ def test_every_op_kind_is_registered():
     assert names == {"mmap", "munmap", "fault", "msync", "reflink", "pin", "get", "unpin",
                      "put", "truncate", "punch", "unmount", "mount", "memory_failure", "write",
                      "dontneed", "fork", "exchange", "swapext",
-                     "pin_pages", "unpin_pages", "write_from"}
+                     "pin_pages", "unpin_pages", "write_from", "mprotect", "mremap"}
     assert set(O.BY_NAME) == names
 
 

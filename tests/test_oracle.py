@@ -190,8 +190,13 @@ def test_a_write_from_buffer_must_be_mapped_and_within_eof():
     from daxfuzz.world import buffer_readable, make_vma
 
     vma = make_vma(Geometry(), 0, 0, 0, 2, 4, True, True, True, True)  # pages 2..5
-    assert buffer_readable(vma, 2, 4, 8)
-    assert not buffer_readable(vma, 1, 2, 8)  # page 1 is not mapped
-    assert not buffer_readable(vma, 4, 3, 8)  # page 6 is not mapped
-    assert not buffer_readable(vma, 2, 4, 5)  # page 5 is past EOF (size 5)
-    assert not buffer_readable(None, 2, 1, 8)
+    assert buffer_readable((vma,), 2, 4, 8)
+    assert not buffer_readable((vma,), 1, 2, 8)  # page 1 is not mapped
+    assert not buffer_readable((vma,), 4, 3, 8)  # page 6 is not mapped
+    assert not buffer_readable((vma,), 2, 4, 5)  # page 5 is past EOF (size 5)
+    assert not buffer_readable((), 2, 1, 8)
+    # pages 2 and 5 in two VMAs: page 3 (munmapped) is a hole
+    a = vma._replace(pages=1)
+    b = vma._replace(pgoff=4, start=vma.start + 2, pages=2)
+    assert buffer_readable((a, b), 4, 2, 8)
+    assert not buffer_readable((a, b), 2, 3, 8)
