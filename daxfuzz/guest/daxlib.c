@@ -11,10 +11,19 @@
  *   step N [TITLE]                  the following command is trace step N (with echo_steps,
  *                                   "== step N: TITLE" is printed first)
  *   mmap SLOT INO OFF LEN PROT SHARED HUGE MISALIGN SYNC
- *   munmap SLOT | msync SLOT
+ *                                   mmap(2) MAP_FIXED of INO (opened read-write when it
+ *                                   may be) at the slot's window + OFF + MISALIGN; EEXIST
+ *                                   while the slot maps anything
+ *   munmap SLOT [OFF LEN]           munmap(2) of file offsets [OFF, OFF+LEN) at the slot's
+ *                                   placement; without LEN (or 0) of its whole extent
+ *   msync SLOT                      msync(MS_SYNC) of the slot's extent
+ *   mprotect SLOT OFF LEN PROT      mprotect(2) of file offsets [OFF, OFF+LEN)
+ *   mremap SLOT OFF LEN TO MISALIGN munmap(2) of everything slot TO maps, then mremap(2)
+ *                                   MAYMOVE|FIXED of file offsets [OFF, OFF+LEN) of SLOT
+ *                                   to TO's window + OFF + MISALIGN (TO's placement now)
  *   madv SLOT OFF LEN               madvise(MADV_DONTNEED) over file offsets [OFF, OFF+LEN)
- *                                   of the slot's VMA, clipped to it (empty: ok, no call)
- *   touch SLOT OFF WRITE            load/store one byte at file offset OFF of the slot's VMA
+ *                                   of the slot, clipped to its extent (empty: ok, no call)
+ *   touch SLOT OFF WRITE            load/store one byte at file offset OFF of the slot
  *   gup H SLOT OFF WRITE KIND       vmsplice() the page into pipe H (a FOLL_GET reference);
  *                                   KIND 1 pin, 2 get (for the release bookkeeping)
  *   gupv H SLOT WRITE NSEG OFF NPAGES ...
@@ -60,6 +69,15 @@
  *   @@R step=N status=ok|blocked|err|sigbus|sigsegv|skip|pending ms=T errno=NAME note=...
  * and the kernel's own WARNING/BUG/Oops/KASAN lines from /dev/kmsg after each step:
  *   @@K step=N <line>
+ *
+ * Slots.  Slot S has a 1 GiB window; file offset O is at window + O + MISALIGN (0 or
+ * 4 KiB, set by the slot's last mmap or mremap).  The slot maps a list of pieces (file
+ * offset ranges), read back from /proc/self/maps after each mmap, munmap and mremap: a
+ * partial munmap or a mremap out of it leaves holes.  Its extent is [its first mapped
+ * byte, its last).  A slot mapping nothing is EINVAL for munmap, msync, mprotect, madv,
+ * and as mremap's source (bookkeeping); its window is then a PROT_NONE reservation.  A
+ * slot mapping something has nothing else in its window: its holes are really unmapped,
+ * so the kernel answers for them (ENOMEM, EFAULT, SIGSEGV).
  *
  * Processes.  The first process (the director) reads the program, plays every model mm
  * nobody forked into, and runs every command without a slot.  `fork` makes a worker
@@ -107,6 +125,7 @@
 #define MAXH 64
 #define MAXARGS 160 /* numbers on a command line (a gupv of MAXH one-page ranges) */
 #define SLOTSPAN (1UL << 30) /* address space reserved per VMA slot */
+#define MAXPIECES 64 /* mapped ranges per slot (a partial munmap/mremap leaves holes) */
 
 /* XFS ioctls, as in xfs_fs.h (xfslibs-dev, not always installed); own names, no clash */
 struct dx_exchange_range { /* XFS_IOC_EXCHANGE_RANGE, Linux 6.10+ */
@@ -146,8 +165,17 @@ _Static_assert(sizeof(struct dx_swapext) == 192, "xfs_swapext");
 static const char *mnt, *dev;
 static long timeout_ms;
 static char *base;
-/* win: where file offset 0 of the slot would be (a child keeps its parent's windows) */
-static struct { char *addr; size_t len; long mis; char *win; int ino; } slots[MAXSLOTS];
+/* win: where file offset 0 of the slot would be (a child keeps its parent's windows);
+ * mis: 0 or 4096 (the placement of the slot's last mmap/mremap: file offset o is at
+ * win + o + mis); p[0..np-1]: the file offset ranges [lo, hi) the slot maps, ascending,
+ * disjoint, read back from /proc/self/maps after every call that may change them */
+struct piece { long lo, hi; };
+static struct {
+  char *win;
+  long mis;
+  int ino, np;
+  struct piece p[MAXPIECES];
+} slots[MAXSLOTS];
 static int hkind[MAXH]; /* the director's handle bookkeeping: 0 free, else the KIND */
 static int pipes[MAXH][2];
 static int stage[2]; /* gupv: the pages of one vmsplice, before each goes to its pipe */
@@ -259,53 +287,6 @@ static char *path_of(int ino) {
   return p;
 }
 
-static void do_mmap(int slot, int ino, long off, long len, int prot, int shared, int huge,
-                    long misalign, int sync) {
-  double t0 = now_ms();
-  if (slot >= MAXSLOTS) { result("err", 0, EINVAL, "slot"); return; }
-  if (slots[slot].addr) { result("err", 0, EEXIST, "slot_in_use"); return; }
-  int fd = open(path_of(ino), (prot & PROT_WRITE) && shared ? O_RDWR : O_RDONLY);
-  if (fd < 0 && errno == EACCES) fd = open(path_of(ino), O_RDONLY);
-  if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
-  char *want = slots[slot].win + off + misalign;
-  int flags = MAP_FIXED | (shared ? (sync ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED)
-                                  : MAP_PRIVATE);
-  char *a = mmap(want, len, prot, flags, fd, off);
-  int e = errno;
-  close(fd);
-  if (a == MAP_FAILED) {
-    /* restore the reservation: MAP_FIXED may have replaced it partly */
-    mmap(want, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    result("err", now_ms() - t0, e, "mmap");
-    return;
-  }
-  madvise(a, len, MADV_DONTFORK);
-  if (!huge) madvise(a, len, MADV_NOHUGEPAGE);
-  slots[slot].addr = a;
-  slots[slot].len = len;
-  slots[slot].mis = misalign;
-  slots[slot].ino = ino;
-  result("ok", now_ms() - t0, 0, "addr=%p", (void *)a);
-}
-
-static void do_munmap(int slot) {
-  double t0 = now_ms();
-  if (!slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
-  /* replace by the PROT_NONE reservation: zaps the VMA exactly as munmap does */
-  char *a = mmap(slots[slot].addr, slots[slot].len, PROT_NONE,
-                 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  slots[slot].addr = NULL;
-  if (a == MAP_FAILED) result("err", now_ms() - t0, errno, "munmap");
-  else result("ok", now_ms() - t0, 0, NULL);
-}
-
-static void do_msync(int slot) {
-  double t0 = now_ms();
-  if (!slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
-  int r = msync(slots[slot].addr, slots[slot].len, MS_SYNC);
-  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
-}
-
 /* one user access; 0 ok, else the signal */
 static int access_at(volatile char *p, int write) {
   fault_sig = 0;
@@ -320,12 +301,171 @@ static char *addr_of(int slot, long off) {
   return slots[slot].win + off + slots[slot].mis;
 }
 
-/* MADV_DONTNEED over file offsets [off, off+len) of the slot's mapping, clipped to it */
+/* A slot's window.  While the slot maps nothing it is one PROT_NONE reservation, so
+ * nothing else is placed there.  While it maps something the window holds its pieces
+ * and nothing else: the holes between them and the space around them are really
+ * unmapped, so the kernel answers for them itself (mprotect, msync and madvise ENOMEM,
+ * mremap and GUP EFAULT, a load or store SIGSEGV), as the model's gaps between VMAs.
+ * (The helper makes no mmap(NULL) after the start: nothing lands in a cleared window.) */
+static void reserve_window(int slot) {
+  mmap(slots[slot].win, SLOTSPAN, PROT_NONE,
+       MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+static void clear_window(int slot) { munmap(slots[slot].win, SLOTSPAN); }
+
+static char mapsbuf[1 << 20];
+
+/* the slot's pieces read back from /proc/self/maps: the file VMAs in its window (those
+ * an mprotect split apart joined again), as file offsets at its placement; the window
+ * reserved again when none is left */
+static void settle(int slot) {
+  int fd = open("/proc/self/maps", O_RDONLY);
+  if (fd < 0) return; /* no /proc: the pieces stay as they were */
+  size_t n = 0;
+  for (ssize_t r; n < sizeof mapsbuf - 1 &&
+                  (r = read(fd, mapsbuf + n, sizeof mapsbuf - 1 - n)) != 0;) {
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) break;
+    n += (size_t)r;
+  }
+  close(fd);
+  mapsbuf[n] = 0;
+  uintptr_t w0 = (uintptr_t)slots[slot].win, w1 = w0 + SLOTSPAN;
+  int np = 0;
+  for (char *l = mapsbuf; l && *l;) {
+    char *nl = strchr(l, '\n');
+    unsigned long va, ve, pg, inode;
+    unsigned dmaj, dmin;
+    char perms[8];
+    if (sscanf(l, "%lx-%lx %7s %lx %x:%x %lu", &va, &ve, perms, &pg, &dmaj, &dmin,
+               &inode) == 7 && inode && va >= w0 && ve <= w1) {
+      long lo = (long)(va - w0) - slots[slot].mis, hi = (long)(ve - w0) - slots[slot].mis;
+      if (np && slots[slot].p[np - 1].hi == lo) slots[slot].p[np - 1].hi = hi;
+      else if (np < MAXPIECES) slots[slot].p[np++] = (struct piece){lo, hi};
+    }
+    l = nl ? nl + 1 : NULL;
+  }
+  slots[slot].np = np;
+  if (!np) reserve_window(slot);
+}
+
+/* [lo, hi): the file offsets from the slot's first mapped byte to its last */
+static long extent(int slot, long *hi) {
+  *hi = slots[slot].p[slots[slot].np - 1].hi;
+  return slots[slot].p[0].lo;
+}
+
+/* 1 when the slot maps every file offset in [lo, hi) */
+static int covered(int slot, long lo, long hi) {
+  for (int i = 0; i < slots[slot].np && lo < hi; i++)
+    if (slots[slot].p[i].lo <= lo && lo < slots[slot].p[i].hi) lo = slots[slot].p[i].hi;
+  return lo >= hi;
+}
+
+static void do_mmap(int slot, int ino, long off, long len, int prot, int shared, int huge,
+                    long misalign, int sync) {
+  double t0 = now_ms();
+  if (slot >= MAXSLOTS) { result("err", 0, EINVAL, "slot"); return; }
+  if (slots[slot].np) { result("err", 0, EEXIST, "slot_in_use"); return; }
+  /* read-write whenever the file allows: a later mprotect may add PROT_WRITE */
+  int fd = open(path_of(ino), O_RDWR);
+  if (fd < 0 && errno == EACCES) fd = open(path_of(ino), O_RDONLY);
+  if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
+  char *want = slots[slot].win + off + misalign;
+  int flags = MAP_FIXED | (shared ? (sync ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED)
+                                  : MAP_PRIVATE);
+  clear_window(slot);
+  char *a = mmap(want, len, prot, flags, fd, off);
+  int e = errno;
+  close(fd);
+  if (a == MAP_FAILED) {
+    reserve_window(slot);
+    result("err", now_ms() - t0, e, "mmap");
+    return;
+  }
+  madvise(a, len, MADV_DONTFORK);
+  if (!huge) madvise(a, len, MADV_NOHUGEPAGE);
+  slots[slot].mis = misalign;
+  slots[slot].ino = ino;
+  settle(slot);
+  result("ok", now_ms() - t0, 0, "addr=%p", (void *)a);
+}
+
+/* munmap(2) of file offsets [off, off+len) at the slot's placement, or (whole) of
+ * everything it maps: one call over its extent */
+static void do_munmap(int slot, int whole, long off, long len) {
+  double t0 = now_ms();
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) {
+    result("err", 0, EINVAL, "no_vma");
+    return;
+  }
+  long hi = off + len;
+  if (whole) off = extent(slot, &hi);
+  int r = munmap(addr_of(slot, off), hi - off);
+  int e = errno;
+  settle(slot);
+  if (r) result("err", now_ms() - t0, e, "munmap");
+  else result("ok", now_ms() - t0, 0, "%d_pieces_left", slots[slot].np);
+}
+
+/* msync(MS_SYNC) over the slot's extent: the kernel says ENOMEM for a hole inside it
+ * (and syncs the rest) */
+static void do_msync(int slot) {
+  double t0 = now_ms();
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) {
+    result("err", 0, EINVAL, "no_vma");
+    return;
+  }
+  long hi, lo = extent(slot, &hi);
+  int r = msync(addr_of(slot, lo), hi - lo, MS_SYNC);
+  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
+}
+
+/* mprotect(2) of file offsets [off, off+len) at the slot's placement */
+static void do_mprotect(int slot, long off, long len, int prot) {
+  double t0 = now_ms();
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) {
+    result("err", 0, EINVAL, "no_vma");
+    return;
+  }
+  int r = mprotect(addr_of(slot, off), len, prot);
+  result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, "%s",
+         prot & PROT_WRITE ? "PROT_READ|PROT_WRITE" : "PROT_READ");
+}
+
+/* slot `to` unmapped whole, then mremap(2) MAYMOVE|FIXED of file offsets [off, off+len)
+ * of the slot into it at to's window + off + mis (the placement an mmap of that range
+ * there would get) */
+static void do_mremap(int slot, long off, long len, int to, long mis) {
+  double t0 = now_ms();
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) {
+    result("err", 0, EINVAL, "no_vma");
+    return;
+  }
+  if (to < 0 || to >= MAXSLOTS || to == slot) { result("err", 0, EINVAL, "slot"); return; }
+  clear_window(to); /* one munmap(2) of everything `to` maps, and its reservation */
+  slots[to].np = 0;
+  char *old = addr_of(slot, off), *want = slots[to].win + off + mis;
+  void *a = mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, want);
+  int e = errno;
+  slots[to].mis = mis;
+  slots[to].ino = slots[slot].ino;
+  settle(slot);
+  settle(to);
+  if (a == MAP_FAILED) result("err", now_ms() - t0, e, "mremap");
+  else result("ok", now_ms() - t0, 0, "to=%p_%d_pieces_left", a, slots[slot].np);
+}
+
+/* MADV_DONTNEED over file offsets [off, off+len) of the slot, clipped to its extent (the
+ * kernel says ENOMEM for a hole inside, and zaps the rest) */
 static void do_madv(int slot, long off, long len) {
   double t0 = now_ms();
-  if (slot >= MAXSLOTS || !slots[slot].addr) { result("err", 0, EINVAL, "no_vma"); return; }
-  long first = slots[slot].addr - addr_of(slot, 0); /* the mapping's file offset */
-  long end = first + (long)slots[slot].len;
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) {
+    result("err", 0, EINVAL, "no_vma");
+    return;
+  }
+  long end, first = extent(slot, &end);
   long lo = off > first ? off : first, hi = off + len < end ? off + len : end;
   if (lo >= hi) { result("ok", 0, 0, "empty_range"); return; }
   int r = madvise(addr_of(slot, lo), hi - lo, MADV_DONTNEED);
@@ -350,15 +490,13 @@ static void do_pwrite_from(int slot, int ino, long last, int nseg, const long *s
   int fd = open(path_of(ino), O_RDWR);
   if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
   const char *why = NULL;
-  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].addr) why = "no_vma";
+  if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) why = "no_vma";
   else {
-    long first = slots[slot].addr - addr_of(slot, 0); /* the mapping's file offset */
-    long end = first + (long)slots[slot].len;
-    for (int i = 0; !why && i < nseg; i++)
-      if (seg[3 * i] < first || seg[3 * i] + seg[3 * i + 2] > end || seg[3 * i + 2] < 1)
+    for (int i = 0; !why && i < nseg; i++) /* every source byte in a mapped piece */
+      if (seg[3 * i + 2] < 1 || !covered(slot, seg[3 * i], seg[3 * i] + seg[3 * i + 2]))
         why = "source_outside_the_vma";
     struct stat st;
-    if (!why && (last < first || last >= end)) why = "source_outside_the_vma";
+    if (!why && !covered(slot, last, last + 1)) why = "source_outside_the_vma";
     if (!why && stat(path_of(slots[slot].ino), &st)) why = "source_file_stat_failed";
     if (!why && last >= st.st_size) why = "source_past_eof";
   }
@@ -491,14 +629,17 @@ static void do_gupl(int slot, long off) {
 /* processes (see the header) ------------------------------------------------------- */
 static int count_mapped(int mm) {
   int n = 0;
-  for (int v = 0; v < nv; v++) n += slots[mm * nv + v].addr != NULL;
+  for (int v = 0; v < nv; v++) n += slots[mm * nv + v].np != 0;
   return n;
 }
 
 /* the slot VMAs are MADV_DONTFORK (a layout call's child maps none); not across a fork */
 static void fork_advice(int mm, int advice) {
-  for (int v = 0; v < nv; v++)
-    if (slots[mm * nv + v].addr) madvise(slots[mm * nv + v].addr, slots[mm * nv + v].len, advice);
+  for (int v = 0; v < nv; v++) {
+    int s = mm * nv + v;
+    for (int i = 0; i < slots[s].np; i++)
+      madvise(addr_of(s, slots[s].p[i].lo), slots[s].p[i].hi - slots[s].p[i].lo, advice);
+  }
 }
 
 static void close_channels(void) { /* in a layout call's child */
@@ -516,10 +657,10 @@ static int do_fork(int p, int c) {
   pid_t pid = fork();
   if (pid == 0) {
     for (int s = 0; s < MAXSLOTS; s++) /* nothing but p's VMAs was copied */
-      if (s / nv != p) slots[s].addr = NULL;
+      if (s / nv != p) slots[s].np = 0;
     for (int v = 0; v < nv; v++) { /* now they are c's, at the same addresses */
       slots[c * nv + v] = slots[p * nv + v];
-      slots[p * nv + v].addr = NULL;
+      slots[p * nv + v].np = 0;
     }
     fork_advice(c, MADV_DONTFORK);
     me = c;
@@ -539,6 +680,7 @@ static int parse(const char *line, char *cmd, long *a) {
   if (sscanf(line, "%31s%n", cmd, &off) != 1) return -1;
   line += off;
   while (n < MAXARGS && sscanf(line, "%ld%n", &a[n], &off) == 1) { line += off; n++; }
+  for (int i = n; i < MAXARGS; i++) a[i] = 0; /* absent numbers are 0 */
   return n;
 }
 
@@ -548,7 +690,7 @@ static long slot_of(const char *cmd, const long *a) {
   if (!strcmp(cmd, "fork")) return a[0] * a[2];
   if (!strcmp(cmd, "mmap") || !strcmp(cmd, "munmap") || !strcmp(cmd, "msync") ||
       !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl") ||
-      !strcmp(cmd, "pwrite_from"))
+      !strcmp(cmd, "pwrite_from") || !strcmp(cmd, "mprotect") || !strcmp(cmd, "mremap"))
     return a[0];
   return -1;
 }
@@ -557,7 +699,9 @@ static long slot_of(const char *cmd, const long *a) {
 static int slot_cmd(const char *cmd, const long *a) {
   if (!strcmp(cmd, "mmap"))
     do_mmap((int)a[0], (int)a[1], a[2], a[3], (int)a[4], (int)a[5], (int)a[6], a[7], (int)a[8]);
-  else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0]);
+  else if (!strcmp(cmd, "munmap")) do_munmap((int)a[0], a[2] <= 0, a[1], a[2]);
+  else if (!strcmp(cmd, "mprotect")) do_mprotect((int)a[0], a[1], a[2], (int)a[3]);
+  else if (!strcmp(cmd, "mremap")) do_mremap((int)a[0], a[1], a[2], (int)a[3], a[4]);
   else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
   else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
   else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
@@ -956,7 +1100,8 @@ static int daxop_end(void) {
   for (int h = 0; h < MAXH; h++) drain(h);
   end_workers();
   for (int s = 0; s < MAXSLOTS; s++)
-    if (slots[s].addr) munmap(slots[s].addr, slots[s].len);
+    for (int i = 0; i < slots[s].np; i++)
+      munmap(addr_of(s, slots[s].p[i].lo), slots[s].p[i].hi - slots[s].p[i].lo);
   if (pending_pid) {
     int code;
     cur_step = pending_step;
