@@ -525,3 +525,72 @@ def test_write_from_with_pmd_order_9_is_the_identity():
         "step 2", "pwrite_from 3 0 28672 1 12288 2867200 20480",
         "step 3", "errno EINVAL",
     ]
+
+
+def test_munmap_whole_or_of_the_real_span():
+    # default geometry: pmd_order=2 (a model group = 4 pages = one 2 MiB extent), vmas=2
+    tr = parse_trace("mmap mm=0 vma=0 ino=0 pages=8\n"
+                     "munmap mm=0 vma=0 pgoff=1 pages=2\n"    # inside group 0: [4K, 12K)
+                     "munmap mm=0 vma=0 pgoff=3 pages=1\n"    # a group's last: rest of 2 MiB
+                     "munmap mm=1 vma=1 pgoff=4 pages=4\n"    # a whole group, slot 3
+                     "munmap mm=0 vma=0 pgoff=15 pages=1\n"   # ends at max_file_pages
+                     "munmap mm=0 vma=0 pgoff=15 pages=2\n"   # past it: the model's EINVAL
+                     "munmap mm=0 vma=0\n"                    # pages=0: everything
+                     "munmap mm=0 vma=1 pgoff=9 pages=0\n")   # pages=0 ignores pgoff
+    p = translate(tr)
+    assert p.steps == 8 and not p.skipped
+    assert prog_lines(p.text)[3:] == [
+        "step 2", "munmap 0 4096 8192",
+        "step 3", "munmap 0 12288 2084864",
+        "step 4", "munmap 3 2097152 2097152",
+        "step 5", "munmap 0 6303744 2084864",
+        "step 6", "errno EINVAL",
+        "step 7", "munmap 0",
+        "step 8", "munmap 1",
+    ]
+
+
+def test_mprotect_is_the_real_span_with_read_or_read_write():
+    tr = parse_trace("mprotect mm=0 vma=1 pgoff=2 pages=3\n"          # [8K, 2M+4K) read-only
+                     "mprotect mm=1 vma=0 pgoff=4 pages=4 write=1\n"  # a whole extent, RW
+                     "mprotect mm=0 vma=0 pgoff=12 pages=4 write=1\n"  # ends at the bound
+                     "mprotect mm=0 vma=0 pgoff=13 pages=4\n")         # past it: EINVAL
+    assert prog_lines(translate(tr).text)[1:] == [
+        "step 1", "mprotect 1 8192 2093056 1",
+        "step 2", "mprotect 2 2097152 2097152 3",
+        "step 3", "mprotect 0 6291456 2097152 3",
+        "step 4", "errno EINVAL",
+    ]
+
+
+def test_mremap_names_the_target_slot_and_its_placement():
+    tr = parse_trace("geometry: mms=2 vmas=3\n"
+                     "mremap mm=0 vma=0 pgoff=0 pages=4 to=1\n"             # 2 MiB, aligned
+                     "mremap mm=1 vma=2 pgoff=1 pages=2 to=0 aligned=0\n"   # slot 5 -> 3, +4K
+                     "mremap mm=0 vma=1 pgoff=3 pages=2 to=2\n"             # [12K, 2M+4K)
+                     "mremap mm=0 vma=1 pgoff=2 pages=2 to=1\n"             # to == vma
+                     "mremap mm=0 vma=0 pgoff=15 pages=2 to=1\n")           # past the bound
+    p = translate(tr)
+    assert p.steps == 5 and not p.skipped
+    # mremap SLOT OFF LEN TO MISALIGN
+    assert prog_lines(p.text)[1:] == [
+        "step 1", "mremap 0 0 2097152 1 0",
+        "step 2", "mremap 5 4096 8192 3 4096",
+        "step 3", "mremap 1 12288 2088960 2 0",
+        "step 4", "errno EINVAL",
+        "step 5", "errno EINVAL",
+    ]
+
+
+def test_mprotect_and_mremap_with_pmd_order_9_are_the_identity():
+    tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
+                     "munmap mm=0 vma=0 pgoff=511 pages=2\n"
+                     "mprotect mm=0 vma=0 pgoff=3 pages=5 write=1\n"
+                     "mremap mm=1 vma=0 pgoff=512 pages=512 to=1 aligned=0\n"
+                     "mremap mm=1 vma=0 pgoff=513 pages=512 to=1\n")
+    assert prog_lines(translate(tr).text)[1:] == [
+        "step 1", "munmap 0 2093056 8192",
+        "step 2", "mprotect 0 12288 20480 3",
+        "step 3", "mremap 2 2097152 2097152 3 4096",
+        "step 4", "errno EINVAL",
+    ]

@@ -21,6 +21,52 @@ bound (``pgoff + pages > max_file_pages``) it is ``errno EINVAL``, as for ``mmap
 When the filesystem is unmounted the helper's open() fails with ENOENT, as it does for
 truncate and punch (the files are gone from the bare mount point).
 
+Mappings.  ``mmap mm vma ino pgoff pages ...`` is ``mmap SLOT INO OFF LEN PROT SHARED
+HUGE MIS SYNC`` with ``(OFF, LEN) = span(pgoff, pages)``: mmap(2) MAP_FIXED at the
+slot's window + OFF + MIS (``MIS`` 0, or 4 KiB for ``aligned=0``; see Processes), the
+file opened read-write whenever it may be (so a later mprotect can add PROT_WRITE to a
+shared mapping).  Past ``max_file_pages`` it is ``errno EINVAL`` (the model's bound), a
+slot that still maps anything EEXIST (the helper's bookkeeping).  The placement of model
+page ``i`` in a slot is the window + ``off(i)`` + MIS of the slot's last mmap or mremap.
+A slot maps a list of pieces (real address ranges, read back from /proc/self/maps after
+each call that may change them); while it maps anything its window holds nothing else,
+so the holes between and around the pieces are really unmapped and the kernel answers
+for them itself, as for the model's gaps between VMAs (mprotect, msync, madvise ENOMEM;
+mremap and GUP EFAULT; a load or store SIGSEGV); a slot that maps nothing is a PROT_NONE
+reservation again.  Every command on a slot that maps nothing (munmap, msync, mprotect,
+dontneed, mremap's source) is EINVAL from that bookkeeping.
+
+``munmap mm vma`` (``pages=0``) is ``munmap SLOT``: one munmap(2) over the slot's extent
+(its first mapped byte to its last), so every piece goes.  ``munmap mm vma pgoff pages``
+is ``munmap SLOT OFF LEN``, munmap(2) of ``span(pgoff, pages)`` at the slot's placement
+(``errno EINVAL`` past ``max_file_pages``, the model's bound): the kernel splits the VMA
+(a PMD mapping across a split point is zapped) and leaves 0, 1 or 2 pieces; a range
+with nothing mapped is ``ok``.  ``msync mm vma`` is msync(MS_SYNC) over the slot's
+extent: a hole inside it is the kernel's ENOMEM, after it synced the rest.
+
+``mprotect mm vma pgoff pages write`` is ``mprotect SLOT OFF LEN PROT``, mprotect(2) of
+``span(pgoff, pages)`` at the slot's placement to PROT_READ, or PROT_READ|PROT_WRITE with
+``write=1`` (``errno EINVAL`` past ``max_file_pages``); the kernel's ENOMEM when the range
+starts in or meets a hole.  Protections are not bookkept: a store to a read-only piece is
+the kernel's SIGSEGV (the helper catches it, as for a hole), a ``write=1`` pin of one
+fails its first store (EFAULT).
+
+``mremap mm vma pgoff pages to aligned`` is ``mremap SLOT OFF LEN TO MIS`` with ``TO`` slot
+``(mm, to)``: the helper first munmap(2)s everything ``TO`` maps (fine when nothing),
+then mremap(2)s ``span(pgoff, pages)`` of the source slot (``old_len == new_len``)
+MREMAP_MAYMOVE|MREMAP_FIXED to ``TO``'s window + OFF + MIS (``MIS`` 4 KiB for
+``aligned=0``): the placement an ``mmap ... aligned=A`` of that file range into ``TO``
+would get, which becomes ``TO``'s placement.  The moved range keeps its file, sharing
+and protection (and the slot's MADV_DONTFORK, MADV_NOHUGEPAGE); the source loses it
+(split in two, or emptied).  Past ``max_file_pages``, or ``to == vma``, it is ``errno
+EINVAL`` (the model's bounds), checked before anything is unmapped, as is a source that
+maps nothing (EINVAL, bookkeeping); every other result is the kernel's.  Since Linux
+6.17 a move with MREMAP_FIXED and ``old_len == new_len`` may span several VMAs and the
+gaps between them (7.2.13 does so for these XFS DAX VMAs, checked in the guest): each
+VMA in the range is moved, the gaps kept, so a range over a hole, past the mapping's end
+or across an mprotect split is ``ok``; EFAULT only when ``old_address`` is in a hole.  The target's pieces are read back from /proc/self/maps, so
+a moved gap is a hole of ``TO``.
+
 Write from a mapping.  ``write_from mm vma src_pgoff ino pgoff pages`` is pwrite(2) to
 ``ino`` whose source buffer is slot ``(mm, vma)``'s own DAX mapping at model page
 ``src_pgoff`` (command ``pwrite_from SLOT INO LAST NSEG SOFF DOFF LEN ...``), so the
@@ -31,21 +77,23 @@ shape (``off(src_pgoff + k) - off(src_pgoff) == off(pgoff + k) - off(pgoff)`` fo
 ``span(pgoff, pages)`` from the address of ``off(src_pgoff)``: the source bytes are
 contiguous in the mapping.  Otherwise each model page's first 4 KiB is its own pwrite,
 in order (:func:`write_from_segments`); more than 16 is a ``skip``.  The model's
-EFAULT (no VMA in the slot, a source page the VMA does not cover, or the last source
-page ``src_pgoff + pages - 1`` at or past its file's EOF) is the helper's check before
-anything is written: every segment's source inside the slot's mapped file range (``off``
-is monotonic, so that is the model's cover), and ``LAST = off(src_pgoff + pages - 1)``
-below the source file's size (stat).  Past ``max_file_pages`` it is ``errno EINVAL`` and
+EFAULT (no VMA in the slot, a source page no VMA of it covers, or the last source page
+``src_pgoff + pages - 1`` at or past its file's EOF) is the helper's check before
+anything is written: every byte of every segment's source inside the slot's mapped
+pieces (the pieces are unions of whole model pages' extents, so that is the model's
+cover, holes included), and ``LAST = off(src_pgoff + pages - 1)`` below the source
+file's size (stat).  Past ``max_file_pages`` it is ``errno EINVAL`` and
 when unmounted ENOENT (the helper opens ``ino`` first), as for ``write``.  It runs in
 the process playing ``mm`` (a forked child's worker for a child mm), not in a child of
 the helper: the fault must be in that mm.  So it is not timed out; a pwrite cannot wait
 for GUP (no layout break for BREAK_WRITE).
 
 Dontneed.  ``dontneed mm vma pgoff pages`` is ``madv SLOT OFF LEN`` with ``(OFF, LEN) =
-span(pgoff, pages)``: the helper clips it to the slot's mapped file range (``off`` is
-monotonic, so the real intersection is the span of the model's) and calls
-madvise(MADV_DONTNEED) on it; an empty intersection is ``ok`` without a call, an empty
-slot ``EINVAL`` (the helper's bookkeeping, as for ``msync`` and ``munmap``).  Zapping a
+span(pgoff, pages)``: the helper clips it to the slot's extent (``off`` is monotonic,
+so the real intersection is the span of the model's) and calls madvise(MADV_DONTNEED)
+on it, which zaps every piece in it and says ENOMEM for a hole inside it (the kernel's);
+an empty intersection is ``ok`` without a call, an empty slot ``EINVAL`` (the helper's
+bookkeeping, as for ``msync`` and ``munmap``).  Zapping a
 model page that is the last of its group zaps the rest of its 2 MiB, and a model range
 covering a whole group covers a whole 2 MiB extent, so the kernel's PTE-table reclaim
 (CONFIG_PT_RECLAIM) and its split of a partly covered PMD line up with the model's.
@@ -88,7 +136,8 @@ helper process (the director); refcounts and mapcounts are per mapping, so this 
 nothing the model observes; only ``memory_failure``'s "who is killed" would differ (and
 it is not expressible anyway, see below).  ``fork mm child`` is ``fork MM CHILD VMAS``:
 the process playing ``mm`` forks (its slot VMAs lose MADV_DONTFORK for the call) and
-the child process plays ``child``, its slots at the parent's addresses; the director
+the child process plays ``child``, its slots at the parent's addresses (the same
+pieces, with their protections); the director
 hands each later command naming one of ``child``'s slots to that process and waits for
 it, so steps stay in trace order.  ``child == mm`` is ``errno EINVAL`` (the model's);
 the helper answers EBUSY from its slot table when ``child`` maps anything, as the model
@@ -148,6 +197,8 @@ from daxfuzz.ops import (
     MemoryFailure,
     Mmap,
     Mount,
+    Mprotect,
+    Mremap,
     Msync,
     Munmap,
     Op,
@@ -248,7 +299,8 @@ def pin_runs(g: Geometry, first: int, n: int) -> list[tuple[int, int]]:
 
 def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
     """Helper commands for one op, and a reason when it is not expressible."""
-    if isinstance(op, Mmap | Fault | Msync | Munmap | Dontneed | Pin | Get | PinPages):
+    if isinstance(op, Mmap | Fault | Msync | Munmap | Dontneed | Pin | Get | PinPages
+                  | Mprotect | Mremap):
         slot = op.mm * g.vmas + op.vma
     if isinstance(op, Mmap):
         o, n = span(g, op.pgoff, op.pages)
@@ -259,7 +311,24 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         return [f"mmap {slot} {op.ino} {o} {n} {prot} {op.shared} {op.huge} {mis} "
                 f"{op.sync}"], None
     if isinstance(op, Munmap):
-        return [f"munmap {slot}"], None
+        if not op.pages:
+            return [f"munmap {slot}"], None  # everything the slot maps
+        if op.pgoff + op.pages > g.max_file_pages:
+            return ["errno EINVAL"], None  # the model's bound, as for mmap
+        o, n = span(g, op.pgoff, op.pages)
+        return [f"munmap {slot} {o} {n}"], None
+    if isinstance(op, Mprotect):
+        if op.pgoff + op.pages > g.max_file_pages:
+            return ["errno EINVAL"], None  # the model's bound, as for mmap
+        o, n = span(g, op.pgoff, op.pages)
+        prot = PROT_READ | (PROT_WRITE if op.write else 0)
+        return [f"mprotect {slot} {o} {n} {prot}"], None
+    if isinstance(op, Mremap):
+        if op.pgoff + op.pages > g.max_file_pages or op.to == op.vma:
+            return ["errno EINVAL"], None  # the model's bounds
+        o, n = span(g, op.pgoff, op.pages)
+        mis = 0 if op.aligned else PAGE
+        return [f"mremap {slot} {o} {n} {op.mm * g.vmas + op.to} {mis}"], None
     if isinstance(op, Msync):
         return [f"msync {slot}"], None
     if isinstance(op, Dontneed):
