@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -279,3 +280,83 @@ def test_write_from_reproducer_checks_its_source_first_on_a_plain_directory(tmp_
     with open(d / "f1", "rb") as f:  # model page 2 of f1 got the stored byte of page 1
         f.seek(8192)
         assert f.read(1) == b"\x01"
+
+
+PIECES = """\
+mmap mm=0 vma=0 ino=0 pages=8
+munmap mm=0 vma=0 pgoff=1 pages=2
+fault mm=0 vma=0 pgoff=1
+fault mm=0 vma=0 pgoff=0 write=1
+msync mm=0 vma=0
+mprotect mm=0 vma=0 pgoff=4 pages=2
+fault mm=0 vma=0 pgoff=4 write=1
+fault mm=0 vma=0 pgoff=4
+mprotect mm=0 vma=0 pgoff=0 pages=4 write=1
+mprotect mm=0 vma=0 pgoff=1 pages=1
+write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=0 pages=2
+write_from mm=0 vma=0 src_pgoff=3 ino=1 pgoff=0 pages=2
+mremap mm=0 vma=0 pgoff=4 pages=4 to=1
+fault mm=0 vma=1 pgoff=4 write=1
+fault mm=0 vma=1 pgoff=6 write=1
+fault mm=0 vma=0 pgoff=5
+dontneed mm=0 vma=0 pgoff=0 pages=8
+mmap mm=0 vma=1 ino=0 pages=1
+fork mm=0 child=1
+fault mm=1 vma=1 pgoff=4 write=1
+munmap mm=1 vma=1
+msync mm=1 vma=1
+mprotect mm=1 vma=1 pgoff=0 pages=1
+mremap mm=1 vma=1 pgoff=0 pages=1 to=0
+mremap mm=1 vma=0 pgoff=0 pages=1 to=1 aligned=0
+fault mm=1 vma=1 pgoff=0 write=1
+fault mm=1 vma=0 pgoff=0
+munmap mm=0 vma=0 pgoff=0 pages=4
+msync mm=0 vma=0
+mremap mm=0 vma=0 pgoff=0 pages=1 to=0
+"""
+
+
+@needs_gcc
+def test_munmap_mprotect_mremap_reproducer_keeps_the_pieces_on_a_plain_directory(tmp_path):
+    # mechanics only (not DAX): a partial munmap leaves real holes (SIGSEGV, msync and
+    # mprotect ENOMEM, write_from's EFAULT first), a read-only piece SIGSEGVs a store, a
+    # mremap moves a piece with its protection into the (emptied) target slot at its
+    # placement, a fork copies the pieces, and an empty slot is EINVAL (bookkeeping)
+    tr = parse_trace(PIECES, path="pieces.trace")
+    src = repro_source(tr, "pieces.trace", predicted=[], port=[])
+    lines = program_lines(src)
+    for want in ("munmap 0 4096 8192", "mprotect 0 2097152 8192 1",
+                 "mremap 0 2097152 2097152 1 0", "mremap 2 0 4096 3 4096", "munmap 3",
+                 "munmap 0 0 2097152"):
+        assert want in lines, want
+    assert "/* mprotect(2) of file offsets [0x200000 (2 MiB), +8 KiB) of f0 through mapping " \
+           "0 to PROT_READ */" in src
+    exe = _gcc(src, tmp_path, "-O2")
+    d = tmp_path / "dir"
+    d.mkdir()
+    p = subprocess.run([exe, str(d), "/dev/null", "500"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = {int(ln.split()[1][5:]): ln for ln in p.stdout.splitlines() if ln.startswith("@@R")}
+    assert len(r) == len(tr.ops), p.stdout
+
+    def st(i: int) -> str:
+        w = dict(kv.split("=", 1) for kv in r[i].split()[1:] if "=" in kv)
+        return w["status"] if w["status"] != "err" else w["errno"]
+
+    assert [st(i) for i in range(1, len(tr.ops) + 1)] == [
+        "ok", "ok", "sigsegv", "ok", "ENOMEM",            # msync: the hole inside
+        "ok", "sigsegv", "ok",                            # a store to a read-only piece
+        "ENOMEM", "ENOMEM",                               # meets / starts in the hole
+        "EFAULT", "ok",                                   # write_from's check of the pieces
+        "ok", "sigsegv", "ok", "sigsegv",                 # moved read-only and read-write
+        "ENOMEM",                                         # dontneed over the extent's hole
+        "EEXIST", "ok", "sigsegv",                        # the child's read-only piece
+        "ok", "EINVAL", "EINVAL", "EINVAL",               # an empty slot: bookkeeping
+        "ok", "ok", "sigsegv",                            # mremap aligned=0; its source
+        "ok", "EINVAL",                                   # the last piece unmapped
+        "EINVAL",                                         # to == vma: the model's bound
+    ]
+    assert "note=2_pieces_left" in r[2]
+    assert re.search(r"note=to=0x[0-9a-f]*200000_2_pieces_left", r[13]), r[13]  # 2 MiB in
+    assert re.search(r"note=to=0x[0-9a-f]*1000_1_pieces_left", r[25]), r[25]  # + 4 KiB

@@ -80,6 +80,10 @@ class _Gloss:
         f = f"f{self.ino[slot]}" if slot in self.ino else "the file"
         return f"file offset {_off(o)} of {f} through mapping {slot}"
 
+    def _range(self, slot: int, o: int, n: int) -> str:
+        f = f"f{self.ino[slot]}" if slot in self.ino else "the file"
+        return f"file offsets [{_off(o)}, +{_size(n)}) of {f} through mapping {slot}"
+
     def __call__(self, line: str) -> str:
         w = line.split()
         cmd, a = w[0], [int(x) for x in w[1:]] if w[0] not in ("errno", "skip") else []
@@ -96,13 +100,29 @@ class _Gloss:
             return (f"mapping {slot}: mmap(f{ino}, offset {_off(o)}, {_size(n)}, {pr}, {fl}) "
                     f"at a {at} address" + ("" if huge else ", then MADV_NOHUGEPAGE"))
         if cmd == "munmap":
+            if len(a) > 2 and a[2] > 0:
+                return (f"munmap(2) of {self._range(a[0], a[1], a[2])} (it may split the "
+                        f"mapping, leaving holes)")
             self.ino.pop(a[0], None)
-            return f"munmap mapping {a[0]} (MAP_FIXED PROT_NONE over it: the same zap)"
+            return (f"munmap(2) of everything mapping {a[0]} maps (one call from its first "
+                    f"mapped byte to its last)")
         if cmd == "msync":
-            return f"msync(mapping {a[0]}, MS_SYNC)"
+            return (f"msync(MS_SYNC) of mapping {a[0]}, from its first mapped byte to its "
+                    f"last (ENOMEM for a hole inside)")
+        if cmd == "mprotect":
+            pr = "PROT_READ|PROT_WRITE" if a[3] & 2 else "PROT_READ"
+            return f"mprotect(2) of {self._range(a[0], a[1], a[2])} to {pr}"
+        if cmd == "mremap":
+            slot, o, n, to, mis = a
+            if slot in self.ino:
+                self.ino[to] = self.ino[slot]
+            at = "2 MiB aligned" if not mis else "2 MiB aligned + 4 KiB (PTEs only)"
+            return (f"munmap(2) of everything mapping {to} maps, then mremap(2) "
+                    f"MREMAP_MAYMOVE|MREMAP_FIXED of {self._range(slot, o, n)} into "
+                    f"mapping {to} at a {at} address (same length)")
         if cmd == "madv":
             return (f"madvise(MADV_DONTNEED) of file offsets [{_off(a[1])}, +{_size(a[2])}) "
-                    f"clipped to mapping {a[0]}")
+                    f"clipped to mapping {a[0]}'s first to last mapped byte")
         if cmd == "touch":
             return f"{'store to' if a[2] else 'load from'} {self._where(a[0], a[1])}"
         if cmd == "gup":
@@ -256,7 +276,8 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
         f"The model's page i is file offset (i >> {g.pmd_order}) * 2 MiB + (i & {g.pmd_colour}) "
         "* 4 KiB: a model PMD group is a real 2 MiB extent (daxfuzz/guest/translate.py). "
         "GUP references are vmsplice()d pages held in pipes; mappings live in 1 GiB windows "
-        "of a reservation, so a 2 MiB aligned one can take a PMD.",
+        "of a reservation, so a 2 MiB aligned one can take a PMD (a window that maps "
+        "something holds nothing else: its holes are really unmapped).",
         "",
         "The code after this comment up to \"the trace\" is daxfuzz/guest/daxlib.c verbatim "
         "(the helper daxfuzz's guest runs); the table in main() is the trace's program, "
