@@ -64,8 +64,9 @@ maps nothing (EINVAL, bookkeeping); every other result is the kernel's.  Since L
 6.17 a move with MREMAP_FIXED and ``old_len == new_len`` may span several VMAs and the
 gaps between them (7.2.13 does so for these XFS DAX VMAs, checked in the guest): each
 VMA in the range is moved, the gaps kept, so a range over a hole, past the mapping's end
-or across an mprotect split is ``ok``; EFAULT only when ``old_address`` is in a hole.  The target's pieces are read back from /proc/self/maps, so
-a moved gap is a hole of ``TO``.
+or across an mprotect split is ``ok``; EFAULT only when ``old_address`` is in a hole.
+The target's pieces are read back from /proc/self/maps, so a moved gap is a hole of
+``TO``.
 
 Write from a mapping.  ``write_from mm vma src_pgoff ino pgoff pages`` is pwrite(2) to
 ``ino`` whose source buffer is slot ``(mm, vma)``'s own DAX mapping at model page
