@@ -287,8 +287,9 @@ class Mremap(Op):
     `vma` into slot `to` (which is unmapped whole first), at a virtual address PMD-
     congruent with the file offset when `aligned`: page tables move (a whole PTE table or
     a huge PMD when both ends are PMD-aligned, else the PMD is split and its PTEs moved),
-    the source VMA is split around the range.  EFAULT unless one VMA holds the range;
-    EINVAL when the new range overlaps the old."""
+    the source VMA is split around the range.  Since 6.17 (7.2) every VMA in the range
+    moves, gaps kept, and only a range starting in a hole is EFAULT; before, EFAULT
+    unless one VMA holds the range.  `to` == `vma` is EINVAL (the model's bound)."""
 
     mm: int
     vma: int

@@ -264,7 +264,7 @@ class Syscalls:
                 ret = ENOMEM
             self.madvise_dontneed_single_vma(op.mm, vma, lo, hi)
             nxt = hi + 1
-        return ret
+        return ENOMEM if nxt <= last else ret  # the range ends in a hole
 
     # fs/xfs/xfs_ioctl.c XFS_IOC_EXCHANGE_RANGE -> xfs_exchange_range()
     def sys_exchange(self, op: O.Exchange) -> str:

@@ -929,7 +929,7 @@ class Oracle:
                     s0 = slot << self.order
                     if lo <= s0 and s0 + self.nr - 1 <= hi:
                         mmst.tables.discard(slot)
-        return ret
+        return ENOMEM if nxt <= last else ret  # the range ends in a hole
 
     def op_exchange(self, op: O.Exchange) -> str:
         """Both layouts are broken as for a reflink (waiting for GUP), then the two

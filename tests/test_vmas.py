@@ -125,3 +125,16 @@ def test_holes_are_enomem_for_msync_and_dontneed(target):
         assert side.mms[0].pte == {}
     # mprotect stopped at the hole: [0,2) changed, [4,8) not
     assert [v.write for v in r.t.mms[0].vmas[0]] == [False, True]
+
+
+@pytest.mark.parametrize("target", ["7.2", "legacy"])
+def test_dontneed_ending_or_lying_in_a_hole_is_enomem(target):
+    # what 7.2.13 answered (madvise_walk_vmas: any unmapped part of the range), with
+    # the range clipped to the slot's extent first: pages 0,1 and 3..7 mapped
+    run(target, "mmap mm=0 vma=0 ino=0 pages=8 huge=0", "munmap mm=0 vma=0 pgoff=2 pages=1",
+        "dontneed mm=0 vma=0 pgoff=0 pages=3 => ENOMEM",
+        "dontneed mm=0 vma=0 pgoff=1 pages=2 => ENOMEM",
+        "dontneed mm=0 vma=0 pgoff=2 pages=1 => ENOMEM",
+        "dontneed mm=0 vma=0 pgoff=2 pages=2 => ENOMEM",
+        "dontneed mm=0 vma=0 pgoff=3 pages=9",
+        "dontneed mm=0 vma=0 pgoff=0 pages=2")
