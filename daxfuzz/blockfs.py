@@ -8,10 +8,18 @@ fs/xfs/xfs_iomap.c and fs/xfs/xfs_reflink.c hand to fs/dax.c:
 - ``iomap_read``: the extent at a file offset, trimmed at the shared/unshared
   boundary as ``xfs_reflink_trim_around_shared`` does for DAX (IOMAP_F_SHARED).
 - ``iomap_write``: allocates one extent over a hole (``xfs_iomap_write_direct``:
-  one ``xfs_bmapi_write`` map, so possibly shorter than asked), or for a shared
-  extent allocates copy-on-write blocks and remaps them at once (DAX converts and
-  ends the CoW immediately: ``xfs_reflink_allocate_cow(convert_now)`` +
-  ``xfs_dax_write_iomap_end``).
+  one ``xfs_bmapi_write`` map, so possibly shorter than asked); over a shared
+  extent, or wherever the CoW fork already holds blocks, it writes to CoW fork
+  blocks (``xfs_reflink_allocate_cow``).  ``end_write`` is
+  ``xfs_dax_write_iomap_end``: the written part of the CoW fork is remapped into the
+  file (``xfs_reflink_end_cow``); nothing written cancels the iomap's range of it
+  (``xfs_reflink_cancel_cow_range``).
+- the CoW fork: a CoW allocation covers the whole CoW extent size hint around the
+  write (``xfs_bmap_extsize_align`` with ``xfs_get_cowextsz_hint``), here one PMD
+  (the guest sets the same 2 MiB hint on its files; XFS's default is 32 blocks,
+  which model pages cannot express).  What the write did not cover stays in the CoW
+  fork, and a later write there -- to a block no longer shared, or to a hole -- is a
+  copy-on-write too, until a truncate, punch, exchange or eviction cancels it.
 - allocation is deterministic: continue the file's previous block if free, else the
   lowest fully free PMD-aligned chunk at the file offset's colour (stripe
   alignment, ``mkfs.xfs -d su=2m``), else the lowest free block.
@@ -27,19 +35,17 @@ HOLE = -1
 class BlockFS:
     """Block maps of every inode over the device, with per-block share counts."""
 
-    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow_undo", "cow_fork")
+    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow")
 
     def __init__(self, g: Geometry) -> None:
         self.g = g
         self.size = [g.file_pages] * g.inodes  # i_size in pages
         self.bmap: list[dict[int, int]] = [{} for _ in range(g.inodes)]  # idx -> pfn
-        self.refcnt: dict[int, int] = {}  # allocated pfn -> number of file pages mapping it
+        self.refcnt: dict[int, int] = {}  # allocated pfn -> file pages (or CoW fork) using it
         # inode metadata changed since the last fsync (XFS: IOMAP_F_DIRTY for MAP_SYNC)
         self.meta_dirty = [False] * g.inodes
-        # the last iomap_write's copy-on-write, until cancel_cow() or the next write
-        self.cow_undo: tuple[int, int, int, int, int, bool] | None = None
-        # a write(2)'s CoW blocks not yet remapped into the file (defer_cow .. end_cow)
-        self.cow_fork: tuple[int, int, int, int, int] | None = None
+        # the CoW fork (ip->i_cowfp): idx -> allocated block not yet remapped into the file
+        self.cow: list[dict[int, int]] = [{} for _ in range(g.inodes)]
 
     # ---- queries -------------------------------------------------------------------
     def pfn(self, ino: int, idx: int) -> int:
@@ -95,80 +101,81 @@ class BlockFS:
         return goal, n
 
     def iomap_write(self, ino: int, idx: int, length: int) -> tuple[int, int, bool, list[int]]:
-        """Map `idx` for writing: (pfn, pages, was_shared, freed pfns); pfn HOLE = ENOSPC.
+        """xfs_direct_write_iomap_begin() for DAX: (pfn, pages, cow, []) for writing
+        `idx`; pfn HOLE = ENOSPC.  `cow` (IOMAP_F_SHARED): the pages are CoW fork blocks,
+        remapped into the file by end_write(); the file keeps its old blocks until then.
 
-        A hole gets one new extent; a shared extent gets new CoW blocks remapped into the
-        file (the old blocks lose a reference, `freed` lists any that reached zero).
+        xfs_reflink_allocate_cow(): a CoW fork extent at `idx` is used as it is
+        (xfs_find_trim_cow_extent: even over a block no longer shared, or a hole);
+        else the data extent, trimmed before the next CoW fork extent, is written in
+        place if unshared, allocated if a hole (one xfs_bmapi_write extent), and if
+        shared gets CoW fork blocks over the hint-aligned range around it
+        (xfs_reflink_fill_cow_hole), up to the neighbouring CoW fork extents.
         """
-        self.cow_undo = None
+        cf = self.cow[ino]
+        if idx in cf:
+            p0, n, _sh = self.iomap_read(ino, idx, length)  # imap: the data extent
+            c0 = cf[idx]
+            k = 1
+            while k < n and cf.get(idx + k) == c0 + k:
+                k += 1
+            return c0, k, True, []
         p0, n, sh = self.iomap_read(ino, idx, length)
-        if p0 != HOLE and not sh:
+        for k in range(1, n):
+            if idx + k in cf:
+                n = k
+                break
+        if p0 == HOLE:
+            new, got = self._alloc_extent(ino, idx, n)
+            if new == HOLE:
+                return HOLE, 0, False, []
+            m = self.bmap[ino]
+            for i in range(got):
+                m[idx + i] = new + i
+            self.meta_dirty[ino] = True
+            return new, got, False, []
+        if not sh:
             return p0, n, False, []
-        new, got = self._alloc_extent(ino, idx, n)
-        if new == HOLE:
-            return HOLE, 0, sh, []
-        freed: list[int] = []
-        m = self.bmap[ino]
-        if p0 != HOLE:
-            self.cow_undo = (ino, idx, p0, new, got, self.meta_dirty[ino])
-        self.meta_dirty[ino] = True
+        hint = self.g.pmd_nr
+        lo, hi = idx & ~(hint - 1), (idx + n + hint - 1) & ~(hint - 1)
+        lo = max([lo] + [i + 1 for i in cf if lo <= i < idx])
+        hi = min([hi] + [i for i in cf if idx < i < hi])
+        new, got = self._alloc_extent(ino, lo, hi - lo)
+        if new == HOLE or lo + got <= idx:
+            for i in range(got):
+                del self.refcnt[new + i]
+            return HOLE, 0, True, []
         for i in range(got):
-            if p0 != HOLE:
-                freed += self._drop(p0 + i)
-            m[idx + i] = new + i
-        return new, got, sh, freed
+            cf[lo + i] = new + i
+        return cf[idx], min(n, lo + got - idx), True, []
 
-    def cancel_cow(self) -> None:
-        """Undo the last iomap_write's copy-on-write: the fault wrote nothing.
-
-        fs/xfs/xfs_iomap.c xfs_dax_write_iomap_end() (6.15): with written == 0 (a PMD
-        fault that fell back to PTEs) it calls xfs_reflink_cancel_cow_range(), so the
-        CoW blocks go back and the file keeps its shared blocks.  Allocations over a
-        hole are not CoW and stay.  The old blocks were shared, so none was freed.
-        """
-        if self.cow_undo is None:
-            return
-        ino, idx, p0, new, got, dirty = self.cow_undo
-        self.cow_undo = None
-        m = self.bmap[ino]
-        for i in range(got):
-            m[idx + i] = p0 + i
-            self.refcnt[p0 + i] += 1
-            del self.refcnt[new + i]
-        self.meta_dirty[ino] = dirty
-
-    def defer_cow(self) -> None:
-        """Move the last iomap_write's copy-on-write back into the CoW fork: the new
-        blocks stay allocated, the file keeps its shared blocks until end_cow().
-
-        write(2) copies between xfs_direct_write_iomap_begin() (CoW blocks allocated and
-        converted, convert_now) and xfs_dax_write_iomap_end() -> xfs_reflink_end_cow(),
-        which only then remaps them into the data fork: a read of the range in between
-        (a fault on the write's own source buffer) still sees the shared blocks.
-        """
-        if self.cow_undo is None:
-            return
-        ino, idx, p0, new, got, _dirty = self.cow_undo
-        self.cow_undo = None
-        m = self.bmap[ino]
-        for i in range(got):
-            m[idx + i] = p0 + i
-            self.refcnt[p0 + i] += 1
-        self.cow_fork = (ino, idx, p0, new, got)
-
-    def end_cow(self) -> list[int]:
-        """xfs_reflink_end_cow(): remap the deferred CoW blocks; returns freed pfns."""
-        if self.cow_fork is None:
+    def end_write(self, ino: int, idx: int, length: int, written: int) -> list[int]:
+        """xfs_dax_write_iomap_end(): `written` pages of the iomap [idx, idx+length)
+        went out.  None: xfs_reflink_cancel_cow_range() of the iomap's range (the hint's
+        padding around it stays); else xfs_reflink_end_cow() of the written range: its
+        CoW fork blocks replace the file's (which lose a reference).  Returns freed
+        pfns.  Nothing happens where the CoW fork has no blocks."""
+        if not written:
+            self.cancel_cow_range(ino, idx, idx + length)
             return []
-        ino, idx, p0, new, got = self.cow_fork
-        self.cow_fork = None
-        m = self.bmap[ino]
+        cf, m = self.cow[ino], self.bmap[ino]
         freed: list[int] = []
-        for i in range(got):
-            freed += self._drop(m[idx + i])
-            m[idx + i] = new + i
-        self.meta_dirty[ino] = True
+        for i in range(idx, idx + written):
+            new = cf.pop(i, None)
+            if new is None:
+                continue
+            old = m.get(i, HOLE)
+            if old != HOLE:
+                freed += self._drop(old)
+            m[i] = new
+            self.meta_dirty[ino] = True
         return freed
+
+    def cancel_cow_range(self, ino: int, start: int, end: int) -> None:
+        """xfs_reflink_cancel_cow_range(): free the CoW fork's blocks in [start, end)."""
+        cf = self.cow[ino]
+        for i in [i for i in cf if start <= i < end]:
+            del self.refcnt[cf.pop(i)]
 
     # ---- freeing and remapping -----------------------------------------------------
     def _drop(self, pfn: int) -> list[int]:
@@ -232,5 +239,6 @@ class BlockFS:
         self.meta_dirty[ino] = False
 
     def facts(self) -> tuple:
-        """Canonical comparable form: sizes and block maps."""
-        return (tuple(self.size), tuple(tuple(sorted(m.items())) for m in self.bmap))
+        """Canonical comparable form: sizes, block maps and CoW forks."""
+        return (tuple(self.size), tuple(tuple(sorted(m.items())) for m in self.bmap),
+                tuple(tuple(sorted(c.items())) for c in self.cow))

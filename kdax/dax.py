@@ -14,6 +14,7 @@ from kdax.mm import Blocked
 from kdax.mm_types import Page
 from kdax.vm_fault import (
     VM_FAULT_DONE_COW,
+    VM_FAULT_ERROR,
     VM_FAULT_FALLBACK,
     VM_FAULT_MAJOR,
     VM_FAULT_NEEDDSYNC,
@@ -389,6 +390,8 @@ class FsDax:
         ret, entry = self.dax_fault_iter(vmf, iomap, entry, False)
         if ret != VM_FAULT_SIGBUS and iomap.new:
             ret |= VM_FAULT_MAJOR
+        if write:  # iomap_iter() -> ->iomap_end(): one page written unless an error
+            self.xfs_dax_write_iomap_end(ino, vmf.pgoff, 1, 0 if ret & VM_FAULT_ERROR else 1)
         return ret
 
     # fs/dax.c dax_fault_check_fallback() (6.15)
@@ -423,10 +426,12 @@ class FsDax:
                 iomap = self.xfs_dax_iomap_begin(ino, index, self.PG_PMD_NR, vmf.write)
                 if iomap is not None and iomap.length >= self.PG_PMD_NR:
                     ret, entry = self.dax_fault_iter(vmf, iomap, entry, True)
-                if iomap is not None and vmf.write and ret == VM_FAULT_FALLBACK:
-                    # iomap_iter() -> xfs_dax_write_iomap_end(written=0): nothing was
-                    # written through this iomap, the CoW allocation is cancelled
-                    self.fs.cancel_cow()
+                if iomap is not None and vmf.write:
+                    # iomap_iter() -> xfs_dax_write_iomap_end(): a PMD written unless it
+                    # fell back; the end covers the iomap, at most the PMD
+                    self.xfs_dax_write_iomap_end(
+                        ino, index, min(iomap.length, self.PG_PMD_NR),
+                        0 if ret == VM_FAULT_FALLBACK else self.PG_PMD_NR)
         if ret == VM_FAULT_FALLBACK:
             self.split_huge_pmd(vmf.mm, vmf.vma, vmf.address)
         return ret
@@ -484,16 +489,13 @@ class FsDax:
     def dax_iomap_rw(self, ino: int, pos: int, count: int, src=None) -> tuple[int, str]:
         done = 0
         while done < count:
+            # a CoW iomap's blocks are in the CoW fork (xfs_reflink_allocate_cow with
+            # convert_now); the data fork keeps the old ones until ->iomap_end
             iomap = self.xfs_dax_iomap_begin(ino, pos + done, count - done, True)
             if iomap is None:
                 return done, ENOSPC
-            if iomap.shared:
-                # xfs_reflink_allocate_cow(convert_now): the new blocks are in the CoW
-                # fork; the data fork keeps the shared ones until iomap_end
-                self.fs.defer_cow()
             self.dax_iomap_iter(ino, pos + done, iomap, src, done)
-            # xfs_dax_write_iomap_end(written) -> xfs_reflink_end_cow()
-            self.freed += self.fs.end_cow()
+            self.xfs_dax_write_iomap_end(ino, pos + done, iomap.length, iomap.length)
             done += iomap.length
         return done, OK
 

@@ -298,6 +298,8 @@ class Syscalls:
             return EBUSY
         for ino in range(self.g.inodes):
             self.xfs_fs_evict_inode(ino)
+            # xfs_fs_destroy_inode() -> inodegc -> xfs_inactive(): the CoW fork is freed
+            self.fs.cancel_cow_range(ino, 0, 1 << 40)
         self.mounted = False
         self.holder_registered = False
         return OK

@@ -20,7 +20,8 @@ class Xfs:
     # ---- iomap -----------------------------------------------------------------------
     # fs/xfs/xfs_iomap.c xfs_read_iomap_begin() / xfs_direct_write_iomap_begin() for
     # IS_DAX: reads report IOMAP_F_SHARED (trimmed around shared extents); writes
-    # allocate over holes and copy-on-write shared extents.  None means -ENOSPC.
+    # allocate over holes and write shared extents -- and anything the CoW fork already
+    # holds -- to CoW fork blocks (xfs_reflink_allocate_cow).  None means -ENOSPC.
     def xfs_dax_iomap_begin(self, ino: int, idx: int, length: int, write: bool) -> Iomap | None:
         fs = self.fs
         if not write:
@@ -35,6 +36,11 @@ class Xfs:
             return None
         return Iomap(Iomap.MAPPED, pfn, n, was_shared, old == HOLE or was_shared,
                      fs.meta_dirty[ino])
+
+    # fs/xfs/xfs_iomap.c xfs_dax_write_iomap_end() (6.1 .. 7.2): nothing written cancels
+    # the iomap's range of the CoW fork, else xfs_reflink_end_cow() of what was written
+    def xfs_dax_write_iomap_end(self, ino: int, idx: int, length: int, written: int) -> None:
+        self.freed += self.fs.end_write(ino, idx, length, written)
 
     # ---- fault handlers (fs/xfs/xfs_file.c) ------------------------------------------
     def xfs_filemap_fault(self, vmf: Vmf) -> int:
@@ -103,7 +109,11 @@ class Xfs:
         self.fs.set_size(ino, newsize)
         if newsize < oldsize:
             self.truncate_pagecache(ino, newsize)
-        self.freed += self.fs.unmap_range(ino, newsize, 1 << 40)  # xfs_itruncate_extents
+        if newsize <= oldsize:
+            # xfs_itruncate_extents(): the data fork, then "Remove all pending CoW
+            # reservations" past the new EOF (xfs_reflink_cancel_cow_blocks)
+            self.freed += self.fs.unmap_range(ino, newsize, 1 << 40)
+            self.fs.cancel_cow_range(ino, newsize, 1 << 40)
         return OK
 
     # mm/truncate.c truncate_pagecache(): unmap to EOF (private COWs too), drop entries
@@ -169,6 +179,9 @@ class Xfs:
             return EINVAL  # "Don't allow overlapped exchanges within the same file."
         self.xfs_flush_unmap_range(ino2, off2, nr)
         self.xfs_flush_unmap_range(ino1, off1, nr)
+        # "Cancel CoW fork preallocations for the ranges of both files."
+        self.fs.cancel_cow_range(ino1, off1, off1 + nr)
+        self.fs.cancel_cow_range(ino2, off2, off2 + nr)
         self.fs.exchange(ino1, ino2, off1, off2, nr)
         return OK
 
@@ -191,7 +204,9 @@ class Xfs:
             return EFAULT
         if fs.nextents(ino) < fs.nextents(tmp):  # xfs_swap_extents_check_format()
             return EINVAL
+        fs.cancel_cow_range(tmp, 0, 1 << 40)
         fs.exchange(ino, tmp, 0, 0, self.g.max_file_pages)
+        fs.cow[ino], fs.cow[tmp] = fs.cow[tmp], fs.cow[ino]  # "Swap the cow forks."
         return OK
 
 

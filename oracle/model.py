@@ -415,6 +415,8 @@ class Oracle:
                 return OK
         sync = write and self._sync_write(vma)
         self._insert_entry(ino, idx, 0, REAL, pfn, shared, write and not sync)
+        if write:  # the written page's CoW fork block (if any) joins the file
+            self.fs.end_write(ino, idx, 1, 1)
         if sync:
             self._fsync(ino, idx, idx)
             self.dirty[ino].add(self._load(ino, idx)[0])  # type: ignore[index]
@@ -445,8 +447,8 @@ class Oracle:
         else:
             pfn, n, shared = self.fs.iomap_read(ino, base, self.nr)
         if n < self.nr or (pfn == HOLE and write):
-            if write:
-                self.fs.cancel_cow()  # nothing written: XFS cancels the CoW (not holes)
+            if write:  # nothing written: XFS cancels the iomap's CoW fork blocks
+                self.fs.end_write(ino, base, n, 0)
             return self._pmd_fallback(mm, slot)
         if pfn == HOLE:
             self._insert_entry(ino, base, self.order, ZERO, HUGE_ZERO, False, False)
@@ -456,10 +458,12 @@ class Oracle:
             return OK
         if pfn & self.colour:
             if write:
-                self.fs.cancel_cow()
+                self.fs.end_write(ino, base, n, 0)
             return self._pmd_fallback(mm, slot)
         sync = write and self._sync_write(vma)
         self._insert_entry(ino, base, self.order, REAL, pfn, shared, write and not sync)
+        if write:
+            self.fs.end_write(ino, base, self.nr, self.nr)
         if sync:
             self._fsync(ino, idx, idx + self.nr - 1)
             self.dirty[ino].add(base)
@@ -789,7 +793,9 @@ class Oracle:
         if op.pages < old:
             self._unmap_file(op.ino, op.pages, 1 << 62, even_cows=True)
         self._delete_entries(op.ino, op.pages)
-        self.fs.unmap_range(op.ino, op.pages, 1 << 40)
+        if op.pages <= old:  # blocks and CoW fork blocks past the new EOF are freed
+            self.fs.unmap_range(op.ino, op.pages, 1 << 40)
+            self.fs.cancel_cow_range(op.ino, op.pages, 1 << 40)
         return OK
 
     def op_punch(self, op: O.Punch) -> str:
@@ -830,6 +836,7 @@ class Oracle:
             if self.rules.unmount_waits:
                 self._break_layout(ino)
             self._delete_entries(ino)
+            self.fs.cancel_cow_range(ino, 0, 1 << 40)  # inactivation drops the CoW fork
         self.mounted = False
         self.holder = False
         return OK
@@ -881,20 +888,18 @@ class Oracle:
             if new or shared:
                 self._drop_page_cache(ino, pos, pos + n - 1)
             if src is not None:
-                # the copy reads the source while a CoW is still pending (the file keeps
-                # its shared blocks until the write ends): reads see the old blocks
-                if shared:
-                    self.fs.defer_cow()
+                # the copy reads the source while a CoW is pending (the file keeps its
+                # old blocks until the write ends): reads see the old blocks
                 mm, slot, s0 = src
                 for j in range(pos - first, pos - first + n):
                     v = self.mms[mm].find_vma(slot, s0 + j)
                     if v is not None:
                         self._access(mm, v, s0 + j, False)
-                if shared:
-                    self.fs.end_cow()
-                    # ... and when the write ends, the written range of this file must not
-                    # keep reaching the blocks it replaced, whatever the reads faulted in
-                    self._drop_page_cache(ino, pos, pos + n - 1)
+            self.fs.end_write(ino, pos, n, n)  # CoW fork blocks join the file
+            if src is not None and shared:
+                # ... and when the write ends, the written range of this file must not
+                # keep reaching the blocks it replaced, whatever the reads faulted in
+                self._drop_page_cache(ino, pos, pos + n - 1)
             pos += n
         if pos == first:
             return ENOSPC
@@ -949,6 +954,8 @@ class Oracle:
             return EINVAL
         self._drop_page_cache(op.ino2, op.pgoff2, op.pgoff2 + n - 1)
         self._drop_page_cache(op.ino1, op.pgoff1, op.pgoff1 + n - 1)
+        fs.cancel_cow_range(op.ino1, op.pgoff1, op.pgoff1 + n)  # CoW preallocations go
+        fs.cancel_cow_range(op.ino2, op.pgoff2, op.pgoff2 + n)
         fs.exchange(op.ino1, op.ino2, op.pgoff1, op.pgoff2, n)
         return OK
 
@@ -968,7 +975,10 @@ class Oracle:
             return EFAULT
         if fs.nextents(op.ino) < fs.nextents(op.tmp):
             return EINVAL
+        # tmp's CoW fork is dropped, then the two CoW forks are swapped with the data
+        fs.cancel_cow_range(op.tmp, 0, 1 << 40)
         fs.exchange(op.ino, op.tmp, 0, 0, self.g.max_file_pages)
+        fs.cow[op.ino], fs.cow[op.tmp] = fs.cow[op.tmp], fs.cow[op.ino]
         return OK
 
     def op_fork(self, op: O.Fork) -> str:

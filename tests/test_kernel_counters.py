@@ -319,10 +319,13 @@ def test_cow_pte_fault_under_pmd_entry_leaks_nrpages(name):
     assert t.i_pages[1].ties == {0: (2, 2)}  # a real PMD entry of pfn 0
     assert t.nrpages[1] == 4
     do(t, "fault mm=0 vma=0 pgoff=0 write=1")
-    # the CoW block is pfn 4 (the lowest free PMD chunk, at colour 0); the tie keeps
-    # order 2 but holds an order-0 entry
-    assert t.i_pages[1].ties == {0: (2, 4 << 4)}
-    assert t.fs.bmap[1] == {0: 4, 1: 1, 2: 2, 3: 3}
+    # the PMD attempt preallocated the CoW fork's hint (pfns 4..7, a free chunk) and,
+    # falling back, cancelled page 0's block only; the PTE fault's CoW block for page 0
+    # is then pfn 8 (the next fully free chunk, at colour 0).  The tie keeps order 2
+    # but holds an order-0 entry
+    assert t.fs.cow[1] == {1: 5, 2: 6, 3: 7}
+    assert t.i_pages[1].ties == {0: (2, 8 << 4)}
+    assert t.fs.bmap[1] == {0: 8, 1: 1, 2: 2, 3: 3}
     assert t.apply(parse_op("fault mm=0 vma=0 pgoff=1")) == "SIGBUS"  # pfn 1: refcount 0
     do(t, "munmap mm=0 vma=0")
     t.apply(parse_op("unmount"))
