@@ -195,7 +195,8 @@ class Runner:
         for ino, (oe, te) in enumerate(self._entry_pairs):
             if te != oe:
                 return self._div_dict(op, "entry", ino, oe, te)
-        if o.fs.bmap != t.fs.bmap or o.fs.size != t.fs.size or o.fs.refcnt != t.fs.refcnt:
+        if (o.fs.bmap != t.fs.bmap or o.fs.size != t.fs.size or o.fs.refcnt != t.fs.refcnt
+                or o.fs.cow != t.fs.cow):
             return self._div(op, "blocks", o.fs.facts(), t.fs.facts())
         if o.handles != t.handles:
             return self._div(op, "gup-handles", o.handles, t.handles)

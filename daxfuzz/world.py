@@ -155,9 +155,9 @@ class MMState:
         return None
 
     def each_vma(self) -> Iterator[Vma]:
-        """Every VMA, by slot then address."""
-        for slot in sorted(self.vmas):
-            yield from self.vmas[slot]
+        """Every VMA, slot by slot (in the order the slots were mapped), by address."""
+        for vmas in self.vmas.values():
+            yield from vmas
 
     def vma_at(self, slot: int, va: int) -> Vma | None:
         """The VMA of `slot` containing virtual page `va`."""

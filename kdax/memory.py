@@ -240,9 +240,10 @@ class Memory:
     def unmap_mapping_pages(self, ino: int, start: int, nr: int, even_cows: bool) -> None:
         last = start + nr - 1
         for mm, mmst in enumerate(self.mms):
-            for vma in list(mmst.each_vma()):
-                if vma.ino == ino:
-                    self.zap_vma_range(mm, vma, start, last, even_cows)
+            for vmas in list(mmst.vmas.values()):
+                for vma in vmas:
+                    if vma.ino == ino:
+                        self.zap_vma_range(mm, vma, start, last, even_cows)
 
     # mm/memory.c unmap_mapping_range(holebegin, holelen=0 -> to EOF, even_cows)
     def unmap_mapping_range(self, ino: int, start: int, nr: int, even_cows: bool) -> None:

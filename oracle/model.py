@@ -258,9 +258,10 @@ class Oracle:
     def _unmap_file(self, ino: int, first: int, last: int, even_cows: bool = False) -> None:
         """Unmap file pages [first, last] of `ino` from every process."""
         for mm, mmst in enumerate(self.mms):
-            for vma in list(mmst.each_vma()):
-                if vma.ino == ino:
-                    self._unmap_vma_range(mm, vma, first, last, even_cows)
+            for vmas in list(mmst.vmas.values()):
+                for vma in vmas:
+                    if vma.ino == ino:
+                        self._unmap_vma_range(mm, vma, first, last, even_cows)
 
     # ================================================================ entries ====
     def _load(self, ino: int, idx: int) -> tuple[int, tuple[int, int, str, int]] | None:
