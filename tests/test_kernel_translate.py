@@ -38,7 +38,7 @@ def test_pin_blocks_truncate_program():
     p = translate(tr)
     assert p.steps == 5 and not p.skipped
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "mmap 0 0 0 2097152 3 1 0 0 0",
         "step 2", "gup 0 0 8192 1 1",
         "step 3", "truncate 0 0",
@@ -77,7 +77,7 @@ def test_write_is_pwrite_of_the_real_span():
     p = translate(tr)
     assert p.steps == 8 and not p.skipped
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "pwrite 0 0 4096",
         "step 2", "pwrite 1 4096 4096",
         "step 3", "pwrite 0 12288 2084864",     # [12K, 2M)
@@ -105,7 +105,7 @@ def test_write_with_other_pmd_orders():
                      "write ino=0 pgoff=513 pages=2\n"
                      "write ino=0 pgoff=1023 pages=2\n")
     assert prog_lines(translate(tr).text) == [
-        "init 2 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "errno EINVAL"]
+        "init 2 2097152 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "errno EINVAL"]
 
 
 def test_memory_failure_is_reported_not_dropped():
@@ -283,7 +283,7 @@ def test_dontneed_is_madvise_of_the_real_span():
     p = translate(tr)
     assert p.steps == 7 and not p.skipped
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "mmap 3 0 0 2097152 3 1 1 0 0",
         "step 2", "madv 3 4096 4096",
         "step 3", "madv 3 12288 2084864",     # [12K, 2M)
@@ -300,7 +300,7 @@ def test_dontneed_with_pmd_order_9_is_the_identity():
                      "dontneed mm=1 vma=0 pgoff=512 pages=512\n"
                      "dontneed mm=1 vma=1 pgoff=1000 pages=3\n")
     assert prog_lines(translate(tr).text) == [
-        "init 2 2097152",
+        "init 2 2097152 2097152",
         "step 1", "madv 1 4096 2093056",      # [4K, 2M): all but the first page
         "step 2", "madv 2 2097152 2097152",   # [2M, 4M)
         "step 3", "madv 3 4096000 12288",
@@ -322,7 +322,7 @@ def test_fork_names_both_processes_and_the_slot_count():
     p = translate(tr)
     assert p.steps == 8 and not p.skipped
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "mmap 3 0 0 2097152 3 0 0 0 0",
         "step 2", "touch 3 4096 1",
         "step 3", "fork 1 2 2",
@@ -344,7 +344,7 @@ def test_fork_errors_program():
                      "munmap mm=0 vma=0\n"
                      "munmap mm=1 vma=0\n")
     assert prog_lines(translate(tr).text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "errno EINVAL",
         "step 2", "mmap 2 0 0 2097152 3 1 1 0 0",
         "step 3", "mmap 0 0 0 2097152 3 1 1 0 0",
@@ -366,7 +366,7 @@ def test_exchange_is_one_call_for_ranges_of_the_same_shape():
     p = translate(tr)
     assert p.steps == 7 and not p.skipped
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "exchange 0 1 1 0 0 2097152",
         "step 2", "exchange 0 1 1 2097152 4194304 4194304",  # [2M, 6M) <-> [4M, 8M)
         "step 3", "exchange 1 0 1 4096 2101248 8192",
@@ -405,7 +405,7 @@ def test_exchange_with_pmd_order_9_is_the_identity():
                      "exchange ino1=0 ino2=1 pgoff1=3 pgoff2=700 pages=5\n"
                      "exchange ino1=1 ino2=1 pgoff1=10 pgoff2=12 pages=4\n")
     assert prog_lines(translate(tr).text) == [
-        "init 2 2097152",
+        "init 2 2097152 2097152",
         "step 1", "exchange 0 1 1 0 2097152 2097152",  # a whole 2 MiB extent
         "step 2", "exchange 0 1 1 12288 2867200 20480",
         "step 3", "exchange 1 1 1 40960 49152 16384",   # overlapping: the kernel's EINVAL
@@ -416,12 +416,12 @@ def test_swapext_is_the_xfs_fsr_call_with_every_result_the_kernels():
     tr = parse_trace("swapext ino=0 tmp=1\nswapext ino=1 tmp=1\nunmount\nswapext ino=1 tmp=0\n")
     p = translate(tr)
     assert not p.skipped
-    assert prog_lines(p.text) == ["init 2 4194304", "step 1", "swapext 0 1",
+    assert prog_lines(p.text) == ["init 2 4194304 2097152", "step 1", "swapext 0 1",
                                   "step 2", "swapext 1 1", "step 3", "umount",
                                   "step 4", "swapext 1 0"]
     g9 = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
                      "swapext ino=1 tmp=0\n")
-    assert prog_lines(translate(g9).text) == ["init 2 2097152", "step 1", "swapext 1 0"]
+    assert prog_lines(translate(g9).text) == ["init 2 2097152 2097152", "step 1", "swapext 1 0"]
 
 
 def test_the_guest_mkfs_is_sids_with_exchange_range():
@@ -436,7 +436,7 @@ def test_pin_pages_is_one_vmsplice_of_the_runs_into_one_pipe_per_handle():
     p = translate(tr)
     assert not p.skipped
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "mmap 0 0 0 2097152 3 1 1 0 0",
         "step 2", "touch 0 0 1",
         "step 3", "gupv 0 0 1 1 0 4",      # one run: the 4 model pages of one group
@@ -495,7 +495,7 @@ def test_write_from_is_pwrite_from_the_slots_mapping():
     assert p.steps == 8 and not p.skipped
     # pwrite_from SLOT INO LAST NSEG (SOFF DOFF LEN)...; LAST = off(src_pgoff + pages - 1)
     assert prog_lines(p.text) == [
-        "init 2 4194304",
+        "init 2 4194304 2097152",
         "step 1", "pwrite_from 0 0 0 1 0 0 4096",
         "step 2", "pwrite_from 1 1 8192 1 4096 2101248 8192",
         "step 3", "pwrite_from 2 0 12288 1 12288 2109440 2084864",    # the rest of both 2 MiB
@@ -520,7 +520,7 @@ def test_write_from_with_pmd_order_9_is_the_identity():
                      "write_from mm=1 vma=1 src_pgoff=3 ino=0 pgoff=700 pages=5\n"
                      "write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=1000 pages=25\n")
     assert prog_lines(translate(tr).text) == [
-        "init 2 2097152",
+        "init 2 2097152 2097152",
         "step 1", "pwrite_from 0 1 2093056 1 0 2097152 2097152",
         "step 2", "pwrite_from 3 0 28672 1 12288 2867200 20480",
         "step 3", "errno EINVAL",

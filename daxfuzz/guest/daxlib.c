@@ -7,7 +7,10 @@
  * API: daxop_start(MOUNTPOINT, DEVICE, TIMEOUT_MS); daxop_line(LINE)...; daxop_end().
  *
  * A program is text, one command a line (daxfuzz/guest/translate.py writes it):
- *   init NFILES SIZE                create f0..f{N-1} of SIZE bytes (holes)
+ *   init NFILES SIZE [COWEXTSIZE]   create f0..f{N-1} of SIZE bytes (holes); with
+ *                                   COWEXTSIZE > 0, first give each (still empty) file
+ *                                   that XFS CoW extent size hint in bytes
+ *                                   (FS_IOC_FSSETXATTR, FS_XFLAG_COWEXTSIZE)
  *   step N [TITLE]                  the following command is trace step N (with echo_steps,
  *                                   "== step N: TITLE" is printed first)
  *   mmap SLOT INO OFF LEN PROT SHARED HUGE MISALIGN SYNC
@@ -968,10 +971,38 @@ static void do_mount(void) {
   result(r ? "err" : "ok", now_ms() - t0, r ? errno : 0, NULL);
 }
 
-static void do_init(int n, long size) {
+/* the XFS CoW extent size hint: CoW fork blocks are preallocated over this much around
+ * a CoW write (xfs_reflink_allocate_cow, xfs_bmap_extsize_align).  Set while the file is
+ * still empty; XFS's default is 32 blocks. */
+static int set_cowextsize(int fd, long bytes) {
+  struct fsxattr fa;
+  if (ioctl(fd, FS_IOC_FSGETXATTR, &fa)) return errno;
+  fa.fsx_xflags |= FS_XFLAG_COWEXTSIZE;
+  fa.fsx_cowextsize = (unsigned)bytes;
+  if (ioctl(fd, FS_IOC_FSSETXATTR, &fa)) return errno;
+  if (ioctl(fd, FS_IOC_FSGETXATTR, &fa)) return errno;
+  return fa.fsx_cowextsize == (unsigned)bytes && (fa.fsx_xflags & FS_XFLAG_COWEXTSIZE)
+             ? 0 : EINVAL;
+}
+
+static void do_init(int n, long size, long cowextsize) {
   for (int i = 0; i < n; i++) {
     int fd = open(path_of(i), O_RDWR | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || ftruncate(fd, size)) {
+    if (fd < 0) {
+      printf("@@I error=%s file=%d\n", ename(errno), i);
+      exit(3);
+    }
+    int e = cowextsize > 0 ? set_cowextsize(fd, cowextsize) : 0;
+    if (e && !echo_steps) { /* the guest: a run without the hint would mislead */
+      printf("@@I error=%s file=%d cowextsize=%ld (FS_IOC_FSSETXATTR)\n", ename(e), i,
+             cowextsize);
+      exit(3);
+    }
+    if (e && i == 0) /* a reproducer: say so, and go on (a plain directory, say) */
+      printf("warning: cannot set a %ld-byte CoW extent size hint on %s (FS_IOC_FSSETXATTR:"
+             " %s): not XFS with reflink? CoW writes will preallocate differently\n",
+             cowextsize, path_of(i), ename(e));
+    if (ftruncate(fd, size)) {
       printf("@@I error=%s file=%d\n", ename(errno), i);
       exit(3);
     }
@@ -979,7 +1010,8 @@ static void do_init(int n, long size) {
     int dax = -1;
     if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0)
       dax = !!(sx.stx_attributes & STATX_ATTR_DAX);
-    if (i == 0) printf("@@I dax=%d files=%d size=%ld\n", dax, n, size);
+    if (i == 0) printf("@@I dax=%d files=%d size=%ld cowextsize=%ld\n", dax, n, size,
+                       cowextsize);
     if (i == 0 && echo_steps && dax != 1)
       printf("warning: %s is not DAX (statx STATX_ATTR_DAX %s): mount an fsdax pmem device "
              "with -o dax=always (see the header of this file)\n", path_of(i),
@@ -1051,7 +1083,7 @@ static void daxop_line(const char *text) {
     }
     return;
   }
-  if (!strcmp(cmd, "init")) do_init((int)a[0], a[1]);
+  if (!strcmp(cmd, "init")) do_init((int)a[0], a[1], na > 2 ? a[2] : 0);
   else if (!strcmp(cmd, "fork")) director_fork((int)a[0], (int)a[1], (int)a[2], line, a);
   else if (!strcmp(cmd, "gup")) {
     int h = (int)a[0];

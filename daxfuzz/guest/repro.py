@@ -88,7 +88,9 @@ class _Gloss:
         w = line.split()
         cmd, a = w[0], [int(x) for x in w[1:]] if w[0] not in ("errno", "skip") else []
         if cmd == "init":
-            return (f"create f0..f{a[0] - 1} in the DAX directory, ftruncate each to "
+            hint = (f", give it a {_size(a[2])} XFS CoW extent size hint "
+                    f"(FS_IOC_FSSETXATTR, FS_XFLAG_COWEXTSIZE)" if len(a) > 2 and a[2] else "")
+            return (f"create f0..f{a[0] - 1} in the DAX directory{hint}, ftruncate each to "
                     f"{_size(a[1])} (holes)")
         if cmd == "mmap":
             slot, ino, o, n, prot, shared, huge, mis, sync = a

@@ -14,6 +14,18 @@ group is a whole 2 MiB extent (a PMD fault can happen), one of part of a group i
 With ``pmd_order=9`` the mapping is the identity.  File sizes (``file_pages``,
 ``truncate pages=``) are ``off(pages)``.
 
+CoW fork.  ``init`` gives every file a 2 MiB XFS CoW extent size hint
+(FS_IOC_FSSETXATTR with FS_XFLAG_COWEXTSIZE, ``fsx_cowextsize`` = 2 MiB, while the file
+is still empty; ``@@I ... cowextsize=2097152`` says so).  A CoW write (a write fault or
+pwrite over a shared block) preallocates CoW fork blocks over the hint around it
+(xfs_reflink_allocate_cow, xfs_bmap_extsize_align), and what the write does not cover
+stays in the CoW fork: a later write there, even to an unshared block or a hole, is a
+CoW write.  The model takes the hint to be one model PMD group (daxfuzz/blockfs.py),
+i.e. one real 2 MiB extent; XFS's default, 32 blocks (128 KiB), is a piece of a group
+the model's pages cannot express (pages 0..2 of a group are real 4 KiB pages, the last
+stands for the rest of the 2 MiB).  A ``kernel repro`` does the same (daxlib.c's
+``init``).
+
 Writes.  ``write ino pgoff pages`` is ``pwrite`` of the real range ``span(pgoff, pages)``
 (so a write of a group's last model page writes the rest of its 2 MiB) from a heap
 buffer, never from a DAX mapping; the helper loops over short writes.  Past the model's
@@ -220,6 +232,8 @@ from daxfuzz.trace import Trace
 
 PAGE = 4096
 PMD = 2 << 20
+#: the XFS CoW extent size hint every file gets (see "CoW fork" in the docstring)
+COWEXTSIZE = PMD
 MAX_SLOTS = 64  # daxop.c MAXSLOTS
 MAX_HANDLES = 64  # daxop.c MAXH
 MAX_SEGS = 16  # daxop.c segments per reflink
@@ -420,7 +434,8 @@ def translate(trace: Trace, path: str = "<trace>") -> Program:
     """The guest program for `trace` (steps numbered from 1, as replay numbers them)."""
     g = trace.geometry
     check_geometry(g, path)
-    lines = [f"# daxfuzz guest program: {path}", f"init {g.inodes} {off(g, g.file_pages)}"]
+    lines = [f"# daxfuzz guest program: {path}",
+             f"init {g.inodes} {off(g, g.file_pages)} {COWEXTSIZE}"]
     skipped: dict[int, str] = {}
     for i, op in enumerate(trace.ops, 1):
         cmds, why = op_lines(g, op)
