@@ -23,6 +23,7 @@ then import that module at the bottom of this file (one line), and
 from __future__ import annotations
 
 from daxfuzz.errors import ConfigError
+from kdax.fixes import Kernel72FixCowPmd
 from kdax.kernel import Kernel615
 from kdax.legacy import KernelLegacy
 from kdax.v6 import KernelV6, KernelV6Guarded
@@ -57,6 +58,7 @@ register(KernelV6)
 register(KernelV6Guarded)
 register(Kernel615)
 register(Kernel72)
+register(Kernel72FixCowPmd)
 TARGETS["mainline"] = Kernel72  # alias: the newest ported mainline
 
 from kdax.zoo import ZOO  # noqa: E402

@@ -82,6 +82,10 @@ class Rules:
     #: memory failure's generic path kills by the failed page's own mapping/index (6.1:
     #: dax_lock_page, collect_procs(page)); since folios, by the folio's (head's) index
     mf_by_page: bool = False
+    #: a PTE entry replacing a real PMD entry (shared extent, PTE fault) is stored into
+    #: the PMD's multi-index slot, which it then fills whole (every kernel so far);
+    #: False for a fixed kernel that undoes the PMD join first (kdax/fixes.py)
+    pte_entry_keeps_pmd_slot: bool = True
 
 
 LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
@@ -315,7 +319,13 @@ class Oracle:
         if shared or old[2] in (ZERO, EMPTY):
             if old[2] == REAL:
                 self._disassociate(old[3], old[1])
-            new = (old[0], eorder, kind, pfn)  # the slot keeps its size
+            if old[0] > eorder and not self.rules.pte_entry_keeps_pmd_slot:
+                del self.entries[ino][tb]  # the PMD join undone: a slot of its own
+                self.dirty[ino].discard(tb)
+                tb = base
+                new = (0, eorder, kind, pfn)
+            else:
+                new = (old[0], eorder, kind, pfn)  # the slot keeps its size
             self._store(ino, tb, *new)
             if kind == REAL:
                 self._associate(ino, base, eorder, pfn, shared)
