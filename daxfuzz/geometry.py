@@ -9,6 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from daxfuzz.errors import ConfigError
+from daxfuzz.textio import decimal, show
+
+#: the largest value of each field: the model allocates per page, inode, process, slot
+#: and handle, and the runner compares every inode after every op, so an unbounded
+#: header line (`inodes=100000000`) could take all of memory.  Measured worst case, all
+#: at once, with pmd_order=9: see README "Limits".
+LIMITS = {"pages": 8192, "pmd_order": 9, "inodes": 64, "mms": 16, "vmas": 16,
+          "handles": 256, "file_pages": 4096, "max_file_pages": 4096}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +37,8 @@ class Geometry:
             v = getattr(self, f.name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ConfigError(f"geometry {f.name}={v!r}: must be a non-negative integer")
+            if v > LIMITS[f.name]:
+                raise ConfigError(f"geometry {f.name}={v}: the limit is {LIMITS[f.name]}")
         if not 1 <= self.pmd_order <= 9:
             raise ConfigError(f"geometry pmd_order={self.pmd_order}: must be 1..9")
         if self.pages < self.pmd_nr or self.pages % self.pmd_nr:
@@ -40,8 +50,6 @@ class Geometry:
             raise ConfigError("geometry: inodes, mms, vmas and handles must each be at least 1")
         if self.file_pages > self.max_file_pages or self.max_file_pages < 1:
             raise ConfigError("geometry: need 1 <= max_file_pages and file_pages <= max_file_pages")
-        if self.pages > 1 << 20 or self.max_file_pages > 1 << 16:
-            raise ConfigError("geometry: pages must be <= 2**20 and max_file_pages <= 2**16")
 
     @property
     def pmd_nr(self) -> int:
@@ -68,15 +76,20 @@ class Geometry:
         """Inverse of :meth:`text`; missing keys take their defaults."""
         kw: dict[str, int] = {}
         names = {f.name for f in fields(cls)}
-        for tok in text.split():
+        for tok in text.replace("\t", " ").split(" "):
+            if not tok:
+                continue
             key, sep, val = tok.partition("=")
             if not sep or key not in names:
                 known = ", ".join(sorted(names))
-                raise ConfigError(f"geometry: unknown item {tok!r} (known: {known})")
-            try:
-                kw[key] = int(val, 10)
-            except ValueError:
-                raise ConfigError(f"geometry: {key}={val!r} is not an integer") from None
+                raise ConfigError(f"geometry: unknown item {show(tok)} (known: {known})")
+            if key in kw:
+                raise ConfigError(f"geometry: {key} given twice")
+            n = decimal(val)
+            if n is None:
+                raise ConfigError(f"geometry: {key}={show(val)} is not an integer "
+                                  "(ASCII digits 0-9 only)")
+            kw[key] = n
         return cls(**kw)
 
 

@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from daxfuzz.errors import InputError
 from daxfuzz.geometry import Geometry
+from daxfuzz.textio import MAX_DIGITS, decimal, show
 
 # Field domains, used by validation and by the engines' generators.
 MM, VMA, INO, IDX, LEN, LEN0, HANDLE, PFN, BOOL = (
@@ -366,35 +367,42 @@ OP_TYPES: tuple[type[Op], ...] = (
 BY_NAME: dict[str, type[Op]] = {t.name: t for t in OP_TYPES}
 
 
+def split_fields(text: str) -> list[str]:
+    """The words of an op line: split on ASCII spaces and tabs only (str.split() also
+    splits on a no-break space and other Unicode spaces, which a trace must not hold)."""
+    return [w for w in text.replace("\t", " ").split(" ") if w]
+
+
 def parse_op(text: str, *, path: str | None = None, line: int | None = None) -> Op:
     """Parse one op line (no comment).  Raises InputError naming `path` and `line`."""
-    toks = text.split()
+    toks = split_fields(text)
     if not toks:
         raise InputError("empty op line", path=path, line=line)
     cls = BY_NAME.get(toks[0])
     if cls is None:
         raise InputError(
-            f"unknown op {toks[0]!r}; known ops: {', '.join(BY_NAME)}", path=path, line=line)
+            f"unknown op {show(toks[0])}; known ops: {', '.join(BY_NAME)}", path=path, line=line)
     names = [f.name for f in fields(cls)]
     kw: dict[str, int] = {}
     for tok in toks[1:]:
         key, sep, val = tok.partition("=")
         if not sep:
-            raise InputError(f"{cls.name}: expected key=value, got {tok!r}", path=path, line=line)
+            raise InputError(f"{cls.name}: expected key=value, got {show(tok)}",
+                             path=path, line=line)
         if key not in names:
             raise InputError(
-                f"{cls.name}: unknown field {key!r}; fields are {', '.join(names) or '(none)'}",
+                f"{cls.name}: unknown field {show(key)}; fields are {', '.join(names) or '(none)'}",
                 path=path, line=line)
         if key in kw:
             raise InputError(f"{cls.name}: field {key!r} given twice", path=path, line=line)
-        try:
-            kw[key] = int(val, 10)
-        except ValueError:
-            raise InputError(f"{cls.name}: {key}={val!r} is not a decimal integer",
-                             path=path, line=line) from None
-    try:
-        return cls(**kw)
-    except TypeError:
-        missing = [f.name for f in fields(cls) if f.name not in kw and f.default is MISSING]
+        n = decimal(val)
+        if n is None:
+            raise InputError(f"{cls.name}: {key}={show(val)} is not a decimal integer "
+                             f"(ASCII digits 0-9, at most {MAX_DIGITS})",
+                             path=path, line=line)
+        kw[key] = n
+    missing = [f.name for f in fields(cls) if f.name not in kw and f.default is MISSING]
+    if missing:
         raise InputError(f"{cls.name}: missing field(s) {', '.join(missing)}",
-                         path=path, line=line) from None
+                         path=path, line=line)
+    return cls(**kw)

@@ -22,13 +22,21 @@ for one target.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from daxfuzz.errors import ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.ops import Op, parse_op
+from daxfuzz.textio import MAX_LINE_CHARS, lines, read_text, show
 
 HEADER_KEYS = ("target", "geometry", "expect", "description")
+#: most ops in one trace (the engines' inputs are 32-64 ops; a reduced finding a few)
+MAX_OPS = 10000
+#: what a target name looks like (`daxfuzz targets`): no path, no punctuation
+TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: what a divergence signature looks like (`op:field`, `op:warning@function`)
+SIGNATURE = re.compile(r"[A-Za-z0-9_]+:[!-~]{1,200}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,10 @@ class Trace:
     description: tuple[str, ...] = ()
     results: tuple[str | None, ...] = field(default=())
     expect_for: tuple[tuple[str, str], ...] = ()  # per-target overrides of `expect`
+    # where it came from, for errors found after parsing (an unknown target): the line of
+    # the `target:` header and of each op; not part of the value
+    target_line: int | None = field(default=None, compare=False, repr=False)
+    op_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def expectation(self, target: str) -> str:
         """The expected outcome on `target`: 'agree' or 'divergence [signature]'."""
@@ -87,8 +99,16 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
     results: list[str | None] = []
     expect_for: list[tuple[str, str]] = []
     geometry = DEFAULT
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+    op_lines: list[int] = []
+    target_line = None
+    for lineno, raw in enumerate(lines(text), 1):
+        if len(raw) > MAX_LINE_CHARS:
+            raise InputError(f"line of {len(raw)} characters: the limit is {MAX_LINE_CHARS}",
+                             path=path, line=lineno)
+        if "\x00" in raw:
+            raise InputError("NUL byte in a trace line (a binary file? `daxfuzz reduce` "
+                             "takes libFuzzer crash inputs)", path=path, line=lineno)
+        line = raw.split("#", 1)[0].strip(" \t")
         if not line:
             continue
         key, colon, rest = line.partition(":")
@@ -98,9 +118,10 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
             if ops:
                 raise InputError("header line 'expect' after the first op; move it to the top",
                                  path=path, line=lineno)
-            if rest.split()[:1] not in (["agree"], ["divergence"]):
-                raise InputError(f"expect {kw0[1]}: {rest!r}; write 'agree' or "
-                                 "'divergence [signature]'", path=path, line=lineno)
+            _check_expect(rest, f"expect {kw0[1]}", path, lineno)
+            if not TARGET_NAME.fullmatch(kw0[1]):
+                raise InputError(f"expect {show(kw0[1])}: not a target name",
+                                 path=path, line=lineno)
             expect_for.append((kw0[1], " ".join(rest.split())))
             continue
         if colon and key.strip() in HEADER_KEYS and "=" not in key:
@@ -120,15 +141,23 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
                     geometry = Geometry.parse(rest)
                 except ConfigError as e:
                     raise InputError(str(e), path=path, line=lineno) from None
-            elif key == "expect" and rest.split()[:1] not in (["agree"], ["divergence"]):
-                raise InputError(f"expect: {rest!r}; write 'agree' or 'divergence [signature]'",
-                                 path=path, line=lineno)
-            elif key == "target" and not rest:
-                raise InputError("target: empty target name", path=path, line=lineno)
+            elif key == "expect":
+                _check_expect(rest, "expect", path, lineno)
+            elif key == "target":
+                if not rest:
+                    raise InputError("target: empty target name", path=path, line=lineno)
+                if not TARGET_NAME.fullmatch(rest):
+                    raise InputError(f"target: {show(rest)} is not a target name (letters, "
+                                     "digits, '.', '_', '-'; `daxfuzz targets` lists them)",
+                                     path=path, line=lineno)
+                target_line = lineno
             continue
         if colon:
             known = ", ".join(HEADER_KEYS)
-            raise InputError(f"unknown header {key.strip()!r}; headers are {known}",
+            raise InputError(f"unknown header {show(key.strip())}; headers are {known}",
+                             path=path, line=lineno)
+        if len(ops) >= MAX_OPS:
+            raise InputError(f"more than {MAX_OPS} ops: the limit for one trace",
                              path=path, line=lineno)
         body, arrow, res = line.partition("=>")
         op = parse_op(body, path=path, line=lineno)
@@ -137,25 +166,35 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
         except ValueError as e:
             raise InputError(f"{e} (geometry: {geometry.text()})", path=path, line=lineno) from None
         ops.append(op)
+        op_lines.append(lineno)
         res = " ".join(res.split())
         if arrow and not res:
             raise InputError("'=>' with no result after it", path=path, line=lineno)
         results.append(res if arrow else None)
+    if not ops:
+        raise InputError("no ops: a trace needs at least one op line (an empty, truncated "
+                         "or comment-only file is not a trace)", path=path)
     return Trace(ops=tuple(ops), target=hdr.get("target"), geometry=geometry,
                  expect=hdr.get("expect", "agree"), description=tuple(desc),
-                 results=tuple(results), expect_for=tuple(expect_for))
+                 results=tuple(results), expect_for=tuple(expect_for),
+                 target_line=target_line, op_lines=tuple(op_lines))
+
+
+def _check_expect(rest: str, key: str, path: str, lineno: int) -> None:
+    words = rest.split()
+    if words[:1] not in (["agree"], ["divergence"]) or len(words) > 2 or (
+            words[0] == "agree" and len(words) > 1):
+        raise InputError(f"{key}: {show(rest)}; write 'agree' or 'divergence [signature]'",
+                         path=path, line=lineno)
+    if len(words) == 2 and not SIGNATURE.fullmatch(words[1]):
+        raise InputError(f"{key}: {show(words[1])} is not a divergence signature (op:field, "
+                         "as `daxfuzz replay` prints it)", path=path, line=lineno)
 
 
 def read_trace(path: str) -> Trace:
-    """Read and parse a trace file; unreadable or non-UTF-8 files are InputErrors."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path=path) from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
-    return parse_trace(text, path=path)
+    """Read and parse a trace file; unreadable, non-regular, oversized or non-UTF-8
+    files are InputErrors naming `path`."""
+    return parse_trace(read_text(path), path=path)
 
 
 def write_trace_atomic(path: str, trace: Trace) -> None:

@@ -70,7 +70,7 @@ RESULTS = st.sampled_from([None, "ok", "EBUSY", "SIGBUS", "blocked pfn=3", "ok k
 WORDS = st.text(alphabet="abcdefghij klm:=.,()-", max_size=30).map(lambda s: " ".join(s.split()))
 
 
-@given(ops=st.lists(st.tuples(OPS, RESULTS), max_size=8),
+@given(ops=st.lists(st.tuples(OPS, RESULTS), min_size=1, max_size=8),
        target=st.sampled_from([None, "6.15", "7.2"]),
        expect=st.sampled_from(["agree", "divergence", "divergence fault:mapping"]),
        expect_for=st.lists(st.tuples(st.sampled_from(["6.15", "7.2"]),
@@ -177,5 +177,5 @@ def test_missing_file_is_input_error(tmp_path):
 
 
 def test_directory_is_input_error(tmp_path):
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="a directory, not a regular file"):
         read_trace(str(tmp_path))

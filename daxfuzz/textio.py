@@ -1,0 +1,115 @@
+"""Reading user files and numbers within bounds: one place for the input limits.
+
+Every file daxfuzz reads on a user's behalf (traces, crash inputs, corpus entries)
+goes through :func:`read_file`: only a regular file is read (a FIFO, a device such
+as ``/dev/zero`` or ``/dev/urandom`` behind a symlink, a directory or a socket is
+refused by name, never opened for a blocking read), and never more than
+``MAX_FILE_BYTES``.  Numbers in traces and flags are ASCII decimal digits only
+(:func:`decimal`): no '+', no ``_``, no fullwidth or Arabic-Indic digits, no
+surrounding Unicode space, which ``int()`` would all accept.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from daxfuzz.errors import InputError
+
+#: largest trace or crash input read (1 MiB: the longest corpus trace is ~3 KiB)
+MAX_FILE_BYTES = 1 << 20
+#: longest trace line (an op line is ~60 characters; a description rarely 200)
+MAX_LINE_CHARS = 4096
+#: most digits a number may have (every geometry limit is below 10**6)
+MAX_DIGITS = 9
+#: how much of an offending token an error message echoes
+ECHO_CHARS = 40
+
+
+def show(token: str) -> str:
+    """`token` as an error message quotes it: repr, cut to ECHO_CHARS characters."""
+    if len(token) <= ECHO_CHARS:
+        return repr(token)
+    return repr(token[:ECHO_CHARS]) + f"... ({len(token)} characters)"
+
+
+def decimal(text: str) -> int | None:
+    """The value of `text` if it is 1..MAX_DIGITS ASCII decimal digits, with an optional
+    '-' (so every op prints and parses back; a range check refuses it), else None."""
+    digits = text[1:] if text.startswith("-") else text
+    if not 0 < len(digits) <= MAX_DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return int(text, 10)
+
+
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, for the refusal message."""
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of the regular file at `path` (symlinks followed), at most `limit`.
+
+    Raises InputError naming `path` for anything else: missing, unreadable, not a
+    regular file, or larger than `limit`.  The file is opened non-blocking, so a FIFO
+    is refused rather than waited on.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path=path) from None
+    try:
+        st = os.fstat(fd)
+        kind = _kind(st.st_mode)
+        if kind is not None:
+            raise InputError(f"{kind}, not a regular file: refused (name a trace file)",
+                             path=path)
+        if st.st_size > limit:
+            raise InputError(f"{st.st_size} bytes: larger than the {limit}-byte limit for "
+                             "an input file", path=path)
+        chunks = []
+        total = 0
+        while True:  # the size can change under us: read to EOF, within the limit
+            b = os.read(fd, min(1 << 16, limit + 1 - total))
+            if not b:
+                break
+            chunks.append(b)
+            total += len(b)
+            if total > limit:
+                raise InputError(f"larger than the {limit}-byte limit for an input file",
+                                 path=path)
+        return b"".join(chunks)
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path=path) from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of the regular file at `path` (see :func:`read_file`)."""
+    data = read_file(path, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path,
+                         line=line) from None
+
+
+def lines(text: str) -> list[str]:
+    """`text` split into lines on ``\\n`` only (a ``\\r`` before it is dropped).
+
+    str.splitlines() also splits on vertical tab, form feed, U+0085, U+2028 and
+    U+2029, so one such character in a description shifted every later line number.
+    A leading UTF-8 byte-order mark is dropped.
+    """
+    text = text.removeprefix("\ufeff")
+    out = text.split("\n")
+    if out and out[-1] == "":
+        out.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in out]
