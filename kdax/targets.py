@@ -42,8 +42,18 @@ def get_target(name: str) -> type:
     """The target class called `name`; ConfigError lists the known ones."""
     try:
         return TARGETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
+    except (KeyError, TypeError):
+        pass
+    import difflib
+
+    from daxfuzz.textio import show
+
+    near = difflib.get_close_matches(str(name), list(TARGETS), n=3)
+    hint = f"did you mean {', '.join(near)}? " if near else ""
+    raise ConfigError(f"unknown target {show(str(name))}; {hint}`daxfuzz targets` lists "
+                      f"the {len(TARGETS)} targets (kernels: "
+                      + ", ".join(t for t in TARGETS if not t.startswith(("zoo-", "test-")))
+                      + ")") from None
 
 
 def target_name(name: str) -> str | None:
