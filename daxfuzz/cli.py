@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
-from daxfuzz.errors import EXIT_INTERNAL, DaxfuzzError
+from daxfuzz.errors import EXIT_INTERNAL, ConfigError, DaxfuzzError, InputError
 
 #: subcommand modules; each has register(subparsers) setting func=run(args) -> int
 COMMANDS = (
@@ -30,6 +31,33 @@ COMMANDS = (
     "daxfuzz.cmd_kernel",
     "daxfuzz.cmd_report",
 )
+
+
+#: the target when neither --target nor the trace nor $DAXFUZZ_TARGET names one
+DEFAULT_TARGET = "mainline"
+
+
+def default_target() -> str:
+    """$DAXFUZZ_TARGET, else DEFAULT_TARGET: what fuzz, replay and reduce fall back on."""
+    return os.environ.get("DAXFUZZ_TARGET") or DEFAULT_TARGET
+
+
+def trace_target(trace, flag: str | None, path: str) -> str:
+    """The target to run `trace` (read from `path`) on: --target, else the trace's
+    `target:` header, else :func:`default_target`.  An unknown name is an error naming
+    where it came from: the flag, the header's file and line, or the variable."""
+    from kdax.targets import get_target
+
+    name = flag or trace.target or default_target()
+    try:
+        cls = get_target(name)
+    except ConfigError as e:
+        if flag:
+            raise ConfigError(f"--target: {e}") from None
+        if trace.target:
+            raise InputError(str(e), path=path, line=trace.target_line) from None
+        raise ConfigError(f"$DAXFUZZ_TARGET: {e}") from None
+    return name if flag or trace.target else cls.name  # `mainline` prints as its version
 
 
 def duration(text: str) -> float:

@@ -1,59 +1,59 @@
 """`daxfuzz reduce FILE`: a diverging trace or an atheris crash input -> 1-minimal trace.
 
-A file that is UTF-8 text and parses as a trace is a trace; a libFuzzer artifact
-(``crash-*``, ``timeout-*``, ...) or a file that is not UTF-8 is raw codec bytes.
-Text that looks like a trace but does not parse is an error naming file and line.
+A file named as libFuzzer names its inputs -- an artifact (``crash-*``, ``timeout-*``,
+...) or a corpus entry (40 hex digits) -- is raw codec bytes; any other file is a
+trace, and one that does not parse is an error naming file and line.  `daxfuzz
+replay` takes the same files.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
+from daxfuzz.cli import DEFAULT_TARGET, trace_target
 from daxfuzz.codec import decode
-from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, InputError
+from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
-from daxfuzz.trace import HEADER_KEYS, Trace, parse_trace, write_trace_atomic
+from daxfuzz.textio import read_file, read_text
+from daxfuzz.trace import Trace, parse_trace, write_trace_atomic
 
 _ARTIFACTS = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 
-def load_input(path: str, target: str | None, g: Geometry | None) -> Trace:
-    """Read `path` as a trace, else as codec bytes; the target/geometry flags override."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path=path) from None
-    text = None
-    if not os.path.basename(path).startswith(_ARTIFACTS):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-    if text is not None and _looks_like_trace(text):
-        t = parse_trace(text, path=path)  # InputError names the line
-        g2 = g or t.geometry
-        return Trace(ops=t.ops, target=target or t.target, geometry=g2, expect=t.expect,
-                     description=t.description)
+def is_raw_input(path: str) -> bool:
+    """Is `path` named as libFuzzer names its inputs: an artifact (crash-<sha1>, ...) or
+    a corpus entry (<sha1>)?  Those are codec bytes; every other file is a trace."""
+    name = os.path.basename(path)
+    return name.startswith(_ARTIFACTS) or re.fullmatch(r"[0-9a-f]{40}", name) is not None
+
+
+def load_input(path: str, target: str | None = None, g: Geometry | None = None) -> Trace:
+    """Read `path`: a libFuzzer input (:func:`is_raw_input`) as codec bytes, anything
+    else as a trace; the target/geometry flags override.  `daxfuzz replay` reads its
+    files through this too, so both commands take the same files."""
+    if not is_raw_input(path):
+        t = parse_trace(read_text(path), path=path)  # InputError names file and line
+        if target is None and g is None:
+            return t
+        return Trace(ops=t.ops, target=target or t.target, geometry=g or t.geometry,
+                     expect=t.expect, description=t.description, target_line=t.target_line)
+    data = read_file(path)  # a regular file, bounded: InputError naming it otherwise
     env = os.environ.get("DAXFUZZ_GEOMETRY")  # what the atheris run was given
-    g = g or (Geometry.parse(env) if env else DEFAULT)
-    return Trace(ops=tuple(decode(data, g)), target=target, geometry=g,
+    if g is None and env:
+        try:
+            g = Geometry.parse(env)
+        except ConfigError as e:
+            raise ConfigError(f"$DAXFUZZ_GEOMETRY: {e}") from None
+    g = g or DEFAULT
+    ops = tuple(decode(data, g))
+    if not ops:
+        raise InputError(f"{len(data)} input bytes decode to no ops: nothing to run", path=path)
+    return Trace(ops=ops, target=target, geometry=g,
                  description=(f"decoded from {len(data)} input bytes of "
                               f"{os.path.basename(path)}",))
-
-
-def _looks_like_trace(text: str) -> bool:
-    from daxfuzz.ops import BY_NAME
-
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        word = line.split()[0].rstrip(":")
-        return word in BY_NAME or word in HEADER_KEYS
-    return True  # empty or comments only: an (empty) trace
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,10 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from daxfuzz.reduce import reduce_divergence
 
     g = Geometry.parse(args.geometry) if args.geometry else None
-    t = load_input(args.file, args.target, g)
-    target = t.target or os.environ.get("DAXFUZZ_TARGET")
-    if target is None:
-        raise InputError("no target: the input names none; pass --target", path=args.file)
+    t = load_input(args.file, None, g)
+    target = trace_target(t, args.target, args.file)
     t = Trace(ops=t.ops, target=target, geometry=t.geometry, expect=t.expect,
               description=t.description)
     if args.findings:
@@ -110,7 +108,8 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="FILE", help="trace file or atheris crash-* input")
-    p.add_argument("--target", help="target (default: the trace's, else $DAXFUZZ_TARGET)")
+    p.add_argument("--target", help="target (default: the trace's, else $DAXFUZZ_TARGET, "
+                   f"else {DEFAULT_TARGET})")
     p.add_argument("--geometry", help="geometry (trace-header form) for crash bytes")
     p.add_argument("-o", "--output", help="reduced trace path (default FILE.reduced.trace)")
     p.add_argument("--emit-test", action="store_true",

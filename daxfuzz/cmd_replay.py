@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from daxfuzz.cli import DEFAULT_TARGET, trace_target
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 from daxfuzz.runner import Divergence, Runner, explain
-from daxfuzz.trace import Trace, read_trace
-
-DEFAULT_TARGET = "7.2"
+from daxfuzz.trace import Trace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay traces and report agreement or divergence")
-    p.add_argument("files", nargs="+", metavar="FILE", help="trace files")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="trace files, or libFuzzer crash inputs (as `daxfuzz reduce`)")
     p.add_argument("--target", help="target to replay on (default: the trace's, else "
-                   f"{DEFAULT_TARGET})")
+                   f"$DAXFUZZ_TARGET, else {DEFAULT_TARGET})")
     p.add_argument("--explain", action="store_true",
                    help="on divergence, name the kernel function that last wrote the field")
     p.add_argument("--check", action="store_true",
@@ -59,11 +59,14 @@ def outcome_ok(trace: Trace, target: str, div: Divergence | None) -> bool:
 
 
 def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | None]:
-    trace = read_trace(path)
-    target = args.target or trace.target or DEFAULT_TARGET
+    from daxfuzz.cmd_reduce import load_input
+
+    trace = load_input(path)
+    target = trace_target(trace, args.target, path)
     r = Runner(target, trace.geometry)
     div: Divergence | None = None
     mism = None
+    mism_step = 0
     if not args.quiet:
         print(f"== {path}  (target {target}; {trace.geometry.text()})")
         for d in trace.description:
@@ -81,6 +84,7 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
         check = trace.expectation(target) == "agree"  # annotations describe agreement
         if check and want is not None and want != res and mism is None:
             mism = f"step {i}: {op}: trace expects '{want}', target gave '{res}'"
+            mism_step = i
         if div is not None:
             break
     if div is not None:
@@ -91,7 +95,8 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
         print(f"RESULT MISMATCH at {mism}")
     ok = outcome_ok(trace, target, div) and mism is None
     if not args.check and mism is not None:
-        div = div or Divergence(0, trace.ops[0], "trace-result", mism, None, target=target)
+        div = div or Divergence(mism_step, trace.ops[mism_step - 1], "trace-result", mism,
+                                None, target=target)
     verdict = ("agree" if div is None else f"divergence {div.signature()}")
     if args.check:
         verdict += "  (as expected)" if ok else \

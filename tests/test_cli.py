@@ -95,6 +95,7 @@ def test_result_annotation_mismatch(write, capsys):
     out = capsys.readouterr().out
     assert "(trace expects SIGBUS)" in out
     assert "RESULT MISMATCH at step 2" in out
+    assert "divergence fault:trace-result on 6.15" in out  # step 2's op, not step 1's
     assert main(["replay", "--check", path, "--target", "6.15", "-q"]) == 1
 
 
@@ -126,7 +127,32 @@ def test_missing_and_non_utf8_files_exit_2(write, tmp_path, capsys):
 
 def test_unknown_target_exits_2(write, capsys):
     assert main(["replay", write("a.trace", AGREE), "--target", "2.6.32"]) == 2
-    assert "unknown target '2.6.32'" in capsys.readouterr().err
+    assert "--target: unknown target '2.6.32'" in capsys.readouterr().err
+    path = write("t.trace", "# x\ntarget: nope\n" + AGREE)
+    for cmd in ("replay", "reduce"):
+        assert main([cmd, path]) == 2
+        err = capsys.readouterr().err
+        assert f"{path}:2: unknown target 'nope'" in err and "zoo-" not in err
+
+
+def test_replay_and_reduce_take_the_same_files_and_default_target(write, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.delenv("DAXFUZZ_TARGET", raising=False)
+    crash = tmp_path / "crash-0123"
+    crash.write_bytes(bytes(range(40)))
+    assert main(["replay", "-q", str(crash)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert f"{crash}: " in out and out.rstrip().endswith("on 7.2")
+    other = tmp_path / "notes.bin"
+    other.write_bytes(b"\xff\xfe")
+    for cmd in ("replay", "reduce"):
+        assert main([cmd, str(other)]) == 2
+        assert f"{other}:1: not UTF-8" in capsys.readouterr().err
+    monkeypatch.setenv("DAXFUZZ_TARGET", "6.15")
+    path = write("s.trace", STALE)
+    assert main(["replay", "-q", path]) == 1
+    assert "divergence fault:mapping on 6.15" in capsys.readouterr().out
+    assert main(["reduce", path, "-o", str(tmp_path / "r.trace")]) == 1
 
 
 def test_bad_flag_exits_2(capsys):
