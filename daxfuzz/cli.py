@@ -64,6 +64,8 @@ def duration(text: str) -> float:
     """A --time value: seconds, or a number with s, m, h or d ("90", "10m", "8h")."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     t = text.strip().lower()
+    if not t.isascii():  # float() takes fullwidth and Arabic-Indic digits
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (ASCII digits)")
     mult = units.get(t[-1:], None)
     try:
         v = float(t[:-1] if mult else t) * (mult or 1)
@@ -73,6 +75,70 @@ def duration(text: str) -> float:
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"duration must be positive and finite: {text!r}")
     return v
+
+
+def count(lo: int, hi: int, what: str = "a whole number"):
+    """An argparse type: ASCII decimal in lo..hi (int() would take '+4', ' 4', '٤')."""
+    from daxfuzz.textio import decimal, show
+
+    def parse(text: str) -> int:
+        v = decimal(text)
+        if v is None:
+            raise argparse.ArgumentTypeError(f"{show(text)} is not {what} (ASCII digits)")
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is out of range: {lo}..{hi}")
+        return v
+    parse.__name__ = what  # argparse names the type in "invalid <name> value"
+    return parse
+
+
+#: --jobs above this many workers per core only thrash (and start slowly): 4 x the cores
+JOBS_PER_CORE = 4
+
+
+def jobs(text: str) -> int:
+    """A --jobs value: 1 .. JOBS_PER_CORE x the cores."""
+    return count(1, JOBS_PER_CORE * (os.cpu_count() or 1), "a job count")(text)
+
+
+def seed(text: str) -> int:
+    """A --seed value: ASCII decimal, 0 .. 2**31-1."""
+    return count(0, 2**31 - 1, "a seed")(text)
+
+
+def out_dir(text: str) -> str:
+    """A folder daxfuzz writes into: an existing directory, or a path it can create
+    (not an existing file or device, nor under one)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    p = os.path.abspath(text)
+    while not os.path.exists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    if not os.path.isdir(p):
+        where = "" if p == os.path.abspath(text) else f" ({p} is in the way)"
+        raise argparse.ArgumentTypeError(f"{text}: not a directory{where}")
+    return text
+
+
+def in_dir(text: str) -> str:
+    """An existing folder daxfuzz reads."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: not a directory" if os.path.exists(text)
+                                         else f"{text}: no such directory")
+    return text
+
+
+def geometry(text: str):
+    """A --geometry value (trace-header form)."""
+    from daxfuzz.geometry import Geometry
+
+    try:
+        return Geometry.parse(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class _Parser(argparse.ArgumentParser):

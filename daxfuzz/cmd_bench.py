@@ -6,17 +6,20 @@ from __future__ import annotations
 import argparse
 import time
 
+from daxfuzz.cli import count, seed
 from daxfuzz.geometry import Geometry
 from daxfuzz.randgen import random_ops
+from daxfuzz.trace import MAX_OPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure ops/s: bare target, oracle, differential loop")
     p.add_argument("--target", default="7.2")
-    p.add_argument("--ops", type=int, default=20000, help="ops per measurement")
-    p.add_argument("--seq", type=int, default=50, help="ops per sequence (world reset between)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=3, help="best of N runs")
+    p.add_argument("--ops", type=count(1, 10**7), default=20000, help="ops per measurement")
+    p.add_argument("--seq", type=count(1, MAX_OPS), default=50,
+                   help="ops per sequence (world reset between)")
+    p.add_argument("--seed", type=seed, default=1)
+    p.add_argument("--repeat", type=count(1, 100), default=3, help="best of N runs")
     p.add_argument("--engines", action="store_true",
                    help="also measure the fuzzing engines (atheris, hypothesis)")
     p.set_defaults(func=run)

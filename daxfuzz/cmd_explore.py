@@ -8,29 +8,30 @@ import os
 import sys
 
 from daxfuzz import ops as O
-from daxfuzz.cli import duration
+from daxfuzz.cli import count, duration, jobs, out_dir
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
-from daxfuzz.geometry import Geometry
+from daxfuzz.geometry import LIMITS, Geometry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("exhaust", help="check every op sequence up to K ops over a small world")
     p.add_argument("--target", default="7.2")
-    p.add_argument("--max-ops", type=int, default=4, metavar="K")
-    p.add_argument("--pmd-order", type=int, default=1)
-    p.add_argument("--pages", type=int, default=8)
-    p.add_argument("--inodes", type=int, default=2)
-    p.add_argument("--processes", type=int, default=1)
-    p.add_argument("--vmas", type=int, default=2)
-    p.add_argument("--handles", type=int, default=2)
-    p.add_argument("--file-pages", type=int, default=4)
+    p.add_argument("--max-ops", type=count(1, 64, "an op count"), default=4, metavar="K")
+    p.add_argument("--pmd-order", type=count(1, LIMITS["pmd_order"]), default=1)
+    p.add_argument("--pages", type=count(1, LIMITS["pages"]), default=8)
+    p.add_argument("--inodes", type=count(1, LIMITS["inodes"]), default=2)
+    p.add_argument("--processes", type=count(1, LIMITS["mms"]), default=1)
+    p.add_argument("--vmas", type=count(1, LIMITS["vmas"]), default=2)
+    p.add_argument("--handles", type=count(1, LIMITS["handles"]), default=2)
+    p.add_argument("--file-pages", type=count(1, LIMITS["max_file_pages"]), default=4)
     p.add_argument("--ops", default="", metavar="KINDS",
                    help="only these op kinds, comma-separated (e.g. mmap,fault,reflink): a "
                    "smaller scope that reaches deeper; default every kind")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=jobs, default=1)
     p.add_argument("--time", type=duration, default=600.0, help="stop after this many seconds")
     p.add_argument("--all", action="store_true", help="keep going after the first divergence")
-    p.add_argument("--findings", default="findings", help="where counterexamples are saved")
+    p.add_argument("--findings", type=out_dir, default=None,
+                   help="where counterexamples are saved (default findings)")
     p.set_defaults(func=run_exhaust)
 
     d = sub.add_parser("diff", help="behaviour that differs between two targets, grouped")
@@ -38,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--to", dest="b", required=True, metavar="B")
     d.add_argument("corpus", nargs="*", help="trace files or folders (default: corpus/ "
                    "and findings/)")
-    d.add_argument("--max-ops", type=int, default=3, help="exhaustive depth (0: none)")
+    d.add_argument("--max-ops", type=count(0, 64, "an op count"), default=3,
+                   help="exhaustive depth (0: none)")
     d.add_argument("--time", type=duration, default=300.0)
     d.set_defaults(func=run_diff)
 
@@ -58,8 +60,7 @@ def run_exhaust(args: argparse.Namespace) -> int:
     from kdax.targets import get_target
 
     get_target(args.target)
-    if args.max_ops < 1:
-        raise ConfigError("--max-ops must be at least 1")
+    args.findings = args.findings or "findings"
     g = _geometry(args)
     kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
     bad = [k for k in kinds if k not in O.BY_NAME]

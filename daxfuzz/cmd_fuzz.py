@@ -33,10 +33,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from daxfuzz.cli import duration
+from daxfuzz.cli import count, default_target, duration, geometry, jobs, out_dir, seed
 from daxfuzz.codec import DEFAULT_WEIGHTS, parse_weights
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.trace import MAX_OPS
 
 ENGINES = ("atheris", "hypothesis", "random")
 #: a new Hypothesis seed per batch (DAXFUZZ_HYPOTHESIS_RESEED=0: every batch reruns one
@@ -530,14 +531,26 @@ def run(args: argparse.Namespace) -> int:
     from daxfuzz import campaign as C
     from kdax.targets import get_target
 
-    get_target(args.target)  # ConfigError (exit 2) on an unknown name, before any work
-    g = Geometry.parse(args.geometry) if args.geometry else DEFAULT
+    try:
+        get_target(args.target)  # ConfigError (exit 2) on an unknown name, before any work
+    except ConfigError as e:
+        raise ConfigError(f"--target: {e}") from None
+    g = args.geometry or DEFAULT
     try:
         weights = parse_weights(args.weights or "")
     except ValueError as e:
-        raise InputError(str(e)) from None
-    if args.time <= 0 or args.jobs < 1:
-        raise InputError("--time must be > 0 and --jobs >= 1")
+        raise InputError(f"--weights: {e}") from None
+    args.findings = args.findings or "findings"
+    args.scenarios = args.scenarios or "corpus"
+    if args.scenarios != "none" and not os.path.isdir(args.scenarios):
+        raise InputError("--scenarios: not a directory (a folder of traces, or none)",
+                         path=args.scenarios)
+    if args.db not in (None, "none") and not args.db.startswith(
+            ("redis://", "rediss://", "unix://")):
+        try:
+            out_dir(args.db)
+        except argparse.ArgumentTypeError as e:
+            raise InputError(f"--db: {e}") from None
     os.makedirs(args.findings, exist_ok=True)
     corpus = args.corpus or ("corpus" if args.engine != "atheris"
                              else os.path.join("corpus", "atheris"))
@@ -637,33 +650,38 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--engine", choices=ENGINES, default="atheris")
-    p.add_argument("--target", default=os.environ.get("DAXFUZZ_TARGET", "mainline"),
-                   help="target name (see `daxfuzz targets`; default mainline)")
+    p.add_argument("--target", default=default_target(),
+                   help="target name (see `daxfuzz targets`; default $DAXFUZZ_TARGET, else "
+                        "mainline)")
     p.add_argument("--time", type=duration, default=60.0,
                    help="how long to fuzz: seconds, or 10m, 8h (default 60)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="parallel workers (atheris: libFuzzer -fork; others: processes)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
-    p.add_argument("--corpus", default=None,
+    p.add_argument("--jobs", type=jobs, default=1,
+                   help="parallel workers, at most 4 per core (atheris: libFuzzer -fork; "
+                        "others: processes)")
+    p.add_argument("--seed", type=seed, default=None, help="random seed (default: random)")
+    p.add_argument("--corpus", type=out_dir, default=None,
                    help="atheris corpus dir (default corpus/atheris); hypothesis keeps its "
                         "example database in CORPUS/hypothesis-db (default corpus/)")
-    p.add_argument("--findings", default="findings", help="findings folder (default findings)")
-    p.add_argument("--scenarios", default="corpus",
+    p.add_argument("--findings", type=out_dir, default=None,
+                   help="findings folder (default findings)")
+    p.add_argument("--scenarios", default=None,
                    help="scenario traces whose documented divergences on the target are "
                         "known, not news (default corpus; none: every divergence is news)")
     p.add_argument("--db", default=None,
                    help="hypothesis example database: a folder (default CORPUS/hypothesis-db), "
                         "redis://HOST:PORT/N to share one across a fleet, or none")
-    p.add_argument("--campaign", default=None,
+    p.add_argument("--campaign", type=out_dir, default=None,
                    help="campaign folder: runs, time series, report (default FINDINGS/campaign)")
     p.add_argument("--no-report", action="store_true",
                    help="no report.html/report.md at the end (`daxfuzz report` draws it later)")
-    p.add_argument("--geometry", default=None, help="world geometry (trace-header form)")
+    p.add_argument("--geometry", type=geometry, default=None,
+                   help="world geometry (trace-header form)")
     p.add_argument("--weights", default=None,
                    help="op mix, e.g. fault=40,memory_failure=0 (defaults: "
                         + ",".join(f"{k}={v}" for k, v in DEFAULT_WEIGHTS.items()) + ")")
     p.add_argument("--swarm", action="store_true",
                    help="swarm testing: switch off a random subset of op kinds per batch")
-    p.add_argument("--max-ops", type=int, default=32, help="ops per input (byte engines)")
+    p.add_argument("--max-ops", type=count(1, MAX_OPS, "an op count"), default=32,
+                   help=f"ops per input, 1..{MAX_OPS} (byte engines)")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress")
     p.set_defaults(func=run)

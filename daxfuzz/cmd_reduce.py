@@ -13,7 +13,7 @@ import os
 import re
 import sys
 
-from daxfuzz.cli import DEFAULT_TARGET, trace_target
+from daxfuzz.cli import DEFAULT_TARGET, geometry, out_dir, trace_target
 from daxfuzz.codec import decode
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from daxfuzz.emit import emit_pytest, save_finding
     from daxfuzz.reduce import reduce_divergence
 
-    g = Geometry.parse(args.geometry) if args.geometry else None
-    t = load_input(args.file, None, g)
+    t = load_input(args.file, None, args.geometry)
     target = trace_target(t, args.target, args.file)
     t = Trace(ops=t.ops, target=target, geometry=t.geometry, expect=t.expect,
               description=t.description)
@@ -110,9 +109,10 @@ def register(subparsers) -> None:
     p.add_argument("file", metavar="FILE", help="trace file or atheris crash-* input")
     p.add_argument("--target", help="target (default: the trace's, else $DAXFUZZ_TARGET, "
                    f"else {DEFAULT_TARGET})")
-    p.add_argument("--geometry", help="geometry (trace-header form) for crash bytes")
+    p.add_argument("--geometry", type=geometry, help="geometry (trace-header form) for crash bytes")
     p.add_argument("-o", "--output", help="reduced trace path (default FILE.reduced.trace)")
     p.add_argument("--emit-test", action="store_true",
                    help="also write a pytest reproducer beside the reduced trace")
-    p.add_argument("--findings", help="save as a finding in this folder (trace, raw, test)")
+    p.add_argument("--findings", type=out_dir,
+                   help="save as a finding in this folder (trace, raw, test)")
     p.set_defaults(func=run)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from daxfuzz.cli import in_dir
 from daxfuzz.errors import EXIT_AGREE, InputError
 
 
@@ -42,6 +43,6 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", metavar="DIR", help="campaign folder (default of `daxfuzz fuzz`: "
                                               "FINDINGS/campaign), or the findings folder")
-    p.add_argument("--findings", action="append", default=[],
+    p.add_argument("--findings", action="append", default=[], type=in_dir,
                    help="findings folder(s) to report (default: those the runs used)")
     p.set_defaults(func=run)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from daxfuzz.cli import duration, jobs, seed
 from daxfuzz.errors import ConfigError
+from daxfuzz.textio import show
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,9 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    choices=["random", "hypothesis", "atheris", "exhaust"],
                    help="engine(s) to measure (repeatable; default: random, hypothesis, "
                    "atheris; exhaust runs once per variant, seeds do not apply)")
-    p.add_argument("--budget", type=float, default=60.0, help="seconds per variant and seed")
+    p.add_argument("--budget", type=duration, default=60.0,
+                   help="time per variant and seed: seconds, or 10m (default 60)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seed list")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=jobs, default=1, help="parallel runs, at most 4 per core")
     p.add_argument("--variant", action="append", help="only these variants (repeatable)")
     p.add_argument("--out", default="zoo-results", help="folder for zoo.md and zoo.json")
     p.set_defaults(func=run)
@@ -28,9 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     engines = args.engine or list(ENGINES)
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s]
-    except ValueError:
-        raise ConfigError(f"--seeds {args.seeds!r}: comma-separated integers") from None
+        seeds = [seed(s) for s in args.seeds.split(",") if s]
+    except argparse.ArgumentTypeError:
+        raise ConfigError(f"--seeds {show(args.seeds)}: comma-separated integers") from None
+    if not seeds:
+        raise ConfigError("--seeds: no seed given")
     known = {c.name for c in ZOO}
     for v in args.variant or []:
         if v not in known:
