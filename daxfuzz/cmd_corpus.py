@@ -15,6 +15,7 @@ from daxfuzz import ops as O
 from daxfuzz.codec import Codec, encode
 from daxfuzz.errors import InputError
 from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.home import default as default_path
 from daxfuzz.trace import read_trace
 
 # One whole op per dictionary entry: the shapes the codec's kind table and live
@@ -86,9 +87,10 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="corpus_cmd", required=True)
     b = sub.add_parser("build", help="encode corpus/*.trace into atheris seed inputs")
-    b.add_argument("--from", dest="src", default="corpus", help="trace folder (default corpus)")
-    b.add_argument("--to", dest="dst", default=os.path.join("corpus", "atheris"),
-                   help="seed folder (default corpus/atheris)")
+    b.add_argument("--from", dest="src", default=default_path("corpus"),
+                   help="trace folder (default corpus/ of DAXFUZZ_HOME or the checkout)")
+    b.add_argument("--to", dest="dst", default=default_path("corpus", "atheris"),
+                   help="seed folder (default corpus/atheris, which git ignores)")
     b.add_argument("--geometry", default=None,
                    help="only traces of this geometry (trace-header form)")
     sub.add_parser("dict", help="print the libFuzzer dictionary for the codec")

@@ -11,6 +11,7 @@ from daxfuzz import ops as O
 from daxfuzz.cli import count, duration, jobs, out_dir
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
 from daxfuzz.geometry import LIMITS, Geometry
+from daxfuzz.home import default as default_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time", type=duration, default=600.0, help="stop after this many seconds")
     p.add_argument("--all", action="store_true", help="keep going after the first divergence")
     p.add_argument("--findings", type=out_dir, default=None,
-                   help="where counterexamples are saved (default findings)")
+                   help="where counterexamples are saved (default findings/ in DAXFUZZ_HOME "
+                        "or the checkout)")
     p.set_defaults(func=run_exhaust)
 
     d = sub.add_parser("diff", help="behaviour that differs between two targets, grouped")
@@ -60,7 +62,7 @@ def run_exhaust(args: argparse.Namespace) -> int:
     from kdax.targets import get_target
 
     get_target(args.target)
-    args.findings = args.findings or "findings"
+    args.findings = args.findings or default_path("findings")
     g = _geometry(args)
     kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
     bad = [k for k in kinds if k not in O.BY_NAME]
@@ -119,7 +121,8 @@ def run_diff(args: argparse.Namespace) -> int:
 
     get_target(args.a)
     get_target(args.b)
-    files = _traces(args.corpus or [p for p in ("corpus", "findings") if os.path.isdir(p)])
+    files = _traces(args.corpus or [p for p in (default_path("corpus"), default_path("findings"))
+                                     if os.path.isdir(p)])
     diff = TargetDiff(args.a, args.b)
     for path in files:
         t = read_trace(path)

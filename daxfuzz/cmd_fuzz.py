@@ -37,6 +37,8 @@ from daxfuzz.cli import count, default_target, duration, geometry, jobs, out_dir
 from daxfuzz.codec import DEFAULT_WEIGHTS, parse_weights
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.home import default as default_path
+from daxfuzz.home import outside_note
 from daxfuzz.trace import MAX_OPS
 
 ENGINES = ("atheris", "hypothesis", "random")
@@ -430,7 +432,7 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
     import fuzz
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(fuzz.__file__)))
-    corpus = args.corpus or os.path.join("corpus", "atheris")
+    corpus = args.corpus or default_path("corpus", "atheris")
     os.makedirs(corpus, exist_ok=True)
     os.makedirs(args.findings, exist_ok=True)
     artifacts = os.path.join(args.findings, "atheris") + os.sep
@@ -540,8 +542,12 @@ def run(args: argparse.Namespace) -> int:
         weights = parse_weights(args.weights or "")
     except ValueError as e:
         raise InputError(f"--weights: {e}") from None
-    args.findings = args.findings or "findings"
-    args.scenarios = args.scenarios or "corpus"
+    args.findings = args.findings or default_path("findings")
+    if args.scenarios is None:
+        args.scenarios = default_path("corpus")
+        note = outside_note(args.scenarios)
+        if note:
+            C.say(note)
     if args.scenarios != "none" and not os.path.isdir(args.scenarios):
         raise InputError("--scenarios: not a directory (a folder of traces, or none)",
                          path=args.scenarios)
@@ -552,9 +558,9 @@ def run(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as e:
             raise InputError(f"--db: {e}") from None
     os.makedirs(args.findings, exist_ok=True)
-    corpus = args.corpus or ("corpus" if args.engine != "atheris"
-                             else os.path.join("corpus", "atheris"))
-    db = args.db or os.path.join(args.corpus or "corpus", "hypothesis-db")
+    corpus = args.corpus or (default_path("corpus") if args.engine != "atheris"
+                             else default_path("corpus", "atheris"))
+    db = args.db or os.path.join(args.corpus or default_path("corpus"), "hypothesis-db")
     for problem in C.scan(args.findings, [corpus],
                           db if args.engine == "hypothesis" else None):
         C.say(problem)
@@ -660,13 +666,15 @@ def register(subparsers) -> None:
                         "others: processes)")
     p.add_argument("--seed", type=seed, default=None, help="random seed (default: random)")
     p.add_argument("--corpus", type=out_dir, default=None,
-                   help="atheris corpus dir (default corpus/atheris); hypothesis keeps its "
-                        "example database in CORPUS/hypothesis-db (default corpus/)")
+                   help="atheris corpus dir (default corpus/atheris, which git ignores); "
+                        "hypothesis keeps its example database in CORPUS/hypothesis-db "
+                        "(default corpus/); relative to DAXFUZZ_HOME or the checkout")
     p.add_argument("--findings", type=out_dir, default=None,
-                   help="findings folder (default findings)")
+                   help="findings folder (default findings/ in DAXFUZZ_HOME or the checkout)")
     p.add_argument("--scenarios", default=None,
                    help="scenario traces whose documented divergences on the target are "
-                        "known, not news (default corpus; none: every divergence is news)")
+                        "known, not news (default corpus/ of DAXFUZZ_HOME or the checkout; "
+                        "none: every divergence is news)")
     p.add_argument("--db", default=None,
                    help="hypothesis example database: a folder (default CORPUS/hypothesis-db), "
                         "redis://HOST:PORT/N to share one across a fleet, or none")
