@@ -11,8 +11,11 @@ each machine reduces and saves the finding in its own findings folder.
 Entries are checked before Hypothesis sees them.  Hypothesis deletes an entry it
 cannot deserialize; here a corrupt or truncated entry is reported by name (file,
 or Redis key and value hash) and skipped, never deleted, so a person can look at
-it.  Directory entries are written atomically (temp file in the same folder,
-fsync, rename): a killed worker leaves a whole entry or none.
+it.  When Hypothesis later saves, deletes or moves the example whose name a
+corrupt file has (a truncated entry keeps its name), the file is moved to
+``DB/.quarantine/`` instead, and that is reported too.  Directory entries are
+written atomically (temp file in the same folder, fsync, rename): a killed worker
+leaves a whole entry or none; a stale ``.tmp-*`` left by a kill is removed.
 """
 
 from __future__ import annotations
@@ -86,13 +89,51 @@ class SafeDirectoryDatabase(DirectoryBasedExampleDatabase):
             self.reported.add(path)
             self.report(f"{path}: corrupt Hypothesis example ({why}); skipped, left in place")
 
+    def _holds(self, path, value: bytes) -> bool:
+        """Does the entry at `path` hold `value`?  (False for a corrupt one.)"""
+        try:
+            return path.read_bytes() == value
+        except OSError:
+            return False
+
+    def _quarantine(self, path) -> bool:
+        """Move a corrupt entry Hypothesis is about to overwrite, delete or move out of
+        its way, into DB/.quarantine/; False if there was nothing to move."""
+        if not path.exists():
+            return False
+        dest = quarantine_path(str(self.path), str(path))
+        try:
+            os.renames(path, dest)
+        except OSError as e:
+            self.report(f"{path}: corrupt Hypothesis example could not be quarantined "
+                        f"({e.strerror}); left in place")
+            return True
+        self.report(f"{path}: corrupt Hypothesis example moved to {dest} (Hypothesis "
+                    "replaced or dropped the example of that name; the file is kept)")
+        return True
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        path = self._value_path(key, value)
+        if path.exists() and not self._holds(path, value) and self._quarantine(path):
+            return
+        super().delete(key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        path = self._value_path(src, value)
+        if src != dest and path.exists() and not self._holds(path, value):
+            self._quarantine(path)
+            self.save(dest, value)
+            return
+        super().move(src, dest, value)
+
     def save(self, key: bytes, value: bytes) -> None:
         kp = self._key_path(key)
         if kp.name != self._metakeys_hash:
             self.save(self._metakeys_name, key)
         path = self._value_path(key, value)
         if path.exists():
-            return
+            if self._holds(path, value) or not self._quarantine(path):
+                return
         try:
             kp.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=kp)
@@ -154,12 +195,51 @@ def open_database(spec: str | None, default_dir: str | None = None,
     return SafeDirectoryDatabase(spec, report)
 
 
+QUARANTINE = ".quarantine"
+#: a temp file older than this was left by a killed writer (a write takes milliseconds)
+STALE_TMP_SECONDS = 60
+
+
+def quarantine_path(db: str, entry: str) -> str:
+    """Where the corrupt `entry` of database folder `db` is kept: DB/.quarantine/<its
+    path in the database>, with a number added if that is taken (nothing overwritten)."""
+    rel = os.path.relpath(entry, db)
+    dest = os.path.join(db, QUARANTINE, rel)
+    n = 1
+    while os.path.lexists(dest):
+        dest = os.path.join(db, QUARANTINE, f"{rel}.{n}")
+        n += 1
+    return dest
+
+
+def remove_stale_temp(path: str, report: Report = _say) -> None:
+    """Remove the `.tmp-*` files a killed writer left in database folder `path` (only
+    those older than STALE_TMP_SECONDS: a live writer's is renamed within milliseconds)."""
+    import time
+
+    if not os.path.isdir(path):
+        return
+    now = time.time()
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != QUARANTINE]
+        for name in files:
+            p = os.path.join(root, name)
+            try:
+                if name.startswith(".tmp-") and now - os.path.getmtime(p) > STALE_TMP_SECONDS:
+                    os.unlink(p)
+                    report(f"{p}: removed a temp file left by a killed run")
+            except OSError:
+                pass
+
+
 def check_directory(path: str) -> list[str]:
-    """Problems of a directory database, one line per corrupt entry (nothing is changed)."""
+    """Problems of a directory database, one line per corrupt entry (nothing is changed;
+    DB/.quarantine/ holds entries already set aside and is not checked)."""
     out: list[str] = []
     if not os.path.isdir(path):
         return out
-    for root, _dirs, files in sorted(os.walk(path)):
+    for root, dirs, files in os.walk(path):  # in order: dirs sorted in place
+        dirs[:] = sorted(d for d in dirs if d != QUARANTINE)
         for name in sorted(files):
             p = os.path.join(root, name)
             if name.startswith(".tmp-"):

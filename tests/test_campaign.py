@@ -128,3 +128,26 @@ def test_save_finding_never_loses_an_unreadable_old_trace(tmp_path):
                                       expect=raw.expect), engine="unit")
     assert os.path.exists(saved["trace_path"] + ".corrupt")
     assert known_signatures(str(tmp_path), BROKEN) == {"munmap:refcount"}
+
+
+def test_database_never_deletes_a_corrupt_entry_it_reported_keeping(tmp_path):
+    said: list[str] = []
+    sdb = SafeDirectoryDatabase(str(tmp_path / "db"), report=said.append)
+    value = choices_to_bytes((1, 2, b"abc"))
+    sdb.save(b"key", value)
+    (entry,) = [p for p in (tmp_path / "db").rglob("*")
+                if p.is_file() and p.parent.name != sdb._metakeys_hash]
+    entry.write_bytes(entry.read_bytes()[:3])  # cut short by a kill: its name kept
+    assert list(sdb.fetch(b"key")) == [] and "left in place" in said[-1]
+    sdb.save(b"key", value)  # Hypothesis finds that example again: stored, not shadowed
+    kept = tmp_path / "db" / ".quarantine" / entry.parent.name / entry.name
+    assert kept.read_bytes() == value[:3] and f"moved to {kept}" in said[-1]
+    assert list(sdb.fetch(b"key")) == [value]
+    sdb.delete(b"key", value)  # ...and later drops it: the quarantined file stays
+    assert kept.read_bytes() == value[:3] and check_directory(str(tmp_path / "db")) == []
+    entry.parent.mkdir(exist_ok=True)
+    entry.write_bytes(b"junk")  # corrupt again, then deleted or moved by name
+    sdb.delete(b"key", value)
+    sdb.move(b"key", b"other", value)
+    assert entry.with_name(entry.name).exists() is False
+    assert kept.with_name(entry.name + ".1").read_bytes() == b"junk"
