@@ -414,7 +414,15 @@ def _spawn(fn, jobs: int, args: tuple, st: Status, disp: Display) -> None:
 def _finding_line(saved: dict, st: Status) -> str:
     return (f"FINDING {saved['signature']} after {st.elapsed():.1f}s: reduced "
             f"{saved['original_ops']} -> {saved['ops']} ops; {saved['trace_path']}"
-            + _gup_note(saved))
+            + _gup_note(saved) + aside_note(saved))
+
+
+def aside_note(saved: dict) -> str:
+    """What save_finding did with an old finding file that could not stand for the bug."""
+    if not saved.get("set_aside"):
+        return ""
+    return (f"\n  the old {os.path.basename(saved['trace_path'])} could not stand for it "
+            f"({saved['set_aside_why']}): replaced, and kept as {saved['set_aside']}")
 
 
 def _gup_note(saved: dict) -> str:
@@ -567,7 +575,8 @@ def run(args: argparse.Namespace) -> int:
     camp = C.Campaign(args.campaign or os.path.join(args.findings, "campaign"))
     for saved in C.drain_queue(args.findings):  # what a killed run found but never reduced
         print(f"RECOVERED {saved['signature']}: queued by a killed run, reduced to "
-              f"{saved['ops']} ops; {saved['trace_path']}", file=sys.stderr, flush=True)
+              f"{saved['ops']} ops; {saved['trace_path']}{aside_note(saved)}", file=sys.stderr,
+              flush=True)
     stored = replay_known(args.findings, args.target, g)
     documented = ({} if args.scenarios == "none"
                   else documented_known(args.scenarios, args.target, g))

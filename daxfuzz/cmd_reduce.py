@@ -57,6 +57,7 @@ def load_input(path: str, target: str | None = None, g: Geometry | None = None) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from daxfuzz.cmd_fuzz import aside_note
     from daxfuzz.emit import emit_pytest, save_finding
     from daxfuzz.reduce import reduce_divergence
 
@@ -74,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         saved = save_finding(args.findings, t, engine="input")
         print(open(saved["trace_path"], encoding="utf-8").read(), end="")
         print(f"# {saved['signature']}: {saved['original_ops']} -> {saved['ops']} ops; "
-              f"wrote {saved['trace_path']} and {saved['test_path']}", file=sys.stderr)
+              f"wrote {saved['trace_path']} and {saved['test_path']}{aside_note(saved)}",
+              file=sys.stderr)
         return EXIT_DIVERGENCE
     red = reduce_divergence(target, t.geometry, t.ops,
                             description=(f"reduced from {len(t.ops)} ops of "

@@ -122,17 +122,63 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
            "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
            "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True}
     write_trace_atomic(out["raw_path"], raw)
-    old = _read_or_none(out["trace_path"])  # an unreadable old finding is kept aside
+    old, old_div, why = _old_finding(out["trace_path"], raw.target, sig)
     if old is not None and len(old.ops) <= len(red.trace.ops):
         out["new"] = False
         out["ops"] = len(old.ops)
+        if _read_text_or_none(out["test_path"]) != emit_pytest(old, old_div):
+            _write_atomic(out["test_path"], emit_pytest(old, old_div))  # lost or damaged
     else:
-        if old is None and os.path.exists(out["trace_path"]):
-            os.replace(out["trace_path"], out["trace_path"] + ".corrupt")
+        if why is not None:  # never overwritten, never deleted: moved aside, and said
+            out["set_aside"] = set_aside(out["trace_path"])
+            out["set_aside_why"] = why
         write_trace_atomic(out["trace_path"], red.trace)
         _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
     os.unlink(queued_path)
     return out
+
+
+def set_aside(path: str) -> str:
+    """Move `path` to `path`.corrupt (or .corrupt-N: nothing is overwritten); the new name."""
+    dest = path + ".corrupt"
+    n = 1
+    while os.path.lexists(dest):
+        dest = f"{path}.corrupt-{n}"
+        n += 1
+    os.replace(path, dest)
+    return dest
+
+
+def _old_finding(path: str, target: str, sig: str):
+    """The reduced trace already at `path` for `target` and `sig`, its divergence and
+    None; or (None, None, why it cannot stand for the finding) if the file exists but
+    does not parse as a non-empty trace of that target and signature that reproduces
+    it (emptied, cut after its header, edited, or made stale by a target change); or
+    (None, None, None) if there is no file."""
+    from daxfuzz.runner import run_ops
+    from daxfuzz.trace import read_trace
+
+    if not os.path.lexists(path):
+        return None, None, None
+    try:
+        t = read_trace(path)
+    except InputError as e:
+        return None, None, e.reason
+    if t.target != target or t.expect != f"divergence {sig}":
+        return None, None, (f"its header says target {t.target}, expect {t.expect!r}, "
+                            f"not {target} and divergence {sig}")
+    div, _ = run_ops(target, t.geometry, t.ops)
+    if div is None or div.signature() != sig:
+        return None, None, "it no longer reproduces " + sig
+    return t, div, None
+
+
+def _read_text_or_none(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def known_signatures(findings: str, target: str) -> set[str]:

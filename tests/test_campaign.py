@@ -130,6 +130,42 @@ def test_save_finding_never_loses_an_unreadable_old_trace(tmp_path):
     assert known_signatures(str(tmp_path), BROKEN) == {"munmap:refcount"}
 
 
+CORRUPTIONS = {  # what a kill, a full disk or a person can leave of a finding file
+    "emptied": "",
+    "whitespace": " \n\t\n",
+    "comments only": "# nothing here\n",
+    "cut after its header": "target: test-broken-unmap-ref\nexpect: divergence munmap:refcount\n\n",
+    "another bug's trace": RAW.replace("munmap:refcount", "fault:refcount"),
+    "agrees": RAW.replace("munmap mm=0 vma=0\n", ""),
+}
+
+
+def test_a_corrupt_finding_is_set_aside_and_replaced_on_refind(tmp_path, capsys):
+    """An emptied finding file used to parse as a 0-op trace that 'agrees': the re-find
+    printed 'reduced 16 -> 0 ops' and kept it, hiding the bug from every later run."""
+    f = tmp_path / "f"
+    raw = tmp_path / "raw.trace"
+    raw.write_text(RAW)
+    assert cli(["reduce", str(raw), "--findings", str(f)]) == 1
+    (trace,) = f.glob("*__munmap-refcount.trace")
+    (test,) = f.glob("test_*.py")
+    good = trace.read_text()
+    for n, (what, text) in enumerate(CORRUPTIONS.items()):
+        trace.write_text(text)
+        test.unlink()
+        capsys.readouterr()
+        assert cli(["reduce", str(raw), "--findings", str(f)]) == 1, what
+        err = capsys.readouterr().err
+        assert trace.read_text() == good and test.exists(), what
+        assert "-> 0 ops" not in err and "could not stand for it" in err, (what, err)
+        aside = trace.with_name(trace.name + (".corrupt" if n == 0 else f".corrupt-{n}"))
+        assert aside.read_text() == text, what  # kept, never overwritten
+    assert known_signatures(str(f), BROKEN) == {"munmap:refcount"}
+    test.write_text("garbage")  # a kept finding gets its test back too
+    assert cli(["reduce", str(raw), "--findings", str(f)]) == 1
+    assert "EXPECT_DIVERGENCE" in test.read_text()
+
+
 def test_database_never_deletes_a_corrupt_entry_it_reported_keeping(tmp_path):
     said: list[str] = []
     sdb = SafeDirectoryDatabase(str(tmp_path / "db"), report=said.append)
