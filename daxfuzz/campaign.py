@@ -17,7 +17,9 @@ between leaves the raw trace queued, and the next run reduces it first
 (:func:`drain_queue`).  So a finding is never lost: it is reduced, or queued.
 
 Nothing here deletes a file it cannot read: a corrupt or truncated file is reported
-by name and skipped (a corrupt ``state.json`` is moved aside, kept, and replaced).
+by name and skipped (a corrupt ``state.json`` is moved aside, kept, and replaced; a
+run record with a missing or wrong-typed field is moved to its ``quarantined_runs``
+list).  Temp files (``.tmp-*``) a killed run left are removed by the next run.
 """
 
 from __future__ import annotations
@@ -64,6 +66,76 @@ def write_json_atomic(path: str, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
+NUM = (int, float)
+#: the fields of a run record (state.json "runs") and their types; id, status and start
+#: are required.  A record that breaks this is quarantined, not trusted.
+RUN_FIELDS: dict[str, tuple] = {
+    "id": (int,), "pid": (int,), "start": NUM, "end": NUM + (type(None),),
+    "status": (str,), "engine": (str,), "target": (str,), "jobs": (int,), "budget": NUM,
+    "seed": (int, type(None)), "findings_dir": (str,), "corpus_dir": (str,),
+    "geometry": (str,), "weights": (str,), "known": (list,), "execs": (int,),
+    "steps": (int,), "cov": (int, type(None)), "corpus": (int, type(None)), "seconds": NUM,
+    "op_mix": (dict,), "new_findings": (list,), "first_found": NUM + (type(None),),
+}
+RUN_STATUS = ("running", "done", "killed")
+
+
+def run_problem(r: object) -> str | None:
+    """Why `r` is not a usable run record, or None."""
+    if not isinstance(r, dict):
+        return f"not a run record ({type(r).__name__})"
+    for k in ("id", "status", "start"):
+        if k not in r:
+            return f"no {k!r}"
+    for k, types in RUN_FIELDS.items():
+        v = r.get(k)
+        if k in r and (not isinstance(v, types) or isinstance(v, bool)):
+            return f"{k!r} is {type(v).__name__}, not {'/'.join(t.__name__ for t in types)}"
+    if r["status"] not in RUN_STATUS:
+        return f"status {r['status']!r} is not one of {', '.join(RUN_STATUS)}"
+    if not all(isinstance(x, str) for x in r.get("new_findings", ()) or ()) or not all(
+            isinstance(x, str) for x in r.get("known", ()) or ()):
+        return "a finding signature that is not a string"
+    mix = r.get("op_mix") or {}
+    if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+               for k, v in mix.items()):
+        return "'op_mix' is not op -> count"
+    return None
+
+
+def check_runs(runs: list, where: str, report: Report) -> tuple[list[dict], list]:
+    """The usable runs of `runs` and the others, each reported (`where`, run index)."""
+    good, bad = [], []
+    for i, r in enumerate(runs):
+        why = run_problem(r)
+        if why is None:
+            good.append(r)
+        else:
+            bad.append(r)
+            report(f"{where}: run #{i + 1} of the run list is unusable ({why}); quarantined")
+    return good, bad
+
+
+def clean_temp(dirs: list[str], report: Report = say, age: float = 60.0) -> None:
+    """Remove the `.tmp-*` files a killed writer left in `dirs` (not recursive; only those
+    older than `age` seconds: a live writer renames its own within milliseconds)."""
+    now = time.time()
+    for d in dirs:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            p = os.path.join(d, n)
+            try:
+                if n.startswith(".tmp-") and os.path.isfile(p) and \
+                        now - os.path.getmtime(p) > age:
+                    os.unlink(p)
+                    report(f"{p}: removed a temp file left by a killed run")
+            except OSError:
+                pass
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -98,6 +170,13 @@ class Campaign:
                 st = json.load(f)
             if not isinstance(st, dict) or not isinstance(st.get("runs"), list):
                 raise ValueError("not a campaign state object")
+            done = st.get("artifacts_done", [])
+            if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
+                raise ValueError("'artifacts_done' is not a list of file names")
+            sl = st.get("atheris_slice", {})
+            if not isinstance(sl, dict) or not isinstance(sl.get("weights", ""), str) or \
+                    not isinstance(sl.get("max_ops", 1), int) or sl.get("max_ops", 1) < 1:
+                raise ValueError("'atheris_slice' is not {weights: str, max_ops: int}")
         except (OSError, ValueError) as e:
             aside = f"{self.state_path}.corrupt-{int(time.time())}"
             os.replace(self.state_path, aside)
@@ -105,6 +184,10 @@ class Campaign:
                         f"{aside}, starting a fresh run list (series.jsonl is kept)")
             return empty
         st.setdefault("artifacts_done", [])
+        st["runs"], bad = check_runs(st["runs"], self.state_path, self.report)
+        if bad:
+            q = st.get("quarantined_runs")
+            st["quarantined_runs"] = (q if isinstance(q, list) else []) + bad
         for r in st["runs"]:  # a run whose process is gone without finishing was killed
             if r.get("status") == "running" and not _pid_alive(r.get("pid", 0)):
                 r["status"] = "killed"
@@ -164,6 +247,14 @@ def read_series(path: str, report: Report = say) -> list[dict]:
                     raise ValueError
             except ValueError:
                 report(f"{path}:{n}: not a JSON record (a write cut short?); skipped")
+                continue
+            bad = [k for k in ("run", "t") if not isinstance(rec.get(k), NUM)
+                   or isinstance(rec.get(k), bool)]
+            bad += [k for k, v in rec.items() if k not in ("run", "t") and v is not None
+                    and (not isinstance(v, NUM) or isinstance(v, bool))]
+            if bad:
+                report(f"{path}:{n}: record with a missing or non-numeric "
+                       f"{', '.join(bad)}; skipped")
                 continue
             out.append(rec)
     return out

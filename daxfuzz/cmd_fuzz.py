@@ -572,7 +572,13 @@ def run(args: argparse.Namespace) -> int:
     for problem in C.scan(args.findings, [corpus],
                           db if args.engine == "hypothesis" else None):
         C.say(problem)
-    camp = C.Campaign(args.campaign or os.path.join(args.findings, "campaign"))
+    camp_dir = args.campaign or os.path.join(args.findings, "campaign")
+    C.clean_temp([args.findings, os.path.join(args.findings, C.QUEUE), camp_dir])
+    if args.engine == "hypothesis" and db != "none" and "://" not in db:
+        from daxfuzz.hypothesis_db import remove_stale_temp
+
+        remove_stale_temp(db, C.say)
+    camp = C.Campaign(camp_dir)
     for saved in C.drain_queue(args.findings):  # what a killed run found but never reduced
         print(f"RECOVERED {saved['signature']}: queued by a killed run, reduced to "
               f"{saved['ops']} ops; {saved['trace_path']}{aside_note(saved)}", file=sys.stderr,

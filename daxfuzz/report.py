@@ -35,10 +35,14 @@ def load_runs(camp: str, report: Report = say) -> list[dict]:
     try:
         with open(p, encoding="utf-8") as f:
             runs = json.load(f)["runs"]
-        return [r for r in runs if isinstance(r, dict)]
+        if not isinstance(runs, list):
+            raise TypeError("'runs' is not a list")
     except (OSError, ValueError, KeyError, TypeError) as e:
         report(f"{p}: unreadable campaign state ({e}); runs table left empty")
         return []
+    from daxfuzz.campaign import check_runs
+
+    return check_runs(runs, p, lambda m: report(m.replace("; quarantined", "; left out")))[0]
 
 
 def load_findings(dirs: list[str], report: Report = say) -> list[dict]:
