@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -232,6 +233,10 @@ class Campaign:
         self.save()
 
 
+def _finite(v: object) -> bool:
+    return isinstance(v, NUM) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def read_series(path: str, report: Report = say) -> list[dict]:
     """The records of a series file; a malformed line is reported (file:line) and skipped."""
     out: list[dict] = []
@@ -248,12 +253,11 @@ def read_series(path: str, report: Report = say) -> list[dict]:
             except ValueError:
                 report(f"{path}:{n}: not a JSON record (a write cut short?); skipped")
                 continue
-            bad = [k for k in ("run", "t") if not isinstance(rec.get(k), NUM)
-                   or isinstance(rec.get(k), bool)]
+            bad = [k for k in ("run", "t") if not _finite(rec.get(k))]
             bad += [k for k, v in rec.items() if k not in ("run", "t") and v is not None
-                    and (not isinstance(v, NUM) or isinstance(v, bool))]
+                    and not _finite(v)]
             if bad:
-                report(f"{path}:{n}: record with a missing or non-numeric "
+                report(f"{path}:{n}: record with a missing or non-finite "
                        f"{', '.join(bad)}; skipped")
                 continue
             out.append(rec)

@@ -1,0 +1,471 @@
+"""A generated bad-input suite: malformed traces, bad flags, corrupted campaign folders.
+
+Every case goes through the CLI's main() in-process (exit code and stderr checked, no
+traceback), except those that could hang or eat memory -- FIFOs, devices, huge files,
+the largest geometry -- which run as a subprocess under a timeout and an address-space
+limit, their peak RSS measured.  The cases are generated from a seed
+(DAXFUZZ_BAD_SEED, default 1): a table of corruptions applied at random places of
+valid traces, a table of bad values for every numeric and path flag, and a table of
+damaged campaign states.
+
+    malformed trace  -> exit 2, stderr names FILE:LINE (FILE alone for a whole-file problem)
+    bad flag         -> exit 2, stderr names the flag
+    damaged campaign -> the command carries on (exit 0/1): the damaged file is named
+                        and the bad part quarantined or skipped, never a traceback
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from daxfuzz import campaign as C
+from daxfuzz.cli import main
+from daxfuzz.geometry import LIMITS
+from daxfuzz.textio import MAX_FILE_BYTES, MAX_LINE_CHARS
+from daxfuzz.trace import MAX_OPS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEED = int(os.environ.get("DAXFUZZ_BAD_SEED", "1"))
+CASE_SECONDS = 5.0  # the time bound of one in-process case
+RSS_LIMIT = 1 << 30  # RLIMIT_AS of a subprocess case
+RSS_BOUND_KB = 400_000  # the peak RSS a subprocess case may reach
+
+BASE = [  # valid traces the corruptions are applied to (each line numbered from 1)
+    """\
+target: 7.2
+geometry: pages=32 pmd_order=2 inodes=2 mms=2 vmas=2 handles=4 file_pages=8 max_file_pages=16
+expect: agree
+description: a pin makes truncate wait; the unpin lets it complete.
+
+mmap mm=0 vma=0 ino=0 pages=4
+fault mm=0 vma=0 pgoff=0 write=1        => ok
+pin mm=0 vma=0 pgoff=1 h=0              => ok
+truncate ino=0                          => blocked pfn=0
+unpin h=0                               => ok
+truncate ino=0                          => ok
+""",
+    """\
+# a comment first
+expect: agree
+mmap mm=0 vma=1 ino=1 pgoff=4 huge=0
+fault mm=0 vma=1 pgoff=5 write=1
+reflink src=1 dst=0 pages=8
+fault mm=0 vma=1 pgoff=5
+""",
+]
+
+BAD_NUMBERS = ["\uff14", "\u0664", "0_4", "+4", "\u00a04", "4\u00a0", "4.0", "0x4", "1e3",
+               "", "-", "9" * 12, "\u00b2", "four", "4\u200b", "\u0e54", "٤٢", "1,2"]
+
+
+def _op_lines(lines: list[str]) -> list[int]:
+    return [i for i, ln in enumerate(lines) if ln and not ln.startswith("#") and ":" not in
+            ln.split("=>")[0]]
+
+
+def _header_end(lines: list[str]) -> int:
+    return _op_lines(lines)[0]
+
+
+# Each corruption: (rng, lines) -> (new text or bytes, 1-based line or None).
+def c_bad_number(rng, lines):
+    i = rng.choice(_op_lines(lines))
+    toks = lines[i].split("=>")[0].split()
+    j = rng.randrange(1, len(toks)) if len(toks) > 1 else None
+    if j is None:
+        lines[i] = lines[i] + " x=1"
+        return lines, i + 1
+    k, _, _ = toks[j].partition("=")
+    toks[j] = f"{k}={rng.choice(BAD_NUMBERS)}"
+    lines[i] = " ".join(toks)
+    return lines, i + 1
+
+
+def c_unknown_op(rng, lines):
+    i = rng.choice(_op_lines(lines))
+    lines[i] = rng.choice(["frobnicate", "MMAP", "mmap\u00a0mm=0", "fault\x0bmm=0",
+                           "m" * 5000, "\u202emmap", "mmap;"]) + " mm=0"
+    return lines, i + 1
+
+
+def c_field(rng, lines):
+    i = rng.choice(_op_lines(lines))
+    body = lines[i].split("=>")[0].rstrip()
+    lines[i] = body + " " + rng.choice(["bogus=1", "pgoff", "=3", "mm=0", "x" * 6000 + "=1"])
+    return lines, i + 1
+
+
+def c_missing_field(rng, lines):
+    i = rng.choice(_op_lines(lines))
+    lines[i] = rng.choice(["mmap mm=0", "fault mm=0 vma=0", "reflink src=0", "pin vma=0"])
+    return lines, i + 1
+
+
+def c_out_of_range(rng, lines):
+    i = rng.choice(_op_lines(lines))
+    lines[i] = rng.choice(["mmap mm=0 vma=0 ino=7", "fault mm=9 vma=0 pgoff=0",
+                           "unpin h=99", "truncate ino=0 pages=999999999",
+                           "memory_failure pfn=100000", "mmap mm=-1 vma=0 ino=0"])
+    return lines, i + 1
+
+
+def c_geometry(rng, lines):
+    key = rng.choice(sorted(LIMITS))
+    val = rng.choice([LIMITS[key] + 1, 10**8, 10**9 - 1])
+    extra = rng.choice(["", " pages=33", " pmd_order=0", " nope=1", f" {key}=0x1"])
+    bad = rng.choice([f"geometry: {key}={val}", f"geometry: {key}={rng.choice(BAD_NUMBERS)}",
+                      f"geometry: pages=32{extra}", f"geometry: {key}"])
+    lines = [ln for ln in lines if not ln.startswith("geometry:")]
+    lines.insert(0, bad)
+    return lines, 1
+
+
+def c_header(rng, lines):
+    i = rng.randrange(_header_end(lines) + 1)
+    bad = rng.choice(["target: nope", "target: 7.2!", "target: ../../etc/passwd",
+                      "target: " + "7" * 100, "expect: maybe", "expect: divergence a b",
+                      "expect: divergence \u00e9:x", "expect 7.2!: agree", "colour: blue",
+                      "\ufeffcolour: blue", "Target: 7.2", "expect 6.15: sometimes"])
+    lines.insert(i, bad)
+    return lines, i + 1
+
+
+def c_header_after_op(rng, lines):
+    i = rng.choice(_op_lines(lines)) + 1
+    lines.insert(i, rng.choice(["target: 7.2", "expect: agree", "geometry: pages=32",
+                                "description: late", "expect 7.2: agree"]))
+    return lines, i + 1
+
+
+def c_duplicate_header(rng, lines):
+    lines = [ln for ln in lines if not ln.startswith(("target:", "geometry:"))]
+    key = rng.choice(["target: 7.2", "geometry: pages=32"])
+    lines[0:0] = [key, key]
+    return lines, 2
+
+
+def c_shifting_chars(rng, lines):
+    """A character str.splitlines() splits on, inside a description: the error after it
+    must still name the right line."""
+    ch = rng.choice(["\x0b", "\x0c", "\u2028", "\u2029", "\u0085", "\x1c", "\x1d", "\x1e",
+                     "\r"])
+    lines.insert(0, f"description: a{ch}b{ch}c")
+    lines, line = c_bad_number(rng, lines)
+    return lines, line
+
+
+def c_long_line(rng, lines):
+    i = rng.randrange(len(lines) + 1)
+    lines.insert(i, rng.choice(["description: ", "# ", "mmap mm=0 vma=0 ino=0 "])
+                 + "x" * (MAX_LINE_CHARS + rng.randrange(1, 5000)))
+    return lines, i + 1
+
+
+def c_nul(rng, lines):
+    i = rng.randrange(len(lines))
+    lines[i] = lines[i][:3] + "\x00" + lines[i][3:]
+    return lines, i + 1
+
+
+def c_not_utf8(rng, lines):
+    i = rng.randrange(len(lines))
+    data = "\n".join(lines[:i]).encode() + (b"\n" if i else b"") + lines[i][:4].encode() \
+        + rng.choice([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xe9t\xe9"]) + b"\n"
+    return data, i + 1
+
+
+def c_no_result(rng, lines):
+    i = rng.choice(_op_lines(lines))
+    lines[i] = lines[i].split("=>")[0] + " =>  "
+    return lines, i + 1
+
+
+def c_no_ops(rng, lines):
+    return rng.choice([[], [" ", "\t"], ["# nothing"], lines[:_header_end(lines)],
+                       ["\ufeff"], ["\r", "\r"], ["#\x0b\x0c"]]), None
+
+
+def c_too_many_ops(rng, lines):
+    return lines + ["unmount", "mount"] * (MAX_OPS // 2 + 1), _header_end(lines) + MAX_OPS + 1
+
+
+CORRUPTIONS = [c_bad_number, c_unknown_op, c_field, c_missing_field, c_out_of_range,
+               c_geometry, c_header, c_header_after_op, c_duplicate_header, c_shifting_chars,
+               c_long_line, c_nul, c_not_utf8, c_no_result, c_no_ops, c_too_many_ops]
+N_TRACES = 16 * 17  # 17 cases per corruption
+
+
+def _trace_cases():
+    rng = random.Random(SEED)
+    for n in range(N_TRACES):
+        fn = CORRUPTIONS[n % len(CORRUPTIONS)]
+        base = rng.choice(BASE).rstrip("\n").split("\n")
+        out, line = fn(rng, list(base))
+        data = out if isinstance(out, bytes) else ("\n".join(out) + "\n").encode("utf-8")
+        if isinstance(out, list) and not out:
+            data = b""
+        cmd = rng.choice([["replay"], ["replay", "-q"], ["replay", "--check"], ["reduce"],
+                          ["replay", "--target", "6.15"]])
+        yield f"{n:03d}-{fn.__name__[2:]}", data, line, cmd
+
+
+def _flag_cases():
+    """(argv, the flag the error must name): every numeric and path flag, bad values."""
+    ints = {("fuzz", "--jobs"): ["0", "-1", "99999", "+2", "\u0662", "2.0", " 2", "x"],
+            ("fuzz", "--max-ops"): ["0", "-1", "10001", "+4", "\uff14", "1e3"],
+            ("fuzz", "--seed"): ["-1", "+4", "\u0664", "4.5", "9" * 20],
+            ("fuzz", "--time"): ["0", "-1", "nan", "inf", "1e400", "10x", "\uff11\uff10",
+                                 "-5m", ""],
+            ("zoo", "--budget"): ["0", "-1", "nan", "\u0661"],
+            ("zoo", "--jobs"): ["0", "99999"],
+            ("exhaust", "--max-ops"): ["0", "-1", "65"],
+            ("exhaust", "--pages"): ["0", str(LIMITS["pages"] + 1)],
+            ("exhaust", "--inodes"): ["0", str(LIMITS["inodes"] + 1), "+1"],
+            ("exhaust", "--processes"): [str(LIMITS["mms"] + 1)],
+            ("exhaust", "--jobs"): ["0", "99999"],
+            ("diff", "--max-ops"): ["-1", "65"],
+            ("bench", "--ops"): ["0", "-5"],
+            ("bench", "--seq"): ["0", "20000"],
+            ("bench", "--repeat"): ["0"],
+            ("coverage", "--time"): ["0", "-1"]}
+    paths = {("fuzz", "--findings"): ["/proc/version", "/dev/null", "/dev/null/x", ""],
+             ("fuzz", "--corpus"): ["/dev/null", "/proc/version/x"],
+             ("fuzz", "--campaign"): ["/dev/null"],
+             ("fuzz", "--geometry"): ["inodes=100000000", "mms=1000000 vmas=1000",
+                                      "pages=33", "x=1", "pages=\uff13\uff12"],
+             ("reduce", "--findings"): ["/dev/null"],
+             ("reduce", "--geometry"): ["handles=1000000"],
+             ("report", "--findings"): ["/nonexistent", "/dev/null"],
+             ("exhaust", "--findings"): ["/dev/null"]}
+    extra = {"diff": ["--from", "6.15", "--to", "7.2"], "reduce": ["X.trace"],
+             "report": ["."]}
+    for table in (ints, paths):
+        for (cmd, flag), values in table.items():
+            for v in values:
+                yield [cmd, *extra.get(cmd, []), flag, v], flag
+    yield ["fuzz", "--engine", "nope"], "--engine"
+    yield ["replay"], "FILE"
+    yield ["fuzz", "--target", "nope", "--time", "1"], "--target"
+    yield ["fuzz", "--scenarios", "/dev/null", "--time", "1", "--engine", "random"], \
+        "--scenarios"
+    yield ["fuzz", "--weights", "fault=x", "--time", "1", "--engine", "random"], "--weights"
+    yield ["zoo", "--seeds", "1,+2"], "--seeds"
+
+
+STATES = {  # damaged campaign state.json files
+    "null run": {"version": 1, "runs": [None]},
+    "wrong types": {"version": 1, "runs": [{"id": "1", "status": 5, "start": "x",
+                                            "execs": "many"}]},
+    "bool id": {"version": 1, "runs": [{"id": True, "status": "done", "start": 1.0}]},
+    "no status": {"version": 1, "runs": [{"id": 1, "start": 1.0}]},
+    "bad status": {"version": 1, "runs": [{"id": 1, "status": "??", "start": 1.0}]},
+    "bad op mix": {"version": 1, "runs": [{"id": 1, "status": "done", "start": 1.0,
+                                           "op_mix": {"fault": "x"}}]},
+    "bad findings": {"version": 1, "runs": [{"id": 1, "status": "done", "start": 1.0,
+                                             "new_findings": [1, None]}]},
+    "runs not a list": {"version": 1, "runs": {"a": 1}},
+    "a list": [1, 2, 3],
+    "null": None,
+    "artifacts not a list": {"version": 1, "runs": [], "artifacts_done": {"a": 1}},
+    "bad slice": {"version": 1, "runs": [], "atheris_slice": {"max_ops": -1}},
+    "deep": {"version": 1, "runs": [{"id": 1, "status": "done", "start": 1.0,
+                                     "known": [[[[]]]]}]},
+}
+STATE_TEXTS = {"cut short": '{"runs": [{"id": 1, "sta', "empty": "", "binary": "\x00\xff",
+               "not json": "runs: []"}
+SERIES = ['{"run": 1, "t": "x"}', '{"run": null, "t": 1}', '[1, 2]', '{"run": 1, "t": 1, '
+          '"execs": "9"}', '{"run": 1, "t": 1e999}', "\x00"]
+
+
+def _campaign_cases():
+    for name, obj in STATES.items():
+        yield name, json.dumps(obj), None
+    for name, text in STATE_TEXTS.items():
+        yield name, text, None
+    for i, line in enumerate(SERIES):
+        yield f"series {i}", json.dumps({"version": 1, "runs": [
+            {"id": 1, "status": "done", "start": 1.0}]}), line
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str, float]:
+    t0 = time.monotonic()
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse
+        rc = e.code
+    cap = capsys.readouterr()
+    return rc, cap.err + cap.out, time.monotonic() - t0
+
+
+def test_generated_bad_inputs(tmp_path, capsys, monkeypatch):
+    """>= 300 generated malformed traces, flags and campaign folders: exit 2 naming the
+    place (campaigns: named and carried on), no traceback, each within CASE_SECONDS."""
+    monkeypatch.setenv("DAXFUZZ_HOME", ROOT)
+    monkeypatch.delenv("DAXFUZZ_TARGET", raising=False)
+    right, wrong = 0, []
+    kinds = {"trace": [0, 0], "flag": [0, 0], "campaign": [0, 0]}
+
+    def record(kind: str, ok: bool, what: str) -> None:
+        nonlocal right
+        kinds[kind][1] += 1
+        if ok:
+            right += 1
+            kinds[kind][0] += 1
+        else:
+            wrong.append(what)
+
+    for name, data, line, cmd in _trace_cases():
+        path = tmp_path / f"{name}.trace"
+        path.write_bytes(data)
+        rc, err, secs = _run([*cmd, str(path)], capsys)
+        place = f"{path}:{line}: " if line is not None else f"{path}: "
+        ok = rc == 2 and place in err and "Traceback" not in err and secs < CASE_SECONDS \
+            and len(err) < 2000
+        record("trace", ok, f"{name} {cmd}: rc={rc} want {place!r} in {err[:300]!r}")
+    for argv, flag in _flag_cases():
+        argv = [a.replace("X.trace", str(tmp_path / "x.trace")) for a in argv]
+        rc, err, secs = _run(argv, capsys)
+        ok = rc == 2 and flag in err and "Traceback" not in err and secs < CASE_SECONDS
+        record("flag", ok, f"{argv}: rc={rc} want {flag!r} in {err[:300]!r}")
+    for name, state, series in _campaign_cases():
+        camp = tmp_path / "camp" / name.replace(" ", "-") / "campaign"
+        camp.mkdir(parents=True)
+        (camp / "state.json").write_text(state)
+        bad = camp / "state.json"
+        if series is not None:
+            (camp / "series.jsonl").write_text('{"run": 1, "t": 1.0}\n' + series + "\n")
+            bad = camp / "series.jsonl"
+        rc, err, secs = _run(["report", str(camp)], capsys)
+        if series is None:  # what fuzz does with it: the file is named, bad parts set aside
+            said: list[str] = []
+            try:
+                C.Campaign(str(camp), report=said.append)
+            except Exception as e:  # noqa: BLE001 - counted as wrong, with its name
+                said.append(f"Traceback {type(e).__name__}: {e}")
+            err += "\n".join(said)
+        ok = rc == 0 and str(bad) in err and "Traceback" not in err and secs < 3 * CASE_SECONDS
+        record("campaign", ok, f"report {name}: rc={rc} want {bad} in {err[:300]!r}")
+    total = sum(n for _, n in kinds.values())
+    print(f"\ngenerated bad inputs: {right}/{total} right exit and place; "
+          + ", ".join(f"{k} {a}/{n}" for k, (a, n) in kinds.items()))
+    assert total >= 300
+    assert not wrong, f"{len(wrong)} of {total} wrong:\n" + "\n".join(wrong[:20])
+
+
+def test_damaged_campaign_state_is_quarantined_by_fuzz(tmp_path, capsys):
+    """fuzz carries on past a damaged state.json: bad runs quarantined, good ones kept."""
+    f = tmp_path / "f"
+    (f / "campaign").mkdir(parents=True)
+    good = {"id": 3, "status": "done", "start": 1.0, "execs": 5}
+    (f / "campaign" / "state.json").write_text(json.dumps(
+        {"version": 1, "runs": [None, {"id": "x", "status": 5, "start": "y"}, good]}))
+    rc, err, _ = _run(["fuzz", "--engine", "random", "--target", "7.2", "--time", "0.3",
+                       "--seed", "1", "-q", "--findings", str(f), "--no-report",
+                       "--scenarios", "none"], capsys)
+    assert rc in (0, 1) and "Traceback" not in err  # 1: it found a divergence
+    assert "run #1 of the run list is unusable" in err and "run #2" in err
+    st = json.loads((f / "campaign" / "state.json").read_text())
+    assert st["runs"][0] == good and st["runs"][1]["status"] == "done"
+    assert st["quarantined_runs"] == [None, {"id": "x", "status": 5, "start": "y"}]
+
+
+# ---------------------------------------------------------------- subprocess cases ----
+MAX_GEOMETRY = " ".join(f"{k}={v}" for k, v in LIMITS.items())
+
+
+def _worst_trace() -> str:
+    """The largest world allowed, every process and slot mapping a whole file, a PMD
+    fault in every PMD of every mapping, every GUP handle pinned."""
+    out = [f"geometry: {MAX_GEOMETRY}"]
+    mms, vmas, fp = LIMITS["mms"], LIMITS["vmas"], LIMITS["max_file_pages"]
+    pmd = 1 << LIMITS["pmd_order"]
+    for mm in range(mms):
+        for v in range(vmas):
+            out.append(f"mmap mm={mm} vma={v} ino={(mm * vmas + v) % LIMITS['inodes']} "
+                       f"pages={fp}")
+    for mm in range(mms):
+        for v in range(vmas):
+            out += [f"fault mm={mm} vma={v} pgoff={p} write=1" for p in range(0, fp, pmd)]
+    out += [f"pin mm={h % mms} vma={h // mms % vmas} pgoff={h} h={h}"
+            for h in range(LIMITS["handles"])]
+    return "\n".join(out) + "\n"
+
+
+def _limited(argv: list[str], timeout: float) -> tuple[int, str, int, float]:
+    """Run `daxfuzz argv` under RLIMIT_AS; (rc, stderr, peak RSS in KiB, seconds)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (RSS_LIMIT, RSS_LIMIT))
+
+    env = dict(os.environ, PYTHONPATH=ROOT, DAXFUZZ_HOME=ROOT)
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as errf:
+        p = subprocess.Popen([sys.executable, "-m", "daxfuzz", *argv], env=env,
+                             stdout=subprocess.DEVNULL, stderr=errf, preexec_fn=limit)
+        while True:  # wait4: this child's own peak RSS (its reaped workers' included)
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - t0 > timeout:
+                p.kill()
+                os.wait4(p.pid, 0)
+                raise AssertionError(f"daxfuzz {argv} hung (> {timeout} s)")
+            time.sleep(0.02)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        err = errf.read().decode("utf-8", "replace")
+    return p.returncode, err, ru.ru_maxrss, time.monotonic() - t0
+
+
+def test_hang_and_memory_cases_are_refused_in_bounds(tmp_path):
+    fifo = tmp_path / "fifo.trace"
+    os.mkfifo(fifo)
+    rnd = tmp_path / "random.trace"
+    rnd.symlink_to("/dev/urandom")
+    zero = tmp_path / "zero.trace"
+    zero.symlink_to("/dev/zero")
+    big = tmp_path / "big.trace"
+    big.write_text("mmap mm=0 vma=0 ino=" + "9" * (5 << 20) + "\n")
+    huge_geo = tmp_path / "geo.trace"
+    huge_geo.write_text("geometry: inodes=100000000\nmmap mm=0 vma=0 ino=0\n")
+    mms = tmp_path / "mms.trace"
+    mms.write_text("geometry: mms=1000000 vmas=1000\nmmap mm=0 vma=0 ino=0\n")
+    for path, why in ((fifo, "a FIFO"), (rnd, "a character device"),
+                      (zero, "a character device"), (tmp_path, "a directory"),
+                      (big, f"{MAX_FILE_BYTES}-byte limit"), (huge_geo, "the limit is 64"),
+                      (mms, "the limit is 16")):
+        rc, err, rss, secs = _limited(["replay", str(path)], timeout=20)
+        assert rc == 2 and str(path) in err and why in err, (path, err)
+        assert "Traceback" not in err and len(err) < 2000 and secs < 20
+
+
+def test_worst_allowed_geometry_stays_in_its_bounds(tmp_path):
+    """The largest geometry every limit allows, at its busiest: peak RSS bounded."""
+    t = tmp_path / "worst.trace"
+    t.write_text(_worst_trace())
+    rc, err, rss, secs = _limited(["replay", "-q", str(t)], timeout=120)
+    print(f"\nworst allowed geometry ({MAX_GEOMETRY}), "
+          f"{len(t.read_text().splitlines()) - 1} ops: peak RSS {rss / 1024:.0f} MiB, "
+          f"{secs:.1f} s")
+    assert rc == 0, err
+    assert rss < RSS_BOUND_KB
+
+
+@pytest.mark.parametrize("engine", ["random", "hypothesis"])
+def test_worst_allowed_geometry_fuzzes_in_bounds(tmp_path, engine):
+    rc, err, rss, secs = _limited(
+        ["fuzz", "--engine", engine, "--target", "7.2", "--geometry", MAX_GEOMETRY,
+         "--time", "3", "--seed", "1", "-q", "--no-report", "--scenarios", "none",
+         "--findings", str(tmp_path / "f"), "--corpus", str(tmp_path / "c")], timeout=240)
+    print(f"\nfuzz {engine} at the worst allowed geometry: peak RSS {rss / 1024:.0f} MiB, "
+          f"{secs:.1f} s")
+    assert rc in (0, 1), err
+    assert rss < RSS_BOUND_KB
