@@ -175,9 +175,11 @@ class Campaign:
             if not isinstance(done, list) or not all(isinstance(x, str) for x in done):
                 raise ValueError("'artifacts_done' is not a list of file names")
             sl = st.get("atheris_slice", {})
-            if not isinstance(sl, dict) or not isinstance(sl.get("weights", ""), str) or \
-                    not isinstance(sl.get("max_ops", 1), int) or sl.get("max_ops", 1) < 1:
-                raise ValueError("'atheris_slice' is not {weights: str, max_ops: int}")
+            if not isinstance(sl, dict) or not all(isinstance(sl.get(k, ""), str) for k in (
+                    "weights", "target", "geometry")) or not isinstance(
+                    sl.get("max_ops", 1), int) or not 1 <= sl.get("max_ops", 1) <= 10000:
+                raise ValueError("'atheris_slice' is not {weights, target, geometry: str, "
+                                 "max_ops: 1..10000}")
         except (OSError, ValueError) as e:
             aside = f"{self.state_path}.corrupt-{int(time.time())}"
             os.replace(self.state_path, aside)

@@ -445,14 +445,6 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
     os.makedirs(args.findings, exist_ok=True)
     artifacts = os.path.join(args.findings, "atheris") + os.sep
     os.makedirs(artifacts, exist_ok=True)
-    # crash artifacts a killed run never turned into findings: they are the queue here
-    done = set(camp.state["artifacts_done"])
-    last = camp.state.get("atheris_slice", {})
-    for name in sorted(os.listdir(artifacts)):
-        if name.startswith("crash-") and name not in done:
-            _atheris_crash(args, st, disp, g, known, camp, artifacts, name,
-                           last.get("weights", args.weights or ""),
-                           last.get("max_ops", args.max_ops))
     end = time.monotonic() + args.time
     handled = set(os.listdir(artifacts))
     base_execs = 0
@@ -466,7 +458,8 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
             w = swarm_weights(rng, parse_weights(args.weights or ""))
             weights = ",".join(f"{k}={v}" for k, v in w.items())
         # how this slice's crash inputs decode, for a next run if this one is killed
-        camp.state["atheris_slice"] = {"weights": weights, "max_ops": args.max_ops}
+        camp.state["atheris_slice"] = {"weights": weights, "max_ops": args.max_ops,
+                                       "target": args.target, "geometry": g.text()}
         camp.save()
         env = dict(os.environ, DAXFUZZ_TARGET=args.target, DAXFUZZ_GEOMETRY=g.text(),
                    DAXFUZZ_KNOWN=",".join(sorted(known)), DAXFUZZ_MAX_OPS=str(args.max_ops),
@@ -496,14 +489,39 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
         if proc.returncode and not crashes and not [n for n in new if "-" in n]:
             raise ConfigError("the atheris harness failed to start:\n" + "\n".join(tail[-15:]))
         for name in crashes:
-            _atheris_crash(args, st, disp, g, known, camp, artifacts, name, weights,
-                           args.max_ops)
+            _atheris_crash(args, st, disp, args.target, g, known, camp, artifacts, name,
+                           weights, args.max_ops)
         if not crashes and proc.returncode == 0 and not args.swarm:
             break  # libFuzzer used its time
 
 
-def _atheris_crash(args, st: Status, disp: Display, g: Geometry, known: set[str], camp,
-                   artifacts: str, name: str, weights: str, max_ops: int) -> None:
+def drain_artifacts(args, st: Status, disp: Display, g: Geometry, known: set[str],
+                    camp) -> None:
+    """Crash artifacts a killed atheris run never turned into findings: they are its
+    queue.  Whatever the engine of this run, each is decoded and run as the slice that
+    made it was (target, geometry, op mix, ops per input: state.json's atheris_slice),
+    so a run of another target or engine cannot mark it handled without its finding."""
+    artifacts = os.path.join(args.findings, "atheris") + os.sep
+    if not os.path.isdir(artifacts):
+        return
+    done = set(camp.state["artifacts_done"])
+    last = camp.state.get("atheris_slice", {})
+    target = last.get("target", args.target)
+    try:
+        g2 = Geometry.parse(last["geometry"]) if "geometry" in last else g
+    except ConfigError:
+        g2 = g
+    same = target == args.target and g2 == g
+    for name in sorted(os.listdir(artifacts)):
+        if name.startswith("crash-") and name not in done:
+            _atheris_crash(args, st, disp, target, g2, known if same else set(), camp,
+                           artifacts, name, last.get("weights", args.weights or ""),
+                           last.get("max_ops", args.max_ops))
+
+
+def _atheris_crash(args, st: Status, disp: Display, target: str, g: Geometry,
+                   known: set[str], camp, artifacts: str, name: str, weights: str,
+                   max_ops: int) -> None:
     """Turn libFuzzer's crash-<sha1> into a saved finding; mark the artifact handled."""
     from daxfuzz.codec import Codec
     from daxfuzz.emit import save_finding
@@ -513,9 +531,9 @@ def _atheris_crash(args, st: Status, disp: Display, g: Geometry, known: set[str]
     with open(os.path.join(artifacts, name), "rb") as f:
         data = f.read()
     ops = Codec(g, parse_weights(weights)).decode(data, max_ops)
-    div, _ = run_ops(args.target, g, ops)
+    div, _ = run_ops(target, g, ops)
     if div is not None and div.signature() not in known:
-        raw = Trace(ops=tuple(ops), target=args.target, geometry=g,
+        raw = Trace(ops=tuple(ops), target=target, geometry=g,
                     expect=f"divergence {div.signature()}",
                     description=(f"atheris artifact {name}",))
         saved = save_finding(args.findings, raw, engine="atheris")
@@ -611,6 +629,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     sample(True)
     try:
+        drain_artifacts(args, st, disp, g, known, camp)  # a killed atheris run's crash inputs
         if args.engine == "atheris":
             _run_atheris(args, st, disp, g, known, camp)
         elif args.engine == "hypothesis":
