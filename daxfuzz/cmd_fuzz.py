@@ -81,7 +81,9 @@ class Status:
         return s + (f", {self.steps / e:,.0f} ops/s" if self.steps else "")
 
     def line(self) -> str:
-        parts = [f"[{self.engine} on {self.target}] {self.elapsed():5.0f}/{self.budget:.0f}s",
+        # past the budget only a last reduction or report runs: the clock stops at it
+        shown = min(self.elapsed(), self.budget)
+        parts = [f"[{self.engine} on {self.target}] {shown:5.0f}/{self.budget:.0f}s",
                  f"execs {self.execs:,}", self.rate()]
         if self.cov is not None:
             parts.append(f"cov {self.cov}" if self.engine == "atheris"
