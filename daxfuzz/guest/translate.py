@@ -80,6 +80,11 @@ or across an mprotect split is ``ok``; EFAULT only when ``old_address`` is in a 
 The target's pieces are read back from /proc/self/maps, so a moved gap is a hole of
 ``TO``.
 
+Faults.  ``fault mm vma pgoff write`` is ``touch SLOT OFF WRITE``: a one-byte load, or
+a one-byte store with no load before it (so a store is one write fault, as the model's,
+not a read fault then a write-protect fault; and a store to a read-only mapping past
+EOF is SIGSEGV, not the load's SIGBUS).  The helper catches SIGBUS and SIGSEGV.
+
 Write from a mapping.  ``write_from mm vma src_pgoff ino pgoff pages`` is pwrite(2) to
 ``ino`` whose source buffer is slot ``(mm, vma)``'s own DAX mapping at model page
 ``src_pgoff`` (command ``pwrite_from SLOT INO LAST NSEG SOFF DOFF LEN ...``), so the
