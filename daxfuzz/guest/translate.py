@@ -116,6 +116,12 @@ model page that is the last of its group zaps the rest of its 2 MiB, and a model
 covering a whole group covers a whole 2 MiB extent, so the kernel's PTE-table reclaim
 (CONFIG_PT_RECLAIM) and its split of a partly covered PMD line up with the model's.
 
+Reflink past the model's bound (``dst_pgoff + pages > max_file_pages``, where the model
+says EINVAL after breaking both files' layouts and the kernel would grow the file) is
+one FICLONERANGE of 4 KiB from ``off(max_file_pages)`` of ``src`` -- past any source
+EOF -- which XFS refuses with EINVAL after xfs_ilock2_io_mmap() broke both layouts (so
+a pin still blocks it first, as in the model).
+
 Exchange.  ``exchange ino1 ino2 pgoff1 pgoff2 pages`` is XFS_IOC_EXCHANGE_RANGE issued on
 ``ino2``'s fd with ``file1_fd`` ``ino1``'s (both opened read-write), as the command
 ``exchange INO1 INO2 NSEG OFF1 OFF2 LEN ...``.  When the two model ranges have the same
@@ -395,6 +401,11 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         last = off(g, op.src_pgoff + op.pages - 1)
         return [f"pwrite_from {slot} {op.ino} {last} {len(segs)} {flat}"], None
     if isinstance(op, Reflink):
+        if op.dst_pgoff + op.pages > g.max_file_pages:
+            # the model's bound, checked after both layouts are broken: a clone from past
+            # the source's EOF, which the kernel refuses (EINVAL) after breaking them
+            return [f"reflink {op.src} {op.dst} 1 {off(g, g.max_file_pages)} "
+                    f"{off(g, op.dst_pgoff)} {PAGE}"], None
         segs = reflink_segments(g, op)
         if len(segs) > MAX_SEGS:
             return [f"skip reflink of {op.pages} pages at different phases needs "
