@@ -72,6 +72,10 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 TIMEOUT=$(sed -n 's/.*daxfuzz.timeout=\([0-9]*\).*/\1/p' /proc/cmdline)
 [ -n "$TIMEOUT" ] || TIMEOUT=2000
+# daxfuzz.reuse=1 (`kernel fuzz`): one mkfs per boot, not per program; each program gets
+# fresh files (daxop creates f0.. anew, the previous program's were unlinked after it)
+REUSE=$(sed -n 's/.*daxfuzz.reuse=\([0-9]*\).*/\1/p' /proc/cmdline)
+mounted() { grep -q " /mnt " /proc/mounts; }
 echo "@@B kernel $(uname -r)"
 for m in $(cat /modules.order); do
   insmod /lib/modules/$m.ko 2>/tmp/insmod.err || echo "@@B insmod-failed $m $(cat /tmp/insmod.err)"
@@ -84,21 +88,33 @@ i=0
 while [ ! -b /dev/pmem0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 SZ=$(cat /sys/block/pmem0/size 2>/dev/null)
 echo "@@B ready pmem=$SZ dax=$(cat /sys/block/pmem0/queue/dax 2>/dev/null)"
+if [ "$REUSE" = 1 ]; then
+  @MKFS@ >/tmp/mkfs.log 2>&1 || echo "@@B mkfs-failed $(tr '\n' ' ' </tmp/mkfs.log)"
+fi
 for p in /progs/*.prog; do
   [ -e "$p" ] || continue
   name=$(basename $p .prog)
   echo "@@T begin $name"
-  if @MKFS@ >/tmp/mkfs.log 2>&1 \
-      && @MOUNT@; then
+  if [ "$REUSE" = 1 ]; then
+    { mounted || @MOUNT@ >/tmp/mkfs.log 2>&1; } && rm -f /mnt/f* 2>>/tmp/mkfs.log
+  else
+    @MKFS@ >/tmp/mkfs.log 2>&1 && @MOUNT@
+  fi
+  if [ $? = 0 ]; then
     if [ -x /progs/$name.bin ]; then
       /progs/$name.bin /mnt /dev/pmem0 $TIMEOUT  # a static binary (a `kernel repro`)
     else
       /daxop $p /mnt /dev/pmem0 $TIMEOUT
     fi
     echo "@@T exit $name $?"
-    umount /mnt 2>/dev/null
+    if [ "$REUSE" = 1 ]; then  # unlink the files now: their eviction is this program's
+      { mounted || @MOUNT@ >/dev/null 2>&1; } && rm -f /mnt/f*
+    else
+      umount /mnt 2>/dev/null
+    fi
   else
     echo "@@T setup-failed $name $(tr '\n' ' ' </tmp/mkfs.log)"
+    [ "$REUSE" = 1 ] && { echo "@@T end $name"; break; }  # a wedged mount: a fresh guest
   fi
   echo "@@T end $name"
 done

@@ -35,7 +35,8 @@ class BatchResult:
     seconds: float = 0.0
 
 
-def qemu_command(manifest: dict, initrd: str, step_timeout_ms: int, accel: str) -> list[str]:
+def qemu_command(manifest: dict, initrd: str, step_timeout_ms: int, accel: str,
+                 reuse: bool = False) -> list[str]:
     cpu = "host" if accel == "kvm" else "max"
     return [manifest["qemu"], "-M", "pc", "-m", GUEST_MEM_RUN, "-smp", "2", "-cpu", cpu,
             "-accel", accel if accel == "kvm" else "tcg,thread=multi",
@@ -43,7 +44,8 @@ def qemu_command(manifest: dict, initrd: str, step_timeout_ms: int, accel: str) 
             "-display", "none", "-nic", "none",
             "-kernel", manifest["vmlinuz"], "-initrd", initrd,
             "-append", f"console=ttyS0 loglevel=4 {MEMMAP} panic=-1 "
-                       f"daxfuzz.timeout={step_timeout_ms}"]
+                       f"daxfuzz.timeout={step_timeout_ms}"
+                       + (" daxfuzz.reuse=1" if reuse else "")]
 
 
 #: kernel log lines after which the guest is not trusted with another program: an oops
@@ -99,6 +101,8 @@ class ConsoleWatch:
             return "stop"
         at = line.find("@@")
         tag = line[at:].strip() if at >= 0 else ""
+        if tag.startswith("@@P ") and "still_blocked_at_end" in tag and not self.taint:
+            self.taint = tag  # a call stuck for good: the mount is not trusted any more
         if tag.startswith("@@T begin "):
             self.current = tag.split()[2]
             self.begun = True
@@ -116,7 +120,7 @@ class ConsoleWatch:
 
 def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float,
               trace_timeout: float, step_timeout_ms: int, accel: str,
-              log) -> tuple[str, str | None, float]:
+              log, reuse: bool = False) -> tuple[str, str | None, float]:
     """Boot once; (console text, name of a program that hung or None, seconds)."""
     c = Cpio()
     c.mkdir("progs")
@@ -133,7 +137,7 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
         with open(initrd, "wb") as f:
             f.write(base)
             f.write(gzip.compress(c.finish(), compresslevel=1))
-        cmd = qemu_command(manifest, initrd, step_timeout_ms, accel)
+        cmd = qemu_command(manifest, initrd, step_timeout_ms, accel, reuse)
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         out = bytearray()
@@ -184,10 +188,12 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
 
 def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float = 180,
                  trace_timeout: float = 120, step_timeout_ms: int = 2000, accel: str = "tcg",
-                 log=lambda s: None) -> BatchResult:
+                 log=lambda s: None, reuse: bool = False) -> BatchResult:
     """Run every program (a daxop program's text, or the bytes of a static executable the
     guest runs as ``BIN MOUNTPOINT DEVICE TIMEOUT_MS`` on the fresh mount instead); a hang
-    kills the guest and the rest run in a new one."""
+    kills the guest and the rest run in a new one.  With `reuse` the guest makes its
+    filesystem once per boot instead of once per program: each program's files are
+    unlinked after it (the init script's ``daxfuzz.reuse=1``; `kernel fuzz`)."""
     res = BatchResult()
     todo = list(progs)
     t0 = time.monotonic()
@@ -196,7 +202,8 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
         log(f"booting the guest ({len(todo)} program(s), {accel})")
         text, hung, _secs = _one_boot(manifest, todo, boot_timeout=boot_timeout,
                                       trace_timeout=trace_timeout,
-                                      step_timeout_ms=step_timeout_ms, accel=accel, log=log)
+                                      step_timeout_ms=step_timeout_ms, accel=accel, log=log,
+                                      reuse=reuse)
         res.console += text
         boot, traces = parse_console(text)
         res.boot += boot

@@ -63,6 +63,8 @@ class GuestTrace:
     info: list[str] = field(default_factory=list)
     finished: bool = False  # @@T end seen
     error: str = ""  # setup failure, helper crash, hang
+    exited: int = -1  # len(kernel) when the helper exited (@@T exit): later lines are the
+    # init script's clean-up (unmount, or unlinking the files: their eviction)
 
 
 def oracle_outcome(result: str) -> str:
@@ -110,6 +112,7 @@ def parse_console(text: str) -> tuple[list[str], dict[str, GuestTrace]]:
         if line.startswith("@@T setup-failed"):
             cur.error = "setup failed in the guest: " + line.split(None, 3)[-1]
         elif line.startswith("@@T exit"):
+            cur.exited = len(cur.kernel)
             code = line.split()[-1]
             if code != "0":
                 cur.error = cur.error or f"daxop exited {code}"
