@@ -4,6 +4,7 @@ Linux 7.2 kernel (Debian sid's build) under QEMU, next to the oracle's predictio
     daxfuzz kernel setup [--no-install] [--refresh]
     daxfuzz kernel run TRACE... [--table] [--show-program] [--step-timeout MS]
     daxfuzz kernel repro TRACE [-o repro.c] [--confirmed KERNEL] [--run]
+    daxfuzz kernel fuzz --time T [--seed S] [--jobs N] [--out DIR]
 
 `run` boots the guest once per batch, runs each trace's translated program (see
 daxfuzz/guest/translate.py for the geometry and what each op becomes) and prints per
@@ -16,6 +17,10 @@ or crashed guest), 2 bad input or the guest is not set up.
 with plain syscalls on any fs-DAX XFS, for an upstream report; `--run` also compiles it
 and runs it in the guest (exit 1 when the kernel differed from a correct one: the
 reproducer reproduced).
+
+`fuzz` is a conformance campaign (daxfuzz/guest/kfuzz.py): random op sequences, run in
+batches (one boot per batch), each step against the 7.2 port's prediction; every
+disagreement is stored as a trace in DIR, classified kernel finding / model gap.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ TARGET = "7.2"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kernel", help="replay traces on a real Linux 7.2 kernel under QEMU")
-    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro}")
+    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz}")
     s = ks.add_parser("setup", help="fetch the sid kernel and host tools, build the guest")
     s.add_argument("--no-install", action="store_true",
                    help="do not apt-get install missing host packages; fail instead")
@@ -90,6 +95,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
         "DAXFUZZ_QEMU_ACCEL", "tcg"), help="with --run: QEMU accelerator (default tcg)")
     x.set_defaults(func=run_repro)
+    f = ks.add_parser(
+        "fuzz", help="a conformance campaign: random traces in the guest against the port",
+        description="Generate random op sequences (the random engine's codec, 4..30 ops, "
+        "plus a teardown: release, munmap, unmount), run them in batches in the QEMU guest "
+        "(one boot per batch, fresh files per trace) and compare each step with the 7.2 "
+        "port's prediction and the kernel's WARNING/BUG/Oops lines.  Every disagreement is "
+        "stored in DIR/kernel-finding/ or DIR/model-gap/ (DIR/summary.json: the figures). "
+        "Traces where the port predicts a kernel warning (a known 7.2 bug) are cut before "
+        "it: each would cost a reboot.  No reduction on the real kernel (yet).",
+        epilog="exit codes: 0 every trace agreed, 1 a kernel finding or model gap was "
+        "stored, 2 the guest is not set up / bad arguments")
+    f.add_argument("--time", type=float, required=True, metavar="T",
+                   help="seconds to run (a suffix m or h is not accepted: give seconds)")
+    f.add_argument("--seed", type=int, default=0, metavar="S")
+    f.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="guests at once (default 1; each takes 2 vCPUs)")
+    f.add_argument("--out", default="kfuzz-out", metavar="DIR",
+                   help="where disagreements and summary.json go (default kfuzz-out)")
+    f.add_argument("--batch", type=int, default=0, metavar="N",
+                   help="traces per boot (default: sized to the time left, at most 400)")
+    f.add_argument("--max-traces", type=int, default=0, metavar="N",
+                   help="stop after N traces (default: run for --time)")
+    f.add_argument("--run-known", action="store_true",
+                   help="do not cut traces before a warning the port predicts")
+    f.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
+                   help="how long a call may wait before it is reported blocked (2000)")
+    f.add_argument("--trace-timeout", type=float, default=30, metavar="S",
+                   help="a guest silent this long inside one trace is killed (default 30)")
+    f.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
+        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+    f.set_defaults(func=run_fuzz)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -322,3 +358,56 @@ def guest_output(console: str, name: str) -> str:
         if started:
             out.append(raw)
     return "".join(x + "\n" for x in out)
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kfuzz import CLASSES, run_campaign
+
+    if args.time <= 0 or args.jobs < 1:
+        print("daxfuzz: error: --time and --jobs must be positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    manifest = load_manifest()
+    tty = sys.stderr.isatty()
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def progress(st) -> None:
+        now = time.monotonic()
+        if now - last[0] < (0.5 if tty else 30):
+            return
+        last[0] = now
+        el = now - t0
+        line = (f"kernel fuzz: {el:5.0f} s  {st.started} begun, {st.traces} judged "
+                f"({60 * st.traces / el if el else 0:.0f}/min)  agree {st.agree}  "
+                f"kernel findings {st.by_class['kernel finding']}  model gaps "
+                f"{st.by_class['model gap']}  boots {st.boots}")
+        print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n",
+              file=sys.stderr, flush=True)
+
+    def log(s: str) -> None:
+        print(("\r\x1b[K" if tty else "") + s, file=sys.stderr, flush=True)
+
+    st = run_campaign(manifest, seconds=args.time, seed=args.seed, jobs=args.jobs,
+                      out=args.out, batch=args.batch, accel=args.accel,
+                      step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
+                      run_known=args.run_known, max_traces=args.max_traces, log=log,
+                      progress=progress)
+    if tty:
+        print(file=sys.stderr)
+    mins = st.seconds / 60
+    print(f"kernel fuzz: {st.traces} traces, {st.steps} steps compared in {st.seconds:.0f} s "
+          f"({st.traces / mins if mins else 0:.0f} traces/min, {st.steps / mins if mins else 0:.0f}"
+          f" steps/min; {st.boots} boots, {st.batches} batches, guest {st.guest_seconds:.0f} s"
+          f", generating {st.gen_seconds:.1f} s)")
+    print(f"  agree: {st.agree} traces, {st.agreed_steps} of {st.steps} steps; "
+          f"{st.cut} traces cut before a warning the port predicts")
+    print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
+          + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
+          + (f"; batches where the guest ran nothing: {st.never_booted}"
+             if st.never_booted else ""))
+    for cls, path, notes in st.stored:
+        print(f"  {cls}: {path}: {notes[0] if notes else ''}")
+    print(f"  summary: {os.path.join(args.out, 'summary.json')}; no reduction on the real "
+          "kernel yet: the stored traces are whole")
+    return EXIT_DIVERGENCE if st.stored else EXIT_AGREE

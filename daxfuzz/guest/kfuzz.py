@@ -1,0 +1,487 @@
+"""`daxfuzz kernel fuzz`: a conformance campaign on the real kernel (Linux 7.2 under QEMU).
+
+Op sequences come from the random engine's generator (random bytes through
+:class:`daxfuzz.codec.Codec`, 4..30 ops, ``memory_failure`` weighted 0: the guest
+cannot express it).  Each becomes a :class:`Case`:
+
+* a *teardown* is appended -- release every GUP handle the model holds, munmap every
+  VMA slot that maps something, unmount -- so every inode is evicted inside the trace,
+  where the model checks it (``clear_inode``'s nrpages BUG), not in the guest's clean-up;
+* the 7.2 port (``kdax``, target ``7.2``) and the oracle predict every step;
+* when the port predicts a kernel WARN/BUG (a known 7.2 bug: the swapext warning, the
+  CoW-under-PMD nrpages BUG...), the ops are cut to the longest prefix whose prefix +
+  teardown the port runs clean (``cut``): a warning taints the guest for the rest of
+  its boot, so each would cost a reboot (``--run-known`` runs them uncut).
+
+Cases run in batches, ONE guest boot per batch (``run_programs(reuse=True)``: one mkfs
+per boot; each trace creates its files anew -- the previous trace's were unlinked --
+so every trace starts from the model's initial world).  A guest that prints a
+WARNING/BUG/Oops, hangs or dies is replaced by a fresh one for the rest of the batch.
+
+Each step's kernel outcome (``ok``, ``blocked``, ``SIGBUS``, an errno) is compared with
+the 7.2 port's result, and the kernel's log lines with the port's warnings.  A trace
+with a disagreement is one of (:func:`judge`):
+
+``kernel finding``  the kernel logged a WARNING/BUG/Oops/KASAN line the port does not
+                    predict at that step (or in the clean-up after the trace), hung, or
+                    gave a result the model forbids: data lost (SIGBUS, EIO) where a
+                    correct kernel (the oracle) and the port succeed;
+``model gap``       the port predicts X, the kernel does Y, and logged nothing;
+``harness``         the helper failed (daxop exited non-zero without a kernel report,
+                    or the set-up failed twice): daxfuzz's problem, not a verdict.
+
+Every disagreement is stored in ``OUT/<class>/NAME.trace`` (temp file + rename), the
+differing steps in its description; kernel findings also get ``NAME.console`` (the
+guest console of that trace).  ``OUT/summary.json`` is rewritten after every batch.
+Reduction on the real kernel is not done here: the stored traces are whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from daxfuzz import ops as O
+from daxfuzz.codec import DEFAULT_WEIGHTS, Codec
+from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.guest.results import GuestTrace, oracle_outcome
+from daxfuzz.guest.translate import Program, op_lines, translate
+from daxfuzz.trace import Trace, write_trace_atomic
+
+TARGET = "7.2"
+KERNEL_FINDING, MODEL_GAP, HARNESS = "kernel finding", "model gap", "harness"
+CLASSES = (KERNEL_FINDING, MODEL_GAP, HARNESS)
+#: kernel results that lose data: a kernel giving one the model does not is a finding
+DATA_LOSS = ("SIGBUS", "EIO", "EUCLEAN", "EFSCORRUPTED")
+MIN_OPS, MAX_OPS = 4, 30
+
+
+# ------------------------------------------------------------------ the model side --
+@dataclass
+class Prediction:
+    oracle: list[str]  # a correct kernel's result per step
+    port: list[str]  # the 7.2 port's
+    events: list[tuple[str, ...]]  # the port's WARN/BUG events per step
+    divergence: str = ""  # the model's first divergence signature ('' = agree)
+
+
+def predict(g: Geometry, ops: list[O.Op], runner=None) -> Prediction:
+    from daxfuzz.runner import Runner
+
+    r = runner or Runner(TARGET, g)
+    r.reset()
+    p = Prediction([], [], [])
+    for op in ops:
+        d = r.step(op)
+        p.port.append(r.last_result)
+        p.events.append(tuple(getattr(r.t, "events", ())))
+        p.oracle.append(str(d.expected) if d is not None and d.field == "result"
+                        else r.last_result)
+        if d is not None and not p.divergence:
+            p.divergence = d.signature()
+    return p
+
+
+def teardown(oracle) -> list[O.Op]:
+    """What a process exiting and an unmount do, as ops, from the oracle's state: release
+    every handle, munmap every slot that maps something, unmount."""
+    out: list[O.Op] = []
+    for h, (_pfn, kind) in sorted(oracle.handles.items()):
+        out.append(O.Unpin(h) if kind == "pin" else O.Put(h))
+    for mm, st in enumerate(oracle.mms):
+        for vma in sorted(st.vmas):
+            if st.vmas[vma]:
+                out.append(O.Munmap(mm, vma))
+    if oracle.mounted:
+        out.append(O.Unmount())
+    return out
+
+
+def _with_teardown(g: Geometry, ops: list[O.Op], runner) -> tuple[list[O.Op], Prediction]:
+    runner.reset()
+    for op in ops:
+        runner.step(op)
+    full = list(ops) + teardown(runner.o)
+    return full, predict(g, full, runner)
+
+
+@dataclass
+class Case:
+    name: str
+    trace: Trace
+    pred: Prediction
+    program: Program
+    generated: int  # ops the generator gave
+    cut: str = ""  # why the ops were cut ('' = not cut)
+    tries: int = 0  # times it was sent to a guest
+
+    @property
+    def ops(self) -> tuple[O.Op, ...]:
+        return self.trace.ops
+
+
+def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = False,
+              runner=None) -> Case | None:
+    """The case for generated `ops` (see the module docstring), or None when nothing of
+    them is left to run."""
+    from daxfuzz.runner import Runner
+
+    runner = runner or Runner(TARGET, g)
+    n0 = len(ops)
+    cut = ""
+    for i, op in enumerate(ops):  # the guest cannot express it: stop before it
+        if op_lines(g, op)[1] is not None:
+            ops, cut = ops[:i], f"step {i + 1} ({op.name}) not expressible"
+            break
+    full, pred = _with_teardown(g, ops, runner)
+    if not run_known:
+        k = len(ops)
+        first = next((f"step {i + 1} ({full[i].name}): {e[0]}"
+                      for i, e in enumerate(pred.events) if e), "")
+        while k > 0 and (any(pred.events) or "exception" in pred.port):
+            k -= 1
+            full, pred = _with_teardown(g, ops[:k], runner)
+        if k < len(ops):
+            cut = f"the port predicts {first}; cut to {k} of {n0} ops"
+            ops = ops[:k]
+        if not ops:
+            return None
+    tr = Trace(ops=tuple(full), target=TARGET, geometry=g)
+    return Case(name, tr, pred, translate(tr, name), n0, cut)
+
+
+class Generator:
+    """The random engine's op sequences (random bytes through the codec)."""
+
+    def __init__(self, g: Geometry = DEFAULT, seed: int = 0, *, prefix: str = "",
+                 run_known: bool = False) -> None:
+        from daxfuzz.runner import Runner
+
+        self.g = g
+        self.rng = random.Random(seed)
+        w = dict(DEFAULT_WEIGHTS)
+        w["memory_failure"] = 0  # not expressible in the guest
+        self.codec = Codec(g, w)
+        self.runner = Runner(TARGET, g)
+        self.prefix = prefix or f"s{seed}-"
+        self.run_known = run_known
+        self.n = 0
+        self.cut = 0  # cases cut before a predicted WARN/BUG
+        self.dropped = 0  # cut to nothing
+
+    def ops(self) -> list[O.Op]:
+        while True:
+            k = self.rng.randint(MIN_OPS, MAX_OPS)
+            ops = self.codec.decode(self.rng.randbytes(k * 6), max_ops=k)
+            if len(ops) >= MIN_OPS:
+                return ops
+
+    def next(self) -> Case:
+        while True:
+            self.n += 1
+            c = make_case(f"{self.prefix}{self.n:06d}", self.g, self.ops(),
+                          run_known=self.run_known, runner=self.runner)
+            if c is None:
+                self.dropped += 1
+                continue
+            if c.cut.startswith("the port"):
+                self.cut += 1
+            return c
+
+
+# ------------------------------------------------------------------ verdicts ------
+@dataclass
+class Verdict:
+    cls: str  # agree, or one of CLASSES, or 'rerun' (never ran / set-up failed)
+    compared: int = 0  # steps with a kernel outcome
+    agreed: int = 0
+    notes: list[str] = field(default_factory=list)  # one per disagreement
+
+
+def _expected_line(pred: Prediction, step: int, line: str) -> bool:
+    """Whether the port predicts the kernel report `line` logged at `step` (a line read
+    straight from the console is attributed to the last step that had reported, so it
+    may belong to the next one)."""
+    ev = pred.events
+    if 1 <= step <= len(ev) and ev[step - 1]:
+        return True
+    return line.endswith("[console]") and 0 <= step < len(ev) and bool(ev[step])
+
+
+def judge(case: Case, gt: GuestTrace | None) -> Verdict:
+    """Compare one case's guest run with the port (see the module docstring)."""
+    if gt is None:
+        return Verdict("rerun", notes=["the guest never ran it"])
+    if gt.error.startswith("setup failed"):
+        return Verdict("rerun", notes=[gt.error])
+    v = Verdict("agree")
+    pred, ops = case.pred, case.ops
+    finding = gap = harness = False
+    for i, op in enumerate(ops, 1):
+        r = gt.steps.get(i)
+        port = oracle_outcome(pred.port[i - 1])
+        if r is None:
+            if not gt.error:
+                v.notes.append(f"step {i} ({op}): no result")
+                harness = True
+            continue
+        k = r.outcome()
+        if k == "n/a":
+            continue
+        v.compared += 1
+        if k == port:
+            v.agreed += 1
+            continue
+        right = oracle_outcome(pred.oracle[i - 1])
+        forbidden = right == "ok" and k in DATA_LOSS
+        finding |= forbidden
+        gap |= not forbidden
+        v.notes.append(f"step {i} ({op}): 7.2 port {port}"
+                       + (f", a correct kernel {right}" if right != port else "")
+                       + f"; kernel {r.describe()}" + (" [forbidden]" if forbidden else ""))
+    for j, (s, line) in enumerate(gt.kernel):
+        if 0 <= gt.exited <= j:
+            v.notes.append(f"kernel log after the trace (clean-up): {line}")
+            finding = True
+        elif not _expected_line(pred, s, line):
+            v.notes.append(f"kernel log at step {s} (the port: no warning): {line}")
+            finding = True
+    for i, ev in enumerate(pred.events, 1):
+        if ev and not any(s in (i, i - 1) for s, _ in gt.kernel):
+            v.notes.append(f"step {i} ({ops[i - 1]}): the port warns ({ev[0]}), the kernel "
+                           "logged nothing")
+            gap = True
+    if gt.error:
+        v.notes.append(f"guest: {gt.error}")
+        if "hung" in gt.error or gt.kernel:
+            finding = True
+        else:
+            harness = True
+    v.cls = (KERNEL_FINDING if finding else MODEL_GAP if gap else HARNESS if harness
+             else "agree")
+    return v
+
+
+# ------------------------------------------------------------------ storage -------
+def _slug(cls: str) -> str:
+    return cls.replace(" ", "-")
+
+
+def _atomic_text(path: str, text: str) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def console_of(console: str, name: str) -> str:
+    """The console lines of program `name` (from its ``@@T begin`` to its ``@@T end``, or
+    to the end of that boot's output), the last time it ran."""
+    lines = console.splitlines()
+    starts = [i for i, x in enumerate(lines) if x.rstrip("\r").endswith(f"@@T begin {name}")]
+    if not starts:
+        return ""
+    out = []
+    for x in lines[starts[-1]:]:
+        out.append(x.rstrip("\r"))
+        if re.search(r"@@T (end|begin) ", x) and len(out) > 1:
+            break
+    return "\n".join(out) + "\n"
+
+
+def store(out: str, case: Case, v: Verdict, console: str, seed: int) -> str:
+    """Write the case as OUT/<class>/NAME.trace (and .console for a kernel finding)."""
+    desc = [f"daxfuzz kernel fuzz --seed {seed}: {case.name}, a {v.cls} on Linux {TARGET} "
+            "under QEMU (`daxfuzz kernel run` replays it)"]
+    if case.cut:
+        desc.append(f"generated {case.generated} ops: {case.cut}; then the teardown")
+    desc += v.notes
+    expect = f"divergence {case.pred.divergence}" if case.pred.divergence else "agree"
+    tr = Trace(ops=case.ops, target=TARGET, geometry=case.trace.geometry, expect=expect,
+               description=tuple(d.replace("\n", " ") for d in desc))
+    path = os.path.join(out, _slug(v.cls), f"{case.name}.trace")
+    write_trace_atomic(path, tr)
+    if v.cls == KERNEL_FINDING and console:
+        _atomic_text(path[:-len(".trace")] + ".console", console)
+    return path
+
+
+# ------------------------------------------------------------------ the campaign ---
+@dataclass
+class Stats:
+    traces: int = 0  # judged
+    steps: int = 0  # compared
+    agreed_steps: int = 0
+    agree: int = 0  # traces
+    by_class: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CLASSES})
+    boots: int = 0
+    batches: int = 0
+    started: int = 0  # traces begun in a guest (live)
+    cut: int = 0
+    generated: int = 0
+    hung: list[str] = field(default_factory=list)
+    never_booted: int = 0  # batches where the guest ran nothing
+    failed_row: int = 0  # ... in a row
+    stored: list[tuple[str, str, list[str]]] = field(default_factory=list)  # cls, path, notes
+    seconds: float = 0.0
+    guest_seconds: float = 0.0  # summed over batches (jobs overlap)
+    gen_seconds: float = 0.0
+    per_minute: float = 0.0
+
+    def summary(self) -> dict:
+        d = {k: getattr(self, k) for k in (
+            "traces", "steps", "agreed_steps", "agree", "by_class", "boots", "batches",
+            "cut", "generated", "hung", "never_booted", "seconds", "guest_seconds",
+            "gen_seconds")}
+        d["per_minute"] = round(60 * self.traces / self.seconds, 1) if self.seconds else 0
+        d["stored"] = [{"class": c, "path": p, "notes": n} for c, p, n in self.stored]
+        return d
+
+
+def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1,
+                 out: str = "kfuzz-out", batch: int = 0, accel: str = "tcg",
+                 step_timeout_ms: int = 2000, trace_timeout: float = 30,
+                 boot_timeout: float = 240, run_known: bool = False,
+                 g: Geometry = DEFAULT, max_traces: int = 0,
+                 log: Callable[[str], None] = lambda s: None,
+                 progress: Callable[[Stats], None] = lambda st: None,
+                 runner: Callable | None = None) -> Stats:
+    """Run batches until `seconds` pass (or `max_traces` are judged); see the module
+    docstring.  `runner` replaces :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
+    from daxfuzz.guest.qemu import run_programs
+
+    run = runner or run_programs
+    st = Stats()
+    lock = threading.Lock()
+    gens = [Generator(g, seed * 1000 + j if jobs > 1 else seed,
+                      prefix=f"s{seed}-{j}-" if jobs > 1 else f"s{seed}-",
+                      run_known=run_known) for j in range(jobs)]
+    requeue: list[list[Case]] = [[] for _ in range(jobs)]
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    rate = [0.0]  # seconds per trace in a guest, measured (0: unknown yet)
+    os.makedirs(out, exist_ok=True)
+
+    def write_summary() -> None:
+        st.seconds = time.monotonic() - t0
+        _atomic_text(os.path.join(out, "summary.json"),
+                     json.dumps(st.summary(), indent=1) + "\n")
+
+    def batch_size() -> int:
+        if batch:
+            return batch
+        left = deadline - time.monotonic()
+        if not rate[0]:
+            return 40  # the first batch measures the rate
+        return max(4, min(400, int((left - 20) / rate[0])))
+
+    def one_batch(j: int) -> bool:
+        gen = gens[j]
+        t = time.monotonic()
+        n = batch_size()
+        if max_traces:
+            with lock:
+                n = min(n, max_traces - st.traces - sum(len(q) for q in requeue))
+            if n <= 0 and not requeue[j]:
+                return False
+        cases = requeue[j] + [gen.next() for _ in range(max(0, n - len(requeue[j])))]
+        requeue[j] = []
+        gen_s = time.monotonic() - t
+        for c in cases:
+            c.tries += 1
+        byname = {c.name: c for c in cases}
+
+        def glog(s: str) -> None:
+            if s.startswith("  guest: ") and s[9:] in byname:
+                with lock:
+                    st.started += 1
+                progress(st)
+            elif "kernel said" in s or s.startswith("booting"):
+                log(f"[job {j}] {s.strip()}")
+
+        tb = time.monotonic()
+        res = run(manifest, [(c.name, c.program.text) for c in cases],
+                  boot_timeout=boot_timeout, trace_timeout=trace_timeout,
+                  step_timeout_ms=step_timeout_ms, accel=accel, log=glog, reuse=True)
+        took = time.monotonic() - tb
+        with lock:
+            st.batches += 1
+            st.boots += res.boots
+            st.guest_seconds += took
+            st.gen_seconds += gen_s
+            st.hung += res.hung
+            ran = 0
+            for c in cases:
+                gt = res.traces.get(c.name)
+                v = judge(c, gt)
+                if v.cls == "rerun":
+                    if c.tries < 2:
+                        requeue[j].append(c)
+                        continue
+                    v.cls = HARNESS
+                ran += gt is not None
+                st.traces += 1
+                st.generated += 1
+                st.cut += bool(c.cut.startswith("the port"))
+                st.steps += v.compared
+                st.agreed_steps += v.agreed
+                if v.cls == "agree":
+                    st.agree += 1
+                    continue
+                st.by_class[v.cls] += 1
+                cons = console_of(res.console, c.name) if v.cls == KERNEL_FINDING else ""
+                path = store(out, c, v, cons, seed)
+                st.stored.append((v.cls, path, v.notes))
+                log(f"[job {j}] {v.cls}: {path}: {v.notes[0] if v.notes else ''}")
+            st.failed_row = 0 if ran else st.failed_row + 1
+            if not ran:
+                st.never_booted += 1
+                tail = " | ".join(res.console.strip().splitlines()[-5:])
+                log(f"[job {j}] the guest ran nothing (boot: {'; '.join(res.boot[-3:])}; "
+                    f"console: {tail[-600:]}); a fresh guest next")
+            if ran:
+                rate[0] = took / ran
+            write_summary()
+        progress(st)
+        return True
+
+    def worker(j: int) -> None:
+        while time.monotonic() < deadline - 20:  # not even a boot fits in less
+            with lock:
+                if max_traces and st.traces >= max_traces:
+                    return
+                if st.failed_row >= 3:
+                    log("the guest did not boot three times in a row: giving up")
+                    return
+            if not one_batch(j):
+                return
+
+    if jobs == 1:
+        worker(0)
+    else:
+        threads = [threading.Thread(target=worker, args=(j,), daemon=True)
+                   for j in range(jobs)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    write_summary()
+    return st

@@ -1,0 +1,181 @@
+"""`daxfuzz kernel fuzz` without QEMU: generation, batching, classification and storage
+against a fake guest (daxfuzz/guest/kfuzz.py); the kernel-marked test runs a tiny
+campaign in the real guest."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import DEFAULT
+from daxfuzz.guest.kfuzz import (
+    HARNESS,
+    KERNEL_FINDING,
+    MODEL_GAP,
+    Generator,
+    judge,
+    make_case,
+    run_campaign,
+)
+from daxfuzz.guest.qemu import BatchResult
+from daxfuzz.guest.results import GuestTrace, StepResult, parse_console
+from daxfuzz.trace import read_trace
+
+
+def _agreeing(case) -> GuestTrace:
+    """What a kernel doing exactly as the port predicts prints."""
+    gt = GuestTrace(case.name, finished=True, exited=0)
+    for i, res in enumerate(case.pred.port, 1):
+        w = res.split()[0]
+        if w in ("ok", "blocked"):
+            gt.steps[i] = StepResult(i, w)
+        elif w in ("SIGBUS", "SIGSEGV"):
+            gt.steps[i] = StepResult(i, w.lower())
+        else:
+            gt.steps[i] = StepResult(i, "err", errno=w)
+    return gt
+
+
+def test_generated_cases_end_with_a_teardown_and_predict_no_warning():
+    gen = Generator(DEFAULT, seed=3)
+    cases = [gen.next() for _ in range(60)]
+    assert len({c.name for c in cases}) == 60 and cases[0].name == "s3-000001"
+    for c in cases:
+        assert c.ops[-1] == O.Unmount() or not c.pred.port[-1].startswith("ok")
+        assert not any(c.pred.events), c.cut  # cut before the port's predicted WARN/BUG
+        assert not any(isinstance(op, O.MemoryFailure) for op in c.ops)
+        assert c.program.text.startswith("# daxfuzz guest program: ")
+        assert not c.program.skipped
+    assert gen.cut > 0  # seed 3 reaches the swapext warning at least once
+
+
+def test_a_predicted_warning_is_cut_or_kept_with_run_known():
+    ops = [O.Mmap(0, 0, 0), O.Fault(0, 0, 0, 1), O.Pin(0, 0, 0, 0), O.Swapext(0, 1)]
+    cut = make_case("c", DEFAULT, list(ops))
+    kept = make_case("k", DEFAULT, list(ops), run_known=True)
+    assert any(kept.pred.events)
+    assert cut is not None and not any(cut.pred.events)
+    assert O.Swapext(0, 1) not in cut.ops and "the port predicts step 4 (swapext)" in cut.cut
+
+
+def test_judge_classifies():
+    c = Generator(DEFAULT, seed=5).next()
+    assert judge(c, _agreeing(c)).cls == "agree"
+    assert judge(c, None).cls == "rerun"
+    # the kernel gives another result, silently: a model gap
+    gt = _agreeing(c)
+    gt.steps[1] = StepResult(1, "err", errno="EXDEV")
+    v = judge(c, gt)
+    assert v.cls == MODEL_GAP and v.notes[0].startswith(f"step 1 ({c.ops[0]}): 7.2 port ")
+    # a warning the port does not predict: a kernel finding
+    gt = _agreeing(c)
+    gt.kernel.append((2, "WARNING: fs/dax.c:452 at dax_disassociate_entry"))
+    assert judge(c, gt).cls == KERNEL_FINDING
+    # a BUG in the clean-up after the trace (unlinking its files)
+    gt = _agreeing(c)
+    gt.kernel.append((len(c.ops), "kernel BUG at fs/inode.c:777!  [console]"))
+    v = judge(c, gt)
+    assert v.cls == KERNEL_FINDING and "clean-up" in v.notes[-1]
+    # a hang
+    gt = _agreeing(c)
+    gt.error = "guest hung in this trace: killed after 30 s"
+    assert judge(c, gt).cls == KERNEL_FINDING
+    # the helper died, no kernel report
+    gt = _agreeing(c)
+    gt.error = "daxop exited 139"
+    assert judge(c, gt).cls == HARNESS
+
+
+def test_judge_data_loss_where_a_correct_kernel_succeeds_is_a_finding():
+    ops = [O.Mmap(0, 0, 0), O.Fault(0, 0, 1, 1)]
+    c = make_case("d", DEFAULT, ops)
+    assert c.pred.port[1] == "ok"
+    gt = _agreeing(c)
+    gt.steps[2] = StepResult(2, "sigbus")
+    v = judge(c, gt)
+    assert v.cls == KERNEL_FINDING and "[forbidden]" in v.notes[0]
+
+
+def test_console_cleanup_lines_are_marked():
+    text = "\n".join([
+        "@@T begin t1", "@@I dax=1 files=2 size=4194304 cowextsize=2097152",
+        "@@R step=1 status=ok ms=1.0 errno=0 note=-", "@@E done", "@@T exit t1 0",
+        "[   9.1] kernel BUG at fs/inode.c:777!", "@@T end t1"])
+    _boot, traces = parse_console(text)
+    gt = traces["t1"]
+    assert gt.exited == 0 and gt.kernel[0][1].startswith("kernel BUG")
+
+
+class FakeGuest:
+    """run_programs stand-in: agrees everywhere except the traces told otherwise; the
+    first batch's last program never runs (the guest died), which must be rerun."""
+
+    def __init__(self, cases_by_name, finding=(), gap=()):
+        self.cases = cases_by_name
+        self.finding, self.gap = set(finding), set(gap)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, manifest, progs, *, reuse, log, **kw):
+        assert reuse  # one mkfs per boot
+        names = [n for n, _ in progs]
+        self.calls.append(names)
+        res = BatchResult(boots=1, console="")
+        for n in names[:-1] if len(self.calls) == 1 else names:
+            log(f"  guest: {n}")
+            case = self.cases[n]
+            gt = _agreeing(case)
+            if n in self.finding:
+                gt.kernel.append((1, "WARNING: mm/truncate.c:89 at x"))
+                res.console += f"@@T begin {n}\nWARNING: mm/truncate.c:89\n@@T end {n}\n"
+            if n in self.gap:
+                gt.steps[1] = StepResult(1, "err", errno="EXDEV")
+            res.traces[n] = gt
+        return res
+
+
+def test_campaign_batches_classifies_and_stores(tmp_path, monkeypatch):
+    # the fake guest needs the cases: generate them the way the campaign will
+    gen = Generator(DEFAULT, seed=7)
+    cases = {c.name: c for c in (gen.next() for _ in range(30))}
+    names = list(cases)
+    fake = FakeGuest(cases, finding=[names[2]], gap=[names[5]])
+    out = tmp_path / "out"
+    st = run_campaign({}, seconds=600, seed=7, out=str(out), batch=10, max_traces=20,
+                      runner=fake)
+    assert st.traces == 20 and st.batches >= 2
+    assert all(len(c) <= 10 for c in fake.calls)
+    assert fake.calls[1][0] == fake.calls[0][-1]  # the one the dead guest missed, rerun
+    assert st.by_class[KERNEL_FINDING] == 1 and st.by_class[MODEL_GAP] == 1
+    assert st.agree == 18 and st.agreed_steps < st.steps
+    kf = out / "kernel-finding" / f"{names[2]}.trace"
+    mg = out / "model-gap" / f"{names[5]}.trace"
+    assert kf.exists() and mg.exists() and (out / "kernel-finding" / f"{names[2]}.console").exists()
+    tr = read_trace(str(mg))
+    assert tr.ops == cases[names[5]].ops and tr.target == "7.2"
+    assert any("EXDEV" in d for d in tr.description)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["traces"] == 20 and len(summary["stored"]) == 2
+    assert not [f for f in os.listdir(out / "model-gap") if f.startswith(".tmp")]
+
+
+@pytest.mark.kernel
+def test_a_tiny_campaign_in_the_guest(tmp_path, capsys):
+    from daxfuzz.cli import main
+    from daxfuzz.guest.apt import SetupError
+    from daxfuzz.guest.build import load_manifest
+
+    try:
+        load_manifest()
+    except SetupError as e:
+        pytest.skip(f"guest not set up: {e}")
+    out = tmp_path / "kf"
+    rc = main(["kernel", "fuzz", "--time", "300", "--max-traces", "6", "--seed", "11",
+               "--out", str(out)])
+    text = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["traces"] == 6 and summary["boots"] >= 1, text
+    assert summary["steps"] > 30
+    assert rc in (0, 1) and "kernel fuzz: 6 traces" in text
