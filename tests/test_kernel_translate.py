@@ -594,3 +594,12 @@ def test_mprotect_and_mremap_with_pmd_order_9_are_the_identity():
         "step 3", "mremap 2 2097152 2097152 3 4096",
         "step 4", "errno EINVAL",
     ]
+
+
+def test_reflink_past_the_model_bound_is_a_clone_from_past_the_source_eof():
+    # the model: EINVAL after breaking both layouts; the kernel would grow the file, so
+    # the helper clones 4 KiB from off(max_file_pages) of the source instead (EINVAL)
+    tr = parse_trace("reflink src=0 dst=1 dst_pgoff=11 pages=8\n")
+    g = tr.geometry
+    assert prog_lines(translate(tr).text)[-1] == (
+        f"reflink 0 1 1 {off(g, g.max_file_pages)} {off(g, 11)} 4096")
