@@ -83,7 +83,7 @@ def test_write_is_pwrite_of_the_real_span():
         "step 3", "pwrite 0 12288 2084864",     # [12K, 2M)
         "step 4", "pwrite 0 2097152 2097152",   # [2M, 4M)
         "step 5", "pwrite 1 6303744 2084864",   # [3*2M + 12K, 8M)
-        "step 6", "errno EINVAL",
+        "step 6", "pwrite 1 -1 4096",
         "step 7", "umount",
         "step 8", "pwrite 0 0 4096",
     ]
@@ -98,14 +98,14 @@ def test_write_with_other_pmd_orders():
     assert prog_lines(translate(tr).text)[1:] == [
         "step 1", "pwrite 1 24576 2076672",     # [24K, 2M+4K)
         "step 2", "pwrite 0 2097152 2097152",   # group 1, the whole extent
-        "step 3", "errno EINVAL",               # 9+8 > 16
+        "step 3", "pwrite 0 -1 4096",           # 9+8 > 16: EINVAL after open
     ]
     # pmd_order=9: the identity
     tr = parse_trace("geometry: pages=1024 pmd_order=9 max_file_pages=1024 file_pages=512\n"
                      "write ino=0 pgoff=513 pages=2\n"
                      "write ino=0 pgoff=1023 pages=2\n")
     assert prog_lines(translate(tr).text) == [
-        "init 2 2097152 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "errno EINVAL"]
+        "init 2 2097152 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "pwrite 0 -1 4096"]
 
 
 def test_memory_failure_is_reported_not_dropped():
@@ -603,3 +603,10 @@ def test_reflink_past_the_model_bound_is_a_clone_from_past_the_source_eof():
     g = tr.geometry
     assert prog_lines(translate(tr).text)[-1] == (
         f"reflink 0 1 1 {off(g, g.max_file_pages)} {off(g, 11)} 4096")
+
+
+def test_mmap_past_the_bound_keeps_the_models_eexist_first():
+    # the model checks the slot (EEXIST) before its bound (EINVAL): the helper's mmap
+    # checks the slot, then mmap(2) at offset 1 is the kernel's EINVAL
+    tr = parse_trace("mmap mm=0 vma=0 ino=1 pgoff=4 pages=16 sync=1\n")
+    assert prog_lines(translate(tr).text)[-1] == "mmap 0 1 1 4096 3 1 1 0 0"

@@ -29,16 +29,19 @@ stands for the rest of the 2 MiB).  A ``kernel repro`` does the same (daxlib.c's
 Writes.  ``write ino pgoff pages`` is ``pwrite`` of the real range ``span(pgoff, pages)``
 (so a write of a group's last model page writes the rest of its 2 MiB) from a heap
 buffer, never from a DAX mapping; the helper loops over short writes.  Past the model's
-bound (``pgoff + pages > max_file_pages``) it is ``errno EINVAL``, as for ``mmap``.
-When the filesystem is unmounted the helper's open() fails with ENOENT, as it does for
-truncate and punch (the files are gone from the bare mount point).
+bound (``pgoff + pages > max_file_pages``) it is the model's EINVAL after its ENOENT:
+``pwrite INO -1 4096``, which opens the file and which pwrite(2) refuses (a negative
+offset).  When the filesystem is unmounted the helper's open() fails with ENOENT, as it
+does for truncate and punch (the files are gone from the bare mount point).
 
 Mappings.  ``mmap mm vma ino pgoff pages ...`` is ``mmap SLOT INO OFF LEN PROT SHARED
 HUGE MIS SYNC`` with ``(OFF, LEN) = span(pgoff, pages)``: mmap(2) MAP_FIXED at the
 slot's window + OFF + MIS (``MIS`` 0, or 4 KiB for ``aligned=0``; see Processes), the
 file opened read-write whenever it may be (so a later mprotect can add PROT_WRITE to a
-shared mapping).  Past ``max_file_pages`` it is ``errno EINVAL`` (the model's bound), a
-slot that still maps anything EEXIST (the helper's bookkeeping).  The placement of model
+shared mapping).  Past ``max_file_pages`` it is the model's EINVAL after its ENOENT
+(unmounted) and EEXIST (slot in use): ``mmap SLOT INO 1 4096 ...``, which the helper
+checks as any mmap (open, slot) and mmap(2) refuses for its unaligned offset.  A slot
+that still maps anything is EEXIST (the helper's bookkeeping).  The placement of model
 page ``i`` in a slot is the window + ``off(i)`` + MIS of the slot's last mmap or mremap.
 A slot maps a list of pieces (real address ranges, read back from /proc/self/maps after
 each call that may change them); while it maps anything its window holds nothing else,
@@ -330,9 +333,11 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         slot = op.mm * g.vmas + op.vma
     if isinstance(op, Mmap):
         o, n = span(g, op.pgoff, op.pages)
-        if op.pgoff + op.pages > g.max_file_pages:
-            return ["errno EINVAL"], None  # the model's bound on a mapping
         prot = PROT_READ | (PROT_WRITE if op.write else 0)
+        if op.pgoff + op.pages > g.max_file_pages:
+            # the model's bound, after its ENOENT (unmounted) and EEXIST (slot in use):
+            # the helper checks those, then mmap(2) at an unaligned offset is EINVAL
+            return [f"mmap {slot} {op.ino} 1 {PAGE} {prot} {op.shared} {op.huge} 0 0"], None
         mis = 0 if op.aligned else PAGE
         return [f"mmap {slot} {op.ino} {o} {n} {prot} {op.shared} {op.huge} {mis} "
                 f"{op.sync}"], None
@@ -386,7 +391,9 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         return [f"punch {op.ino} {o} {n}"], None
     if isinstance(op, Write):
         if op.pgoff + op.pages > g.max_file_pages:
-            return ["errno EINVAL"], None  # the model's bound, as for mmap
+            # the model's bound, after its ENOENT (unmounted): the helper opens the file,
+            # then pwrite(2) at a negative offset is the kernel's EINVAL
+            return [f"pwrite {op.ino} -1 {PAGE}"], None
         o, n = span(g, op.pgoff, op.pages)
         return [f"pwrite {op.ino} {o} {n}"], None
     if isinstance(op, WriteFrom):
