@@ -21,6 +21,7 @@ COW_PMD = {
     "divergence-cow-pte-under-pmd-entry-read.trace": None,
     "divergence-cow-pte-under-pmd-entry-misaligned-write.trace": None,
     "divergence-cow-fork-leftover-unshared-write.trace": None,
+    "divergence-cow-pte-under-pmd-entry-gup.trace": None,
     # the swapext bug, which this trace also reaches, is a different one
     "divergence-cow-pte-under-pmd-entry-swapext.trace":
         "swapext:warning@truncate_folio_batch_exceptionals",
