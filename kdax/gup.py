@@ -46,12 +46,13 @@ class Gup:
                 refs *= GUP_PIN_COUNTING_BIAS
         self.folio_put_refs(folio, refs)
 
-    # mm/gup.c check_vma_flags() (6.15)
+    # mm/gup.c check_vma_flags() (6.1 .. 7.2): FOLL_LONGTERM on fs-DAX is refused
+    # before the write permission is looked at
     def check_vma_flags(self, vma, gup_flags: int) -> int:
-        if gup_flags & FOLL_WRITE and not vma.write:
-            return -14  # -EFAULT
         if gup_flags & FOLL_LONGTERM:
             return -95  # -EOPNOTSUPP: vma_is_fsdax()
+        if gup_flags & FOLL_WRITE and not vma.write:
+            return -14  # -EFAULT
         return 0
 
     # mm/gup.c follow_page_mask() (6.15): the page mapped at `address`, or None when a

@@ -722,10 +722,10 @@ class Oracle:
         vma = self.mms[mm].find_vma(slot, idx)
         if vma is None:
             return EFAULT
+        if longterm:
+            return EOPNOTSUPP  # FOLL_LONGTERM is refused on fs-DAX VMAs, write or not
         if write and not vma.write:
             return EFAULT
-        if longterm:
-            return EOPNOTSUPP  # FOLL_LONGTERM is refused on fs-DAX VMAs
         mmst = self.mms[mm]
         va = vma.vaddr(idx)
         for _ in range(4):

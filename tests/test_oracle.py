@@ -200,3 +200,20 @@ def test_a_write_from_buffer_must_be_mapped_and_within_eof():
     b = vma._replace(pgoff=4, start=vma.start + 2, pages=2)
     assert buffer_readable((a, b), 4, 2, 8)
     assert not buffer_readable((a, b), 2, 3, 8)
+
+
+def test_longterm_pin_is_refused_before_the_write_check():
+    # mm/gup.c check_vma_flags(): FOLL_LONGTERM on fs-DAX is EOPNOTSUPP before a write
+    # to a read-only VMA is EFAULT (7.2.13 answered so in `kernel fuzz`)
+    from daxfuzz.runner import Runner
+
+    lines = ("mmap mm=0 vma=0 ino=0 write=0",
+             "pin mm=0 vma=0 pgoff=0 write=1 longterm=1 => EOPNOTSUPP",
+             "pin mm=0 vma=0 pgoff=0 write=1 => EFAULT")
+    oracle(*lines)
+    for target in ("7.2", "legacy"):
+        r = Runner(target, Geometry())
+        for line in lines:
+            text, _, want = line.partition("=>")
+            assert r.step(parse_op(text)) is None
+            assert r.last_result == (want.strip() or "ok")
