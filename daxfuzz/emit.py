@@ -94,22 +94,25 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def save_finding(findings: str, raw: Trace, *, engine: str,
-                 queued_path: str | None = None) -> dict:
+                 queued_path: str | None = None, deadline: float | None = None) -> dict:
     """Reduce `raw` (a diverging trace with a target), write the files; describe them.
 
     An existing reduced trace of the same signature is kept unless the new one is
     shorter, so re-finding a bug costs nothing and loses nothing.  `raw` is queued
-    first (unless it comes from the queue, at `queued_path`) and unqueued last.
+    first (unless it comes from the queue, at `queued_path`) and unqueued last.  A
+    reduction the `deadline` (monotonic) stops is saved as far as it got, its
+    description saying so (``reduced`` False).
     """
     from daxfuzz.campaign import queue_finding
-    from daxfuzz.reduce import reduce_divergence
+    from daxfuzz.reduce import UNREDUCED, reduce_divergence
 
     assert raw.target is not None
     os.makedirs(findings, exist_ok=True)
     if queued_path is None:
         queued_path = queue_finding(findings, str(raw), engine)
     red = reduce_divergence(raw.target, raw.geometry, raw.ops,
-                            description=(f"found by {engine}; reduced from {len(raw.ops)} ops",))
+                            description=(f"found by {engine}; reduced from {len(raw.ops)} ops",),
+                            deadline=deadline)
     if red is None:
         raise ValueError(f"save_finding: the {engine} trace does not diverge on replay "
                          f"(nondeterminism?)")
@@ -120,12 +123,14 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
            "test_path": os.path.join(findings, "test_" + re.sub(r"\W+", "_", os.path.basename(
                stem)).lower() + ".py"),
            "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
-           "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True}
+           "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True,
+           "reduced": red.complete}
     write_trace_atomic(out["raw_path"], raw)
     old, old_div, why = _old_finding(out["trace_path"], raw.target, sig)
     if old is not None and len(old.ops) <= len(red.trace.ops):
         out["new"] = False
         out["ops"] = len(old.ops)
+        out["reduced"] = UNREDUCED not in old.description
         if _read_text_or_none(out["test_path"]) != emit_pytest(old, old_div):
             _write_atomic(out["test_path"], emit_pytest(old, old_div))  # lost or damaged
     else:

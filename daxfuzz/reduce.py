@@ -11,6 +11,11 @@ makes `still_fails` false.
 
 ``reduce_divergence`` is the usual predicate: the same divergence signature on the
 same target (op kind + field + writer, whatever ``Divergence.signature`` says).
+
+With a ``deadline`` (a ``time.monotonic()`` value) the reduction stops there and
+returns the shortest failing candidate it has run: still a failing trace, not
+1-minimal (``stats["complete"]`` is 0).  ``daxfuzz fuzz`` bounds the reductions that
+run past its budget this way.
 """
 
 from __future__ import annotations
@@ -30,20 +35,32 @@ Predicate = Callable[[Sequence[O.Op]], bool]
 _PREFERRED = {"huge": 0}
 
 
-class _Cached:
-    """`still_fails` with memoised answers; counts the real runs."""
+class _OutOfTime(Exception):
+    """The reduction's deadline passed."""
 
-    def __init__(self, still_fails: Predicate) -> None:
+
+class _Cached:
+    """`still_fails` with memoised answers; counts the real runs, keeps the shortest
+    failing candidate, and stops (_OutOfTime) at the deadline."""
+
+    def __init__(self, still_fails: Predicate, deadline: float | None = None) -> None:
         self.f = still_fails
         self.seen: dict[tuple[O.Op, ...], bool] = {}
         self.runs = 0
+        self.deadline = deadline
+        self.best: list[O.Op] | None = None
 
     def __call__(self, ops: Sequence[O.Op]) -> bool:
         key = tuple(ops)
         r = self.seen.get(key)
         if r is None:
+            if self.deadline is not None and self.best is not None and \
+                    time.monotonic() >= self.deadline:
+                raise _OutOfTime
             self.runs += 1
             r = self.seen[key] = bool(self.f(list(key)))
+            if r and (self.best is None or len(key) < len(self.best)):
+                self.best = list(key)
         return r
 
 
@@ -196,18 +213,34 @@ def remove_with_repair(ops: list[O.Op], fails: Predicate, g: Geometry) -> list[O
 
 
 def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
-           *, stats: dict[str, float] | None = None) -> list[O.Op]:
+           *, stats: dict[str, float] | None = None,
+           deadline: float | None = None) -> list[O.Op]:
     """Reduce `ops` (for which `still_fails` holds) to a 1-minimal failing list.
 
     Deterministic: the same input and predicate give the same result.  `stats`, if
-    given, receives the number of predicate runs and seconds per stage.
+    given, receives the number of predicate runs, seconds per stage and `complete`
+    (0 when the `deadline` stopped it: the result fails but may not be 1-minimal).
     """
-    fails = _Cached(still_fails)
+    fails = _Cached(still_fails, deadline)
     cur = list(ops)
     if not fails(cur):
         raise ValueError("reduce: the input does not fail; nothing to reduce")
     t0 = time.perf_counter()
     timings = {"ddmin": 0.0, "rename": 0.0, "args": 0.0, "remove": 0.0, "repair": 0.0}
+    try:
+        cur = _passes(cur, fails, g, timings)
+        complete = 1
+    except _OutOfTime:
+        cur, complete = fails.best, 0
+    if stats is not None:
+        stats.update(timings, runs=fails.runs, seconds=time.perf_counter() - t0,
+                     complete=complete)
+    return cur
+
+
+def _passes(cur: list[O.Op], fails: _Cached, g: Geometry, timings: dict[str, float]
+            ) -> list[O.Op]:
+    """The passes, to the fixpoint and past it with remove_with_repair."""
     while True:
         before = cur
         for stage, fn in (("ddmin", lambda x: ddmin(x, fails)),
@@ -223,10 +256,7 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
             cur = remove_with_repair(cur, fails, g)
             timings["repair"] += time.perf_counter() - t
             if cur is before:  # nothing could go: done
-                break
-    if stats is not None:
-        stats.update(timings, runs=fails.runs, seconds=time.perf_counter() - t0)
-    return cur
+                return cur
 
 
 @dataclass(frozen=True)
@@ -238,14 +268,17 @@ class Reduced:
     original_len: int
     runs: int
     seconds: float
+    complete: bool = True  # False: the deadline stopped it (fails, maybe not 1-minimal)
 
 
 def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
-                      description: Sequence[str] = ()) -> Reduced | None:
+                      description: Sequence[str] = (),
+                      deadline: float | None = None) -> Reduced | None:
     """Reduce `ops` keeping the divergence signature it shows on `target`.
 
     Returns None when the ops do not diverge at all.  The trace's results are the
-    target's, and its ``expect`` header names the signature.
+    target's, and its ``expect`` header names the signature.  Stopped by `deadline`,
+    the trace is the shortest failing one reached, and its description says so.
     """
     from daxfuzz.runner import explain, run_ops
 
@@ -262,10 +295,18 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     head = list(ops)[:div.step]  # nothing after the first divergence (step is 1-based)
     if not same(head):
         head = list(ops)
-    small = reduce(head, same, g, stats=stats)
+    small = reduce(head, same, g, stats=stats, deadline=deadline)
     div, results = run_ops(target, g, small)
     full = explain(target, g, small) or div
     results = (list(results) + [None] * len(small))[:len(small)]
+    complete = bool(stats["complete"])
+    if not complete:
+        description = (*description, UNREDUCED)
     trace = Trace(ops=tuple(small), target=target, geometry=g, expect=f"divergence {sig}",
                   description=tuple(description), results=tuple(results))
-    return Reduced(trace, full, len(ops), int(stats["runs"]), stats["seconds"])
+    return Reduced(trace, full, len(ops), int(stats["runs"]), stats["seconds"], complete)
+
+
+#: the description line of a trace whose reduction a deadline stopped
+UNREDUCED = ("not fully reduced: the reduction time limit stopped it "
+             "(`daxfuzz reduce FILE` finishes it)")
