@@ -29,6 +29,7 @@ import random
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +47,15 @@ ENGINES = ("atheris", "hypothesis", "random")
 #: seed, which repeats the same 20 examples: the zoo found 21/32 variants that way)
 RESEED = os.environ.get("DAXFUZZ_HYPOTHESIS_RESEED", "1") == "1"
 REUSE_EVERY = 60.0  # seconds between replays of the example database by a worker
+#: a reduction still running when the budget ends gets this share of the budget more
+#: (at least REDUCE_GRACE_MIN seconds); then the finding is saved as far as it got
+REDUCE_GRACE = 0.25
+REDUCE_GRACE_MIN = 5.0
+
+
+def reduce_deadline(end: float, budget: float) -> float:
+    """When reductions stop (monotonic), for a budget of `budget` s ending at `end`."""
+    return end + max(REDUCE_GRACE * budget, REDUCE_GRACE_MIN)
 
 
 # ---------------------------------------------------------------- progress -----------
@@ -67,6 +77,7 @@ class Status:
     findings: list[dict] = field(default_factory=list)
     first_found: float | None = None
     note: str = ""
+    reducing: dict = field(default_factory=dict)  # worker -> findings it is reducing
     # the scenario corpus's documented divergences (signature -> trace) and the world,
     # to tell a GUP finding that is one of them through GUP's fault-in
     documented: dict = field(default_factory=dict)
@@ -91,6 +102,10 @@ class Status:
         if self.corpus is not None:
             parts.append(f"corpus {self.corpus}")
         parts.append(f"findings {len(self.findings)} new, {self.known} known")
+        n = sum(self.reducing.values())
+        if n:
+            parts.append(f"reducing {n}" + (" (budget used)" if self.elapsed() >= self.budget
+                                            else ""))
         if self.note:
             parts.append(self.note)
         return " | ".join(parts)
@@ -288,16 +303,25 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
     from fuzz import random_engine
 
     die_with_parent(parent)
+    reduce_by = reduce_deadline(time.monotonic() + seconds, seconds)
+    pid = os.getpid()
     last = [0, 0, 0]  # inputs, steps, findings already reported
 
     def progress(s):
+        # the execs go first: the reductions below stop this worker's fuzzing meanwhile
         q.put(("progress", s.inputs - last[0], s.steps - last[1], len(s.transitions.seen),
-               dict(s.kinds), os.getpid()))
-        for ops, div in s.findings[last[2]:]:
+               dict(s.kinds), pid))
+        last[:2] = [s.inputs, s.steps]
+        new = s.findings[last[2]:]
+        last[2] = len(s.findings)
+        for i, (ops, div) in enumerate(new):
+            q.put(("reducing", len(new) - i, pid))
             raw = Trace(ops=tuple(ops), target=target, geometry=g,
                         expect=f"divergence {div.signature()}")
-            q.put(("finding", save_finding(findings, raw, engine="random")))
-        last[:] = [s.inputs, s.steps, len(s.findings)]
+            q.put(("finding", save_finding(findings, raw, engine="random",
+                                           deadline=reduce_by)))
+        if new:
+            q.put(("reducing", 0, pid))
 
     random_engine.run(target, g, seconds=seconds, seed=seed, weights=weights, swarm=swarm,
                       ops_per_input=max_ops, known=known, progress=progress,
@@ -320,19 +344,36 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
     rng = random.Random(seed)
     known = set(known)
     end = time.monotonic() + seconds
+    reduce_by = reduce_deadline(end, seconds)
+    pid = os.getpid()
     db = open_database(db_spec)
     transitions = Transitions()  # this worker's, across its machines
     kinds: dict[str, int] = {}
     batch = 0
     last_reuse = -REUSE_EVERY
+    sent = [0, 0]  # the batch's examples and steps already reported
+
+    def progress(m) -> None:
+        transitions.merge(m.transitions.seen)
+        q.put(("progress", m.examples - sent[0], m.steps - sent[1], len(transitions.seen),
+               dict(kinds), pid))
+        sent[:] = [m.examples, m.steps]
+
+    def before_save(m) -> None:  # the execs go first: the reduction stops this worker
+        progress(m)
+        q.put(("reducing", 1, pid))
+
     while time.monotonic() < end:
         w = weights
         if swarm:
             from fuzz.random_engine import swarm_weights
 
             w = swarm_weights(rng, weights)
-        m = machine_for(target, g, weights=w, known=known, findings=findings, deadline=end)
+        m = machine_for(target, g, weights=w, known=known, findings=findings, deadline=end,
+                        reduce_deadline=reduce_by)
         m.kinds = kinds
+        m.before_save = staticmethod(lambda m=m: before_save(m))
+        sent[:] = [0, 0]
         # --seed makes the run reproducible through the machine's seed (what @seed sets;
         # hypothesis.core.global_force_seed would switch the example database off).
         # Each batch gets its own seed from (seed, batch): a batch is only 20 examples,
@@ -358,17 +399,17 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
         except Exception:  # noqa: BLE001 - a divergence (or Flaky after the deadline)
             saved = m.last_finding
             if saved is None and m.last_failing_ops:
+                before_save(m)
                 raw = Trace(ops=tuple(m.last_failing_ops), target=target, geometry=g,
                             expect="divergence")
-                saved = save_finding(findings, raw, engine="hypothesis")
+                saved = save_finding(findings, raw, engine="hypothesis", deadline=reduce_by)
             if saved is not None:
                 known.add(saved["signature"])
                 q.put(("finding", saved))
                 batch -= 1  # rerun this seed, past the finding
+            q.put(("reducing", 0, pid))
         batch += 1
-        transitions.merge(m.transitions.seen)
-        q.put(("progress", m.examples, m.steps, len(transitions.seen), dict(kinds),
-               os.getpid()))
+        progress(m)
     q.put(("done",))
 
 
@@ -393,24 +434,30 @@ def _spawn(fn, jobs: int, args: tuple, st: Status, disp: Display) -> None:
             if not any(p.is_alive() for p in procs):
                 break
             continue
-        if msg[0] == "progress":
-            st.execs += msg[1]
-            st.steps += msg[2]
-            wid = msg[5]
-            st.cov_by_worker[wid] = msg[3]
-            st.kinds_by_worker[wid] = msg[4]
-            st.cov = max(st.cov_by_worker.values())  # a lower bound of the union
-        elif msg[0] == "finding":
-            saved = msg[1]
-            if saved["signature"] not in seen:
-                seen.add(saved["signature"])
-                st.found(saved)
-                disp.say(_finding_line(saved, st))
-        elif msg[0] == "done":
-            running -= 1
+        running -= fold(msg, st, disp, seen)
         disp.tick()
     for p in procs:
         p.join(timeout=5)
+
+
+def fold(msg: tuple, st: Status, disp: Display, seen: set[str]) -> bool:
+    """Fold one worker message into `st`; True for a worker's "done"."""
+    if msg[0] == "reducing":  # ("reducing", findings left to reduce, worker)
+        st.reducing[msg[2]] = msg[1]
+    elif msg[0] == "progress":  # ("progress", execs, ops, transitions, op mix, worker)
+        st.execs += msg[1]
+        st.steps += msg[2]
+        wid = msg[5]
+        st.cov_by_worker[wid] = msg[3]
+        st.kinds_by_worker[wid] = msg[4]
+        st.cov = max(st.cov_by_worker.values())  # a lower bound of the union
+    elif msg[0] == "finding":
+        saved = msg[1]
+        if saved["signature"] not in seen:
+            seen.add(saved["signature"])
+            st.found(saved)
+            disp.say(_finding_line(saved, st))
+    return msg[0] == "done"
 
 
 def _finding_line(saved: dict, st: Status) -> str:
@@ -436,6 +483,8 @@ def _gup_note(saved: dict) -> str:
 # ---------------------------------------------------------------- atheris ------------
 # status lines; in -fork mode they read "exec/s N", without the colon
 _LIBFUZZER = re.compile(r"#(\d+).*?cov: (\d+).*?corp: (\d+)(?:/\S+)?.*?exec/s:? (\d+)")
+# -print_final_stats=1: the execs of a slice that ended on a crash before a status line
+_FINAL_EXECS = re.compile(r"^stat::number_of_executed_units:\s*(\d+)")
 
 
 def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], camp) -> None:
@@ -448,8 +497,13 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
     artifacts = os.path.join(args.findings, "atheris") + os.sep
     os.makedirs(artifacts, exist_ok=True)
     end = time.monotonic() + args.time
+    reduce_by = reduce_deadline(end, args.time)
     handled = set(os.listdir(artifacts))
     base_execs = 0
+    # the harness writes its inputs and ops run here (DAXFUZZ_STATS): libFuzzer counts
+    # execs only, and the report's ops are execs times the harness's ops per input
+    fd, stats_path = tempfile.mkstemp(prefix=".tmp-stats-", dir=camp.path)
+    os.close(fd)
     rng = random.Random(args.seed)
     weights = args.weights or ""
     while (left := end - time.monotonic()) >= 1:
@@ -465,7 +519,7 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
         camp.save()
         env = dict(os.environ, DAXFUZZ_TARGET=args.target, DAXFUZZ_GEOMETRY=g.text(),
                    DAXFUZZ_KNOWN=",".join(sorted(known)), DAXFUZZ_MAX_OPS=str(args.max_ops),
-                   DAXFUZZ_WEIGHTS=weights,
+                   DAXFUZZ_WEIGHTS=weights, DAXFUZZ_STATS=stats_path,
                    PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         cmd = [sys.executable, "-m", "fuzz.atheris_harness", corpus,
                f"-max_total_time={int(left)}", f"-artifact_prefix={artifacts}",
@@ -484,17 +538,32 @@ def _run_atheris(args, st: Status, disp: Display, g: Geometry, known: set[str], 
             time.sleep(0.25)
             disp.tick()
         reader.join(timeout=5)
+        st.steps += round((st.execs - base_execs) * ops_per_input(stats_path, args.max_ops))
         base_execs = st.execs
         new = sorted(set(os.listdir(artifacts)) - handled)
         handled.update(new)
         crashes = [n for n in new if n.startswith("crash-")]
         if proc.returncode and not crashes and not [n for n in new if "-" in n]:
             raise ConfigError("the atheris harness failed to start:\n" + "\n".join(tail[-15:]))
-        for name in crashes:
+        for i, name in enumerate(crashes):
+            st.reducing["atheris"] = len(crashes) - i
             _atheris_crash(args, st, disp, args.target, g, known, camp, artifacts, name,
-                           weights, args.max_ops)
+                           weights, args.max_ops, deadline=reduce_by)
+        st.reducing.pop("atheris", None)
         if not crashes and proc.returncode == 0 and not args.swarm:
             break  # libFuzzer used its time
+    os.unlink(stats_path)
+
+
+def ops_per_input(stats_path: str, max_ops: int) -> float:
+    """Mean ops per input the atheris harness wrote to `stats_path` (DAXFUZZ_STATS:
+    "inputs ops ..."); `max_ops` if it wrote none."""
+    try:
+        with open(stats_path, encoding="ascii") as f:
+            inputs, ops = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        return float(max_ops)
+    return ops / inputs if inputs > 0 else float(max_ops)
 
 
 def drain_artifacts(args, st: Status, disp: Display, g: Geometry, known: set[str],
@@ -523,7 +592,7 @@ def drain_artifacts(args, st: Status, disp: Display, g: Geometry, known: set[str
 
 def _atheris_crash(args, st: Status, disp: Display, target: str, g: Geometry,
                    known: set[str], camp, artifacts: str, name: str, weights: str,
-                   max_ops: int) -> None:
+                   max_ops: int, deadline: float | None = None) -> None:
     """Turn libFuzzer's crash-<sha1> into a saved finding; mark the artifact handled."""
     from daxfuzz.codec import Codec
     from daxfuzz.emit import save_finding
@@ -538,7 +607,7 @@ def _atheris_crash(args, st: Status, disp: Display, target: str, g: Geometry,
         raw = Trace(ops=tuple(ops), target=target, geometry=g,
                     expect=f"divergence {div.signature()}",
                     description=(f"atheris artifact {name}",))
-        saved = save_finding(args.findings, raw, engine="atheris")
+        saved = save_finding(args.findings, raw, engine="atheris", deadline=deadline)
         saved["artifact"] = os.path.join(artifacts, name)
         known.add(saved["signature"])
         st.found(saved)
@@ -554,6 +623,8 @@ def _read_libfuzzer(proc, st: Status, tail: list[str], base: int) -> None:
         if m:
             st.execs = base + int(m.group(1))
             st.cov, st.corpus = int(m.group(2)), int(m.group(3))
+        elif m := _FINAL_EXECS.match(line):
+            st.execs = max(st.execs, base + int(m.group(1)))
 
 
 # ---------------------------------------------------------------- run ----------------

@@ -62,9 +62,10 @@ LEN_CONTROL = int(os.environ.get("DAXFUZZ_LEN_CONTROL", "0"))
 # coverage edge of its own (DAXFUZZ_FEEDBACK=0 turns it off, for comparison).
 FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
 TRANSITIONS = Transitions()
-# `daxfuzz bench --engines`: inputs and ops so far, rewritten to DAXFUZZ_STATS every
-# 512 inputs (libFuzzer leaves with _exit: no atexit), with the time of the first write,
-# so the rate is measured after start-up
+# `daxfuzz bench --engines` and `daxfuzz fuzz`'s ops count: inputs and ops so far,
+# rewritten to DAXFUZZ_STATS every 512 inputs and at a crash (libFuzzer leaves with
+# _exit: no atexit), with the time of the first write, so the rate is measured after
+# start-up
 STATS = [0, 0, 0.0, 0]  # inputs, ops, time and ops at the first write
 STATS_PATH = os.environ.get("DAXFUZZ_STATS")
 
@@ -79,11 +80,7 @@ def TestOneInput(data: bytes) -> None:
     STATS[0] += 1
     STATS[1] += len(seq)
     if STATS_PATH and not STATS[0] & 511:
-        now = time.monotonic()
-        if not STATS[2]:
-            STATS[2], STATS[3] = now, STATS[1]
-        with open(STATS_PATH, "w") as f:
-            f.write(f"{STATS[0]} {STATS[1]} {STATS[2]} {STATS[3]} {now}\n")
+        _write_stats()
     for op in seq:
         div = step(op)
         if FEEDBACK:
@@ -93,7 +90,17 @@ def TestOneInput(data: bytes) -> None:
         if div is not None:
             if div.signature() in KNOWN or "*" in KNOWN:  # "*": benchmarking, never stop
                 return
+            if STATS_PATH:  # libFuzzer leaves now: the campaign's ops count needs these
+                _write_stats()
             raise DivergenceFound(f"target {TARGET}\n{div.report()}")
+
+
+def _write_stats() -> None:
+    now = time.monotonic()
+    if not STATS[2]:
+        STATS[2], STATS[3] = now, STATS[1]
+    with open(STATS_PATH, "w") as f:
+        f.write(f"{STATS[0]} {STATS[1]} {STATS[2]} {STATS[3]} {now}\n")
 
 
 def _mutate(data: bytes, max_size: int, seed: int) -> bytes:

@@ -98,6 +98,8 @@ class DaxMachine(RuleBasedStateMachine):
     findings = os.environ.get("DAXFUZZ_FINDINGS", "findings")
     known: frozenset[str] = frozenset()  # signatures already found: ignored
     deadline: float | None = None  # monotonic time after which rules do nothing
+    reduce_deadline: float | None = None  # monotonic time a finding's reduction stops at
+    before_save = None  # a staticmethod run before a finding is reduced (progress first)
     steps = 0  # class-wide step counter, for progress
     kinds: dict[str, int] = {}  # class-wide op mix, for the campaign report
     examples = 0  # class-wide count of runs (examples), for progress
@@ -178,7 +180,10 @@ class DaxMachine(RuleBasedStateMachine):
         raw = Trace(ops=tuple(self.ops), target=self.target_name, geometry=self.g,
                     expect=f"divergence {self.div.signature()}",
                     description=("Hypothesis's shrunk steps",))
-        saved = save_finding(self.findings, raw, engine="hypothesis")
+        if self.before_save is not None:
+            self.before_save()
+        saved = save_finding(self.findings, raw, engine="hypothesis",
+                             deadline=self.reduce_deadline)
         type(self).last_finding = saved
         return "\n".join(f"{k}: {v}" for k, v in saved.items() if k.endswith("path"))
 
@@ -428,12 +433,13 @@ _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_fai
 def machine_for(target: str, g: Geometry = DEFAULT, *,
                 weights: Mapping[str, int] | None = None, known: Iterable[str] = (),
                 findings: str | None = None, deadline: float | None = None,
-                ) -> type[DaxMachine]:
+                reduce_deadline: float | None = None) -> type[DaxMachine]:
     """A machine class for `target`; an op kind of weight w gets ceil(w/8) copies of its rule
     (weight 0 drops it: the swarm and ``--weights`` op mix)."""
     w = DEFAULT_WEIGHTS if weights is None else weights
     ns: dict[str, object] = {
         "target_name": target, "g": g, "known": frozenset(known), "deadline": deadline,
+        "reduce_deadline": reduce_deadline,
         "findings": findings or DaxMachine.findings, "steps": 0, "last_finding": None,
         "first_found": None, "examples": 0, "last_failing_ops": None, "kinds": {},
         "transitions": Transitions(),

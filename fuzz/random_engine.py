@@ -29,6 +29,7 @@ class Stats:
     transitions: object = None  # daxfuzz.transitions.Transitions of the sampled inputs
 
 SAMPLE = 16  # one input in SAMPLE is observed (op mix, folio transitions): off the hot path
+PROGRESS_EVERY = 0.25  # seconds between calls of `progress`
 
 
 def swarm_weights(rng: random.Random, base: Mapping[str, int] = DEFAULT_WEIGHTS
@@ -61,16 +62,19 @@ def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int 
     kinds = st.kinds
     t0 = time.monotonic()
     nbytes = ops_per_input * 6
+    next_progress = t0
     while True:
         now = time.monotonic()
         if now - t0 >= seconds:
             break
-        if st.inputs % 256 == 0:
-            if swarm:
-                codec = Codec(g, swarm_weights(rng, base))
-            if progress is not None:
-                st.seconds = now - t0
-                progress(st)
+        if swarm and st.inputs % 256 == 0:
+            codec = Codec(g, swarm_weights(rng, base))
+        # by the clock, not by input count: a slow target (large geometry) still shows
+        # its execs, and a new finding is passed on within PROGRESS_EVERY
+        if progress is not None and now >= next_progress:
+            st.seconds = now - t0
+            progress(st)
+            next_progress = time.monotonic() + PROGRESS_EVERY
         st.inputs += 1
         ops = codec.decode(rng.randbytes(nbytes), max_ops=ops_per_input)
         runner.reset()
