@@ -120,8 +120,7 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
     stem = os.path.join(findings, slug(raw.target, sig))
     out = {"signature": sig, "raw_path": f"{stem}.{engine}.trace",
            "trace_path": f"{stem}.trace",
-           "test_path": os.path.join(findings, "test_" + re.sub(r"\W+", "_", os.path.basename(
-               stem)).lower() + ".py"),
+           "test_path": test_path_for(f"{stem}.trace"),
            "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
            "reduce_seconds": red.seconds, "report": red.divergence.report(), "new": True,
            "reduced": red.complete}
@@ -141,6 +140,13 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
         _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
     os.unlink(queued_path)
     return out
+
+
+def test_path_for(trace_path: str) -> str:
+    """The pytest reproducer beside a saved finding's reduced trace."""
+    stem = os.path.basename(trace_path).removesuffix(".trace")
+    return os.path.join(os.path.dirname(trace_path),
+                        "test_" + re.sub(r"\W+", "_", stem).lower() + ".py")
 
 
 def set_aside(path: str) -> str:

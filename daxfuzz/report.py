@@ -8,8 +8,11 @@ replayed with provenance (`daxfuzz.runner.explain`) so the report names the kern
 function that last wrote the diverging field.  Plots (matplotlib, Agg backend) are
 written to plots/*.png and embedded in the HTML.
 
-Sections: runs, per-target totals, execs and coverage over time, op mix, findings
-(reduced trace and explanation).  Corrupt records are reported by name and skipped.
+Sections: a summary on top (what ran, what was found, what to do next), runs,
+per-target totals, execs and coverage over time, op mix, findings (commands to
+replay, test and write a C reproducer; reduced trace; explanation).  A killed run's
+totals come from its last time-series sample.  Corrupt records are reported by name
+and skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import base64
 import html
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -47,7 +51,9 @@ def load_runs(camp: str, report: Report = say) -> list[dict]:
 
 def load_findings(dirs: list[str], report: Report = say) -> list[dict]:
     """Every reduced finding in `dirs`, with its trace text and explanation."""
+    from daxfuzz.emit import test_path_for
     from daxfuzz.errors import InputError
+    from daxfuzz.reduce import UNREDUCED
     from daxfuzz.runner import explain
     from daxfuzz.trace import read_trace
 
@@ -74,8 +80,116 @@ def load_findings(dirs: list[str], report: Report = say) -> list[dict]:
                 why = f"replay failed: {type(e).__name__}: {e}"
             out.append({"signature": words[1], "target": t.target, "path": path,
                         "ops": len(t.ops), "trace": str(t), "explanation": why,
-                        "mtime": os.path.getmtime(path)})
+                        "mtime": os.path.getmtime(path), "test": test_path_for(path),
+                        "unreduced": UNREDUCED in t.description,
+                        "no_c": "memory_failure" in {op.name for op in t.ops}})
     return out
+
+
+def recover_killed(runs: list[dict], series: list[dict]) -> list[dict]:
+    """`runs`, a killed run's totals taken from its last time-series sample (a killed
+    run never wrote them to state.json); such a run gets ``recovered`` True."""
+    last: dict[int, dict] = {}
+    for rec in series:
+        if rec["run"] not in last or rec["t"] >= last[rec["run"]]["t"]:
+            last[rec["run"]] = rec
+    out = []
+    for r in runs:
+        rec = last.get(r.get("id"))
+        if r.get("status") == "killed" and rec is not None and not r.get("execs"):
+            r = dict(r, recovered=True, execs=int(rec.get("execs") or 0),
+                     steps=int(rec.get("steps") or 0), cov=rec.get("cov"),
+                     corpus=rec.get("corpus"), seconds=rec.get("elapsed"),
+                     new_count=int(rec.get("findings") or 0))
+        out.append(r)
+    return out
+
+
+def new_count(r: dict) -> int:
+    """New findings of run `r` (a killed run's from its time series)."""
+    return len(r.get("new_findings") or ()) or r.get("new_count", 0)
+
+
+def _steps(r: dict) -> str:
+    # atheris runs before ops were counted through the harness recorded 0: unknown
+    if r.get("engine") == "atheris" and not r.get("steps"):
+        return "-"
+    return f"{r.get('steps') or 0:,}"
+
+
+def commands(f: dict) -> list[tuple[str, str]]:
+    """What to run for finding `f`: replay it, its test, its C reproducer."""
+    out = [("replay", f"daxfuzz replay --explain {f['path']}"), ("test", f"pytest {f['test']}")]
+    if f.get("unreduced"):
+        out.insert(0, ("reduce", f"daxfuzz reduce {f['path']}"))
+    out.append(("C reproducer", "none: a memory_failure step has no syscall in the guest"
+                if f.get("no_c") else f"daxfuzz kernel repro {f['path']} -o repro.c"))
+    return out
+
+
+def is_new(f: dict, runs: list[dict]) -> bool:
+    """Was finding `f` new in these runs (named by a run, or written by a killed run that
+    did not know it)?"""
+    for r in runs:
+        if f["signature"] in (r.get("new_findings") or ()) and f["target"] == r.get("target"):
+            return True
+        if r.get("recovered") and f["target"] == r.get("target") and f["signature"] not in (
+                r.get("known") or ()) and r["start"] <= f["mtime"] <= r["start"] + (
+                r.get("seconds") or 0) + 60:
+            return True
+    return False
+
+
+def summary(runs: list[dict], findings: list[dict], queued: int = 0) -> dict:
+    """The report's top block: what ran, what was found, what to do next."""
+    new = [f for f in findings if is_new(f, runs)]
+    killed = [r for r in runs if r.get("status") == "killed"]
+    s = {"runs": len(runs), "killed": len(killed),
+         "engines": sorted({r.get("engine", "?") for r in runs}),
+         "targets": sorted({r.get("target", "?") for r in runs}),
+         "seconds": sum(r.get("seconds") or 0 for r in runs),
+         "execs": sum(r.get("execs") or 0 for r in runs),
+         "new": len(new), "known": len(findings) - len(new),
+         "unreduced": sum(f["unreduced"] for f in findings), "queued": queued}
+    nxt = []
+    if new:
+        f = new[0]
+        nxt.append(f"Look at the new finding{'s' if len(new) > 1 else ''} below, first "
+                   f"{f['signature']} on {f['target']}: `daxfuzz replay --explain {f['path']}`")
+        nxt.append("Each finding lists its replay, pytest and C reproducer commands; "
+                   "a bug in a real target goes to upstream as `daxfuzz kernel repro`'s C file.")
+    else:
+        r = max(runs, key=lambda r: r.get("id", 0), default={})
+        other = [e for e in ("atheris", "hypothesis", "random") if e != r.get("engine")][0]
+        nxt.append("No new divergence: fuzz longer, or with another engine: `daxfuzz fuzz "
+                   f"--engine {other} --target {r.get('target', 'mainline')} --time 8h`")
+    if s["unreduced"]:
+        nxt.append(f"{s['unreduced']} finding(s) hit the reduction time limit: "
+                   "`daxfuzz reduce FILE` finishes each (listed below).")
+    if killed:
+        nxt.append(f"{len(killed)} run(s) were killed: their totals come from the time series"
+                   + (f"; {queued} finding(s) they queued are reduced by the next "
+                      "`daxfuzz fuzz`" if queued else "") + ".")
+    s["next"] = nxt
+    return s
+
+
+def summary_lines(s: dict) -> list[str]:
+    """The summary as three sentences and the next steps (Markdown)."""
+    h = s["seconds"] / 3600
+    took = f"{h:.1f} h" if h >= 1 else f"{s['seconds'] / 60:.1f} min"
+    return [f"**Ran:** {s['runs']} run(s) ({s['killed']} killed) of "
+            f"{', '.join(s['engines'])} on {', '.join(s['targets'])}: {took} of fuzzing, "
+            f"{s['execs']:,} execs.",
+            f"**Found:** {s['new']} new finding(s), {s['known']} known from before"
+            + (f", {s['unreduced']} not fully reduced" if s["unreduced"] else "")
+            + (f"; {s['queued']} queued, not yet reduced" if s["queued"] else "") + ".",
+            "**Next:**", *[f"- {n}" for n in s["next"]]]
+
+
+def _md_summary(s: dict) -> list[str]:
+    lines = summary_lines(s)
+    return [x for line in lines for x in ((line, "") if not line.startswith("- ") else (line,))]
 
 
 def per_target(runs: list[dict]) -> list[dict]:
@@ -90,7 +204,7 @@ def per_target(runs: list[dict]) -> list[dict]:
         t["seconds"] += r.get("seconds") or 0.0
         t["execs"] += r.get("execs") or 0
         t["steps"] += r.get("steps") or 0
-        t["new"] += len(r.get("new_findings") or ())
+        t["new"] += new_count(r)
         t["killed"] += r.get("status") == "killed"
     for t in rows.values():
         t["engines"] = ", ".join(sorted(t["engines"]))
@@ -110,35 +224,40 @@ def _plots(runs: list[dict], series: list[dict], outdir: str) -> dict[str, str]:
     by_run: dict[int, list[dict]] = {}
     for rec in series:
         by_run.setdefault(rec.get("run"), []).append(rec)
-    names = {r["id"]: f"#{r['id']} {r.get('engine')} on {r.get('target')}" for r in runs
-             if "id" in r}
+    groups = run_groups(runs)
+    colour = {label: f"C{i % 10}" for i, (label, _ids) in enumerate(groups)}
+    group_of = {rid: label for label, ids in groups for rid in ids}
     t0 = min((rec["t"] for rec in series if "t" in rec), default=0.0)
     out = {}
     for key, ylabel, fname in (("execs", "execs (inputs / examples)", "execs.png"),
                                ("cov", "coverage: libFuzzer cov (atheris),\n"
                                        "folio transitions (others)", "coverage.png"),
                                ("findings", "new findings", "findings.png")):
-        fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
-        drawn = False
-        for rid, recs in sorted(by_run.items(), key=lambda kv: str(kv[0])):
+        fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=100)
+        labelled: set[str] = set()
+        for rid, recs in sorted(by_run.items(), key=lambda kv: kv[0]):
             pts = [((r["t"] - t0) / 60, r[key]) for r in recs
                    if isinstance(r.get(key), int | float) and "t" in r]
-            if pts:
-                xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="." if len(pts) < 30 else None,
-                        label=names.get(rid, f"#{rid}"),
-                        drawstyle="steps-post" if key == "findings" else "default")
-                drawn = True
+            if not pts:
+                continue
+            label = group_of.get(rid, f"#{rid:g}")
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker="." if len(pts) < 30 else None,
+                    color=colour.get(label, "C9"),
+                    label=None if label in labelled else label,
+                    drawstyle="steps-post" if key == "findings" else "default")
+            labelled.add(label)
         ax.set_xlabel("campaign wall time (minutes)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=7, loc="best")
+        if labelled:  # below the axes: it never covers a line
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                      ncol=2, frameon=False)
         else:
             ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
         fig.tight_layout()
         out[key] = os.path.join(outdir, fname)
-        fig.savefig(out[key])
+        fig.savefig(out[key], bbox_inches="tight")
         plt.close(fig)
     mix = op_mix(runs)
     fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
@@ -155,6 +274,28 @@ def _plots(runs: list[dict], series: list[dict], outdir: str) -> dict[str, str]:
     fig.savefig(out["op_mix"])
     plt.close(fig)
     return out
+
+
+def run_groups(runs: list[dict]) -> list[tuple[str, list[int]]]:
+    """Legend entries: one per engine on target, naming its runs in numeric order
+    ("random on 7.2: #1-#3, #5"), ordered by their first run."""
+    ids: dict[str, list[int]] = {}
+    for r in sorted(runs, key=lambda r: r["id"]):
+        ids.setdefault(f"{r.get('engine')} on {r.get('target')}", []).append(r["id"])
+    return [(f"{k}: {_ranges(v)}", v) for k, v in ids.items()]
+
+
+def _ranges(ids: list[int]) -> str:
+    out: list[str] = []
+    start = prev = ids[0]
+    for i in [*ids[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        out.append(f"#{start}" if start == prev else f"#{start}-#{prev}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(out)
 
 
 def op_mix(runs: list[dict]) -> dict[str, int]:
@@ -175,11 +316,13 @@ def _run_rows(runs: list[dict]) -> list[list[str]]:
     for r in runs:
         secs = r.get("seconds")
         rate = f"{r['execs'] / secs:,.0f}" if secs and r.get("execs") is not None else "-"
+        status = r.get("status", "?") + (" (from series)" if r.get("recovered")
+                                         else "")
         rows.append([str(r.get("id")), r.get("engine", "?"), r.get("target", "?"),
-                     str(r.get("jobs", 1)), _when(r.get("start")), r.get("status", "?"),
+                     str(r.get("jobs", 1)), _when(r.get("start")), status,
                      f"{secs:.0f}" if secs else "-", f"{r.get('execs') or 0:,}", rate,
-                     f"{r.get('steps') or 0:,}", "-" if r.get("cov") is None else str(r["cov"]),
-                     str(len(r.get("new_findings") or ())), str(len(r.get("known") or ()))])
+                     _steps(r), "-" if r.get("cov") is None else str(r["cov"]),
+                     str(new_count(r)), str(len(r.get("known") or ()))])
     return rows
 
 
@@ -195,7 +338,7 @@ def _target_rows(runs: list[dict]) -> list[list[str]]:
              str(t["killed"])] for t in per_target(runs)]
 
 
-def render_markdown(camp: str, runs, series, findings, plots) -> str:
+def render_markdown(camp: str, runs, series, findings, plots, summ: dict) -> str:
     def table(head, rows):
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -204,10 +347,8 @@ def render_markdown(camp: str, runs, series, findings, plots) -> str:
     rel = {k: os.path.relpath(p, camp) for k, p in plots.items()}
     mix = op_mix(runs)
     total = sum(mix.values()) or 1
-    out = [f"# daxfuzz campaign report: {camp}", "",
-           f"{len(runs)} run(s), {sum(r.get('execs') or 0 for r in runs):,} execs, "
-           f"{sum(r.get('steps') or 0 for r in runs):,} ops, {len(findings)} reduced "
-           f"finding(s), {len(series)} time-series samples.", "",
+    out = [f"# daxfuzz campaign report: {camp}", "", *_md_summary(summ), "",
+           f"{len(series)} time-series samples.", "",
            "## Runs", "", table(RUN_HEAD, _run_rows(runs)), "",
            "## Per target", "", table(TARGET_HEAD, _target_rows(runs)), "",
            "## Over time", "",
@@ -221,8 +362,10 @@ def render_markdown(camp: str, runs, series, findings, plots) -> str:
     if not findings:
         out.append("None.")
     for f in findings:
-        out += [f"### {f['signature']} on {f['target']} ({f['ops']} ops)", "",
-                f"`{f['path']}`; replay: `daxfuzz replay --explain {f['path']}`", "",
+        out += [f"### {f['signature']} on {f['target']} ({f['ops']} ops"
+                + (", not fully reduced" if f["unreduced"] else "") + ")", "",
+                *[f"- {k}: `{c}`" if c.startswith(("daxfuzz", "pytest")) else f"- {k}: {c}"
+                  for k, c in commands(f)], "",
                 "```", f["trace"].rstrip(), "```", "", "```", f["explanation"].rstrip(), "```",
                 ""]
     return "\n".join(out) + "\n"
@@ -237,11 +380,12 @@ th { background: #f0f0f0; } td.l { text-align: left; }
 pre { background: #f7f7f7; border: 1px solid #ddd; padding: 0.6em; overflow-x: auto;
       font-size: 0.85em; }
 .plots img { max-width: 49%; } .finding { margin-bottom: 1.5em; }
-.summary { font-size: 1.05em; }
+.summary { font-size: 1.05em; background: #f4f8ff; border: 1px solid #c8d8f0;
+           padding: 0.2em 1em; } .finding th { text-align: left; }
 """
 
 
-def render_html(camp: str, runs, series, findings, plots) -> str:
+def render_html(camp: str, runs, series, findings, plots, summ: dict) -> str:
     e = html.escape
 
     def table(head, rows):
@@ -260,10 +404,8 @@ def render_html(camp: str, runs, series, findings, plots) -> str:
     total = sum(mix.values()) or 1
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>daxfuzz campaign "
              f"{e(camp)}</title><style>{CSS}</style></head><body>",
-             f"<h1>daxfuzz campaign report</h1><p class='summary'><code>{e(camp)}</code>: "
-             f"{len(runs)} run(s), {sum(r.get('execs') or 0 for r in runs):,} execs, "
-             f"{sum(r.get('steps') or 0 for r in runs):,} ops, <b>{len(findings)} reduced "
-             f"finding(s)</b>, {len(series)} time-series samples.</p>",
+             f"<h1>daxfuzz campaign report</h1><p><code>{e(camp)}</code>, "
+             f"{len(series)} time-series samples</p>", _summary_html(summ),
              "<h2>Runs</h2>", table(RUN_HEAD, _run_rows(runs)),
              "<h2>Per target</h2>", table(TARGET_HEAD, _target_rows(runs)),
              "<h2>Over time</h2><div class='plots'>", img("execs", "execs over time"),
@@ -276,21 +418,36 @@ def render_html(camp: str, runs, series, findings, plots) -> str:
     if not findings:
         parts.append("<p>None.</p>")
     for f in findings:
+        cmds = "".join(f"<tr><th>{e(k)}</th><td class='l'><code>{e(c)}</code></td></tr>"
+                       for k, c in commands(f))
         parts.append(f"<div class='finding'><h3>{e(f['signature'])} on {e(f['target'])} "
-                     f"({f['ops']} ops)</h3><p><code>{e(f['path'])}</code></p>"
+                     f"({f['ops']} ops{', not fully reduced' if f['unreduced'] else ''})"
+                     f"</h3><table>{cmds}</table>"
                      f"<pre>{e(f['trace'])}</pre><p>Explanation (replayed with provenance):"
                      f"</p><pre>{e(f['explanation'])}</pre></div>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
+def _summary_html(summ: dict) -> str:
+    def md(line: str) -> str:  # **bold** and `code` of summary_lines, escaped
+        line = html.escape(line)
+        line = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", line)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", line)
+
+    lines = summary_lines(summ)
+    items = "".join(f"<li>{md(x[2:])}</li>" for x in lines if x.startswith("- "))
+    head = "".join(f"<p>{md(x)}</p>" for x in lines if not x.startswith("- "))
+    return f"<div class='summary'>{head}<ul>{items}</ul></div>"
+
+
 def write_report(camp: str, findings_dirs: list[str] | None = None,
                  report: Report = say) -> tuple[str, str]:
     """Write CAMP/report.html, CAMP/report.md and CAMP/plots/*.png; their paths."""
-    from daxfuzz.campaign import write_text_atomic
+    from daxfuzz.campaign import queued, write_text_atomic
 
-    runs = load_runs(camp, report)
     series = read_series(os.path.join(camp, "series.jsonl"), report)
+    runs = recover_killed(load_runs(camp, report), series)
     dirs = findings_dirs or sorted({r["findings_dir"] for r in runs if r.get("findings_dir")})
     if not dirs and os.path.basename(os.path.abspath(camp)) == "campaign":
         dirs = [os.path.dirname(os.path.abspath(camp))]
@@ -298,6 +455,7 @@ def write_report(camp: str, findings_dirs: list[str] | None = None,
     plots = _plots(runs, series, os.path.join(camp, "plots"))
     h = os.path.join(camp, "report.html")
     m = os.path.join(camp, "report.md")
-    write_text_atomic(h, render_html(camp, runs, series, found, plots))
-    write_text_atomic(m, render_markdown(camp, runs, series, found, plots))
+    summ = summary(runs, found, sum(len(queued(d)) for d in dirs))
+    write_text_atomic(h, render_html(camp, runs, series, found, plots, summ))
+    write_text_atomic(m, render_markdown(camp, runs, series, found, plots, summ))
     return h, m

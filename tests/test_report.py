@@ -82,3 +82,88 @@ def test_report_renders_in_headless_chromium(campaign, tmp_path):
                           "file://" + os.path.abspath(os.path.join(campaign, "report.html"))],
                          capture_output=True, text=True, timeout=60).stdout
     assert "daxfuzz campaign report" in dom and dom.count("<img") == 4
+
+
+def _run(i, **kw):
+    r = {"id": i, "status": "done", "start": 1000.0 + i, "engine": "random", "target": BROKEN,
+         "execs": 100, "steps": 1000, "seconds": 2.0, "new_findings": [], "known": []}
+    r.update(kw)
+    return r
+
+
+def test_killed_run_totals_come_from_its_last_series_sample():
+    from daxfuzz.report import recover_killed
+
+    killed = {"id": 2, "status": "killed", "start": 1000.0, "engine": "random",
+              "target": BROKEN}
+    series = [{"run": 2, "t": 1001.0, "elapsed": 1.0, "execs": 300, "steps": 9000,
+               "findings": 5, "cov": 40},
+              {"run": 2, "t": 1003.0, "elapsed": 3.0, "execs": 907, "steps": 20000,
+               "findings": 12, "cov": 60},
+              {"run": 1, "t": 1004.0, "elapsed": 9.0, "execs": 5, "findings": 1}]
+    r1, r2 = recover_killed([_run(1), killed], series)
+    assert r1 == _run(1)  # a finished run keeps its own totals
+    assert (r2["execs"], r2["steps"], r2["seconds"], r2["new_count"], r2["cov"]) == (
+        907, 20000, 3.0, 12, 60) and r2["recovered"]
+
+
+def test_legend_groups_runs_in_numeric_order():
+    from daxfuzz.report import run_groups
+
+    runs = [_run(i, target="7.2" if i % 3 else BROKEN) for i in (10, 2, 1, 11, 3, 4, 5, 6)]
+    runs.append(_run(12, engine="atheris"))
+    assert run_groups(runs) == [
+        ("random on 7.2: #1-#2, #4-#5, #10-#11", [1, 2, 4, 5, 10, 11]),
+        (f"random on {BROKEN}: #3, #6", [3, 6]),
+        (f"atheris on {BROKEN}: #12", [12])]
+
+
+def _finding(sig, path, **kw):
+    f = {"signature": sig, "target": BROKEN, "path": path, "ops": 3, "mtime": 1003.0,
+         "test": path.replace("x__", "test_x_").replace(".trace", ".py"), "unreduced": False,
+         "no_c": False}
+    f.update(kw)
+    return f
+
+
+def test_summary_says_what_ran_what_was_found_and_what_next():
+    from daxfuzz.report import commands, recover_killed, summary, summary_lines
+
+    runs = recover_killed([
+        _run(1, new_findings=["munmap:refcount"], engine="atheris", steps=0),
+        _run(2, status="killed", execs=0, start=1002.0, known=["fault:refcount"]),
+    ], [{"run": 2, "t": 1005.0, "elapsed": 3.0, "execs": 907, "findings": 1}])
+    found = [_finding("munmap:refcount", "/f/x__munmap.trace"),
+             _finding("punch:refcount", "/f/x__punch.trace", unreduced=True),
+             _finding("fault:refcount", "/f/x__fault.trace", mtime=10.0)]
+    s = summary(runs, found, queued=1)
+    assert {k: s[k] for k in ("runs", "killed", "engines", "seconds", "execs", "new", "known",
+                              "unreduced", "queued")} == {
+        "runs": 2, "killed": 1, "engines": ["atheris", "random"], "seconds": 5.0,
+        "execs": 1007, "new": 2, "known": 1, "unreduced": 1, "queued": 1}
+    text = "\n".join(summary_lines(s))
+    assert "1,007 execs" in text and "2 new finding(s), 1 known" in text
+    assert "`daxfuzz replay --explain /f/x__munmap.trace`" in text
+    assert "`daxfuzz reduce FILE`" in text and "1 run(s) were killed" in text
+    assert commands(found[1]) == [
+        ("reduce", "daxfuzz reduce /f/x__punch.trace"),
+        ("replay", "daxfuzz replay --explain /f/x__punch.trace"),
+        ("test", "pytest /f/test_x_punch.py"),
+        ("C reproducer", "daxfuzz kernel repro /f/x__punch.trace -o repro.c")]
+
+
+def test_atheris_run_without_an_ops_count_shows_no_zero():
+    from daxfuzz.report import RUN_HEAD, _run_rows
+
+    rows = _run_rows([_run(1, engine="atheris", steps=0), _run(2, engine="atheris",
+                                                               steps=4500)])
+    assert [r[RUN_HEAD.index("ops")] for r in rows] == ["-", "4,500"]
+
+
+def test_report_top_has_the_summary_and_finding_commands(campaign):
+    with open(os.path.join(campaign, "report.md")) as f:
+        md = f.read()
+    head = md.split("## Runs")[0]
+    assert "**Ran:** 2 run(s) (0 killed) of random on 6.15, " + BROKEN in head
+    assert "**Next:**" in head and "daxfuzz replay --explain" in head
+    assert "- C reproducer: `daxfuzz kernel repro " in md and "- test: `pytest " in md
