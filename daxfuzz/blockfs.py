@@ -121,10 +121,11 @@ class BlockFS:
                 k += 1
             return c0, k, True, []
         p0, n, sh = self.iomap_read(ino, idx, length)
-        for k in range(1, n):
-            if idx + k in cf:
-                n = k
-                break
+        if cf:
+            for k in range(1, n):
+                if idx + k in cf:
+                    n = k
+                    break
         if p0 == HOLE:
             new, got = self._alloc_extent(ino, idx, n)
             if new == HOLE:
@@ -155,10 +156,12 @@ class BlockFS:
         padding around it stays); else xfs_reflink_end_cow() of the written range: its
         CoW fork blocks replace the file's (which lose a reference).  Returns freed
         pfns.  Nothing happens where the CoW fork has no blocks."""
+        cf, m = self.cow[ino], self.bmap[ino]
+        if not cf:
+            return []
         if not written:
             self.cancel_cow_range(ino, idx, idx + length)
             return []
-        cf, m = self.cow[ino], self.bmap[ino]
         freed: list[int] = []
         for i in range(idx, idx + written):
             new = cf.pop(i, None)
@@ -174,8 +177,9 @@ class BlockFS:
     def cancel_cow_range(self, ino: int, start: int, end: int) -> None:
         """xfs_reflink_cancel_cow_range(): free the CoW fork's blocks in [start, end)."""
         cf = self.cow[ino]
-        for i in [i for i in cf if start <= i < end]:
-            del self.refcnt[cf.pop(i)]
+        if cf:
+            for i in [i for i in cf if start <= i < end]:
+                del self.refcnt[cf.pop(i)]
 
     # ---- freeing and remapping -----------------------------------------------------
     def _drop(self, pfn: int) -> list[int]:

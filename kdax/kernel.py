@@ -116,8 +116,10 @@ class Syscalls:
         return self.do_mremap(op.mm, op.vma, *r, op.to, new, bool(op.aligned))
 
     def sys_fault(self, op: O.Fault) -> str:
-        vma = self.mms[op.mm].find_vma(op.vma, op.pgoff)
-        if vma is None:
+        for vma in self.mms[op.mm].vmas.get(op.vma, ()):  # find_vma(), inline: hot
+            if vma.pgoff <= op.pgoff < vma.pgoff + vma.pages:
+                break
+        else:
             return SIGSEGV
         va = vma.vaddr(op.pgoff)
         write = bool(op.write)

@@ -663,10 +663,11 @@ class Oracle:
         self._munmap(mm, vma.slot, a, b)
 
     def op_fault(self, op: O.Fault) -> str:
-        vma = self.mms[op.mm].find_vma(op.vma, op.pgoff)
-        if vma is None:
-            return SIGSEGV
-        return self._access(op.mm, vma, op.pgoff, bool(op.write))
+        idx = op.pgoff
+        for vma in self.mms[op.mm].vmas.get(op.vma, ()):  # find_vma(), inline: hot
+            if vma.pgoff <= idx < vma.pgoff + vma.pages:
+                return self._access(op.mm, vma, idx, bool(op.write))
+        return SIGSEGV
 
     def op_msync(self, op: O.Msync) -> str:
         """Each MAP_SHARED VMA of the slot is written back over its file range; a hole
