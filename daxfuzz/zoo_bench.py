@@ -149,32 +149,42 @@ FINDERS = {"random": find_random, "hypothesis": find_hypothesis, "atheris": find
            "exhaust": find_exhaust}
 
 
-def attempt(variant: str, engine: str, seed: int, budget: float,
-            g: Geometry = DEFAULT) -> Attempt:
+def reduce_finding(variant: str, g: Geometry, ops: list) -> tuple[list, object] | None:
+    """An engine's finding on `variant`, reduced: (ops, divergence), or None when the
+    ops do not diverge there (a flaky decode, or masked: the base's own divergence).
+
+    Any divergence of the variant counts (the runner masks the base's own), so the
+    reduced length is comparable with a known minimum."""
     from daxfuzz.reduce import reduce
     from daxfuzz.runner import run_ops
 
+    d, _ = run_ops(variant, g, ops)
+    if d is None:
+        return None
+
+    def diverges(cand) -> bool:
+        return run_ops(variant, g, cand)[0] is not None
+
+    red = reduce(ops[:d.step], diverges, g)
+    return red, run_ops(variant, g, red)[0]
+
+
+def attempt(variant: str, engine: str, seed: int, budget: float,
+            g: Geometry = DEFAULT) -> Attempt:
     if engine == "exhaust":
         g = exhaust_world(variant)[0]
     found, secs, execs, ops = FINDERS[engine](variant, g, budget, seed)
     a = Attempt(variant, engine, seed, found, round(secs, 3), execs)
     if found and ops:
-        d, _ = run_ops(variant, g, ops)
-        if d is None:  # flaky decode or masked: not a finding of the variant
+        r = reduce_finding(variant, g, ops)
+        if r is None:
             a.found = False
             return a
-        ops = ops[:d.step]
-
-        # any divergence of the variant counts (the runner masks the base's own), so the
-        # reduced length is comparable with the variant's known minimum
-        def diverges(cand) -> bool:
-            return run_ops(variant, g, cand)[0] is not None
-
-        red = reduce(ops, diverges, g)
+        red, d = r
         a.reduced_len = len(red)
         a.reduced = [str(op) for op in red]
         a.geometry = g.text()
-        a.signature = run_ops(variant, g, red)[0].signature()  # type: ignore[union-attr]
+        a.signature = d.signature()  # type: ignore[attr-defined]
     return a
 
 
