@@ -423,6 +423,15 @@ def run_ops(target: str | type, geometry: Geometry, ops: Sequence[Op]
     return None, results
 
 
+def shows_same(target: str | type, geometry: Geometry, ops: Sequence[Op],
+               d: Divergence) -> bool:
+    """Whether `ops` show divergence `d` (same step and signature) on `target` too: how a
+    finding on a target built on a base (a patch, a mutant, a zoo variant) is told to be
+    the base's -- by replaying it there, not by its signature alone."""
+    bd, _ = run_ops(target, geometry, ops)
+    return bd is not None and bd.step == d.step and bd.signature() == d.signature()
+
+
 def explain(target: str | type, geometry: Geometry, ops: Sequence[Op]) -> Divergence | None:
     """Replay `ops` with provenance on; the divergence names the writing function."""
     r = Runner(target, geometry)
