@@ -39,11 +39,16 @@ def register(cls: type) -> type:
 
 
 def get_target(name: str) -> type:
-    """The target class called `name`; ConfigError lists the known ones."""
+    """The target class called `name` (a mutant's name too: `kdax.mutant`);
+    ConfigError lists the known ones."""
     try:
         return TARGETS[name]
     except (KeyError, TypeError):
         pass
+    if isinstance(name, str) and name.startswith("mutant:"):
+        from kdax.mutant import mutant_target
+
+        return mutant_target(name)
     import difflib
 
     from daxfuzz.textio import show
@@ -60,6 +65,11 @@ def target_name(name: str) -> str | None:
     """The canonical name of target `name` (`mainline` -> the version it stands for),
     None if there is no such target."""
     cls = TARGETS.get(name)
+    if cls is None and name.startswith("mutant:"):
+        try:
+            cls = get_target(name)
+        except ConfigError:
+            return None
     return cls.name if cls is not None else None
 
 
