@@ -27,6 +27,7 @@ COMMANDS = (
     "daxfuzz.cmd_corpus",
     "daxfuzz.cmd_explore",
     "daxfuzz.cmd_zoo",
+    "daxfuzz.cmd_mutate",
     "daxfuzz.cmd_coverage",
     "daxfuzz.cmd_kernel",
     "daxfuzz.cmd_report",
