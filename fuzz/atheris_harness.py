@@ -54,6 +54,11 @@ KNOWN = frozenset(filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
 MAX_OPS = int(os.environ.get("DAXFUZZ_MAX_OPS", "64"))
 CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
 RUNNER = Runner(TARGET, GEOMETRY)
+# a mutant's rewritten function (kdax.mutant) is compiled, not imported: instrument it as
+# the function it replaces was, or the fuzzer would be blind inside the mutated code
+_MUTATED = getattr(RUNNER.cls, "mutated", None)
+if _MUTATED is not None and any(_MUTATED.__module__.startswith(p) for p in INSTRUMENT):
+    atheris.instrument_func(_MUTATED)
 # libFuzzer's -len_control (default 100) caps inputs at a few bytes for the first
 # minutes: under 30 bytes after 30 s, five ops; a divergence needing a 6-op sequence is
 # then out of reach.  0 lets the mutators use -max_len from the start.
