@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--equiv-depth", type=_positive_int, default=3,
                    help="exhaust depth of a survivor's equivalence check (default 3)")
     p.add_argument("--equiv-time", type=duration, default=30.0,
-                   help="seconds of exhaust, then of random, per survivor (default 30)")
+                   help="seconds of the random run of a survivor's equivalence check, after "
+                   "exhaust to --equiv-depth (default 30)")
     p.add_argument("--list", action="store_true",
                    help="print the selected mutants and their diffs; run nothing")
     p.add_argument("--out", default="mutate-results", help="folder for mutants.md and "

@@ -25,6 +25,10 @@ from daxfuzz.geometry import DEFAULT, Geometry
 
 ENGINES = ("random", "hypothesis", "atheris")  # the default set; "exhaust" is opt-in
 EQUIV_DEPTH = 3  # exhaust depth of the equivalence check
+#: seconds the check's exhaust may take: depth 3 is ~20k states, ~15 s on a masked
+#: mutant with a free core; a time limit near that would leave the check incomplete
+#: on a loaded machine
+EQUIV_EXHAUST_CAP = 600.0
 EXHAUST_DEPTH = 3  # depth of the "exhaust" engine
 
 
@@ -218,13 +222,14 @@ def attempt(mutant: str, engine: str, seed: int, budget: float,
 
 
 def check(mutant: str, depth: int, seconds: float, seed: int) -> Check:
-    """Is a survivor equivalent?  `exhaust` to `depth` over the small world, then a
-    random run of `seconds` (another seed than the engines')."""
+    """Is a survivor equivalent?  `exhaust` to `depth` over the small world (to the
+    end, up to EQUIV_EXHAUST_CAP), then a random run of `seconds` (another seed than
+    the engines')."""
     from daxfuzz.explore import SMALL, exhaust
     from daxfuzz.zoo_bench import reduce_finding
     from fuzz import random_engine
 
-    res = exhaust(mutant, SMALL, depth, seconds=seconds)
+    res = exhaust(mutant, SMALL, depth, seconds=EQUIV_EXHAUST_CAP)
     c = Check(depth, res.complete and res.depth >= depth, res.states, 0.0)
     if res.counterexamples:
         c.found_by, g, ops = "exhaust", SMALL, res.counterexamples[0][0]
