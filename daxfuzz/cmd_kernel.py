@@ -274,16 +274,13 @@ def run_repro(args: argparse.Namespace) -> int:
     import tempfile
 
     from daxfuzz.guest.repro import compile_command, repro_source
+    from daxfuzz.textio import read_text
     from daxfuzz.trace import parse_trace
 
     t0 = time.monotonic()
     path = args.file
     try:
-        try:
-            with open(path, encoding="utf-8") as f:
-                raw = f.read()
-        except OSError as e:
-            raise InputError(f"cannot read: {e.strerror}", path=path) from None
+        raw = read_text(path)  # regular files only, bounded, UTF-8: errors name the file
         tr = parse_trace(raw, path=path)
         oracle, port = predictions(tr)
         src = repro_source(tr, path, raw_text=raw, predicted=oracle, port=port,

@@ -469,3 +469,15 @@ def test_worst_allowed_geometry_fuzzes_in_bounds(tmp_path, engine):
           f"{secs:.1f} s")
     assert rc in (0, 1), err
     assert rss < RSS_BOUND_KB
+
+
+def test_kernel_repro_refuses_non_regular_files(tmp_path):
+    # `kernel repro` reads its trace through the same bounded reader as replay
+    import os
+
+    from daxfuzz.cli import main
+
+    fifo = tmp_path / "t.trace"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero", str(tmp_path)):
+        assert main(["kernel", "repro", path, "-o", str(tmp_path / "x.c")]) == 2
