@@ -208,7 +208,7 @@ class DaxMachine(RuleBasedStateMachine):
     def _gup(self, cls, ref: VmaRef, off: int, h: int, backed: int, **kw):
         h = self._free_h(h)
         res = self._do(cls(ref.mm, ref.vma, self._pgoff(ref, off, backed), h=h, **kw))
-        if res == "ok":
+        if res == "ok" and not kw.get("longterm"):  # a long-term pin holds no handle
             self.held.add(h)
             return HandleRef(h, cls is O.Pin)
         return multiple()

@@ -100,6 +100,26 @@ class Gup:
         self.handles[h] = (pfn, "pin" if flags & FOLL_PIN else "get")
         return OK
 
+    # mm/gup.c pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM) (6.15, 7.2) of one page,
+    # released at once: gup_fast_pte_range() pins a present, writable PTE whose folio
+    # folio_fast_pin_allowed() -- for FOLL_LONGTERM, folio_is_longterm_pinnable(): an
+    # anonymous page, never an fs-DAX (ZONE_DEVICE) folio; a PMD mapping here is always
+    # DAX or the huge zero folio.  Anything else takes the slow path, where
+    # check_vma_flags() refuses FOLL_LONGTERM on an fs-DAX VMA.
+    def pin_user_pages_fast_longterm(self, mm: int, slot: int, pgoff: int) -> str:
+        vma = self.mms[mm].find_vma(slot, pgoff)
+        if vma is None:
+            return EFAULT
+        mmst = self.mms[mm]
+        address = vma.vaddr(pgoff)
+        if address >> self.PMD_ORDER not in mmst.pmd:
+            pte = mmst.pte.get(address)
+            if pte is not None and pte[1] and pte[0] == ANON:
+                return OK  # gup_fast: pinned, and unpinned by the unregister
+        if self.check_vma_flags(vma, FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM) == -95:
+            return EOPNOTSUPP
+        return EFAULT
+
     # mm/gup.c pin_user_pages_fast() (6.15, 7.2) of `nr` pages, all or nothing as
     # io_uring's io_pin_pages() wants them.  GUP-fast grabs the subpages a PMD maps with
     # one try_grab_folio_fast(folio, refs) -- the same counts as one grab per page --

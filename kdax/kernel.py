@@ -25,7 +25,7 @@ from daxfuzz.world import (
 )
 from kdax.dax import FsDax
 from kdax.fork import Fork
-from kdax.gup import FOLL_GET, FOLL_LONGTERM, FOLL_PIN, FOLL_WRITE, Gup
+from kdax.gup import FOLL_GET, FOLL_PIN, FOLL_WRITE, Gup
 from kdax.huge_memory import HugeMemory
 from kdax.madvise import Madvise
 from kdax.memory import Memory
@@ -161,8 +161,12 @@ class Syscalls:
         return self.get_user_page(op.mm, op.vma, op.pgoff, flags, op.h)
 
     def sys_pin(self, op: O.Pin) -> str:
-        flags = FOLL_PIN | (FOLL_WRITE if op.write else 0) | (FOLL_LONGTERM if op.longterm else 0)
-        return self._gup(op, flags)
+        if op.longterm:
+            # io_uring_register(IORING_REGISTER_BUFFERS) -> io_pin_pages():
+            # pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM) of one page, released by
+            # the unregister that follows: a result, no handle
+            return self.pin_user_pages_fast_longterm(op.mm, op.vma, op.pgoff)
+        return self._gup(op, FOLL_PIN | (FOLL_WRITE if op.write else 0))
 
     def sys_get(self, op: O.Get) -> str:
         return self._gup(op, FOLL_GET | (FOLL_WRITE if op.write else 0))

@@ -716,15 +716,29 @@ class Oracle:
         dirty only after that."""
         return vma.sync and self.fs.meta_dirty[vma.ino]
 
+    def _longterm_pin(self, mm: int, slot: int, idx: int) -> str:
+        """A long-term pin (an io_uring fixed buffer: FOLL_WRITE | FOLL_LONGTERM), tried
+        and released at once: only a writable anonymous copy can be pinned long-term
+        (GUP-fast takes it without looking at the VMA); a DAX page, the zero page or
+        nothing mapped goes to the slow path, which refuses fs-DAX VMAs."""
+        vma = self.mms[mm].find_vma(slot, idx)
+        if vma is None:
+            return EFAULT
+        mmst = self.mms[mm]
+        va = vma.vaddr(idx)
+        if va >> self.order not in mmst.pmd and mmst.pte.get(va) == (ANON, True):
+            return OK
+        return EOPNOTSUPP
+
     def _gup(self, mm: int, slot: int, idx: int, h: int, kind: str, write: bool,
              longterm: bool) -> str:
+        if longterm:
+            return self._longterm_pin(mm, slot, idx)
         if h in self.handles:
             return EEXIST
         vma = self.mms[mm].find_vma(slot, idx)
         if vma is None:
             return EFAULT
-        if longterm:
-            return EOPNOTSUPP  # FOLL_LONGTERM is refused on fs-DAX VMAs, write or not
         if write and not vma.write:
             return EFAULT
         mmst = self.mms[mm]

@@ -217,3 +217,30 @@ def test_longterm_pin_is_refused_before_the_write_check():
             text, _, want = line.partition("=>")
             assert r.step(parse_op(text)) is None
             assert r.last_result == (want.strip() or "ok")
+
+
+def test_a_longterm_pin_takes_only_a_writable_anonymous_copy():
+    # io_uring's pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM): GUP-fast pins an anon
+    # page without looking at the VMA (7.2.13 said ok where the model said EOPNOTSUPP in
+    # `kernel fuzz`); DAX pages and holes take the slow path and are refused.  Tried and
+    # released at once: no handle is taken, so a busy handle does not matter.
+    from daxfuzz.runner import Runner
+
+    lines = ("mmap mm=0 vma=0 ino=0 shared=0",
+             "fault mm=0 vma=0 pgoff=1 write=1",
+             "pin mm=0 vma=0 pgoff=1 longterm=1",
+             "pin mm=0 vma=0 pgoff=2 longterm=1 => EOPNOTSUPP",
+             "fault mm=0 vma=0 pgoff=2",
+             "pin mm=0 vma=0 pgoff=2 longterm=1 => EOPNOTSUPP",
+             "pin mm=0 vma=0 pgoff=9 longterm=1 => EFAULT",
+             "pin mm=0 vma=0 pgoff=1 h=0",
+             "pin mm=0 vma=0 pgoff=1 h=0 longterm=1",
+             "unpin h=0")
+    o = oracle(*lines)
+    assert o.handles == {}
+    for target in ("7.2", "legacy"):
+        r = Runner(target, Geometry())
+        for line in lines:
+            text, _, want = line.partition("=>")
+            assert r.step(parse_op(text)) is None
+            assert r.last_result == (want.strip() or "ok")

@@ -176,8 +176,9 @@ FOLL_GET reference (userspace cannot hold a FOLL_PIN beyond one syscall); with
 ``write=1`` the page is first stored to, as GUP with FOLL_WRITE faults it writable.
 For ``dax_busy_page()`` a get and a pin are alike (``refcount - mapcount != 0``), so
 blocking is the same; the 1024 bias is not observable from userspace.  ``unpin``/``put``
-drain the pipe.  ``pin longterm=1`` registers an io_uring fixed buffer
-(FOLL_PIN | FOLL_LONGTERM), which the kernel refuses on fs-DAX with EOPNOTSUPP.
+drain the pipe.  ``pin longterm=1`` registers an io_uring fixed buffer of the page and
+unregisters it (FOLL_PIN | FOLL_WRITE | FOLL_LONGTERM; a result, no handle): the kernel
+refuses fs-DAX with EOPNOTSUPP, but GUP-fast pins a writable anonymous copy (ok).
 Handle bookkeeping (EEXIST for a busy handle, EINVAL for an empty or wrong-kind one)
 is the helper's, as it is the model's.
 
