@@ -29,11 +29,11 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
 from daxfuzz.errors import InputError
+from daxfuzz.textio import write_text_atomic
 
 Report = Callable[[str], None]
 QUEUE = "queue"
@@ -41,25 +41,6 @@ QUEUE = "queue"
 
 def say(msg: str) -> None:
     print(f"daxfuzz: {msg}", file=sys.stderr, flush=True)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` atomically (temp file in the same folder, fsync, rename)."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_json_atomic(path: str, obj: object) -> None:

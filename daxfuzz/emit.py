@@ -20,6 +20,7 @@ import os
 import re
 
 from daxfuzz.errors import InputError
+from daxfuzz.textio import write_text_atomic
 from daxfuzz.trace import Trace, write_trace_atomic
 
 PYTEST_TEMPLATE = '''\
@@ -82,17 +83,6 @@ def emit_pytest(trace: Trace, divergence) -> str:
         func=re.sub(r"\W+", "_", slug(trace.target, sig)).strip("_").lower())
 
 
-def _write_atomic(path: str, text: str) -> None:
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_finding(findings: str, raw: Trace, *, engine: str,
                  queued_path: str | None = None, deadline: float | None = None) -> dict:
     """Reduce `raw` (a diverging trace with a target), write the files; describe them.
@@ -131,13 +121,13 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
         out["ops"] = len(old.ops)
         out["reduced"] = UNREDUCED not in old.description
         if _read_text_or_none(out["test_path"]) != emit_pytest(old, old_div):
-            _write_atomic(out["test_path"], emit_pytest(old, old_div))  # lost or damaged
+            write_text_atomic(out["test_path"], emit_pytest(old, old_div))  # lost or damaged
     else:
         if why is not None:  # never overwritten, never deleted: moved aside, and said
             out["set_aside"] = set_aside(out["trace_path"])
             out["set_aside_why"] = why
         write_trace_atomic(out["trace_path"], red.trace)
-        _write_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
+        write_text_atomic(out["test_path"], emit_pytest(red.trace, red.divergence))
     os.unlink(queued_path)
     return out
 

@@ -382,10 +382,10 @@ def table(sel: Selection, rows: Sequence[Row], engines: Sequence[str], params: d
 
 def save(out_dir: str, md: str, summary: dict) -> tuple[str, str]:
     """Write DIR/mutants.md and DIR/mutants.json (each atomically)."""
-    from daxfuzz.emit import _write_atomic
+    from daxfuzz.textio import write_text_atomic
 
     os.makedirs(out_dir, exist_ok=True)
     mdp, jp = os.path.join(out_dir, "mutants.md"), os.path.join(out_dir, "mutants.json")
-    _write_atomic(mdp, md)
-    _write_atomic(jp, json.dumps(summary, indent=1, sort_keys=True))
+    write_text_atomic(mdp, md)
+    write_text_atomic(jp, json.dumps(summary, indent=1, sort_keys=True))
     return mdp, jp

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 
 from daxfuzz.errors import InputError
 
@@ -113,3 +114,23 @@ def lines(text: str) -> list[str]:
     if out and out[-1] == "":
         out.pop()
     return [ln[:-1] if ln.endswith("\r") else ln for ln in out]
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` atomically: a temp file in the same folder, fsync, rename;
+    the temp file is removed if anything fails (nothing half-written is ever seen)."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

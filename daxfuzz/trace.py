@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from daxfuzz.errors import ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.ops import Op, parse_op
-from daxfuzz.textio import MAX_LINE_CHARS, lines, read_text, show
+from daxfuzz.textio import MAX_LINE_CHARS, lines, read_text, show, write_text_atomic
 
 HEADER_KEYS = ("target", "geometry", "expect", "description")
 #: most ops in one trace (the engines' inputs are 32-64 ops; a reduced finding a few)
@@ -199,21 +199,4 @@ def read_trace(path: str) -> Trace:
 
 def write_trace_atomic(path: str, trace: Trace) -> None:
     """Write `trace` to `path` atomically (temp file, fsync, rename)."""
-    import os
-    import tempfile
-
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(str(trace))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomic(path, str(trace))

@@ -283,10 +283,10 @@ def table(attempts: list[Attempt], engines: list[str]) -> tuple[str, dict]:
 
 
 def save(out_dir: str, md: str, summary: dict) -> tuple[str, str]:
-    from daxfuzz.emit import _write_atomic
+    from daxfuzz.textio import write_text_atomic
 
     os.makedirs(out_dir, exist_ok=True)
     mdp, jp = os.path.join(out_dir, "zoo.md"), os.path.join(out_dir, "zoo.json")
-    _write_atomic(mdp, md)
-    _write_atomic(jp, json.dumps(summary, indent=1, sort_keys=True))
+    write_text_atomic(mdp, md)
+    write_text_atomic(jp, json.dumps(summary, indent=1, sort_keys=True))
     return mdp, jp

@@ -42,7 +42,6 @@ import json
 import os
 import random
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +52,7 @@ from daxfuzz.codec import DEFAULT_WEIGHTS, Codec
 from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.guest.results import GuestTrace, oracle_outcome
 from daxfuzz.guest.translate import Program, op_lines, translate
+from daxfuzz.textio import write_text_atomic
 from daxfuzz.trace import Trace, write_trace_atomic
 
 TARGET = "7.2"
@@ -274,24 +274,6 @@ def _slug(cls: str) -> str:
     return cls.replace(" ", "-")
 
 
-def _atomic_text(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def console_of(console: str, name: str) -> str:
     """The console lines of program `name` (from its ``@@T begin`` to its ``@@T end``, or
     to the end of that boot's output), the last time it ran."""
@@ -320,7 +302,7 @@ def store(out: str, case: Case, v: Verdict, console: str, seed: int) -> str:
     path = os.path.join(out, _slug(v.cls), f"{case.name}.trace")
     write_trace_atomic(path, tr)
     if v.cls == KERNEL_FINDING and console:
-        _atomic_text(path[:-len(".trace")] + ".console", console)
+        write_text_atomic(path[:-len(".trace")] + ".console", console)
     return path
 
 
@@ -382,7 +364,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
 
     def write_summary() -> None:
         st.seconds = time.monotonic() - t0
-        _atomic_text(os.path.join(out, "summary.json"),
+        write_text_atomic(os.path.join(out, "summary.json"),
                      json.dumps(st.summary(), indent=1) + "\n")
 
     def batch_size() -> int:
