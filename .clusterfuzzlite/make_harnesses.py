@@ -54,7 +54,7 @@ def fuzzer_name(target: str) -> str:
 
 
 def known_on(target: str, traces) -> list[str]:
-    from daxfuzz.cmd_fuzz import same_warning
+    from daxfuzz.known import same_warning
     from daxfuzz.runner import run_ops
 
     out = set()

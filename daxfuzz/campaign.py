@@ -58,6 +58,7 @@ RUN_FIELDS: dict[str, tuple] = {
     "geometry": (str,), "weights": (str,), "known": (list,), "execs": (int,),
     "steps": (int,), "cov": (int, type(None)), "corpus": (int, type(None)), "seconds": NUM,
     "op_mix": (dict,), "new_findings": (list,), "first_found": NUM + (type(None),),
+    "base_findings": (list,),
 }
 RUN_STATUS = ("running", "done", "killed")
 
@@ -75,8 +76,8 @@ def run_problem(r: object) -> str | None:
             return f"{k!r} is {type(v).__name__}, not {'/'.join(t.__name__ for t in types)}"
     if r["status"] not in RUN_STATUS:
         return f"status {r['status']!r} is not one of {', '.join(RUN_STATUS)}"
-    if not all(isinstance(x, str) for x in r.get("new_findings", ()) or ()) or not all(
-            isinstance(x, str) for x in r.get("known", ()) or ()):
+    if not all(isinstance(x, str) for k in ("new_findings", "known", "base_findings")
+               for x in r.get(k, ()) or ()):
         return "a finding signature that is not a string"
     mix = r.get("op_mix") or {}
     if not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)

@@ -40,6 +40,7 @@ from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.home import default as default_path
 from daxfuzz.home import outside_note
+from daxfuzz.known import base_of, documented_known, replay_known, through_gup
 from daxfuzz.trace import MAX_OPS
 
 ENGINES = ("atheris", "hypothesis", "random")
@@ -75,6 +76,9 @@ class Status:
     kinds_by_worker: dict = field(default_factory=dict)
     known: int = 0
     findings: list[dict] = field(default_factory=list)
+    # divergences the target's base kernel shows too (daxfuzz.known): sig -> times met
+    base_found: dict = field(default_factory=dict)
+    base_by_worker: dict = field(default_factory=dict)
     first_found: float | None = None
     note: str = ""
     reducing: dict = field(default_factory=dict)  # worker -> findings it is reducing
@@ -101,7 +105,8 @@ class Status:
                          else f"transitions {self.cov}")
         if self.corpus is not None:
             parts.append(f"corpus {self.corpus}")
-        parts.append(f"findings {len(self.findings)} new, {self.known} known")
+        parts.append(f"findings {len(self.findings)} new, {self.known} known"
+                     + (f", {len(self.base_found)} the base's" if self.base_found else ""))
         n = sum(self.reducing.values())
         if n:
             parts.append(f"reducing {n}" + (" (budget used)" if self.elapsed() >= self.budget
@@ -159,128 +164,6 @@ class Display:
             self.live.stop()
 
 
-# ---------------------------------------------------------------- known findings -----
-def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
-    """Signatures of stored reduced findings that still reproduce on `target`."""
-    from daxfuzz.emit import known_signatures
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import read_trace
-
-    sigs = known_signatures(findings, target)
-    out = set()
-    for name in sorted(os.listdir(findings)) if sigs else ():
-        if not name.endswith(".trace") or name.count(".") != 1:
-            continue  # raw engine traces are <stem>.<engine>.trace
-        try:
-            t = read_trace(os.path.join(findings, name))
-        except InputError:
-            continue  # reported by the folder scan; skipped, left in place
-        if t.target != target or t.geometry != g:
-            continue
-        div, _ = run_ops(target, g, t.ops)
-        if div is not None and div.signature() in sigs:
-            out.add(div.signature())
-    return out
-
-
-#: ops that reach the fault handler (GUP faults pages in through it: faultin_page ->
-#: handle_mm_fault; write_from's copy_from_user faults its source buffer in): a kernel
-#: warning documented through a fault shows through each
-FAULT_FAMILY = ("fault", "pin", "get", "pin_pages", "write_from")
-#: write(2) from a plain buffer or from a mapping: one path (xfs_file_dax_write)
-WRITE_FAMILY = ("write", "write_from")
-
-
-def same_warning(sig: str) -> set[str]:
-    """`sig`, and for a kernel warning the same warning reached through the other ops of
-    its family: through GUP and copy faults when documented through a fault, through
-    either form of write(2) when documented through one."""
-    op, _, field = sig.partition(":")
-    out = {sig}
-    if field.startswith("warning@"):
-        if op == "fault":
-            out |= {f"{o}:{field}" for o in FAULT_FAMILY}
-        if op in WRITE_FAMILY:
-            out |= {f"{o}:{field}" for o in WRITE_FAMILY}
-    return out
-
-
-def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]:
-    """Divergences the scenario corpus documents on `target` that replay as documented:
-    signature -> the trace that shows it.
-
-    A trace's expectation for `target` is its `expect <target>:` line, or its plain
-    `expect:` line if it has no `target:` header or the header names `target` (a zoo
-    trace's `expect:` is about its variant).  A warning documented through a fault also
-    stands for the same warning through pin and get (FAULT_FAMILY; a warning names its
-    site, while a refcount or mapping difference through GUP could be a GUP bug).
-    """
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import read_trace
-    from kdax.targets import target_name
-
-    name = target_name(target)
-    out: dict[str, str] = {}
-    for root, _dirs, files in sorted(os.walk(scenarios)) if os.path.isdir(scenarios) else ():
-        for n in sorted(files):
-            if not n.endswith(".trace"):
-                continue
-            path = os.path.join(root, n)
-            try:
-                t = read_trace(path)
-            except InputError:
-                continue  # `daxfuzz corpus check` names it; not ours to stop on
-            explicit = {target_name(k) or k: v for k, v in t.expect_for}
-            if name in explicit:
-                exp = explicit[name]
-            elif t.target is None or target_name(t.target) == name:
-                exp = t.expect
-            else:
-                continue
-            words = exp.split()
-            if t.geometry != g or len(words) != 2 or words[0] != "divergence":
-                continue
-            div, _ = run_ops(target, g, t.ops)
-            if div is not None and div.signature() == words[1]:
-                out.setdefault(words[1], path)
-    for sig, path in list(out.items()):
-        for other in sorted(same_warning(sig)):
-            out.setdefault(other, path)
-    return out
-
-
-def through_gup(path: str, target: str, g: Geometry, documented: dict[str, str]) -> str | None:
-    """For a reduced finding that diverges at a pin, get or pin_pages (or a write_from,
-    whose copy faults its source in): if faults of the same pages instead show a divergence the
-    corpus documents, that one and its trace (the finding is probably the documented
-    bug reached through GUP's or the copy's fault-in; it stays a finding, with this said
-    beside it).  Else None."""
-    from daxfuzz import ops as O
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import read_trace
-
-    try:
-        t = read_trace(path)
-    except InputError:
-        return None
-    last = t.ops[-1] if t.ops else None
-    if isinstance(last, (O.Pin, O.Get)):
-        faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
-    elif isinstance(last, O.PinPages):
-        faults = [O.Fault(last.mm, last.vma, last.pgoff + j, last.write)
-                  for j in range(last.pages)]
-    elif isinstance(last, O.WriteFrom):
-        faults = [O.Fault(last.mm, last.vma, last.src_pgoff + j)
-                  for j in range(last.pages)]
-    else:
-        return None
-    div, _ = run_ops(target, g, list(t.ops[:-1]) + faults)
-    sig = div.signature() if div is not None else None
-    if sig in documented and sig.startswith("fault:"):
-        return f"{sig} ({os.path.basename(documented[sig])})"
-    return None
-
-
 # ---------------------------------------------------------------- workers ------------
 def die_with_parent(parent: int | None = None) -> None:
     """A worker dies with the campaign (a SIGKILLed `daxfuzz fuzz` leaves no orphans)."""
@@ -311,6 +194,8 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
         # the execs go first: the reductions below stop this worker's fuzzing meanwhile
         q.put(("progress", s.inputs - last[0], s.steps - last[1], len(s.transitions.seen),
                dict(s.kinds), pid))
+        if s.base_found:
+            q.put(("base", dict(s.base_found), pid))
         last[:2] = [s.inputs, s.steps]
         new = s.findings[last[2]:]
         last[2] = len(s.findings)
@@ -336,13 +221,14 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
 
     from daxfuzz.emit import save_finding
     from daxfuzz.hypothesis_db import open_database
+    from daxfuzz.known import Known
     from daxfuzz.trace import Trace
     from daxfuzz.transitions import Transitions
     from fuzz.hypothesis_machine import machine_for
 
     die_with_parent(parent)
     rng = random.Random(seed)
-    known = set(known)
+    known = Known(target, g, own=known)
     end = time.monotonic() + seconds
     reduce_by = reduce_deadline(end, seconds)
     pid = os.getpid()
@@ -358,6 +244,8 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
         q.put(("progress", m.examples - sent[0], m.steps - sent[1], len(transitions.seen),
                dict(kinds), pid))
         sent[:] = [m.examples, m.steps]
+        if known.base_found:
+            q.put(("base", dict(known.base_found), pid))
 
     def before_save(m) -> None:  # the execs go first: the reduction stops this worker
         progress(m)
@@ -404,7 +292,7 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
                             expect="divergence")
                 saved = save_finding(findings, raw, engine="hypothesis", deadline=reduce_by)
             if saved is not None:
-                known.add(saved["signature"])
+                known.own.add(saved["signature"])
                 q.put(("finding", saved))
                 batch -= 1  # rerun this seed, past the finding
             q.put(("reducing", 0, pid))
@@ -451,6 +339,12 @@ def fold(msg: tuple, st: Status, disp: Display, seen: set[str]) -> bool:
         st.cov_by_worker[wid] = msg[3]
         st.kinds_by_worker[wid] = msg[4]
         st.cov = max(st.cov_by_worker.values())  # a lower bound of the union
+    elif msg[0] == "base":  # ("base", {signature: times met}, worker): the base's own
+        st.base_by_worker[msg[2]] = msg[1]
+        st.base_found = {}
+        for counts in st.base_by_worker.values():
+            for sig, n in counts.items():
+                st.base_found[sig] = st.base_found.get(sig, 0) + n
     elif msg[0] == "finding":
         saved = msg[1]
         if saved["signature"] not in seen:
@@ -596,6 +490,7 @@ def _atheris_crash(args, st: Status, disp: Display, target: str, g: Geometry,
     """Turn libFuzzer's crash-<sha1> into a saved finding; mark the artifact handled."""
     from daxfuzz.codec import Codec
     from daxfuzz.emit import save_finding
+    from daxfuzz.known import BASE, NEW, Known
     from daxfuzz.runner import run_ops
     from daxfuzz.trace import Trace
 
@@ -603,7 +498,11 @@ def _atheris_crash(args, st: Status, disp: Display, target: str, g: Geometry,
         data = f.read()
     ops = Codec(g, parse_weights(weights)).decode(data, max_ops)
     div, _ = run_ops(target, g, ops)
-    if div is not None and div.signature() not in known:
+    verdict = Known(target, g, own=known).verdict(ops, div) if div is not None else None
+    if verdict == BASE:
+        sig = div.signature()  # type: ignore[union-attr]
+        st.base_found[sig] = st.base_found.get(sig, 0) + 1
+    if verdict == NEW:
         raw = Trace(ops=tuple(ops), target=target, geometry=g,
                     expect=f"divergence {div.signature()}",
                     description=(f"atheris artifact {name}",))
@@ -696,6 +595,10 @@ def run(args: argparse.Namespace) -> int:
                  f"{args.target} (skipped while fuzzing): "
                  + ", ".join(f"{sig} ({os.path.basename(p)})"
                              for sig, p in sorted(documented.items())))
+    if base_of(args.target):
+        disp.say(f"{args.target} is built on {base_of(args.target)}: a divergence "
+                 f"{base_of(args.target)} shows too on the same ops is the base's (counted "
+                 "apart, by replay, whatever its signature)")
     if stored:
         disp.say(f"{len(stored)} known finding(s) still reproduce on {args.target}: "
                  f"{', '.join(sorted(stored))} (skipped while fuzzing)")
@@ -725,6 +628,7 @@ def run(args: argparse.Namespace) -> int:
     camp.finish_run(execs=st.execs, steps=st.steps, cov=st.cov, corpus=st.corpus,
                     seconds=round(st.elapsed(), 2), op_mix=kinds,
                     new_findings=[f["signature"] for f in st.findings],
+                    base_findings=sorted(st.base_found),
                     first_found=st.first_found)
     print(summary(st, args.findings))
     if not args.no_report:
@@ -748,8 +652,13 @@ def summary(st: Status, findings: str) -> str:
              f"  findings: {len(st.findings)} new, {st.known} known "
              f"({st.known - len(st.documented)} stored in {findings}/, "
              f"{len(st.documented)} documented by the scenario corpus)"]
+    if st.base_found:
+        base = base_of(st.target)
+        lines.append(f"  the base's: {len(st.base_found)} divergence(s) {base} shows too on "
+                     "the same ops (its bugs, not the target's): "
+                     + ", ".join(f"{sig} x{n}" for sig, n in sorted(st.base_found.items())))
     if st.first_found is not None:
-        lines.append(f"  time to first finding: {st.first_found:.1f}s")
+        lines.append(f"  time to first finding: {st.first_found:.1f}s (the target's own)")
     for s in st.findings:
         lines.append(f"  {s['signature']}: {s['ops']} ops  {s['trace_path']}{_gup_note(s)}")
         lines.append(f"      replay: daxfuzz replay --explain {s['trace_path']}")

@@ -91,6 +91,12 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
         if args.explain:
             div = explain(target, trace.geometry, trace.ops[:div.step]) or div
         print(div.report())
+        from daxfuzz.known import Known
+
+        base = Known(target, trace.geometry)
+        if base.base is not None and base.base_shows(trace.ops, div):
+            print(f"  the base kernel {base.base} shows the same divergence on these ops: "
+                  "its bug, not the target's (daxfuzz fuzz counts it apart)")
     if mism:
         print(f"RESULT MISMATCH at {mism}")
     ok = outcome_ok(trace, target, div) and mism is None

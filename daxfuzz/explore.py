@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 
 from daxfuzz import ops as O
 from daxfuzz.geometry import Geometry
+from daxfuzz.known import Known
 from daxfuzz.runner import Divergence, Runner
 from daxfuzz.world import buffer_readable
 
@@ -247,6 +248,7 @@ def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...],
             alpha: list[O.Op]) -> list[tuple]:
     """Children of each (path, used): (path + op, used', key or None, divergence)."""
     r = Runner(target, g)
+    known = Known(target, g)
     out = []
     for path, used in paths:
         _replay(r, path)
@@ -256,9 +258,11 @@ def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...],
             if i:
                 _replay(r, path)
             d = r.step(op)
-            # a zoo variant whose base kernel diverged reports nothing more (the runner
-            # masks it), and its state key cannot tell: such a path ends here
-            key = None if d or r.masked else (state_key(r), nu)
+            if d is not None and known.base_shows(path + (op,), d):
+                d = None  # a variant's base kernel diverges the same way: the base's bug;
+                key = None  # the path ends here (the target left the oracle's state too)
+            else:
+                key = None if d else (state_key(r), nu)
             out.append((path + (op,), nu, key, d))
     return out
 

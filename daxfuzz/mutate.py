@@ -25,7 +25,7 @@ from daxfuzz.geometry import DEFAULT, Geometry
 
 ENGINES = ("random", "hypothesis", "atheris")  # the default set; "exhaust" is opt-in
 EQUIV_DEPTH = 3  # exhaust depth of the equivalence check
-#: seconds the check's exhaust may take: depth 3 is ~20k states, ~15 s on a masked
+#: seconds the check's exhaust may take: depth 3 is ~20k states, ~15 s on a
 #: mutant with a free core; a time limit near that would leave the check incomplete
 #: on a loaded machine
 EQUIV_EXHAUST_CAP = 600.0
@@ -235,7 +235,8 @@ def check(mutant: str, depth: int, seconds: float, seed: int) -> Check:
         c.found_by, g, ops = "exhaust", SMALL, res.counterexamples[0][0]
     else:
         # half with the engines' op mix, half swarm (op kinds switched off at random):
-        # inputs that avoid the kinds where the base diverges first, masking the rest
+        # inputs that avoid the kinds where the base diverges first (its bugs would
+        # end most inputs before the mutant's own)
         for swarm, s in ((False, seed + 1), (True, seed + 2)):
             st = random_engine.run(mutant, DEFAULT, seconds=seconds / 2, seed=s,
                                    stop_at_first=True, swarm=swarm)

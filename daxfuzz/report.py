@@ -150,6 +150,10 @@ def summary(runs: list[dict], findings: list[dict], queued: int = 0) -> dict:
          "seconds": sum(r.get("seconds") or 0 for r in runs),
          "execs": sum(r.get("execs") or 0 for r in runs),
          "new": len(new), "known": len(findings) - len(new),
+         # signatures the runs started knowing (stored findings, the corpus's documented)
+         "skipped": len({k for r in runs for k in r.get("known") or ()}),
+         # divergences the target's base kernel shows too (daxfuzz.known): the base's
+         "base": sorted({k for r in runs for k in r.get("base_findings") or ()}),
          "unreduced": sum(f["unreduced"] for f in findings), "queued": queued}
     nxt = []
     if new:
@@ -181,9 +185,13 @@ def summary_lines(s: dict) -> list[str]:
     return [f"**Ran:** {s['runs']} run(s) ({s['killed']} killed) of "
             f"{', '.join(s['engines'])} on {', '.join(s['targets'])}: {took} of fuzzing, "
             f"{s['execs']:,} execs.",
-            f"**Found:** {s['new']} new finding(s), {s['known']} known from before"
+            f"**Found:** {s['new']} new finding(s), {s['known']} from earlier runs"
             + (f", {s['unreduced']} not fully reduced" if s["unreduced"] else "")
-            + (f"; {s['queued']} queued, not yet reduced" if s["queued"] else "") + ".",
+            + (f"; {s['queued']} queued, not yet reduced" if s["queued"] else "")
+            + (f"; {s['skipped']} known divergence(s) skipped (stored findings and the "
+               "scenario corpus's documented ones)" if s.get("skipped") else "")
+            + ("; the base kernel's own, shown on the same ops (not the target's): "
+               + ", ".join(s["base"]) if s.get("base") else "") + ".",
             "**Next:**", *[f"- {n}" for n in s["next"]]]
 
 

@@ -9,9 +9,12 @@ After every op the runner compares (DESIGN.md, "Agreement"):
    refcount = mappings + gets + pins x bias, ...; "legacy": idle at 1, maps take none);
 4. target-independent safety (`oracle.safety`).
 
-A mismatch is a `Divergence` value.  The runner imports no fuzzing engine.  The hot
-path allocates nothing beyond the op on agreement; provenance (which kernel function
-last wrote a field) is gathered only by `explain`, which replays with it on.
+A mismatch is a `Divergence` value.  The runner imports no fuzzing engine and does
+not decide what is news: whether a target's base kernel shows a divergence too is
+`daxfuzz.known`'s question, asked only when one occurs.  The step is the hot path
+(`daxfuzz bench` measures it): on agreement it compares in place, building only the
+small sets of the PFNs the op touched; provenance (which kernel function last wrote a
+field) is gathered only by `explain`, which replays with it on.
 """
 
 from __future__ import annotations
@@ -81,12 +84,6 @@ class Runner:
     def __init__(self, target: str | type, geometry: Geometry) -> None:
         self.cls = _target_class(target)
         self.g = geometry
-        # A zoo variant reports only what its base kernel does not show: a divergence
-        # that the base shows on the same ops too is the kernel's, not the variant's.
-        base = getattr(self.cls, "base", None)
-        self.base: Runner | None = Runner(base, geometry) if base else None
-        if self.base is not None:
-            self.step = self._step_masked  # type: ignore[method-assign]
         self.reset()
 
     def reset(self) -> None:
@@ -97,10 +94,6 @@ class Runner:
         self.last_result = ""
         self.folio_conv = getattr(self.t, "convention", "folio") == "folio"
         self.idle = self.t.idle_refcount
-        self.masked = False
-        self.history: list[Op] = []
-        if self.base is not None:
-            self.base.reset()
         self._mm_pairs = list(zip(self.o.mms, self.t.mms, strict=False))
         self._entry_pairs = [(self.o.entries[i], self.t.i_pages[i].ties)
                              for i in range(self.g.inodes)]
@@ -147,23 +140,6 @@ class Runner:
                 return self._div(op, "safety:not-idle", "idle when nothing maps or holds it",
                                  v, facts=self.facts_of(min(t.touched)))
         return None
-
-    def _step_masked(self, op: Op) -> Divergence | None:
-        """step() for a zoo variant: the base kernel runs alongside; once the base
-        diverges too, the sequence is the base's problem and nothing more is reported."""
-        if self.masked:
-            self.nsteps += 1
-            try:
-                self.last_result = self.t.apply(op)
-            except Exception:  # noqa: BLE001 - past the base's divergence: moot
-                self.last_result = "exception"
-            return None
-        d = Runner.step(self, op)
-        bd = self.base.step(op)  # type: ignore[union-attr]
-        if bd is not None:
-            self.masked = True
-            return None
-        return d
 
     def run(self, ops: Iterable[Op]) -> Divergence | None:
         for op in ops:

@@ -2,8 +2,9 @@
 
 For each (variant, engine, seed) the engine fuzzes the variant from an empty corpus for
 at most `budget` seconds and stops at the first divergence the variant's base kernel
-does not show (the runner masks the base's own divergences).  The finding is reduced
-and its length compared with the variant's known minimum.
+does not show on the same ops (`daxfuzz.known`: the base's own are not the
+variant's).  The finding is reduced and its length compared with the variant's known
+minimum.
 
 The ``exhaust`` engine (opt-in) is `daxfuzz exhaust` up to the variant's known minimal
 length over the small world, narrowed to the variant's `exhaust_scope` where it has
@@ -40,17 +41,27 @@ class Attempt:
     geometry: str | None = None  # the world they run in (exhaust: its small one)
 
 
-def find_random(variant: str, g: Geometry, budget: float, seed: int):
+def _known(variant: str, g: Geometry, want: str | None):
+    """What is news: the variant's own divergences, or only signature `want`."""
+    from daxfuzz.known import Known, Wanted
+
+    return Wanted(variant, g, want) if want else Known(variant, g)
+
+
+def find_random(variant: str, g: Geometry, budget: float, seed: int,
+                want: str | None = None):
     from fuzz import random_engine
 
-    st = random_engine.run(variant, g, seconds=budget, seed=seed, stop_at_first=True)
+    st = random_engine.run(variant, g, seconds=budget, seed=seed, stop_at_first=True,
+                           known=_known(variant, g, want))
     if st.findings:
         ops, _div = st.findings[0]
         return True, st.first_found or st.seconds, st.inputs, ops
     return False, st.seconds, st.inputs, None
 
 
-def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int):
+def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
+                    want: str | None = None):
     from hypothesis import HealthCheck, Phase, Verbosity, settings
     from hypothesis.stateful import run_state_machine_as_test
 
@@ -62,7 +73,8 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int):
     batch = 0
     with tempfile.TemporaryDirectory() as tmp:
         while time.monotonic() < end:
-            m = machine_for(variant, g, findings=tmp, deadline=end)
+            m = machine_for(variant, g, findings=tmp, deadline=end,
+                            known=_known(variant, g, want))
             # a seed per batch of 20 examples, as `daxfuzz fuzz` does (one seed for
             # every batch would rerun the same 20 examples until the budget ends)
             m._hypothesis_internal_use_seed = seed * 1_000_003 + batch
@@ -81,11 +93,13 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int):
     return False, time.monotonic() - t0, examples, None
 
 
-def find_atheris(variant: str, g: Geometry, budget: float, seed: int):
+def find_atheris(variant: str, g: Geometry, budget: float, seed: int,
+                 want: str | None = None):
     with tempfile.TemporaryDirectory() as tmp:
         corpus = os.path.join(tmp, "corpus")
         os.makedirs(corpus)
-        env = dict(os.environ, DAXFUZZ_TARGET=variant, DAXFUZZ_GEOMETRY=g.text())
+        env = dict(os.environ, DAXFUZZ_TARGET=variant, DAXFUZZ_GEOMETRY=g.text(),
+                   DAXFUZZ_WANT=want or "")
         t0 = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "fuzz.atheris_harness", corpus,
@@ -151,22 +165,23 @@ FINDERS = {"random": find_random, "hypothesis": find_hypothesis, "atheris": find
 
 def reduce_finding(variant: str, g: Geometry, ops: list) -> tuple[list, object] | None:
     """An engine's finding on `variant`, reduced: (ops, divergence), or None when the
-    ops do not diverge there (a flaky decode, or masked: the base's own divergence).
+    ops show no divergence of the variant's own (a flaky decode, or the base kernel's).
 
-    Any divergence of the variant counts (the runner masks the base's own), so the
-    reduced length is comparable with a known minimum."""
+    Any divergence of the variant's own counts (`daxfuzz.known.own_divergence`: not one
+    its base shows on the same ops), so the reduced length is comparable with a known
+    minimum."""
+    from daxfuzz.known import own_divergence
     from daxfuzz.reduce import reduce
-    from daxfuzz.runner import run_ops
 
-    d, _ = run_ops(variant, g, ops)
+    d, _ = own_divergence(variant, g, ops)
     if d is None:
         return None
 
     def diverges(cand) -> bool:
-        return run_ops(variant, g, cand)[0] is not None
+        return own_divergence(variant, g, cand)[0] is not None
 
     red = reduce(ops[:d.step], diverges, g)
-    return red, run_ops(variant, g, red)[0]
+    return red, own_divergence(variant, g, red)[0]
 
 
 def attempt(variant: str, engine: str, seed: int, budget: float,

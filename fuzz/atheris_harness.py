@@ -4,7 +4,8 @@
 
 Environment: DAXFUZZ_TARGET (default 6.15), DAXFUZZ_GEOMETRY (trace-header form),
 DAXFUZZ_KNOWN (comma-separated divergence signatures to ignore, so a campaign goes
-past bugs it already has), DAXFUZZ_MAX_OPS (ops per input, default 64),
+past bugs it already has; a target's base kernel's own divergences are always
+ignored, by replay: daxfuzz.known), DAXFUZZ_MAX_OPS (ops per input, default 64),
 DAXFUZZ_WEIGHTS (op=w,... op mix), DAXFUZZ_MUTATOR (ops: the structure-aware
 mutator of fuzz.mutator, the default; bytes: libFuzzer's own alone),
 DAXFUZZ_LEN_CONTROL (libFuzzer -len_control default, 0).  A new divergence raises
@@ -40,6 +41,7 @@ with atheris.instrument_imports(include=INSTRUMENT):
     import oracle  # noqa: F401
     from daxfuzz.runner import Runner
     from fuzz.transition_edges import hit
+from daxfuzz.known import NEW, Known, Wanted  # noqa: E402
 from daxfuzz.transitions import Transitions, bucket  # noqa: E402
 
 
@@ -50,7 +52,13 @@ class DivergenceFound(Exception):
 TARGET = os.environ.get("DAXFUZZ_TARGET", "6.15")
 GEOMETRY = Geometry.parse(os.environ["DAXFUZZ_GEOMETRY"]) if os.environ.get(
     "DAXFUZZ_GEOMETRY") else DEFAULT
-KNOWN = frozenset(filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
+# what is not news: DAXFUZZ_KNOWN's signatures ("*": benchmarking, never stop), and on a
+# target built on a base kernel what the base shows too (daxfuzz.known)
+KNOWN = Known(TARGET, GEOMETRY,
+              own=filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
+# DAXFUZZ_WANT=SIG: only that signature is news (`daxfuzz zoo --deep`)
+if os.environ.get("DAXFUZZ_WANT"):
+    KNOWN = Wanted(TARGET, GEOMETRY, os.environ["DAXFUZZ_WANT"])
 MAX_OPS = int(os.environ.get("DAXFUZZ_MAX_OPS", "64"))
 CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
 RUNNER = Runner(TARGET, GEOMETRY)
@@ -76,7 +84,7 @@ STATS_PATH = os.environ.get("DAXFUZZ_STATS")
 
 
 def TestOneInput(data: bytes) -> None:
-    """Decode `data` to ops, run them; raise on a divergence not in KNOWN."""
+    """Decode `data` to ops, run them; raise on a divergence KNOWN calls new."""
     RUNNER.reset()
     step = RUNNER.step
     if FEEDBACK:
@@ -93,7 +101,7 @@ def TestOneInput(data: bytes) -> None:
             for tr in TRANSITIONS.last:
                 hit(bucket(tr))
         if div is not None:
-            if div.signature() in KNOWN or "*" in KNOWN:  # "*": benchmarking, never stop
+            if KNOWN.verdict(seq, div, record=False) != NEW:
                 return
             if STATS_PATH:  # libFuzzer leaves now: the campaign's ops count needs these
                 _write_stats()

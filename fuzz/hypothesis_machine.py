@@ -38,6 +38,7 @@ from hypothesis.stateful import (
 from daxfuzz import ops as O
 from daxfuzz.codec import DEFAULT_WEIGHTS
 from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.known import BASE, NEW, Known
 from daxfuzz.trace import Trace
 from daxfuzz.transitions import Transitions
 
@@ -96,7 +97,7 @@ class DaxMachine(RuleBasedStateMachine):
     target_name = os.environ.get("DAXFUZZ_TARGET", "6.15")
     g: Geometry = DEFAULT
     findings = os.environ.get("DAXFUZZ_FINDINGS", "findings")
-    known: frozenset[str] = frozenset()  # signatures already found: ignored
+    known: Known | None = None  # what is not news (machine_for sets it)
     deadline: float | None = None  # monotonic time after which rules do nothing
     reduce_deadline: float | None = None  # monotonic time a finding's reduction stops at
     before_save = None  # a staticmethod run before a finding is reduced (progress first)
@@ -146,8 +147,12 @@ class DaxMachine(RuleBasedStateMachine):
         if FEEDBACK:
             self.new_transitions += len(type(self).transitions.after_step(self.runner, op))
         if div is not None:
-            if div.signature() in self.known or "*" in self.known:
+            v = self.known.verdict(self.ops, div, record=False)
+            if v != NEW:
                 self.dead = True
+                if v == BASE:  # the base kernel's, reported apart
+                    bf = self.known.base_found
+                    bf[div.signature()] = bf.get(div.signature(), 0) + 1
             else:
                 self.div = div
                 cls = type(self)
@@ -431,14 +436,15 @@ _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_fai
 
 
 def machine_for(target: str, g: Geometry = DEFAULT, *,
-                weights: Mapping[str, int] | None = None, known: Iterable[str] = (),
+                weights: Mapping[str, int] | None = None, known: Known | Iterable[str] = (),
                 findings: str | None = None, deadline: float | None = None,
                 reduce_deadline: float | None = None) -> type[DaxMachine]:
     """A machine class for `target`; an op kind of weight w gets ceil(w/8) copies of its rule
     (weight 0 drops it: the swarm and ``--weights`` op mix)."""
     w = DEFAULT_WEIGHTS if weights is None else weights
     ns: dict[str, object] = {
-        "target_name": target, "g": g, "known": frozenset(known), "deadline": deadline,
+        "target_name": target, "g": g, "deadline": deadline,
+        "known": known if isinstance(known, Known) else Known(target, g, own=known),
         "reduce_deadline": reduce_deadline,
         "findings": findings or DaxMachine.findings, "steps": 0, "last_finding": None,
         "first_found": None, "examples": 0, "last_failing_ops": None, "kinds": {},

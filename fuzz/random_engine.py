@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from daxfuzz import ops as O
 from daxfuzz.codec import DEFAULT_WEIGHTS, Codec
 from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.known import NEW, Known
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Stats:
     first_found: float | None = None  # seconds from start to the first new finding
     kinds: dict[str, int] = field(default_factory=dict)  # op mix of the sampled inputs
     transitions: object = None  # daxfuzz.transitions.Transitions of the sampled inputs
+    base_found: dict[str, int] = field(default_factory=dict)  # the base kernel's: sig -> n
 
 SAMPLE = 16  # one input in SAMPLE is observed (op mix, folio transitions): off the hot path
 PROGRESS_EVERY = 0.25  # seconds between calls of `progress`
@@ -44,9 +46,10 @@ def swarm_weights(rng: random.Random, base: Mapping[str, int] = DEFAULT_WEIGHTS
 
 def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int = 0,
         weights: Mapping[str, int] | None = None, swarm: bool = False, ops_per_input: int = 16,
-        known: Iterable[str] = (), stop_at_first: bool = False,
+        known: Known | Iterable[str] = (), stop_at_first: bool = False,
         progress: Callable[[Stats], None] | None = None, transitions=None) -> Stats:
-    """Fuzz `target` for `seconds`; each new divergence signature is one finding.
+    """Fuzz `target` for `seconds`; each divergence `known` calls new is one finding
+    (`known`: a `daxfuzz.known.Known`, or the signatures already found).
 
     With `transitions` (a `daxfuzz.transitions.Transitions`), one input in SAMPLE also
     records its folio-state transitions and op kinds (the campaign's coverage and mix).
@@ -57,8 +60,10 @@ def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int 
     base = dict(DEFAULT_WEIGHTS if weights is None else weights)
     codec = Codec(g, base)
     runner = Runner(target, g)
-    seen = set(known)
-    st = Stats(transitions=transitions)
+    if not isinstance(known, Known):
+        known = Known(target, g, own=known)
+    st_base = known.base_found
+    st = Stats(transitions=transitions, base_found=st_base)
     kinds = st.kinds
     t0 = time.monotonic()
     nbytes = ops_per_input * 6
@@ -87,9 +92,7 @@ def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int 
                 kinds[op.name] = kinds.get(op.name, 0) + 1
                 transitions.after_step(runner, op)
             if div is not None:
-                sig = div.signature()
-                if sig not in seen:
-                    seen.add(sig)
+                if known.verdict(ops, div) == NEW:
                     st.findings.append((ops[:div.step], div))
                     if st.first_found is None:
                         st.first_found = time.monotonic() - t0

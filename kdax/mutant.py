@@ -5,7 +5,8 @@ class actually runs (its MRO: for 7.2, `dax_folio_put` is `kdax/v7_2.py`'s, `zap
 is `kdax/memory.py`'s) with one kernel-aware change at the site-th place the operator
 applies.  Its source comes from our own kdax source, rewritten with libcst; the
 rewritten function is compiled and installed as an override in a subclass of the
-target whose `base` is the target, so the runner masks what the target shows itself.
+target whose `base` is the target: what the target shows itself on the same ops is the
+base's, not the mutant's (`daxfuzz.known`).
 A mutant is also a target name, ``mutant:<target>:<function>:<operator>:<site>``,
 that `kdax.targets.get_target` rebuilds in any process (an atheris subprocess too).
 

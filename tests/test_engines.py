@@ -127,7 +127,7 @@ def test_daxfuzz_fuzz_second_run_knows_findings(tmp_path, capsys):
 
 
 def test_documented_divergences_are_known_not_news(tmp_path, capsys):
-    from daxfuzz.cmd_fuzz import documented_known
+    from daxfuzz.known import documented_known
 
     corpus = os.path.join(ROOT, "corpus")
     on72 = documented_known(corpus, "7.2", DEFAULT)
@@ -216,7 +216,7 @@ def test_hypothesis_rules_aim_at_allocated_blocks():
 
 
 def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
-    from daxfuzz.cmd_fuzz import documented_known, through_gup
+    from daxfuzz.known import documented_known, through_gup
 
     corpus = os.path.join(ROOT, "corpus")
     on72 = documented_known(corpus, "7.2", DEFAULT)
@@ -256,7 +256,7 @@ def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
 
 
 def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():
-    from daxfuzz.cmd_fuzz import same_warning
+    from daxfuzz.known import same_warning
 
     assert same_warning("write:warning@dax_folio_put") == {
         "write:warning@dax_folio_put", "write_from:warning@dax_folio_put"}

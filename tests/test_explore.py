@@ -114,18 +114,25 @@ def test_exhaust_real_target_clean_to_depth_2():
     assert r.states > 100 and r.edges > r.states
 
 
-def test_masked_zoo_paths_end_and_do_not_shadow_others():
-    # once the base kernel of a variant diverges the runner masks everything after, so
-    # such a path must not be expanded or its state marked seen
+def test_a_path_the_base_diverges_on_alike_ends_and_is_no_counterexample():
+    # 6.15's own stale-index divergence (4 ops): on a variant built on 6.15 that shows
+    # it the same way (same step, same signature) it is the base's bug, not the
+    # variant's: the path ends (no key: not expanded, no state marked seen)
     from daxfuzz.explore import _expand  # noqa: PLC0415
 
-    # 6.15's own stale-index divergence (4 ops): the variant's base diverges at step 4
     stale = (O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
              O.Fault(0, 1, 5, 0))
-    kids = _expand("zoo-fault-forgot-put", Geometry(), [(stale[:3], (1, 2, 0, 0))],
-                   [stale[3]])
-    (path, _nu, key, d), = kids
+    (path, _nu, key, d), = _expand("zoo-get-no-ref", Geometry(),
+                                   [(stale[:3], (1, 2, 0, 0))], [stale[3]])
     assert path == stale and d is None and key is None
+    # ... while on 6.15 itself it is a counterexample
+    (_p, _nu, key, d), = _expand("6.15", Geometry(), [(stale[:3], (1, 2, 0, 0))], [stale[3]])
+    assert key is None and d.signature() == "fault:mapping"
+    # ... and a variant diverging differently at a step where the base diverges too
+    # has its own (zoo-put-always-decrements: at the reflink, where 6.15 agrees)
+    (_p, _nu, key, d), = _expand("zoo-put-always-decrements", Geometry(),
+                                 [(stale[:2], (1, 2, 0, 0))], [stale[2]])
+    assert d is not None and d.signature() == "reflink:mapping"
 
 
 def test_scope_must_name_real_kinds():

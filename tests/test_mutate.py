@@ -11,6 +11,7 @@ from daxfuzz import ops as O
 from daxfuzz.cli import main
 from daxfuzz.errors import ConfigError
 from daxfuzz.geometry import DEFAULT
+from daxfuzz.known import own_divergence
 from daxfuzz.runner import run_ops, shows_same
 from kdax import mutant as M
 from kdax.targets import get_target
@@ -82,7 +83,10 @@ def test_shows_same_replays_on_the_base():
     assert d is not None and d.signature() == "swapext:warning@truncate_folio_batch_exceptionals"
     assert shows_same("7.2", DEFAULT, ops, d)
     assert not shows_same("7.2", DEFAULT, ops[:2], d)
-    assert run_ops("mutant:7.2:insert_page_into_pte_locked:int+1:0", DEFAULT, ops)[0] is None
+    m = "mutant:7.2:insert_page_into_pte_locked:int+1:0"
+    md, _ = run_ops(m, DEFAULT, ops)  # the mutant shows it too...
+    assert md is not None and md.signature() == d.signature()
+    assert own_divergence(m, DEFAULT, ops)[0] is None  # ...and it is 7.2's
 
 
 def _run(tmp_path, *argv: str) -> tuple[int, dict]:

@@ -142,7 +142,7 @@ def test_summary_says_what_ran_what_was_found_and_what_next():
         "runs": 2, "killed": 1, "engines": ["atheris", "random"], "seconds": 5.0,
         "execs": 1007, "new": 2, "known": 1, "unreduced": 1, "queued": 1}
     text = "\n".join(summary_lines(s))
-    assert "1,007 execs" in text and "2 new finding(s), 1 known" in text
+    assert "1,007 execs" in text and "2 new finding(s), 1 from earlier runs" in text
     assert "`daxfuzz replay --explain /f/x__munmap.trace`" in text
     assert "`daxfuzz reduce FILE`" in text and "1 run(s) were killed" in text
     assert commands(found[1]) == [

@@ -49,15 +49,32 @@ def test_minimal_trace(cls):
     assert remove_each(list(t.ops), fails) == list(t.ops)
 
 
-def test_zoo_masks_base_divergences():
-    # the stale-index divergence is 6.15's own: a 6.15-based variant must not report it
+def test_base_divergences_are_the_base_s_by_replay_not_by_signature():
+    # the stale-index divergence is 6.15's own: a 6.15-based variant shows it too, and
+    # it is the base's; the same signature where 6.15 agrees is the variant's own
     from daxfuzz import ops as O
     from daxfuzz.geometry import Geometry
+    from daxfuzz.known import BASE, DOCUMENTED, NEW, Known, own_divergence
 
+    g = Geometry()
     stale = [O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
              O.Fault(0, 1, 5, 0)]
-    assert run_ops("6.15", Geometry(), stale)[0] is not None
-    assert run_ops("zoo-get-no-ref", Geometry(), stale)[0] is None
+    base_d = run_ops("6.15", g, stale)[0]
+    assert base_d is not None and base_d.signature() == "fault:mapping"
+    d = run_ops("zoo-get-no-ref", g, stale)[0]
+    assert d is not None and (d.step, d.signature()) == (4, "fault:mapping")
+    assert own_divergence("zoo-get-no-ref", g, stale)[0] is None
+    k = Known("zoo-get-no-ref", g, documented={"fault:refcount": "x.trace"})
+    assert k.documented == set()  # a variant's bugs are never the corpus's by signature
+    assert k.verdict(stale, d) == BASE and k.base_found == {"fault:mapping": 1}
+    # zoo-put-always-decrements diverges at the reflink, where 6.15 agrees: its own
+    d2 = run_ops("zoo-put-always-decrements", g, stale)[0]
+    assert (d2.step, d2.signature()) == (3, "reflink:mapping")
+    k2 = Known("zoo-put-always-decrements", g)
+    assert k2.verdict(stale, d2) == NEW and k2.verdict(stale, d2) != NEW
+    # on the kernel itself the corpus's signature is what is known
+    k3 = Known("6.15", g, documented={"fault:mapping": "x.trace"})
+    assert k3.verdict(stale, base_d) == DOCUMENTED
 
 
 def test_exhaust_world_reads_the_variant_scope():

@@ -1,0 +1,73 @@
+"""Known means the same bug, not the same signature (daxfuzz/known.py)."""
+
+from __future__ import annotations
+
+import os
+
+from daxfuzz.geometry import DEFAULT
+from daxfuzz.known import (
+    BASE,
+    DOCUMENTED,
+    DUP,
+    NEW,
+    Known,
+    documented_known,
+    own_divergence,
+)
+from daxfuzz.reduce import reduce_divergence
+from daxfuzz.runner import run_ops
+from daxfuzz.trace import read_trace
+from fuzz import random_engine
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "..", "corpus")
+# zoo-cow-no-unmap (7.2 without the unmap before a CoW): its bug shows as fault:result,
+# a signature the corpus documents for 7.2 itself (a CoW fault after a failed reflink)
+COW = read_trace(os.path.join(CORPUS, "zoo", "zoo-cow-no-unmap.trace"))
+# 7.2's own CoW/PTE-under-PMD-entry BUG at unmount
+NRPAGES = read_trace(os.path.join(CORPUS, "divergence-cow-pte-under-pmd-entry-nrpages.trace"))
+
+
+def test_a_patch_bug_with_a_documented_base_signature_is_news():
+    documented = documented_known(CORPUS, "7.2", DEFAULT)
+    d, _ = run_ops(COW.target, COW.geometry, COW.ops)
+    assert d is not None and d.signature() in documented  # the same signature as 7.2's...
+    assert run_ops("7.2", COW.geometry, COW.ops)[0] is None  # ...but 7.2 agrees here
+    k = Known(COW.target, COW.geometry, documented=documented)
+    assert k.verdict(COW.ops, d) == NEW
+    assert k.verdict(COW.ops, d) == DUP  # then it is the variant's own, seen
+    # by signature alone (a kernel target), the same divergence would have been hidden
+    assert Known("7.2", COW.geometry, documented=documented).verdict(COW.ops, d) == DOCUMENTED
+
+
+def test_the_base_s_own_bug_on_a_patch_is_the_base_s():
+    d, _ = run_ops("7.2-fix-cow-pmd", NRPAGES.geometry, NRPAGES.ops)
+    assert d is None  # the fix fixes it...
+    d, _ = run_ops(COW.target, NRPAGES.geometry, NRPAGES.ops)
+    assert d is not None and d.signature() == "unmount:warning@clear_inode"
+    k = Known(COW.target, NRPAGES.geometry)  # ...a variant of 7.2 without it shows it
+    assert k.verdict(NRPAGES.ops, d) == BASE and k.base_found == {d.signature(): 1}
+    assert own_divergence(COW.target, NRPAGES.geometry, NRPAGES.ops)[0] is None
+
+
+def test_a_reduction_on_a_based_target_keeps_the_target_s_own_divergence():
+    # the reduced trace stays the variant's own: never one its base shows too
+    red = reduce_divergence(COW.target, COW.geometry, list(COW.ops))
+    assert red is not None
+    d = red.divergence
+    assert not Known(COW.target, COW.geometry).base_shows(red.trace.ops, d)
+    assert len(red.trace.ops) <= len(COW.ops)
+
+
+def test_random_engine_reports_the_patch_s_bug_past_documented_signatures():
+    documented = documented_known(CORPUS, COW.target, DEFAULT)
+    # a based target inherits nothing by signature from the corpus's 7.2 lines
+    assert "fault:result" not in documented or documented["fault:result"].endswith(
+        "zoo-cow-no-unmap.trace")
+    k = Known(COW.target, DEFAULT, own=(), documented={"fault:result": "7.2's"})
+    st = random_engine.run(COW.target, DEFAULT, seconds=60, seed=1, known=k,
+                           stop_at_first=True)
+    assert st.findings, "the variant's own bug was not reported"
+    ops, d = st.findings[0]
+    assert not Known(COW.target, DEFAULT).base_shows(ops, d)
+
