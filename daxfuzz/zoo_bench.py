@@ -186,6 +186,8 @@ def reduce_finding(variant: str, g: Geometry, ops: list) -> tuple[list, object] 
 
 def attempt(variant: str, engine: str, seed: int, budget: float,
             g: Geometry = DEFAULT) -> Attempt:
+    if variant.startswith(DEEP_PREFIX):
+        return attempt_deep(variant, engine, seed, budget)
     if engine == "exhaust":
         g = exhaust_world(variant)[0]
     found, secs, execs, ops = FINDERS[engine](variant, g, budget, seed)
@@ -203,15 +205,80 @@ def attempt(variant: str, engine: str, seed: int, budget: float,
     return a
 
 
+# ---------------------------------------------------------------- deep rows ----------
+#: real divergences of the kernel ports that the corpus documents (each confirmed on
+#: Linux 7.2.13 or read in the 6.15 source), found from scratch: no corpus, no known
+#: list, only that bug's signature counts.  (target, trace in corpus/)
+DEEP = (("7.2", "divergence-cow-pte-under-pmd-entry-nrpages.trace"),
+        ("6.15", "divergence-stale-index-looks-shared.trace"),
+        ("7.2", "divergence-mixed-pte-then-pmd-share.trace"))
+DEEP_PREFIX = "deep:"
+
+
+@dataclass
+class DeepRow:
+    name: str  # deep:<target>:<trace stem>
+    target: str
+    want: str  # the divergence signature the trace documents on the target
+    minimal: int  # the trace's length
+    geometry: Geometry
+
+
+def deep_rows(corpus: str | None = None) -> dict[str, DeepRow]:
+    """The deep rows, read from the corpus traces (their expectation on the target)."""
+    from daxfuzz.trace import read_trace
+
+    if corpus is None:
+        corpus = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "corpus")
+    out = {}
+    for target, name in DEEP:
+        t = read_trace(os.path.join(corpus, name))
+        words = t.expectation(target).split()
+        if len(words) != 2 or words[0] != "divergence":
+            raise ValueError(f"{name}: documents no divergence on {target}")
+        row = DeepRow(f"{DEEP_PREFIX}{target}:{name.removesuffix('.trace')}", target,
+                      words[1], len(t.ops), t.geometry)
+        out[row.name] = row
+    return out
+
+
+def attempt_deep(name: str, engine: str, seed: int, budget: float) -> Attempt:
+    """Time for `engine` to reach the deep row's signature on its kernel target from
+    scratch; the finding reduced with that signature kept."""
+    from daxfuzz.reduce import reduce_divergence
+
+    row = deep_rows()[name]
+    if engine == "exhaust":
+        raise ValueError("the deep rows are for the fuzzing engines (exhaust: use "
+                         "`daxfuzz exhaust --target T --max-ops K`)")
+    found, secs, execs, ops = FINDERS[engine](row.target, row.geometry, budget, seed,
+                                              want=row.want)
+    a = Attempt(name, engine, seed, found, round(secs, 3), execs)
+    if found and ops:
+        red = reduce_divergence(row.target, row.geometry, ops)
+        if red is None or red.divergence.signature() != row.want:
+            a.found = False  # a decode that does not replay as found: not a find
+            return a
+        a.reduced_len = len(red.trace.ops)
+        a.reduced = [str(op) for op in red.trace.ops]
+        a.geometry = row.geometry.text()
+        a.signature = row.want
+    return a
+
+
 def _attempt_star(args: tuple) -> Attempt:
     return attempt(*args)
 
 
 def run_zoo(engines: list[str], budget: float, seeds: list[int], jobs: int = 1,
-            variants: list[str] | None = None, progress=None) -> list[Attempt]:
+            variants: list[str] | None = None, progress=None,
+            deep: bool = False) -> list[Attempt]:
+    """Every (variant, engine, seed) attempt; with `deep`, the deep rows instead."""
     from kdax.zoo import ZOO
 
-    names = [c.name for c in ZOO if not variants or c.name in variants]
+    names = (list(deep_rows()) if deep else
+             [c.name for c in ZOO if not variants or c.name in variants])
     work = [(v, e, s, budget) for v in names for e in engines
             for s in (seeds[:1] if e == "exhaust" else seeds)]
     out: list[Attempt] = []
@@ -237,11 +304,14 @@ def table(attempts: list[Attempt], engines: list[str]) -> tuple[str, dict]:
     from kdax.zoo import ZOO
 
     minimal = {c.name: c.minimal for c in ZOO}
+    deep = deep_rows()
+    minimal.update({r.name: r.minimal for r in deep.values()})
     rows = []
     by: dict[tuple[str, str], list[Attempt]] = {}
     for a in attempts:
         by.setdefault((a.variant, a.engine), []).append(a)
-    variants = [c.name for c in ZOO if any(a.variant == c.name for a in attempts)]
+    variants = [n for n in [c.name for c in ZOO] + list(deep)
+                if any(a.variant == n for a in attempts)]
     head = "| variant | known min |" + "".join(
         f" {e}: found | {e}: median s | {e}: median execs | {e}: reduced |" for e in engines)
     sep = "|---|---|" + "---|---|---|---|" * len(engines)

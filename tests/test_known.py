@@ -71,3 +71,21 @@ def test_random_engine_reports_the_patch_s_bug_past_documented_signatures():
     ops, d = st.findings[0]
     assert not Known(COW.target, DEFAULT).base_shows(ops, d)
 
+
+def test_deep_rows_time_one_real_bug_from_scratch():
+    from daxfuzz.zoo_bench import attempt, deep_rows
+
+    rows = deep_rows()
+    assert {(r.target, r.want) for r in rows.values()} >= {
+        ("7.2", "unmount:warning@clear_inode"), ("6.15", "fault:mapping")}
+    stale = next(r for r in rows.values() if r.target == "6.15")
+    a = attempt(stale.name, "random", 1, 60)
+    # found, and reduced to the documented 4-op trace's length with its signature
+    assert a.found and a.signature == "fault:mapping" and a.reduced_len == stale.minimal
+
+
+def test_deep_rows_refuse_exhaust_and_variants(capsys):
+    from daxfuzz.cli import main
+
+    assert main(["zoo", "--deep", "--engine", "exhaust"]) == 2
+    assert "--deep" in capsys.readouterr().err
