@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,12 +189,15 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
 
 def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float = 180,
                  trace_timeout: float = 120, step_timeout_ms: int = 2000, accel: str = "tcg",
-                 log=lambda s: None, reuse: bool = False) -> BatchResult:
+                 log=lambda s: None, reuse: bool = False,
+                 until: Callable[[dict[str, GuestTrace]], bool] | None = None) -> BatchResult:
     """Run every program (a daxop program's text, or the bytes of a static executable the
     guest runs as ``BIN MOUNTPOINT DEVICE TIMEOUT_MS`` on the fresh mount instead); a hang
     kills the guest and the rest run in a new one.  With `reuse` the guest makes its
     filesystem once per boot instead of once per program: each program's files are
-    unlinked after it (the init script's ``daxfuzz.reuse=1``; `kernel fuzz`)."""
+    unlinked after it (the init script's ``daxfuzz.reuse=1``; `kernel fuzz`).  `until`,
+    asked after each boot with the traces so far, stops before the next boot when true
+    (a reduction round that found what it wanted)."""
     res = BatchResult()
     todo = list(progs)
     t0 = time.monotonic()
@@ -219,6 +223,8 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
         rest = [(n, t) for n, t in todo if n not in done]
         if len(rest) == len(todo):
             break  # no progress
+        if rest and until is not None and until(res.traces):
+            break
         todo = rest
     res.seconds = time.monotonic() - t0
     return res
