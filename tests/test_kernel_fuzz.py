@@ -150,15 +150,17 @@ def test_campaign_batches_classifies_and_stores(tmp_path, monkeypatch):
     assert fake.calls[1][0] == fake.calls[0][-1]  # the one the dead guest missed, rerun
     assert st.by_class[KERNEL_FINDING] == 1 and st.by_class[MODEL_GAP] == 1
     assert st.agree == 18 and st.agreed_steps < st.steps
-    kf = out / "kernel-finding" / f"{names[2]}.trace"
-    mg = out / "model-gap" / f"{names[5]}.trace"
-    assert kf.exists() and mg.exists() and (out / "kernel-finding" / f"{names[2]}.console").exists()
+    kf = out / "kernel-finding" / names[2] / f"{names[2]}.trace"
+    mg = out / "model-gap" / names[5] / f"{names[5]}.trace"
+    assert kf.exists() and mg.exists()
+    assert (kf.parent / "console.txt").exists() and (kf.parent / "README.md").exists()
+    assert (kf.parent / "repro.c").exists() and not (mg.parent / "repro.c").exists()
     tr = read_trace(str(mg))
     assert tr.ops == cases[names[5]].ops and tr.target == "7.2"
     assert any("EXDEV" in d for d in tr.description)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["traces"] == 20 and len(summary["stored"]) == 2
-    assert not [f for f in os.listdir(out / "model-gap") if f.startswith(".tmp")]
+    assert not [f for f in os.listdir(mg.parent) if f.startswith(".tmp")]
 
 
 @pytest.mark.kernel

@@ -30,10 +30,10 @@ with a disagreement is one of (:func:`judge`):
 ``harness``         the helper failed (daxop exited non-zero without a kernel report,
                     or the set-up failed twice): daxfuzz's problem, not a verdict.
 
-Every disagreement is stored in ``OUT/<class>/NAME.trace`` (temp file + rename), the
-differing steps in its description; kernel findings also get ``NAME.console`` (the
-guest console of that trace).  ``OUT/summary.json`` is rewritten after every batch.
-Reduction on the real kernel is not done here: the stored traces are whole.
+Every disagreement is stored in its folder ``OUT/<class>/NAME/`` (daxfuzz/guest/
+kfinding.py: ``NAME.trace`` first, the differing steps in its description; a kernel
+finding's console cut to it and C reproducer; README.md), every file by temp file +
+rename.  ``OUT/summary.json`` is rewritten after every batch.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.guest.results import GuestTrace, oracle_outcome
 from daxfuzz.guest.translate import Program, op_lines, translate
 from daxfuzz.textio import write_text_atomic
-from daxfuzz.trace import Trace, write_trace_atomic
+from daxfuzz.trace import Trace
 
 TARGET = "7.2"
 KERNEL_FINDING, MODEL_GAP, HARNESS = "kernel finding", "model gap", "harness"
@@ -203,6 +203,47 @@ class Verdict:
     compared: int = 0  # steps with a kernel outcome
     agreed: int = 0
     notes: list[str] = field(default_factory=list)  # one per disagreement
+    kinds: list[str] = field(default_factory=list)  # their kinds: report sites, op results
+
+
+_SITES = (  # (pattern, its site's name): a report's first line, without addresses
+    (re.compile(r"WARNING:.*?(\S+\.[ch]:\d+)\s+(?:at\s+)?([A-Za-z_]\w*)"), r"WARNING at \1 \2"),
+    (re.compile(r"kernel BUG at (\S+?):?(\d+)!?"), r"kernel BUG at \1:\2"),
+    (re.compile(r"KASAN: ([\w-]+) in ([A-Za-z_]\w*)"), r"KASAN: \1 in \2"),
+    (re.compile(r"BUG: ([^:,]*?)\s*(?: in | at |[:,;]|$)"), r"BUG: \1"),
+    (re.compile(r"refcount_t: (\w+)"), r"refcount_t: \1"),
+    (re.compile(r"blocked for more than"), "hung task"),
+    (re.compile(r"general protection fault"), "general protection fault"),
+    (re.compile(r"Kernel panic"), "Kernel panic"),
+    (re.compile(r"Oops"), "Oops"),
+)
+
+
+def report_site(line: str) -> str:
+    """The kernel report a log line opens, named without addresses, CPUs or PIDs
+    (``WARNING at fs/dax.c:452 dax_disassociate_entry``, ``kernel BUG at
+    fs/inode.c:777``, ``BUG: Bad page map``), or '' for a line of its body (RIP, Call
+    Trace...).  Two findings with one site are one kind of disagreement (reduction)."""
+    for pat, name in _SITES:
+        m = pat.search(line)
+        if m:
+            return m.expand(name)
+    return ""
+
+
+def is_report(kind: str) -> bool:
+    """Whether `kind` names a kernel report site (not an op's result, a hang...)."""
+    return kind.split(":", 1)[0] not in O.BY_NAME and kind not in ("hang", "guest error")
+
+
+def primary_kind(v: Verdict) -> str:
+    """The kind of disagreement `v` stands for (see the module docstring); '' for none."""
+    if v.cls == KERNEL_FINDING:
+        for pick in (is_report, lambda k: k == "hang", lambda k: k.endswith("[forbidden]")):
+            for k in v.kinds:
+                if pick(k):
+                    return k
+    return next((k for k in v.kinds if k != "guest error"), "")
 
 
 def _expected_line(pred: Prediction, step: int, line: str) -> bool:
@@ -246,20 +287,26 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         v.notes.append(f"step {i} ({op}): 7.2 port {port}"
                        + (f", a correct kernel {right}" if right != port else "")
                        + f"; kernel {r.describe()}" + (" [forbidden]" if forbidden else ""))
+        v.kinds.append(f"{op.name}: kernel {k}" + (" [forbidden]" if forbidden
+                                                   else f", 7.2 port {port}"))
     for j, (s, line) in enumerate(gt.kernel):
         if 0 <= gt.exited <= j:
             v.notes.append(f"kernel log after the trace (clean-up): {line}")
+            v.kinds += [f"{report_site(line)} (clean-up)"] if report_site(line) else []
             finding = True
         elif not _expected_line(pred, s, line):
             v.notes.append(f"kernel log at step {s} (the port: no warning): {line}")
+            v.kinds += [report_site(line)] if report_site(line) else []
             finding = True
     for i, ev in enumerate(pred.events, 1):
         if ev and not any(s in (i, i - 1) for s, _ in gt.kernel):
             v.notes.append(f"step {i} ({ops[i - 1]}): the port warns ({ev[0]}), the kernel "
                            "logged nothing")
+            v.kinds.append(f"{ops[i - 1].name}: the port warns, the kernel is silent")
             gap = True
     if gt.error:
         v.notes.append(f"guest: {gt.error}")
+        v.kinds.append("hang" if "hung" in gt.error else "guest error")
         if "hung" in gt.error or gt.kernel:
             finding = True
         else:
@@ -270,10 +317,6 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
 
 
 # ------------------------------------------------------------------ storage -------
-def _slug(cls: str) -> str:
-    return cls.replace(" ", "-")
-
-
 def console_of(console: str, name: str) -> str:
     """The console lines of program `name` (from its ``@@T begin`` to its ``@@T end``, or
     to the end of that boot's output), the last time it ran."""
@@ -289,21 +332,18 @@ def console_of(console: str, name: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def store(out: str, case: Case, v: Verdict, console: str, seed: int) -> str:
-    """Write the case as OUT/<class>/NAME.trace (and .console for a kernel finding)."""
+def store(out: str, case: Case, v: Verdict, console: str, seed: int,
+          gt: GuestTrace | None = None) -> str:
+    """Write the case's finding folder OUT/<class>/NAME/ (daxfuzz/guest/kfinding.py:
+    NAME.trace first, then the console, C file and README); the trace's path."""
+    from daxfuzz.guest.kfinding import write_finding
+
     desc = [f"daxfuzz kernel fuzz --seed {seed}: {case.name}, a {v.cls} on Linux {TARGET} "
             "under QEMU (`daxfuzz kernel run` replays it)"]
     if case.cut:
         desc.append(f"generated {case.generated} ops: {case.cut}; then the teardown")
     desc += v.notes
-    expect = f"divergence {case.pred.divergence}" if case.pred.divergence else "agree"
-    tr = Trace(ops=case.ops, target=TARGET, geometry=case.trace.geometry, expect=expect,
-               description=tuple(d.replace("\n", " ") for d in desc))
-    path = os.path.join(out, _slug(v.cls), f"{case.name}.trace")
-    write_trace_atomic(path, tr)
-    if v.cls == KERNEL_FINDING and console:
-        write_text_atomic(path[:-len(".trace")] + ".console", console)
-    return path
+    return write_finding(out, case, v, gt, console, desc)
 
 
 # ------------------------------------------------------------------ the campaign ---
@@ -347,7 +387,8 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                  progress: Callable[[Stats], None] = lambda st: None,
                  runner: Callable | None = None) -> Stats:
     """Run batches until `seconds` pass (or `max_traces` are judged); see the module
-    docstring.  `runner` replaces :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
+    docstring.  `runner` replaces
+    :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
     from daxfuzz.guest.qemu import run_programs
 
     run = runner or run_programs
@@ -430,7 +471,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                     continue
                 st.by_class[v.cls] += 1
                 cons = console_of(res.console, c.name) if v.cls == KERNEL_FINDING else ""
-                path = store(out, c, v, cons, seed)
+                path = store(out, c, v, cons, seed, gt)
                 st.stored.append((v.cls, path, v.notes))
                 log(f"[job {j}] {v.cls}: {path}: {v.notes[0] if v.notes else ''}")
             st.failed_row = 0 if ran else st.failed_row + 1
