@@ -4,7 +4,8 @@ Linux 7.2 kernel (Debian sid's build) under QEMU, next to the oracle's predictio
     daxfuzz kernel setup [--no-install] [--refresh]
     daxfuzz kernel run TRACE... [--table] [--show-program] [--step-timeout MS]
     daxfuzz kernel repro TRACE [-o repro.c] [--confirmed KERNEL] [--run]
-    daxfuzz kernel fuzz --time T [--seed S] [--jobs N] [--out DIR]
+    daxfuzz kernel fuzz --time T [--seed S] [--jobs N] [--out DIR] [--reduce-time S]
+    daxfuzz kernel reduce TRACE [--reduce-time S] [-o FILE]
 
 `run` boots the guest once per batch, runs each trace's translated program (see
 daxfuzz/guest/translate.py for the geometry and what each op becomes) and prints per
@@ -20,7 +21,11 @@ reproducer reproduced).
 
 `fuzz` is a conformance campaign (daxfuzz/guest/kfuzz.py): random op sequences, run in
 batches (one boot per batch), each step against the 7.2 port's prediction; every
-disagreement is stored as a trace in DIR, classified kernel finding / model gap.
+disagreement is stored in a folder DIR/<class>/NAME/ (trace, console, C reproducer,
+README; daxfuzz/guest/kfinding.py), classified kernel finding / model gap, and the
+first of each kind is reduced with the guest as the predicate (daxfuzz/guest/
+kreduce.py).  `reduce` does that reduction for one stored trace; `run --out DIR`
+stores the disagreements of the traces it runs the same way.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ TARGET = "7.2"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kernel", help="replay traces on a real Linux 7.2 kernel under QEMU")
-    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz}")
+    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz,reduce}")
     s = ks.add_parser("setup", help="fetch the sid kernel and host tools, build the guest")
     s.add_argument("--no-install", action="store_true",
                    help="do not apt-get install missing host packages; fail instead")
@@ -62,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--show-program", action="store_true", help="print each guest program")
     r.add_argument("--console", metavar="FILE", help="save the raw guest console to FILE")
     r.add_argument("-q", "--quiet", action="store_true", help="one line per trace")
+    r.add_argument("--out", metavar="DIR",
+                   help="store each trace that disagrees with the 7.2 port as a finding "
+                        "folder DIR/kernel-finding/NAME/ or DIR/model-gap/NAME/ (trace, "
+                        "console, C reproducer, README)")
     r.set_defaults(func=run_run)
     x = ks.add_parser(
         "repro", help="write a self-contained C reproducer of a trace (plain syscalls)",
@@ -103,7 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "port's prediction and the kernel's WARNING/BUG/Oops lines.  Every disagreement is "
         "stored in DIR/kernel-finding/ or DIR/model-gap/ (DIR/summary.json: the figures). "
         "Traces where the port predicts a kernel warning (a known 7.2 bug) are cut before "
-        "it: each would cost a reboot.  No reduction on the real kernel (yet).",
+        "it: each would cost a reboot.  The first finding of each kind (the same kernel "
+        "report site, a hang, or a model gap at the same op and results) is reduced with "
+        "the guest as the predicate, within --time: NAME.reduced.trace beside it.",
         epilog="exit codes: 0 every trace agreed, 1 a kernel finding or model gap was "
         "stored, 2 the guest is not set up / bad arguments")
     f.add_argument("--time", type=float, required=True, metavar="T",
@@ -125,7 +136,31 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a guest silent this long inside one trace is killed (default 30)")
     f.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
         "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+    f.add_argument("--reduce-time", type=float, default=300, metavar="S",
+                   help="seconds to reduce each new kind of finding on the guest, within "
+                        "--time (default 300; 0: no reduction)")
     f.set_defaults(func=run_fuzz)
+    d = ks.add_parser(
+        "reduce", help="reduce a stored trace with the real kernel as the predicate",
+        description="Run TRACE once in the guest to learn its kind of disagreement with the "
+        "7.2 port (a kernel report site, a hang, a forbidden SIGBUS/EIO, or a model gap at "
+        "one op and results), then reduce it: rounds of candidates (chunk removals, then "
+        "single-op removals), all of a round in one boot, keeping the shortest that shows "
+        "the same kind.  Writes STEM.reduced.trace beside TRACE (or -o FILE); in a finding "
+        "folder of `kernel fuzz` also its README, C reproducer and console.",
+        epilog="exit codes: 0 reduced trace written, 1 the trace shows no disagreement on "
+        "the kernel (nothing written), 2 bad input / not expressible / guest not set up")
+    d.add_argument("file", metavar="TRACE")
+    d.add_argument("-o", "--output", metavar="FILE", help="write the reduced trace here")
+    d.add_argument("--reduce-time", type=float, default=300, metavar="S",
+                   help="budget in seconds, the first run included (default 300)")
+    d.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
+                   help="how long a call may wait before it is reported blocked (2000)")
+    d.add_argument("--trace-timeout", type=float, default=30, metavar="S",
+                   help="a guest silent this long inside one trace is killed (default 30)")
+    d.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
+        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+    d.set_defaults(func=run_reduce)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -253,6 +288,8 @@ def run_run(args: argparse.Namespace) -> int:
               + (f"; {gt.error}" if gt.error else ""))
         diffs = "; ".join(f"{r.step}: {r.op.split()[0]} oracle {r.predicted} / kernel "
                           f"{r.kernel}" for r in rows if r.verdict in ("DIFFER", "missing"))
+        if args.out:
+            store_run_finding(args.out, name, path, tr, gt, res.console)
         table.append((os.path.basename(path), len(rows), n_agree, n_diff, n_na, n_miss, warn,
                       diffs or ("; ".join(sorted(set(prog.skipped.values()))) if n_na else "")))
     print(f"kernel run: {len(items)} trace(s), {res.boots} boot(s), {wall:.1f} s wall"
@@ -266,6 +303,66 @@ def run_run(args: argparse.Namespace) -> int:
         tot = [sum(r[i] for r in table) for i in range(1, 7)]
         print(f"| **total ({len(table)})** | " + " | ".join(map(str, tot)) + " | |")
     return EXIT_BAD_INPUT if bad else worst
+
+
+def store_run_finding(out: str, prog_name: str, path: str, tr, gt, console: str) -> None:
+    """`kernel run --out`: judge the trace against the 7.2 port as `kernel fuzz` does
+    and store a disagreement's finding folder (daxfuzz/guest/kfinding.py)."""
+    from daxfuzz.guest.kfinding import write_finding
+    from daxfuzz.guest.kfuzz import console_of, judge
+    from daxfuzz.guest.kreduce import candidate_case
+
+    stem = "".join(c if c.isalnum() or c in "-_" else "_"
+                   for c in os.path.basename(path).rsplit(".", 1)[0])[:60] or "trace"
+    case = candidate_case(stem, tr.geometry, tr.ops)
+    if case is None:
+        return  # a step the guest cannot express: judged step by step above, not stored
+    v = judge(case, gt)
+    if v.cls == "agree":
+        return
+    desc = [f"`daxfuzz kernel run {path}`: a {v.cls} on Linux {TARGET} under QEMU",
+            *tr.description, *v.notes]
+    p = write_finding(out, case, v, gt, console_of(console, prog_name), desc)
+    print(f"  {v.cls}: stored {os.path.dirname(p)}/")
+
+
+def run_reduce(args: argparse.Namespace) -> int:
+    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kreduce import reduce_file
+
+    if not args.reduce_time > 0 or args.step_timeout <= 0 or not args.trace_timeout > 0:
+        print("daxfuzz: error: --reduce-time, --step-timeout and --trace-timeout must be "
+              "positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from daxfuzz.trace import read_trace
+
+    try:
+        read_trace(args.file)
+    except InputError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    manifest = load_manifest()
+    try:
+        fig = reduce_file(manifest, args.file, seconds=args.reduce_time, output=args.output
+                          or "", run_opts={"step_timeout_ms": args.step_timeout,
+                                           "trace_timeout": args.trace_timeout,
+                                           "accel": args.accel},
+                          log=lambda s: print(f"kernel reduce: {s}", file=sys.stderr,
+                                              flush=True))
+    except InputError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if fig.get("why") and not fig["path"]:
+        print(f"{args.file}: not reduced: {fig['why']}")
+        for n in fig.get("verdict", [])[:5]:
+            print(f"  {n}")
+        return EXIT_DIVERGENCE if fig["class"] == "agree" or not fig["kind"] else EXIT_AGREE
+    print(f"{args.file}: {fig['class']}: {fig['kind']}")
+    print(f"  reduced {fig['before']} -> {fig['after']} ops in {fig['rounds']} round(s), "
+          f"{fig['boots']} boot(s), {fig['seconds']:.0f} s"
+          + ("" if fig["complete"] else "; not 1-minimal (the budget stopped it)")
+          + f": {fig['path']}")
+    return EXIT_AGREE
 
 
 def run_repro(args: argparse.Namespace) -> int:
@@ -361,8 +458,9 @@ def run_fuzz(args: argparse.Namespace) -> int:
     from daxfuzz.guest.build import load_manifest
     from daxfuzz.guest.kfuzz import CLASSES, run_campaign
 
-    if args.time <= 0 or args.jobs < 1:
-        print("daxfuzz: error: --time and --jobs must be positive", file=sys.stderr)
+    if args.time <= 0 or args.jobs < 1 or args.reduce_time < 0:
+        print("daxfuzz: error: --time and --jobs must be positive, --reduce-time not "
+              "negative", file=sys.stderr)
         return EXIT_BAD_INPUT
     manifest = load_manifest()
     tty = sys.stderr.isatty()
@@ -389,7 +487,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
                       out=args.out, batch=args.batch, accel=args.accel,
                       step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
                       run_known=args.run_known, max_traces=args.max_traces, log=log,
-                      progress=progress)
+                      progress=progress, reduce_seconds=args.reduce_time)
     if tty:
         print(file=sys.stderr)
     mins = st.seconds / 60
@@ -405,6 +503,15 @@ def run_fuzz(args: argparse.Namespace) -> int:
              if st.never_booted else ""))
     for cls, path, notes in st.stored:
         print(f"  {cls}: {path}: {notes[0] if notes else ''}")
-    print(f"  summary: {os.path.join(args.out, 'summary.json')}; no reduction on the real "
-          "kernel yet: the stored traces are whole")
+    for r in st.reductions:
+        if r.get("skipped"):
+            print(f"  not reduced {r['name']} ({r['before']} ops): {r['skipped']}")
+        else:
+            print(f"  reduced {r['name']} ({r['class']}: {r['kind']}): {r['before']} -> "
+                  f"{r['after']} ops, {r['rounds']} rounds, {r['boots']} boots, "
+                  f"{r['seconds']:.0f} s" + ("" if r["complete"] else ", not 1-minimal")
+                  + (f": {r['path']}" if r.get("path") else f" ({r.get('why', '')})"))
+    print(f"  summary: {os.path.join(args.out, 'summary.json')}; findings: one folder each "
+          f"under {args.out}/ (README.md, traces, repro.c); `daxfuzz report {args.out}` "
+          "lists them")
     return EXIT_DIVERGENCE if st.stored else EXIT_AGREE

@@ -48,8 +48,8 @@ def cut_console(console: str, name: str) -> str:
     lines = [_ANSI.sub("", x).replace("\r", "") for x in console.splitlines()]
     start = next((i for i in range(len(lines) - 1, -1, -1)
                   if lines[i].endswith(f"@@T begin {name}")), None)
-    if start is None:
-        return ""
+    if start is None:  # already one program's console (kernel run's), or none
+        start = 0
     out = []
     for x in lines[start:]:
         if out and ("SeaBIOS" in x or re.search(r"@@T begin ", x)):
@@ -236,13 +236,6 @@ def reduced_trace(case: Case, original: Trace, red, kind: str) -> Trace:
         desc.insert(1, UNREDUCED.replace("daxfuzz reduce", "daxfuzz kernel reduce"))
     return Trace(ops=tuple(red.ops), target=TARGET, geometry=original.geometry,
                  expect=expect, description=tuple(desc))
-
-
-def write_reduced(d: str, name: str, tr: Trace) -> str:
-    """Store NAME.reduced.trace in folder `d` (atomically); its path."""
-    path = os.path.join(d, f"{name}.reduced.trace")
-    write_trace_atomic(path, tr)
-    return path
 
 
 def finish_reduced(d: str, info: Info, tr: Trace, path: str, case: Case, gt: GuestTrace,

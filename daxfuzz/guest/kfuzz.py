@@ -33,7 +33,10 @@ with a disagreement is one of (:func:`judge`):
 Every disagreement is stored in its folder ``OUT/<class>/NAME/`` (daxfuzz/guest/
 kfinding.py: ``NAME.trace`` first, the differing steps in its description; a kernel
 finding's console cut to it and C reproducer; README.md), every file by temp file +
-rename.  ``OUT/summary.json`` is rewritten after every batch.
+rename.  With ``reduce_seconds`` the first finding of each kind (kreduce.primary_kind)
+is then reduced with the guest as the predicate (daxfuzz/guest/kreduce.py), within the
+campaign's time: ``NAME.reduced.trace`` beside it.  ``OUT/summary.json`` is rewritten
+after every batch and reduction.
 """
 
 from __future__ import annotations
@@ -363,6 +366,9 @@ class Stats:
     never_booted: int = 0  # batches where the guest ran nothing
     failed_row: int = 0  # ... in a row
     stored: list[tuple[str, str, list[str]]] = field(default_factory=list)  # cls, path, notes
+    kinds: dict[tuple[str, str], str] = field(default_factory=dict)  # (cls, kind) -> first
+    reductions: list[dict] = field(default_factory=list)  # kreduce.reduce_finding's figures
+    reduce_seconds: float = 0.0
     seconds: float = 0.0
     guest_seconds: float = 0.0  # summed over batches (jobs overlap)
     gen_seconds: float = 0.0
@@ -372,7 +378,7 @@ class Stats:
         d = {k: getattr(self, k) for k in (
             "traces", "steps", "agreed_steps", "agree", "by_class", "boots", "batches",
             "cut", "generated", "hung", "never_booted", "seconds", "guest_seconds",
-            "gen_seconds")}
+            "gen_seconds", "reduce_seconds", "reductions")}
         d["per_minute"] = round(60 * self.traces / self.seconds, 1) if self.seconds else 0
         d["stored"] = [{"class": c, "path": p, "notes": n} for c, p, n in self.stored]
         return d
@@ -385,9 +391,10 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                  g: Geometry = DEFAULT, max_traces: int = 0,
                  log: Callable[[str], None] = lambda s: None,
                  progress: Callable[[Stats], None] = lambda st: None,
-                 runner: Callable | None = None) -> Stats:
+                 runner: Callable | None = None, reduce_seconds: float = 0) -> Stats:
     """Run batches until `seconds` pass (or `max_traces` are judged); see the module
-    docstring.  `runner` replaces
+    docstring.  Each stored disagreement of a kind not seen before is reduced on the
+    guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
     :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
     from daxfuzz.guest.qemu import run_programs
 
@@ -426,6 +433,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
             if n <= 0 and not requeue[j]:
                 return False
         cases = requeue[j] + [gen.next() for _ in range(max(0, n - len(requeue[j])))]
+        to_reduce: list[tuple[str, Case, Verdict]] = []
         requeue[j] = []
         gen_s = time.monotonic() - t
         for c in cases:
@@ -474,6 +482,8 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 path = store(out, c, v, cons, seed, gt)
                 st.stored.append((v.cls, path, v.notes))
                 log(f"[job {j}] {v.cls}: {path}: {v.notes[0] if v.notes else ''}")
+                if reduce_seconds > 0:
+                    to_reduce.append((path, c, v))
             st.failed_row = 0 if ran else st.failed_row + 1
             if not ran:
                 st.never_booted += 1
@@ -484,7 +494,41 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 rate[0] = took / ran
             write_summary()
         progress(st)
+        for path, c, v in to_reduce:
+            reduce_one(j, path, c, v)
         return True
+
+    def reduce_one(j: int, path: str, c: Case, v: Verdict) -> None:
+        from daxfuzz.guest.kreduce import primary_kind, reduce_finding
+
+        key = (v.cls, primary_kind(v))
+        with lock:
+            first = st.kinds.setdefault(key, c.name)
+        stop = min(time.monotonic() + reduce_seconds, deadline)
+        if first != c.name or stop - time.monotonic() < 30:
+            why = (f"the same kind as {first}, reduced there" if first != c.name
+                   else "no time left in the campaign")
+            with lock:
+                st.reductions.append({"name": c.name, "class": v.cls, "kind": key[1],
+                                      "before": len(c.ops), "skipped": why})
+            log(f"[job {j}] not reducing {c.name}: {why}")
+            return
+        log(f"[job {j}] reducing {c.name} ({len(c.ops)} ops, {v.cls}: {key[1]}) on the "
+            f"guest, up to {stop - time.monotonic():.0f} s")
+        fig = reduce_finding(manifest, path, c, v, deadline=stop, runner=runner,
+                             run_opts={"boot_timeout": boot_timeout,
+                                       "trace_timeout": trace_timeout,
+                                       "step_timeout_ms": step_timeout_ms, "accel": accel},
+                             seconds_per_candidate=rate[0],
+                             log=lambda s: log(f"[job {j}] reducing {c.name}: {s}"))
+        with lock:
+            st.reductions.append(fig)
+            st.boots += fig["boots"]
+            st.reduce_seconds += fig["seconds"]
+            write_summary()
+        log(f"[job {j}] reduced {c.name}: {fig['before']} -> {fig['after']} ops in "
+            f"{fig['rounds']} rounds, {fig['boots']} boots, {fig['seconds']:.0f} s"
+            + ("" if fig["complete"] else " (not 1-minimal: the budget stopped it)"))
 
     def worker(j: int) -> None:
         while time.monotonic() < deadline - 20:  # not even a boot fits in less

@@ -1,0 +1,248 @@
+"""Reduction on the real kernel (daxfuzz/guest/kreduce.py) and the finding folders
+(daxfuzz/guest/kfinding.py) without QEMU: the round logic against a predicate, the
+guest round against a fake guest; the kernel-marked test reduces a padded corpus BUG
+trace in the real guest."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from daxfuzz import ops as O
+from daxfuzz.geometry import DEFAULT
+from daxfuzz.guest.kfuzz import (
+    KERNEL_FINDING,
+    MODEL_GAP,
+    Verdict,
+    judge,
+    primary_kind,
+    report_site,
+)
+from daxfuzz.guest.kreduce import (
+    GuestRound,
+    candidate_case,
+    reduce_in_rounds,
+    round_candidates,
+)
+from daxfuzz.guest.qemu import BatchResult
+from daxfuzz.guest.results import GuestTrace, StepResult
+from daxfuzz.trace import read_trace
+
+OPS = tuple(O.Fault(0, 0, i % 8, i // 8) for i in range(8))  # eight distinct ops
+
+
+def _runner(pred, calls):
+    def run(cands):
+        calls.append(list(cands))
+        return [pred(c) for c in cands], 1
+    return run
+
+
+def test_round_candidates_are_chunks_then_singles_shortest_first():
+    a = OPS[:4]
+    c = round_candidates(a, 2)
+    assert c[:2] == [a[2:], a[:2]]  # chunk removals first (shorter)
+    assert c[2:] == [a[1:], a[:1] + a[2:], a[:2] + a[3:], a[:3]]
+    assert round_candidates(a, 2, union=a[:1])[0] == a[:1]
+    assert round_candidates(a, 8) == c[2:]  # chunks of one op are the singles
+
+
+def test_reduce_in_rounds_hand_computed():
+    # interesting iff ops 2 and 5 are both there.  Round 1 (n=2): the two halves
+    # fail, the six single removals of the others succeed; the shortest (first) is
+    # dropping op 0; their union, ops 2 and 5 alone, is round 2's first candidate and
+    # succeeds; round 3: neither single op alone does: 1-minimal, 3 rounds.
+    calls: list = []
+    red = reduce_in_rounds(OPS, _runner(lambda c: OPS[2] in c and OPS[5] in c, calls))
+    assert red.ops == (OPS[2], OPS[5])
+    assert red.rounds == 3 and red.boots == 3 and red.complete
+    assert red.history == [7, 2]
+    assert len(calls[0]) == 2 + 8 and calls[1][0] == (OPS[2], OPS[5])
+    assert calls[2] == [(OPS[5],), (OPS[2],)]
+
+
+def test_reduce_in_rounds_chunk_removal_keeps_granularity():
+    # interesting iff op 7 is there: round 1's shortest success drops the first half (a
+    # chunk), and the singles of ops 0..6 succeed too; round 2's first candidate, all of
+    # those removals at once, is [op 7] alone: done (no shorter candidate left)
+    calls: list = []
+    red = reduce_in_rounds(OPS, _runner(lambda c: OPS[7] in c, calls))
+    assert red.ops == (OPS[7],) and red.history == [4, 1] and red.complete
+    assert red.rounds == 2 and calls[1][0] == (OPS[7],)
+    # without the union (one hit per round): drop op 7's half, then (n=2 over 4 ops)
+    # ops 4-5, then op 6
+    calls = []
+    red = reduce_in_rounds(OPS, _runner(lambda c: OPS[7] in c and (
+        len(c) in (4, 2, 1) and c[0] in (OPS[4], OPS[6], OPS[7])), calls))
+    assert red.history == [4, 2, 1] and red.ops == (OPS[7],)
+
+
+def test_reduce_in_rounds_stops_at_the_deadline():
+    import time
+
+    red = reduce_in_rounds(OPS, _runner(lambda c: True, []), deadline=time.monotonic() - 1)
+    assert red.ops == OPS and red.rounds == 0 and not red.complete
+
+
+def test_report_sites_and_primary_kind():
+    assert report_site("WARNING: fs/dax.c:452 at dax_disassociate_entry.isra.0+0x86/0xb0, "
+                       "CPU#1: daxop/3661") == "WARNING at fs/dax.c:452 dax_disassociate_entry"
+    assert report_site("kernel BUG at fs/inode.c:777!  [console]") == \
+        "kernel BUG at fs/inode.c:777"
+    assert report_site("BUG: Bad page map in process daxop  pte:8") == "BUG: Bad page map"
+    assert report_site("RIP: 0010:dax_disassociate_entry+0x86/0xb0") == ""
+    v = Verdict(KERNEL_FINDING, kinds=["reflink: kernel ok, 7.2 port blocked",
+                                       "WARNING at fs/dax.c:452 dax_disassociate_entry"])
+    assert primary_kind(v) == "WARNING at fs/dax.c:452 dax_disassociate_entry"
+    v = Verdict(KERNEL_FINDING, kinds=["punch: kernel EINTR, 7.2 port ok",
+                                       "fault: kernel SIGBUS [forbidden]"])
+    assert primary_kind(v) == "fault: kernel SIGBUS [forbidden]"
+    assert primary_kind(Verdict(MODEL_GAP, kinds=["pin: kernel EOPNOTSUPP, 7.2 port EEXIST"])
+                        ) == "pin: kernel EOPNOTSUPP, 7.2 port EEXIST"
+
+
+def _agreeing(case) -> GuestTrace:
+    gt = GuestTrace(case.name, finished=True, exited=0)
+    for i, res in enumerate(case.pred.port, 1):
+        w = res.split()[0]
+        gt.steps[i] = (StepResult(i, w) if w in ("ok", "blocked") else
+                       StepResult(i, w.lower()) if w.startswith("SIG") else
+                       StepResult(i, "err", errno=w))
+    return gt
+
+
+BUGGY = O.Fault(0, 0, 1, 1)  # the fake kernel BUGs at the unmount after this store
+
+
+class FakeKernel:
+    """run_programs stand-in: BUGs at fs/inode.c:777 at a trace's unmount when the
+    trace stored to page 1 before it (both succeeding); agrees otherwise.  Boots again
+    after a BUG."""
+
+    def __init__(self, monkeypatch):
+        from daxfuzz.guest import kreduce
+
+        self.programs = 0
+        self.ops: dict[str, tuple] = {}
+        real = kreduce.candidate_case
+
+        def recording(name, g, ops):
+            self.ops[name] = tuple(ops)
+            return real(name, g, ops)
+
+        monkeypatch.setattr(kreduce, "candidate_case", recording)
+
+    def __call__(self, manifest, progs, *, reuse, log, until=None, **kw):
+        res = BatchResult()
+        todo = list(progs)
+        while todo:
+            res.boots += 1
+            for k, (name, _text) in enumerate(todo):
+                self.programs += 1
+                ops = self.ops[name]
+                case = candidate_case(name, DEFAULT, ops)
+                gt = _agreeing(case)
+                ok = [op for op, r in zip(ops, case.pred.port, strict=True) if r == "ok"]
+                bug = BUGGY in ok and O.Unmount() in ok[ok.index(BUGGY):]
+                if bug:
+                    gt.kernel.append((ops.index(O.Unmount(), ops.index(BUGGY)) + 1,
+                                      "kernel BUG at fs/inode.c:777!  [console]"))
+                    gt.exited = len(gt.kernel)  # in the trace, not in the clean-up
+                res.traces[name] = gt
+                res.console += f"@@T begin {name}\n@@R ...\n" + (
+                    "kernel BUG at fs/inode.c:777!\n" if bug else "") + f"@@T end {name}\n"
+                if bug:
+                    todo = todo[k + 1:]
+                    break
+            else:
+                todo = []
+            if todo and until is not None and until(res.traces):
+                break
+        return res
+
+
+def test_guest_round_reduces_a_padded_finding(tmp_path, monkeypatch):
+    from daxfuzz.guest.kfinding import read_info, write_finding
+    from daxfuzz.guest.kreduce import reduce_finding
+
+    ops = (O.Mmap(0, 0, 0), O.Fault(0, 0, 0), O.Truncate(1, 4), O.Mmap(0, 1, 1),
+           O.Fault(0, 1, 2), BUGGY, O.Fault(0, 0, 2), O.Munmap(0, 1), O.Munmap(0, 0),
+           O.Unmount())
+    fake = FakeKernel(monkeypatch)
+    from daxfuzz.guest import kreduce
+
+    case = kreduce.candidate_case("s1-000001", DEFAULT, ops)
+    assert case is not None and not any(case.pred.events)
+    gt = fake({}, [(case.name, case.program.text)], reuse=True, log=print).traces[case.name]
+    v = judge(case, gt)
+    assert v.cls == KERNEL_FINDING and primary_kind(v) == "kernel BUG at fs/inode.c:777"
+    path = write_finding(str(tmp_path), case, v, gt, "@@T begin s1-000001\n", ["test"])
+    assert path == str(tmp_path / "kernel-finding" / "s1-000001" / "s1-000001.trace")
+    fig = reduce_finding({}, path, case, v, deadline=1e18, runner=fake)
+    # what must stay: the mapping, the store to page 1, the munmap (else the unmount is
+    # EBUSY: no BUG in the trace) and the unmount
+    assert fig["after"] == 4 and fig["complete"], fig
+    red = read_trace(fig["path"])
+    assert red.ops == (O.Mmap(0, 0, 0), BUGGY, O.Munmap(0, 0), O.Unmount())
+    assert fig["path"].endswith("s1-000001.reduced.trace")
+    assert fig["boots"] >= fig["rounds"] >= 2
+    assert any("reduced on Linux 7.2" in d for d in red.description)
+    info = read_info(os.path.dirname(path))
+    assert info.reduced_ops == 4 and info.kind == "kernel BUG at fs/inode.c:777"
+    readme = (tmp_path / "kernel-finding" / "s1-000001" / "README.md").read_text()
+    assert "kernel BUG at fs/inode.c:777" in readme and "s1-000001.reduced.trace" in readme
+    assert "daxfuzz kernel repro" in readme and "-o repro.c --run" in readme
+    assert (tmp_path / "kernel-finding" / "s1-000001" / "repro.c").exists()
+    data = json.loads((tmp_path / "kernel-finding" / "s1-000001" / "finding.json").read_text())
+    assert data["reduction"]["boots"] == fig["boots"]
+
+
+def test_guest_round_prefilters_what_the_guest_cannot_run(monkeypatch):
+    fake = FakeKernel(monkeypatch)
+    gr = GuestRound({}, DEFAULT, KERNEL_FINDING, "kernel BUG at fs/inode.c:777", runner=fake)
+    ok, boots = gr([(O.MemoryFailure(0),), (O.Mmap(0, 0, 0), BUGGY, O.Munmap(0, 0),
+                                            O.Unmount())])
+    assert ok == [False, True] and gr.prefiltered == 1 and fake.programs == 1
+
+
+def test_reduce_file_runs_it_first_then_reduces(tmp_path, monkeypatch):
+    from daxfuzz.guest.kreduce import reduce_file
+
+    fake = FakeKernel(monkeypatch)
+    p = tmp_path / "padded.trace"
+    p.write_text("expect: agree\nmmap mm=0 vma=0 ino=0\nfault mm=0 vma=0 pgoff=0\n"
+                 "fault mm=0 vma=0 pgoff=1 write=1\ntruncate ino=1 pages=4\n"
+                 "munmap mm=0 vma=0\nunmount\n")
+    fig = reduce_file({}, str(p), seconds=1e9, runner=fake)
+    assert fig["before"] == 6 and fig["after"] == 4 and fig["complete"]
+    assert fig["path"] == str(tmp_path / "padded.reduced.trace")
+    assert read_trace(fig["path"]).ops == (O.Mmap(0, 0, 0), BUGGY, O.Munmap(0, 0),
+                                           O.Unmount())
+    # a trace the kernel runs as the port says: nothing to reduce, nothing written
+    q = tmp_path / "fine.trace"
+    q.write_text("mmap mm=0 vma=0 ino=0\nfault mm=0 vma=0 pgoff=0\n")
+    fig = reduce_file({}, str(q), seconds=1e9, runner=fake)
+    assert fig["class"] == "agree" and "no disagreement" in fig["why"] and not fig["path"]
+    assert not (tmp_path / "fine.reduced.trace").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["kernel", "reduce", "corpus/pin-blocks-truncate.trace", "--reduce-time", "0"],
+    ["kernel", "reduce", "corpus/pin-blocks-truncate.trace", "--reduce-time", "-5"],
+    ["kernel", "reduce", "/nonexistent.trace"],
+    ["kernel", "reduce", "/dev/zero"],
+    ["kernel", "fuzz", "--time", "10", "--reduce-time", "-1"],
+    ["kernel", "reduce"],
+    ["kernel", "fuzz", "--time", "10", "--reduce-time", "x"],
+])
+def test_bad_arguments_exit_2(argv, capsys):
+    from daxfuzz.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse
+        rc = e.code
+    assert rc == 2, capsys.readouterr()
+
