@@ -1,10 +1,14 @@
 """`daxfuzz report`: the campaign report (HTML page and Markdown summary) of a campaign folder.
 
     daxfuzz report findings/campaign        # or the findings folder holding campaign/
+    daxfuzz report kf                       # a `daxfuzz kernel fuzz --out kf` folder
 
 Writes DIR/report.html (self-contained: plots embedded), DIR/report.md and
 DIR/plots/*.png from the campaign's runs, time series and findings.  `daxfuzz fuzz`
-does the same at the end of every run.
+does the same at the end of every run.  Real-kernel finding folders (kernel-finding/,
+model-gap/ of `daxfuzz kernel fuzz` or `kernel run --out`) next to the findings are
+listed with links; a `kernel fuzz` folder gets a report of its own (figures,
+reductions, one linked row per finding).
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ def campaign_dir(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz.report import write_report
+    from daxfuzz.report import is_kernel_campaign, write_kernel_report, write_report
 
+    if not os.path.isdir(args.dir):
+        raise InputError("no such folder", path=args.dir)
+    if is_kernel_campaign(args.dir) and not os.path.exists(os.path.join(
+            args.dir, "state.json")) and not os.path.exists(os.path.join(
+            args.dir, "campaign", "state.json")):
+        html, md = write_kernel_report(args.dir)
+        print(f"{html}\n{md}")
+        return EXIT_AGREE
     d = campaign_dir(args.dir)
     html, md = write_report(d, args.findings or None)
     print(f"{html}\n{md}")

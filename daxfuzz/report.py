@@ -376,6 +376,8 @@ def render_markdown(camp: str, runs, series, findings, plots, summ: dict) -> str
                   for k, c in commands(f)], "",
                 "```", f["trace"].rstrip(), "```", "", "```", f["explanation"].rstrip(), "```",
                 ""]
+    if summ.get("kernel_rows"):
+        out += kernel_markdown(summ["kernel_rows"])
     return "\n".join(out) + "\n"
 
 
@@ -433,6 +435,8 @@ def render_html(camp: str, runs, series, findings, plots, summ: dict) -> str:
                      f"</h3><table>{cmds}</table>"
                      f"<pre>{e(f['trace'])}</pre><p>Explanation (replayed with provenance):"
                      f"</p><pre>{e(f['explanation'])}</pre></div>")
+    if summ.get("kernel_rows"):
+        parts.append(kernel_html(summ["kernel_rows"]))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -464,6 +468,149 @@ def write_report(camp: str, findings_dirs: list[str] | None = None,
     h = os.path.join(camp, "report.html")
     m = os.path.join(camp, "report.md")
     summ = summary(runs, found, sum(len(queued(d)) for d in dirs))
+    kdirs = dict.fromkeys(os.path.abspath(x) for x in [*dirs, camp, os.path.dirname(
+        os.path.abspath(camp))] if is_kernel_campaign(x))
+    krows = [r for x in kdirs for r in kernel_rows(kernel_findings(x, report), camp)]
+    if krows:
+        summ["kernel_rows"] = krows
+        summ["next"].append(f"{len(krows)} real-kernel finding(s) and model gap(s): each "
+                            "folder's README.md says what the kernel did (listed below).")
     write_text_atomic(h, render_html(camp, runs, series, found, plots, summ))
     write_text_atomic(m, render_markdown(camp, runs, series, found, plots, summ))
+    return h, m
+
+
+# ---------------------------------------------------------------- real kernel ---------
+KERNEL_CLASSES = ("kernel-finding", "model-gap")
+
+
+def kernel_findings(d: str, report: Report = say) -> list[dict]:
+    """The finding folders (daxfuzz/guest/kfinding.py) under `d`/kernel-finding/ and
+    `d`/model-gap/, as dicts with their folder; a folder without a readable
+    finding.json is reported and listed by name only."""
+    from dataclasses import asdict
+
+    from daxfuzz.guest.kfinding import read_info
+
+    out = []
+    for cls in KERNEL_CLASSES:
+        base = os.path.join(d, cls)
+        if not os.path.isdir(base):
+            continue
+        for name in sorted(os.listdir(base)):
+            folder = os.path.join(base, name)
+            if not os.path.isdir(folder) or name.startswith("."):
+                continue
+            info = read_info(folder)
+            if info is None:
+                report(f"{folder}: no readable finding.json (listed by name only)")
+                out.append({"name": name, "cls": cls.replace("-", " "), "kind": "?",
+                            "ops": 0, "folder": folder, "trace": "", "reduced": ""})
+                continue
+            out.append(dict(asdict(info), folder=folder))
+    return out
+
+
+def is_kernel_campaign(d: str) -> bool:
+    """Whether `d` is a `daxfuzz kernel fuzz` (or `kernel run --out`) folder."""
+    return any(os.path.isdir(os.path.join(d, c)) for c in KERNEL_CLASSES) or (
+        os.path.exists(os.path.join(d, "summary.json"))
+        and not os.path.exists(os.path.join(d, "state.json")))
+
+
+def kernel_rows(found: list[dict], root: str) -> list[dict]:
+    """One row per finding: links relative to `root` (where the report is written)."""
+    rows = []
+    for f in found:
+        rel = os.path.relpath(f["folder"], root)
+        red = f.get("reduction") or {}
+        if f.get("reduced"):
+            size = f"{f['ops']} -> {f['reduced_ops']}"
+            how = (f"{red.get('rounds', 0)} rounds, {red.get('boots', 0)} boots, "
+                   f"{red.get('seconds', 0):.0f} s" + ("" if red.get("complete")
+                                                       else ", not 1-minimal"))
+        else:
+            size = str(f["ops"])
+            how = red.get("why") or red.get("skipped") or "not reduced"
+        repro = f.get("repro", "")
+        rows.append({"class": f["cls"], "name": f["name"], "readme": f"{rel}/README.md",
+                     "kind": f["kind"], "ops": size, "reduction": how,
+                     "trace": f"{rel}/{f.get('reduced') or f.get('trace')}",
+                     "repro": f"{rel}/repro.c" if repro == "repro.c" else "",
+                     "first_report": f.get("first_report", "")})
+    return rows
+
+
+def kernel_markdown(rows: list[dict]) -> list[str]:
+    """The Markdown section listing kernel findings and model gaps."""
+    out = ["## Real-kernel findings", ""]
+    if not rows:
+        return [*out, "None.", ""]
+    out += ["| class | finding | kind | ops (before -> reduced) | reduction | trace | C |",
+            "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['class']} | [{r['name']}]({r['readme']}) | `{r['kind']}` | "
+                   f"{r['ops']} | {r['reduction']} | [trace]({r['trace']}) | "
+                   + (f"[repro.c]({r['repro']})" if r["repro"] else "-") + " |")
+    return [*out, ""]
+
+
+def kernel_html(rows: list[dict]) -> str:
+    e = html.escape
+    if not rows:
+        return "<h2>Real-kernel findings</h2><p>None.</p>"
+    head = "".join(f"<th>{h}</th>" for h in ("class", "finding", "kind", "ops", "reduction",
+                                              "trace", "C"))
+    body = "".join(
+        f"<tr><td class='l'>{e(r['class'])}</td><td class='l'><a href='{e(r['readme'])}'>"
+        f"{e(r['name'])}</a></td><td class='l'><code>{e(r['kind'])}</code></td>"
+        f"<td>{e(r['ops'])}</td><td class='l'>{e(r['reduction'])}</td>"
+        f"<td class='l'><a href='{e(r['trace'])}'>trace</a></td><td class='l'>"
+        + (f"<a href='{e(r['repro'])}'>repro.c</a>" if r["repro"] else "-") + "</td></tr>"
+        for r in rows)
+    return f"<h2>Real-kernel findings</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def write_kernel_report(d: str, report: Report = say) -> tuple[str, str]:
+    """DIR/report.html and DIR/report.md of a `kernel fuzz` folder: its summary.json
+    figures, its reductions and a row per finding folder, linked."""
+    from daxfuzz.campaign import write_text_atomic
+
+    summ: dict = {}
+    p = os.path.join(d, "summary.json")
+    if os.path.exists(p):
+        try:
+            with open(p, encoding="utf-8") as f:
+                summ = json.load(f)
+            if not isinstance(summ, dict):
+                raise TypeError("not an object")
+        except (OSError, ValueError, TypeError) as ex:
+            report(f"{p}: unreadable ({ex}); figures left out")
+            summ = {}
+    rows = kernel_rows(kernel_findings(d, report), d)
+    lines = [f"# daxfuzz kernel fuzz report: {d}", ""]
+    if summ:
+        by = summ.get("by_class") or {}
+        lines += [f"**Ran:** {summ.get('traces', 0)} traces, {summ.get('steps', 0)} steps "
+                  f"compared ({summ.get('agreed_steps', 0)} agree) in "
+                  f"{summ.get('seconds', 0):.0f} s, {summ.get('boots', 0)} boots.", "",
+                  "**Found:** " + ", ".join(f"{k}: {n}" for k, n in by.items()) + ".", ""]
+        red = [r for r in summ.get("reductions") or [] if not r.get("skipped")]
+        if red:
+            lines += [f"**Reduced on the guest:** {len(red)} finding(s), "
+                      f"{sum(r.get('boots', 0) for r in red)} boots, "
+                      f"{sum(r.get('seconds', 0) for r in red):.0f} s.", ""]
+    lines += kernel_markdown(rows)
+    md = "\n".join(lines) + "\n"
+    e = html.escape
+    bold = re.compile(r"[*][*](.+?)[*][*]")
+    body = "".join("<p>" + bold.sub(r"<b>\1</b>", e(x)) + "</p>"
+                   for x in lines[2:] if x.startswith("**"))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>daxfuzz kernel fuzz "
+            f"{e(d)}</title><style>{CSS}</style></head><body><h1>daxfuzz kernel fuzz report"
+            f"</h1><p><code>{e(d)}</code></p><div class='summary'>{body}</div>"
+            f"{kernel_html(rows)}</body></html>\n")
+    h, m = os.path.join(d, "report.html"), os.path.join(d, "report.md")
+    write_text_atomic(h, page)
+    write_text_atomic(m, md)
     return h, m

@@ -246,3 +246,32 @@ def test_bad_arguments_exit_2(argv, capsys):
         rc = e.code
     assert rc == 2, capsys.readouterr()
 
+
+def test_report_lists_kernel_findings(tmp_path, monkeypatch):
+    from daxfuzz.cli import main
+    from daxfuzz.guest.kfinding import write_finding
+    from daxfuzz.guest.kreduce import reduce_finding
+
+    fake = FakeKernel(monkeypatch)
+    from daxfuzz.guest import kreduce
+
+    case = kreduce.candidate_case("s2-000007", DEFAULT, (
+        O.Mmap(0, 0, 0), O.Truncate(1, 4), BUGGY, O.Munmap(0, 0), O.Unmount()))
+    gt = fake({}, [(case.name, case.program.text)], reuse=True, log=print).traces[case.name]
+    v = judge(case, gt)
+    path = write_finding(str(tmp_path), case, v, gt, "", ["test"])
+    reduce_finding({}, path, case, v, deadline=1e18, runner=fake)
+    gap = kreduce.candidate_case("s2-000009", DEFAULT, (O.Mmap(0, 0, 0),))
+    write_finding(str(tmp_path), gap, Verdict(MODEL_GAP, notes=["step 1: x"],
+                                              kinds=["mmap: kernel EXDEV, 7.2 port ok"]),
+                  None, "", ["test"])
+    (tmp_path / "summary.json").write_text(json.dumps({"traces": 9, "by_class": {
+        "kernel finding": 1, "model gap": 1}, "reductions": [{"boots": 3, "seconds": 40}]}))
+    assert main(["report", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "[s2-000007](kernel-finding/s2-000007/README.md)" in md
+    assert "`kernel BUG at fs/inode.c:777`" in md and "5 -> 4" in md
+    assert "[repro.c](kernel-finding/s2-000007/repro.c)" in md
+    assert "[s2-000009](model-gap/s2-000009/README.md)" in md
+    assert "kernel-finding/s2-000007/README.md" in (tmp_path / "report.html").read_text()
+    assert not (tmp_path / "model-gap" / "s2-000009" / "repro.c").exists()
