@@ -275,3 +275,44 @@ def test_report_lists_kernel_findings(tmp_path, monkeypatch):
     assert "[s2-000009](model-gap/s2-000009/README.md)" in md
     assert "kernel-finding/s2-000007/README.md" in (tmp_path / "report.html").read_text()
     assert not (tmp_path / "model-gap" / "s2-000009" / "repro.c").exists()
+
+
+# ---------------------------------------------------------------- the real kernel ----
+PADDED = """# corpus/divergence-cow-pte-under-pmd-entry-nrpages.trace with four ops that do
+# nothing (no such handle, no mapping in the slot) in between
+expect: divergence unmount:warning@clear_inode
+put h=2
+mmap mm=0 vma=0 ino=1
+fault mm=0 vma=0 pgoff=0 write=1
+fault mm=1 vma=1 pgoff=0
+reflink src=1 dst=0
+fault mm=0 vma=0 pgoff=0
+msync mm=1 vma=0
+reflink src=0 dst=0 dst_pgoff=1 pages=1
+fault mm=0 vma=0 pgoff=0 write=1
+unpin h=3
+munmap mm=0 vma=0
+unmount
+"""
+
+
+@pytest.mark.kernel
+def test_reduce_a_padded_bug_trace_in_the_guest(tmp_path, capsys):
+    from daxfuzz.cli import main
+    from daxfuzz.guest.apt import SetupError
+    from daxfuzz.guest.build import load_manifest
+
+    try:
+        load_manifest()
+    except SetupError as e:
+        pytest.skip(f"guest not set up: {e}")
+    p = tmp_path / "padded.trace"
+    p.write_text(PADDED)
+    rc = main(["kernel", "reduce", str(p), "--reduce-time", "400"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "kernel report: kernel BUG at fs/inode.c:777" in out
+    red = read_trace(str(tmp_path / "padded.reduced.trace"))
+    names = [op.name for op in red.ops]
+    assert len(red.ops) <= 8 and not {"put", "unpin", "msync"} & set(names), red
+    assert names.count("reflink") == 2 and "unmount" in names

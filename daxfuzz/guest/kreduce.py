@@ -49,6 +49,7 @@ from daxfuzz.guest.kfuzz import (
     judge,
     predict,
     primary_kind,
+    report_site,
 )
 from daxfuzz.guest.results import GuestTrace
 from daxfuzz.guest.translate import op_lines, translate
@@ -59,8 +60,16 @@ Ops = tuple[O.Op, ...]
 RoundRunner = Callable[[list[Ops]], tuple[list[bool], int]]
 
 
-def shows(v: Verdict, cls: str, kind: str) -> bool:
-    """Whether verdict `v` is the same class of disagreement, of kind `kind`."""
+#: the class of a kernel report the port predicts too (a known 7.2 bug): `kernel
+#: reduce` of a corpus divergence keeps the report site, whatever the port says
+REPORTED = "kernel report"
+
+
+def shows(v: Verdict, cls: str, kind: str, gt: GuestTrace | None = None) -> bool:
+    """Whether verdict `v` (of guest trace `gt`) is the same class of disagreement, of
+    kind `kind` (class REPORTED: whether the kernel reported at site `kind`)."""
+    if cls == REPORTED:
+        return gt is not None and any(report_site(x) == kind for _s, x in gt.kernel)
     return v.cls == cls and kind in v.kinds
 
 
@@ -223,7 +232,8 @@ class GuestRound:
         def interesting(name: str, gt: GuestTrace | None) -> bool:
             if name not in found:
                 c = next(x for x in torun if x.name == name)
-                found[name] = gt is not None and shows(judge(c, gt), self.cls, self.kind)
+                found[name] = gt is not None and shows(judge(c, gt), self.cls, self.kind,
+                                                       gt)
             return found[name]
 
         def until(traces: dict[str, GuestTrace]) -> bool:  # sorted: the rest is longer
@@ -253,13 +263,14 @@ class GuestRound:
 def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
                    deadline: float, run_opts: dict | None = None,
                    runner: Callable | None = None, seconds_per_candidate: float = 0.0,
-                   output: str = "",
+                   output: str = "", kind: str = "",
                    log: Callable[[str], None] = lambda s: None) -> dict:
     """Reduce the trace at `trace_path` (`case` and `v`: its run and verdict) on the
-    guest until `deadline`.  The reduced trace goes to `output` (default: beside it,
-    STEM.reduced.trace), rewritten after every round that shortened it; when the trace
-    is in a finding folder (kfinding.py), its console, C file, README and finding.json
-    follow at the end.  Returns the figures (the summary's ``reductions`` entry)."""
+    guest until `deadline`, keeping `kind` (default: :func:`primary_kind`).  The reduced
+    trace goes to `output` (default: beside it, STEM.reduced.trace), rewritten after
+    every round that shortened it; when the trace is in a finding folder (kfinding.py),
+    its console, C file, README and finding.json follow at the end.  Returns the
+    figures (the summary's ``reductions`` entry)."""
     from daxfuzz.guest import kfinding
     from daxfuzz.trace import read_trace
 
@@ -268,7 +279,7 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
     stem = stem[:-len(".trace")] if stem.endswith(".trace") else stem
     out = output or os.path.join(d, f"{stem}.reduced.trace")
     original = read_trace(trace_path)
-    kind = primary_kind(v)
+    kind = kind or primary_kind(v)
     fig = {"name": case.name, "class": v.cls, "kind": kind, "before": len(case.ops),
            "after": len(case.ops), "rounds": 0, "boots": 0, "seconds": 0.0,
            "complete": False, "path": ""}
@@ -309,9 +320,11 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
                 run_opts: dict | None = None, runner: Callable | None = None,
                 log: Callable[[str], None] = lambda s: None) -> dict:
     """`daxfuzz kernel reduce TRACE`: run the trace once on the guest (its kind of
-    disagreement), then reduce it for up to `seconds` (see :func:`reduce_finding`).
-    The figures get ``verdict`` (and ``why`` when there is nothing to reduce).  Raises
-    InputError for a trace the guest cannot express."""
+    disagreement; for a trace that agrees with the port but made the kernel report --
+    a known 7.2 bug -- the report's site, class REPORTED), then reduce it for up to
+    `seconds` (see :func:`reduce_finding`).  The figures get ``verdict`` (and ``why``
+    when there is nothing to reduce).  Raises InputError for a trace the guest cannot
+    express."""
     from daxfuzz.errors import InputError
     from daxfuzz.guest.kfuzz import console_of
     from daxfuzz.guest.qemu import run_programs
@@ -333,6 +346,10 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
     gt = res.traces.get(case.name)
     v = judge(case, gt)
     kind = primary_kind(v) if v.cls in (KERNEL_FINDING, MODEL_GAP) else ""
+    if not kind and gt is not None:  # a report the port predicts too: keep its site
+        kind = next((report_site(x) for _s, x in gt.kernel if report_site(x)), "")
+        if kind:
+            v.cls = REPORTED
     base = {"name": name, "class": v.cls, "kind": kind, "before": len(tr.ops),
             "after": len(tr.ops), "rounds": 0, "boots": res.boots, "seconds": 0.0,
             "complete": False, "path": "", "verdict": v.notes,
@@ -343,7 +360,7 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
         return base
     log(f"{v.cls}: {kind}; reducing for up to {seconds:.0f} s")
     fig = reduce_finding(manifest, path, case, v, deadline=t0 + seconds, run_opts=run_opts,
-                         runner=runner, output=output, log=log,
+                         runner=runner, output=output, log=log, kind=kind,
                          seconds_per_candidate=res.seconds / 2)
     fig.update(boots=fig["boots"] + res.boots, seconds=round(time.monotonic() - t0, 1),
                verdict=v.notes)
