@@ -421,7 +421,10 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
         left = deadline - time.monotonic()
         if not rate[0]:
             return 40  # the first batch measures the rate
-        return max(4, min(400, int((left - 20) / rate[0])))
+        # reducing: a batch takes a third of the time left at most, so the findings of
+        # the last batches still have time to be reduced
+        share = 3 if reduce_seconds > 0 else 1
+        return max(4, min(400, int((left - 20) / rate[0] / share)))
 
     def one_batch(j: int) -> bool:
         gen = gens[j]
