@@ -4,7 +4,8 @@
         NAME.trace                      the trace as run (generated + teardown)
         NAME.reduced.trace              reduced on the guest (daxfuzz/guest/kreduce.py)
         repro.c                         `daxfuzz kernel repro` of the shortest trace
-        console.txt                     the guest console of that trace, cut to it
+        console.txt                     the guest console of the trace, cut to it
+        reduced.console.txt             ... of the reduced trace's last run
         README.md                       what the kernel did, what the port predicted,
                                         the first kernel report, how to replay it
         finding.json                    the same as data (`daxfuzz report` reads it)
@@ -133,9 +134,9 @@ def write_readme(d: str, info: Info, case: Case, gt: GuestTrace | None, v: Verdi
     """README.md of finding folder `d` from the shortest trace's run (`case`, `gt`)."""
     best = info.reduced or info.trace
     p = os.path.join(d, best)
-    what = ("a kernel finding: the kernel did something the 7.2 port does not predict"
+    what = ("A kernel finding: the kernel did something the 7.2 port does not predict"
             if info.cls == KERNEL_FINDING else
-            "a model gap: the 7.2 port predicts one result, the kernel gives another "
+            "A model gap: the 7.2 port predicts one result, the kernel gives another "
             "and logs nothing")
     out = [f"# {info.cls} {info.name} (Linux {TARGET} under QEMU)", "",
            f"{what}.", "", f"**Kind:** `{info.kind}`", ""]
@@ -145,7 +146,7 @@ def write_readme(d: str, info: Info, case: Case, gt: GuestTrace | None, v: Verdi
     out += ["## What the kernel did, what the port predicted", "",
             f"In `{best}` ({len(case.ops)} ops):", "",
             "| step | op | 7.2 port | a correct kernel | kernel |", "|---|---|---|---|---|",
-            *_rows(case, gt), ""]
+            *(_rows(case, gt) or ["| - | (no step differs: see the notes) | | | |"]), ""]
     out += ["The verdict's notes:", "", *[f"- {n}" for n in v.notes], ""]
     out += ["## Traces", "",
             f"- [`{info.trace}`]({info.trace}): {info.ops} ops, as the campaign ran it"]
