@@ -207,6 +207,7 @@ class GuestRound:
     runner: Callable | None = None  # run_programs (tests: a fake)
     log: Callable[[str], None] = lambda s: None
     prefix: str = "r"
+    deadline: float | None = None  # no further boot in a round after it
     n: int = 0
     prefiltered: int = 0
     best: tuple[Case, GuestTrace, Verdict, str] | None = None  # case, trace, verdict, console
@@ -237,6 +238,8 @@ class GuestRound:
             return found[name]
 
         def until(traces: dict[str, GuestTrace]) -> bool:  # sorted: the rest is longer
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                return True
             return any(interesting(n, gt) for n, gt in traces.items()
                        if any(c.name == n for c in torun))
 
@@ -288,7 +291,7 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
         return fig
     gr = GuestRound(manifest, case.trace.geometry, v.cls, kind,
                     frozenset(e[0] for e in case.pred.events if e), dict(run_opts or {}),
-                    runner, log, prefix=f"{stem[-12:]}-r")
+                    runner, log, prefix=f"{stem[-12:]}-r", deadline=deadline)
 
     def improved(red: Reduction) -> None:
         if gr.best is not None:
