@@ -35,6 +35,7 @@ from daxfuzz.guest.apt import SetupError, cache_dir
 HERE = Path(__file__).resolve().parent
 HELPER_SRC = HERE / "daxop.c"  # the program-file reader; it #includes HELPER_LIB
 HELPER_LIB = HERE / "daxlib.c"  # the commands, also the body of every `kernel repro` file
+HELPER_PAGES = HERE / "daxpages.c"  # raw struct page dumps (daxop only, not in reproducers)
 #: modules the guest needs (their dependencies are added from modinfo)
 MODULES = ("nd_e820", "nd_pmem", "dax_pmem", "xfs")
 #: guest binaries copied from the host, with their shared libraries
@@ -56,7 +57,8 @@ BUSYBOX = "/bin/busybox"
 GUEST_MEM_RUN = "3G"
 MEMMAP = "memmap=1G!1G"
 #: how the guest makes its fs-DAX filesystem (INIT_SCRIPT; `kernel repro` headers quote them)
-NDCTL_CMD = "ndctl create-namespace -f -e namespace0.0 -m fsdax -a 2M"
+#: (--map=mem: the struct pages in RAM, where /proc/kcore can read them: daxpages.c)
+NDCTL_CMD = "ndctl create-namespace -f -e namespace0.0 -m fsdax --map=mem -a 2M"
 #: (-i exchange=1 for exchange-range; rmapbt=0, nrext64=0 and parent=0 keep what Debian
 #: 12's mkfs made before -- newer xfsprogs turn them on by default)
 MKFS_CMD = ("mkfs.xfs -f -q -m reflink=1,rmapbt=0 -i exchange=1,nrext64=0 -n parent=0 "
@@ -266,7 +268,8 @@ def build_helper(out: Path) -> None:
 
 
 def helper_sha() -> str:
-    return hashlib.sha256(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes()).hexdigest()
+    return hashlib.sha256(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes()
+                          + HELPER_PAGES.read_bytes()).hexdigest()
 
 
 def helper_is_current(cache: Path) -> bool:
@@ -423,7 +426,7 @@ def setup(*, install: bool = True, refresh: bool = False, log=print) -> dict:
 
 def _init_sha() -> str:
     h = hashlib.sha256(INIT_SCRIPT.encode())
-    h.update(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes())
+    h.update(HELPER_SRC.read_bytes() + HELPER_LIB.read_bytes() + HELPER_PAGES.read_bytes())
     h.update(repr((MODULES, GUEST_BINS, SID_MKFS_PKGS, MKFS_WRAPPER)).encode())
     return h.hexdigest()
 
