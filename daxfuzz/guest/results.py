@@ -8,6 +8,7 @@ The guest prints (see daxop.c and build.INIT_SCRIPT):
     @@R step=N status=S ms=T errno=E note=X    one step's result
     @@P step=N done_ms=T code=C after_step=K   a blocked uninterruptible call finished later
     @@K step=N <kernel log line>         a WARNING/BUG/Oops/KASAN line after step N
+    @@G ...                              raw struct pages (daxpages.c; read by pages.py)
 
 Kernel log lines that reach the console outside a program's output (a panic, say) are
 attached to the trace (and the last step seen) by :func:`parse_console`.
@@ -65,6 +66,7 @@ class GuestTrace:
     error: str = ""  # setup failure, helper crash, hang
     exited: int = -1  # len(kernel) when the helper exited (@@T exit): later lines are the
     # init script's clean-up (unmount, or unlinking the files: their eviction)
+    pages: list[str] = field(default_factory=list)  # @@G lines (daxfuzz/guest/pages.py)
 
 
 def oracle_outcome(result: str) -> str:
@@ -127,6 +129,8 @@ def parse_console(text: str) -> tuple[list[str], dict[str, GuestTrace]]:
             m = re.match(r"@@K step=(\d+) (.*)", line)
             if m:
                 cur.kernel.append((int(m.group(1)), m.group(2)))
+        elif line.startswith("@@G"):
+            cur.pages.append(line[4:])
         elif line.startswith("@@I"):
             cur.info.append(line[4:])
         elif KERNEL_BAD.search(line):
