@@ -233,8 +233,11 @@ def run_run(args: argparse.Namespace) -> int:
         for name, path, _tr, prog, _o, _p in items:
             print(f"== program {name} ({path})")
             print(prog.text)
+    from daxfuzz.guest.pages import RawCheck, summary, totals
+
+    raw = RawCheck(manifest)  # raw struct pages beside the port's (daxfuzz/guest/pages.py)
     t0 = time.monotonic()
-    res = run_programs(manifest, [(n, p.text) for n, _, _, p, _, _ in items],
+    res = run_programs(manifest, [(n, raw.text(n, tr, p.text)) for n, _, tr, p, _, _ in items],
                        boot_timeout=args.boot_timeout, trace_timeout=args.trace_timeout,
                        step_timeout_ms=args.step_timeout, accel=args.accel,
                        log=lambda s: print(s, file=sys.stderr))
@@ -255,6 +258,8 @@ def run_run(args: argparse.Namespace) -> int:
             gt = GuestTrace(name, error="the guest never ran this trace "
                             f"(boot: {'; '.join(res.boot[-3:]) or 'no output'})")
         rows = compare([str(op) for op in tr.ops], oracle, gt)
+        rawsteps, gp = raw.compare(name, gt.pages, len(rows))
+        r_cmp, r_agree = totals(rawsteps)
         n_agree = sum(r.verdict == "agree" for r in rows)
         n_diff = sum(r.verdict == "DIFFER" for r in rows)
         n_na = sum(r.verdict == "n/a" for r in rows)
@@ -270,6 +275,9 @@ def run_run(args: argparse.Namespace) -> int:
                 if port[r.step - 1] != r.predicted:
                     pd += f" (7.2 port: {port[r.step - 1]})"
                 print(f"{mark}{r.step:3}  {r.op:<52} oracle: {pd:<16} kernel: {r.kernel}")
+                rs = rawsteps.get(r.step)
+                if rs is not None and rs.verdict():
+                    print(f"{'!' if rs.diffs else ' '}       {rs.describe()}")
                 for s, line in gt.kernel:
                     if s == r.step:
                         print(f"        kernel log: {line}")
@@ -280,28 +288,38 @@ def run_run(args: argparse.Namespace) -> int:
                     print(f"   kernel log (step {s}): {line}")
             if gt.error:
                 print(f"   GUEST: {gt.error}")
-        verdict = "agree" if not (n_diff or n_miss or gt.error or warn) else "DIFFER"
+            if gp is not None:
+                print(f"   {summary(gp)}")
+        verdict = ("agree" if not (n_diff or n_miss or gt.error or warn or r_cmp - r_agree)
+                   else "DIFFER")
         if verdict != "agree":
             worst = EXIT_DIVERGENCE
         print(f"{path}: {verdict} on the kernel: {n_agree} agree, {n_diff} differ, "
               f"{n_na} not expressible, {n_miss} missing, {warn} kernel warning line(s)"
-              + (f"; {gt.error}" if gt.error else ""))
+              + (f"; {gt.error}" if gt.error else "")
+              + (f"; raw pages: {r_agree} of {r_cmp} steps agree" if gp is not None else ""))
         diffs = "; ".join(f"{r.step}: {r.op.split()[0]} oracle {r.predicted} / kernel "
                           f"{r.kernel}" for r in rows if r.verdict in ("DIFFER", "missing"))
         if args.out:
             store_run_finding(args.out, name, path, tr, gt, res.console)
         table.append((os.path.basename(path), len(rows), n_agree, n_diff, n_na, n_miss, warn,
+                      f"{r_agree}/{r_cmp}",
                       diffs or ("; ".join(sorted(set(prog.skipped.values()))) if n_na else "")))
     print(f"kernel run: {len(items)} trace(s), {res.boots} boot(s), {wall:.1f} s wall"
           + (f"; hung: {', '.join(res.hung)}" if res.hung else ""))
     if args.table:
         print()
-        print("| trace | steps | agree | differ | n/a | missing | kernel warnings | notes |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| trace | steps | agree | differ | n/a | missing | kernel warnings "
+              "| raw agree/compared | notes |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for row in table:
             print("| " + " | ".join(str(x) for x in row) + " |")
         tot = [sum(r[i] for r in table) for i in range(1, 7)]
-        print(f"| **total ({len(table)})** | " + " | ".join(map(str, tot)) + " | |")
+        ra = [tuple(int(x) for x in r[7].split("/")) for r in table]
+        print(f"| **total ({len(table)})** | " + " | ".join(map(str, tot))
+              + f" | {sum(a for a, _ in ra)}/{sum(c for _, c in ra)} | |")
+        if raw.why:
+            print(f"\nraw pages not compared: {raw.why}")
     return EXIT_BAD_INPUT if bad else worst
 
 
@@ -496,7 +514,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
           f" steps/min; {st.boots} boots, {st.batches} batches, guest {st.guest_seconds:.0f} s"
           f", generating {st.gen_seconds:.1f} s)")
     print(f"  agree: {st.agree} traces, {st.agreed_steps} of {st.steps} steps; "
-          f"{st.cut} traces cut before a warning the port predicts")
+          f"{st.cut} traces cut before a warning the port predicts; raw struct pages: "
+          f"{st.raw_agreed} of {st.raw_steps} steps agree")
     print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
           + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
           + (f"; batches where the guest ran nothing: {st.never_booted}"
