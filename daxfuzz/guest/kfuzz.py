@@ -356,6 +356,8 @@ class Stats:
     steps: int = 0  # compared
     agreed_steps: int = 0
     agree: int = 0  # traces
+    raw_steps: int = 0  # steps whose raw struct pages were compared (guest/pages.py)
+    raw_agreed: int = 0
     by_class: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CLASSES})
     boots: int = 0
     batches: int = 0
@@ -376,7 +378,8 @@ class Stats:
 
     def summary(self) -> dict:
         d = {k: getattr(self, k) for k in (
-            "traces", "steps", "agreed_steps", "agree", "by_class", "boots", "batches",
+            "traces", "steps", "agreed_steps", "raw_steps", "raw_agreed", "agree", "by_class",
+            "boots", "batches",
             "cut", "generated", "hung", "never_booted", "seconds", "guest_seconds",
             "gen_seconds", "reduce_seconds", "reductions")}
         d["per_minute"] = round(60 * self.traces / self.seconds, 1) if self.seconds else 0
@@ -396,9 +399,13 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
     docstring.  Each stored disagreement of a kind not seen before is reduced on the
     guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
     :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
+    from daxfuzz.guest.pages import RawCheck, judge_raw
     from daxfuzz.guest.qemu import run_programs
 
     run = runner or run_programs
+    raw = RawCheck(manifest)
+    if raw.why:
+        log(f"raw struct pages are not compared: {raw.why}")
     st = Stats()
     lock = threading.Lock()
     gens = [Generator(g, seed * 1000 + j if jobs > 1 else seed,
@@ -452,7 +459,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 log(f"[job {j}] {s.strip()}")
 
         tb = time.monotonic()
-        res = run(manifest, [(c.name, c.program.text) for c in cases],
+        res = run(manifest, [(c.name, raw.text(c.name, c.trace, c.program.text)) for c in cases],
                   boot_timeout=boot_timeout, trace_timeout=trace_timeout,
                   step_timeout_ms=step_timeout_ms, accel=accel, log=glog, reuse=True)
         took = time.monotonic() - tb
@@ -466,6 +473,12 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
             for c in cases:
                 gt = res.traces.get(c.name)
                 v = judge(c, gt)
+                if gt is not None and v.cls != "rerun":
+                    n, ok, rcls = judge_raw(raw, c.name, gt.pages, len(c.ops), v.notes)
+                    st.raw_steps += n
+                    st.raw_agreed += ok
+                    if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
+                        v.cls = rcls if v.cls == "agree" or rcls == KERNEL_FINDING else v.cls
                 if v.cls == "rerun":
                     if c.tries < 2:
                         requeue[j].append(c)
