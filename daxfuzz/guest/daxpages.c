@@ -219,9 +219,9 @@ static void dp_fiemap(void) {
   static char buf[sizeof(struct fiemap) + DP_MAXEXT * sizeof(struct fiemap_extent)];
   struct fiemap *fm = (struct fiemap *)buf;
   for (int f = 0; f < dp_nfiles; f++) {
-    for (int i = 0; i < dp_npg; i++) { dp_cur[f][i] = -1; dp_sh[f][i] = 0; }
     int fd = open(path_of(f), O_RDONLY);
-    if (fd < 0) continue;
+    if (fd < 0) continue; /* unmounted: its blocks are as they were */
+    for (int i = 0; i < dp_npg; i++) { dp_cur[f][i] = -1; dp_sh[f][i] = 0; }
     memset(buf, 0, sizeof buf);
     fm->fm_start = 0;
     fm->fm_length = ~0ULL;

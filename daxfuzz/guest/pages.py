@@ -79,30 +79,32 @@ def supported(g: Geometry) -> bool:
     return g.inodes <= MAX_FILES and g.max_file_pages <= MAX_PAGES
 
 
-def port_fields(r, pfn: int) -> dict[str, object]:
+def port_fields(r, pfn: int, pin_large: dict[int, bool] | None = None) -> dict[str, object]:
     """The 7.2 port's raw fields of model page `pfn` (Runner r after a step) in the
-    guest's conventions (module docstring)."""
+    guest's conventions (module docstring).  `pin_large`: handle -> its folio was large
+    when pinned (a pin's bias depends on that, not on the folio now: a split keeps it)."""
     t, g = r.t, r.g
     page = t.pages[pfn]
     folio = t.page_folio(page)
     h = folio.pfn
     large = t.folio_test_large(folio)
     nr = t.folio_nr_pages(folio) if large else 1
-    pins = sum(1 for p, kind in t.handles.values()
-               if kind == "pin" and (h <= p < h + nr if large else p == pfn))
+    pl = pin_large or {}
+    mine = [(hd, p) for hd, (p, kind) in t.handles.items()
+            if kind == "pin" and (h <= p < h + nr if large else p == pfn)]
+    pins = sum(1 for hd, _p in mine if pl.get(hd, large))  # +1 and _pincount
+    small_pins = len(mine) - pins  # GUP_PIN_COUNTING_BIAS each
     exp: dict[str, object] = {"head_delta": pfn - h, "page_mapcount": page._mapcount + 1}
     if pfn != h:
-        exp["refcount"] = page._refcount
+        exp["refcount"] = page._refcount - (GUP_PIN_COUNTING_BIAS - 1) * small_pins
         return exp
     order = t.folio_order(folio)
     exp["order"] = REAL_PMD_ORDER if large and order == g.pmd_order else order
+    exp["refcount"] = page._refcount - (GUP_PIN_COUNTING_BIAS - 1) * small_pins
     if large:
-        exp["refcount"] = page._refcount
         exp["large_mapcount"] = page._large_mapcount + 1
         exp["entire_mapcount"] = page._entire_mapcount + 1
         exp["pincount"] = page._pincount - pins
-    else:
-        exp["refcount"] = page._refcount - (GUP_PIN_COUNTING_BIAS - 1) * pins
     if isinstance(page.mapping, int) and not isinstance(page.mapping, bool):
         exp["mapping"] = f"f{page.mapping}"
         exp["index"] = off(g, page.index) // PAGE
@@ -115,19 +117,33 @@ def port_fields(r, pfn: int) -> dict[str, object]:
 def plan(trace: Trace, target: str = "7.2") -> PagePlan:
     """Replay `trace` on the port: per step, the touched model pages with a file
     identity and their expected fields."""
+    from daxfuzz.guest.translate import op_lines
     from daxfuzz.runner import Runner
 
     g = trace.geometry
     r = Runner(target, g)
     pp = PagePlan(g)
+    pin_large: dict[int, bool] = {}
+    # a step the guest cannot express (memory_failure) leaves the two apart for good
+    stop = next((i for i, op in enumerate(trace.ops) if op_lines(g, op)[1] is not None),
+                len(trace.ops))
     cur: dict[tuple[int, int], int] = {}  # file page -> its model pfn now
     last_key: dict[int, tuple[int, int]] = {}  # pfn -> the file page that last had it
-    for op in trace.ops:
+    for n, op in enumerate(trace.ops):
+        if n >= stop:
+            pp.steps.append([])
+            continue
         try:
             r.step(op)
         except Exception:  # noqa: BLE001 - the runner reports a crash as a result
             pp.steps.append([])
             continue
+        t = r.t
+        for hd in set(pin_large) - set(t.handles):
+            del pin_large[hd]
+        for hd, (p, _kind) in t.handles.items():
+            if hd not in pin_large and 0 <= p < len(t.pages):
+                pin_large[hd] = t.folio_test_large(t.page_folio(t.pages[p]))
         fs = r.t.fs
         now = {(ino, idx): p for ino, m in enumerate(fs.bmap) for idx, p in m.items()
                if p >= 0 and idx < g.max_file_pages}
@@ -150,7 +166,7 @@ def plan(trace: Trace, target: str = "7.2") -> PagePlan:
             else:
                 pp.anonymous += 1
                 continue
-            f = port_fields(r, pfn)
+            f = port_fields(r, pfn, pin_large)
             if mode == 0:
                 f["extent_shared"] = fs.shared(pfn)
             asked.append(Expect(key, mode, pfn, f))
