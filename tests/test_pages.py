@@ -257,3 +257,24 @@ def test_bad_guest_lines_never_raise():
                          "step=1 pfn=3 raw=00ff", "step=1 done reads=1 us=5"])
     with pytest.raises(ValueError):
         pages.guest_fields(short, short.steps[1], 3, LAYOUT)
+
+
+def test_pins_taken_large_and_released_after_a_split_count_as_gets():
+    # pin_pages of the PMD folio: +1 each on the head (port _pincount 4; the guest's
+    # vmsplice: 4 gets).  The CoW write splits the folio under the pins; the unpin of
+    # the now order-0 pages takes back 1024 each in the port, 1 each in the guest.
+    tr = parse_trace("""\
+mmap mm=0 vma=0 ino=0 pages=4
+fault mm=0 vma=0 pgoff=0 write=1
+reflink src=0 dst=1 pages=4
+fault mm=0 vma=0 pgoff=0
+pin_pages mm=0 vma=0 pgoff=0 pages=4 h=0 write=0
+write ino=0 pgoff=1 pages=1
+unpin_pages h=0 pages=4
+""")
+    pp = pages.plan(tr)
+    assert pp.steps[4][0].fields["refcount"] == 5  # PMD map + 4 pins (FOLL_GET: +1)
+    assert pp.steps[4][0].fields["pincount"] == 0  # no FOLL_PIN in the guest
+    # after the unpin: 4 - 1 = 3 on the old head, -1 on the old tails (the underflow
+    # the kernel shows too), not the port's -1020 / -1024
+    assert [e.fields["refcount"] for e in pp.steps[6]] == [3, -1, -1, -1]

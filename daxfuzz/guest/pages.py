@@ -79,28 +79,33 @@ def supported(g: Geometry) -> bool:
     return g.inodes <= MAX_FILES and g.max_file_pages <= MAX_PAGES
 
 
-def port_fields(r, pfn: int, pin_large: dict[int, bool] | None = None) -> dict[str, object]:
+def port_fields(r, pfn: int, pin_large: dict[int, bool] | None = None,
+                offset: dict[int, int] | None = None) -> dict[str, object]:
     """The 7.2 port's raw fields of model page `pfn` (Runner r after a step) in the
     guest's conventions (module docstring).  `pin_large`: handle -> its folio was large
-    when pinned (a pin's bias depends on that, not on the folio now: a split keeps it)."""
+    when pinned (a pin's bias depends on that, not on the folio now: a split keeps it);
+    `offset`: pfn -> refcount the port's released pins left beyond the guest's gets
+    (pinned large, +1, then unpinned small, -1024: a split between them)."""
     t, g = r.t, r.g
     page = t.pages[pfn]
     folio = t.page_folio(page)
     h = folio.pfn
     large = t.folio_test_large(folio)
     nr = t.folio_nr_pages(folio) if large else 1
-    pl = pin_large or {}
+    pl, off_ = pin_large or {}, offset or {}
     mine = [(hd, p) for hd, (p, kind) in t.handles.items()
             if kind == "pin" and (h <= p < h + nr if large else p == pfn)]
     pins = sum(1 for hd, _p in mine if pl.get(hd, large))  # +1 and _pincount
     small_pins = len(mine) - pins  # GUP_PIN_COUNTING_BIAS each
+    extra = (GUP_PIN_COUNTING_BIAS - 1) * small_pins + sum(
+        v for q, v in off_.items() if (h <= q < h + nr if large else q == pfn))
     exp: dict[str, object] = {"head_delta": pfn - h, "page_mapcount": page._mapcount + 1}
     if pfn != h:
-        exp["refcount"] = page._refcount - (GUP_PIN_COUNTING_BIAS - 1) * small_pins
+        exp["refcount"] = page._refcount
         return exp
     order = t.folio_order(folio)
     exp["order"] = REAL_PMD_ORDER if large and order == g.pmd_order else order
-    exp["refcount"] = page._refcount - (GUP_PIN_COUNTING_BIAS - 1) * small_pins
+    exp["refcount"] = page._refcount - extra
     if large:
         exp["large_mapcount"] = page._large_mapcount + 1
         exp["entire_mapcount"] = page._entire_mapcount + 1
@@ -123,7 +128,9 @@ def plan(trace: Trace, target: str = "7.2") -> PagePlan:
     g = trace.geometry
     r = Runner(target, g)
     pp = PagePlan(g)
-    pin_large: dict[int, bool] = {}
+    pin_large: dict[int, bool] = {}  # live pin handle -> its folio was large then
+    pinned: dict[int, int] = {}  # live pin handle -> pfn
+    offset: dict[int, int] = {}  # pfn -> port refcount beyond the guest's (module doc)
     # a step the guest cannot express (memory_failure) leaves the two apart for good
     stop = next((i for i, op in enumerate(trace.ops) if op_lines(g, op)[1] is not None),
                 len(trace.ops))
@@ -139,11 +146,16 @@ def plan(trace: Trace, target: str = "7.2") -> PagePlan:
             pp.steps.append([])
             continue
         t = r.t
-        for hd in set(pin_large) - set(t.handles):
-            del pin_large[hd]
-        for hd, (p, _kind) in t.handles.items():
-            if hd not in pin_large and 0 <= p < len(t.pages):
+        for hd in set(pin_large) - set(t.handles):  # released: the bias it took back
+            p, was_large = pinned.pop(hd), pin_large.pop(hd)
+            now_large = t.folio_test_large(t.page_folio(t.pages[p]))
+            if was_large != now_large:
+                offset[p] = offset.get(p, 0) + (GUP_PIN_COUNTING_BIAS - 1) * (
+                    1 if now_large else -1)
+        for hd, (p, kind) in t.handles.items():
+            if hd not in pin_large and kind == "pin" and 0 <= p < len(t.pages):
                 pin_large[hd] = t.folio_test_large(t.page_folio(t.pages[p]))
+                pinned[hd] = p
         fs = r.t.fs
         now = {(ino, idx): p for ino, m in enumerate(fs.bmap) for idx, p in m.items()
                if p >= 0 and idx < g.max_file_pages}
@@ -166,7 +178,7 @@ def plan(trace: Trace, target: str = "7.2") -> PagePlan:
             else:
                 pp.anonymous += 1
                 continue
-            f = port_fields(r, pfn, pin_large)
+            f = port_fields(r, pfn, pin_large, offset)
             if mode == 0:
                 f["extent_shared"] = fs.shared(pfn)
             asked.append(Expect(key, mode, pfn, f))
