@@ -11,10 +11,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdax.targets import TARGETS
+    import sys
+
+    from kdax.targets import PLUGIN_ERRORS, PLUGIN_GROUP, PLUGINS, TARGETS
 
     width = max(len(n) for n in TARGETS)
     for name, cls in TARGETS.items():
         alias = f" (alias of {cls.name})" if name != cls.name else ""
-        print(f"{name:<{width}}  {cls.summary}{alias}")
+        plugin = f" [plugin: {cls.__module__}]" if name in PLUGINS else ""
+        print(f"{name:<{width}}  {cls.summary}{alias}{plugin}")
+    for name, why in sorted(PLUGIN_ERRORS.items()):
+        print(f"daxfuzz: the {PLUGIN_GROUP} entry point {name!r} failed to load: {why}",
+              file=sys.stderr)
     return 0

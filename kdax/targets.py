@@ -15,7 +15,9 @@ changes.  Example -- "my patch changes dax_folio_put":
 
     register(MyPatch)
 
-then import that module at the bottom of this file (one line), and
+then either declare it as an entry point of your own package (group
+"daxfuzz.targets", see examples/mypatch: `pip install -e .`, no edit here) or import
+that module at the bottom of this file (one line), and
 `daxfuzz fuzz --target my-patch`, `daxfuzz replay --target my-patch corpus/*.trace`,
 `daxfuzz diff --from 7.2 --to my-patch`.
 """
@@ -52,6 +54,10 @@ def get_target(name: str) -> type:
     import difflib
 
     from daxfuzz.textio import show
+
+    if name in PLUGIN_ERRORS:
+        raise ConfigError(f"target {show(str(name))}: its plugin ({PLUGIN_GROUP} entry point) "
+                          f"failed to load: {PLUGIN_ERRORS[name]}")
 
     near = difflib.get_close_matches(str(name), list(TARGETS), n=3)
     hint = f"did you mean {', '.join(near)}? " if near else ""
@@ -90,3 +96,35 @@ try:  # test-only targets live beside the real ones
     from kdax import broken  # noqa: F401
 except ImportError:  # pragma: no cover - while the engines land
     pass
+
+#: the entry-point group a patch author's package registers its targets under, e.g. in
+#: its pyproject.toml: [project.entry-points."daxfuzz.targets"] my-patch =
+#: "mypatch:MyPatch" (examples/mypatch); `pip install -e .` and the name works everywhere
+PLUGIN_GROUP = "daxfuzz.targets"
+#: entry points that failed to load: name -> why (`daxfuzz targets` shows them)
+PLUGIN_ERRORS: dict[str, str] = {}
+
+
+def load_plugins() -> list[str]:
+    """Register the targets installed packages declare (PLUGIN_GROUP); their names.  A
+    plugin that fails to import, or names no target class, is left out and its error
+    kept in PLUGIN_ERRORS: one broken package does not take daxfuzz down."""
+    from importlib.metadata import entry_points
+
+    names = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as e:  # noqa: BLE001 - someone else's code: report, go on
+            PLUGIN_ERRORS[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
+            continue
+        if not (isinstance(cls, type) and isinstance(getattr(cls, "name", None), str)
+                and hasattr(cls, "apply")):
+            PLUGIN_ERRORS[ep.name] = f"{ep.value}: not a target class (a kernel subclass)"
+            continue
+        register(cls)
+        names.append(cls.name)
+    return names
+
+
+PLUGINS = load_plugins()
