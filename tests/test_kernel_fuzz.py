@@ -164,7 +164,11 @@ def test_campaign_batches_classifies_and_stores(tmp_path, monkeypatch):
 
 
 @pytest.mark.kernel
-def test_a_tiny_campaign_in_the_guest(tmp_path, capsys):
+def test_ci_conformance_campaign_in_the_guest(tmp_path, capsys):
+    # CI's conformance campaign (issue 14): three minutes of generated traces on Linux
+    # 7.2.13, every step's result and the touched struct pages compared with the port.
+    # It fails when the model drifts from the kernel: under 98% of the steps or 90% of
+    # the raw-page steps agreeing (known gaps stay well under those: see the README)
     from daxfuzz.cli import main
     from daxfuzz.guest.apt import SetupError
     from daxfuzz.guest.build import load_manifest
@@ -174,10 +178,14 @@ def test_a_tiny_campaign_in_the_guest(tmp_path, capsys):
     except SetupError as e:
         pytest.skip(f"guest not set up: {e}")
     out = tmp_path / "kf"
-    rc = main(["kernel", "fuzz", "--time", "300", "--max-traces", "6", "--seed", "11",
+    rc = main(["kernel", "fuzz", "--time", "170", "--seed", "11", "--reduce-time", "0",
                "--out", str(out)])
     text = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["traces"] == 6 and summary["boots"] >= 1, text
-    assert summary["steps"] > 30
-    assert rc in (0, 1) and "kernel fuzz: 6 traces" in text
+    assert rc in (0, 1) and summary["boots"] >= 1, text
+    assert summary["traces"] >= 10 and summary["steps"] > 100, text
+    assert summary["agreed_steps"] >= 0.98 * summary["steps"], text
+    assert summary["raw_steps"] > 0, text
+    assert summary["raw_agreed"] >= 0.9 * summary["raw_steps"], text
+    print(f"conformance: {summary['traces']} traces, {summary['agreed_steps']}/"
+          f"{summary['steps']} steps, {summary['raw_agreed']}/{summary['raw_steps']} raw")
