@@ -233,7 +233,7 @@ def run_run(args: argparse.Namespace) -> int:
         for name, path, _tr, prog, _o, _p in items:
             print(f"== program {name} ({path})")
             print(prog.text)
-    from daxfuzz.guest.pages import RawCheck, summary, totals
+    from daxfuzz.guest.pages import RawCheck, pending_windows, summary, totals
 
     raw = RawCheck(manifest)  # raw struct pages beside the port's (daxfuzz/guest/pages.py)
     t0 = time.monotonic()
@@ -258,7 +258,8 @@ def run_run(args: argparse.Namespace) -> int:
             gt = GuestTrace(name, error="the guest never ran this trace "
                             f"(boot: {'; '.join(res.boot[-3:]) or 'no output'})")
         rows = compare([str(op) for op in tr.ops], oracle, gt)
-        rawsteps, gp = raw.compare(name, gt.pages, len(rows))
+        rawsteps, gp = raw.compare(name, gt.pages, len(rows),
+                                   pending_windows(gt.steps, gt.pending))
         r_cmp, r_agree = totals(rawsteps)
         n_agree = sum(r.verdict == "agree" for r in rows)
         n_diff = sum(r.verdict == "DIFFER" for r in rows)

@@ -278,3 +278,34 @@ unpin_pages h=0 pages=4
     # after the unpin: 4 - 1 = 3 on the old head, -1 on the old tails (the underflow
     # the kernel shows too), not the port's -1020 / -1024
     assert [e.fields["refcount"] for e in pp.steps[6]] == [3, -1, -1, -1]
+
+
+def test_pending_windows_span_a_pending_calls_run():
+    from daxfuzz.guest.results import StepResult
+
+    def st(i, status="ok", note=""):
+        return StepResult(i, status, 1.0, "0", note)
+
+    # corpus/unmount-with-live-pin.trace: the umount of step 5 is left pending (it
+    # waits for the pin), the unpin of step 6 lets it finish, the umount of step 7
+    # reports it: only step 6's dump is of a state between the port's steps
+    steps = {1: st(1), 5: st(5, "blocked", "state=D,wchan=x_left_pending"), 6: st(6),
+             7: st(7, note="pending_from_step_5_finished_after_step_7"), 8: st(8)}
+    w = pages.pending_windows(steps, [])
+    assert list(w) == [6] and "step 5" in w[6]
+    # reaped at the start of step 9 (@@P after_step=8): steps 4..8
+    steps = {3: st(3, "blocked", "state=R,wchan=0_left_pending"), 9: st(9)}
+    assert list(pages.pending_windows(
+        steps, ["step=3 done_ms=12.0 code=-9 after_step=8"])) == [4, 5, 6, 7, 8]
+    # never reaped: to the last step; a killed call that exited has no window
+    assert list(pages.pending_windows(steps, [])) == [4, 5, 6, 7, 8, 9]
+    steps = {2: st(2, "blocked", "state=S,wchan=w_interrupted_by_SIGKILL"), 3: st(3)}
+    assert pages.pending_windows(steps, []) == {}
+
+
+def test_compare_skips_the_steps_it_is_told_to():
+    tr = parse_trace(PMD_FAULT)
+    pp = pages.plan(tr)
+    got = pages.compare(pp, pages.parse(_guest_lines(head_ref=2)), LAYOUT, 3,
+                        {2: "pending"})
+    assert got[2].verdict() == "" and got[2].skipped == ["pending"]

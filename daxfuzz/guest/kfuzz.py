@@ -399,7 +399,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
     docstring.  Each stored disagreement of a kind not seen before is reduced on the
     guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
     :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
-    from daxfuzz.guest.pages import RawCheck, judge_raw
+    from daxfuzz.guest.pages import RawCheck, judge_raw, pending_windows
     from daxfuzz.guest.qemu import run_programs
 
     run = runner or run_programs
@@ -474,7 +474,8 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 gt = res.traces.get(c.name)
                 v = judge(c, gt)
                 if gt is not None and v.cls != "rerun":
-                    n, ok, rcls = judge_raw(raw, c.name, gt.pages, len(c.ops), v.notes)
+                    n, ok, rcls = judge_raw(raw, c.name, gt.pages, len(c.ops), v.notes,
+                                            pending_windows(gt.steps, gt.pending))
                     st.raw_steps += n
                     st.raw_agreed += ok
                     if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
