@@ -68,7 +68,10 @@
  * may hold), run in a child (fork) so that a wait is observed and timed;
  * an interruptible wait is interrupted with SIGKILL after TIMEOUT_MS (as the model's
  * "blocked" op is), an uninterruptible one (umount) stays pending and is reported when
- * it finishes.  One result line per step on stdout:
+ * it finishes, as does a killed call that does not exit (a reflink spinning on a pinned
+ * page of its second inode: xfs_mmaplock_two_inodes_and_break_dax_layout() never looks
+ * at signals).  A later umount is the pending umount's result only if that is what is
+ * pending.  One result line per step on stdout:
  *   @@R step=N status=ok|blocked|err|sigbus|sigsegv|skip|pending ms=T errno=NAME note=...
  * and the kernel's own WARNING/BUG/Oops/KASAN lines from /dev/kmsg after each step:
  *   @@K step=N <line>
@@ -197,6 +200,7 @@ static sigjmp_buf jb;
 static volatile int fault_sig;
 static pid_t pending_pid;
 static int pending_step;
+static int pending_kind; /* the lop kind of pending_pid: only a pending umount is reused */
 static double pending_t0;
 
 static double now_ms(void) {
@@ -928,7 +932,14 @@ static void task_state(pid_t pid, char *out, size_t n) {
 }
 
 static void do_lop(struct lop *o) {
-  if (o->kind == L_UMOUNT && pending_pid) { check_pending(1); return; }
+  /* A later umount is the model's retry of a pending umount.  A pending killed call of
+     another kind (a reflink spinning in xfs_mmaplock_two_inodes_and_break_dax_layout(),
+     which never checks for a fatal signal) is not this umount's result: it gets the
+     step timeout below like before any other call. */
+  if (o->kind == L_UMOUNT && pending_pid && pending_kind == L_UMOUNT) {
+    check_pending(1);
+    return;
+  }
   if (pending_pid) { /* a killed call still winding down: give it the step timeout */
     int code;
     if (wait_for(pending_pid, timeout_ms, &code)) {
@@ -970,6 +981,7 @@ static void do_lop(struct lop *o) {
   pending_pid = pid;
   pending_step = cur_step;
   pending_t0 = t0;
+  pending_kind = o->kind;
   result("blocked", ms, 0, "%s_left_pending", where);
 }
 
