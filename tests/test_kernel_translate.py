@@ -119,8 +119,29 @@ def test_memory_failure_is_reported_not_dropped():
 
 def test_reflink_segments():
     assert reflink_segments(G, Reflink(0, 1, 0, 4, 4)) == [(0, PMD, PMD)]
-    assert reflink_segments(G, Reflink(0, 1, 1, 2, 2)) == [(4096, 8192, 4096),
-                                                          (8192, 12288, 4096)]
+    # different phases: 4 KiB per model page, the last page first
+    assert reflink_segments(G, Reflink(0, 1, 1, 2, 2)) == [(8192, 12288, 4096),
+                                                          (4096, 8192, 4096)]
+
+
+def test_reflink_segments_past_eof_first():
+    # docs/triage/kernel-fuzz-read-sigbus-after-killed-punch: src_pgoff 2, 10 pages at
+    # dst_pgoff 0 (phases 2 and 0).  The first call is model page 11 -> 9: real offsets
+    # off(11) = 2 * 2 MiB + 3 * 4 KiB and off(9) = 2 * 2 MiB + 4 KiB, past the 4 MiB
+    # source (8 pages): EINVAL before page 2's block is shared.
+    segs = reflink_segments(G, Reflink(0, 1, 2, 0, 10))
+    assert segs[0] == (2 * PMD + 3 * 4096, 2 * PMD + 4096, 4096)
+    assert segs[-1] == (8192, 0, 4096)
+    assert len(segs) == 10
+
+
+def test_reflink_segments_overlap_in_one_file():
+    # pages 1..3 onto 2..4 of one file, phases 1 and 2: one call of off(1) = 4 KiB to
+    # off(2) = 8 KiB, 8 KiB long, which overlaps itself (the kernel's EINVAL)
+    assert reflink_segments(G, Reflink(0, 0, 1, 2, 3)) == [(4096, 8192, 8192)]
+    # not overlapping (pages 0..1 onto 5..6): per page as between two files
+    assert reflink_segments(G, Reflink(0, 0, 0, 5, 2)) == [(4096, PMD + 8192, 4096),
+                                                          (0, PMD + 4096, 4096)]
 
 
 def test_every_corpus_trace_translates():

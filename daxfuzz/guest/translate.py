@@ -125,6 +125,19 @@ one FICLONERANGE of 4 KiB from ``off(max_file_pages)`` of ``src`` -- past any so
 EOF -- which XFS refuses with EINVAL after xfs_ilock2_io_mmap() broke both layouts (so
 a pin still blocks it first, as in the model).
 
+Reflink of ranges at different phases in their PMD groups is one FICLONERANGE of 4 KiB
+per model page (its first 4 KiB), issued the last page first.  The model's reflink is
+all or nothing: EINVAL (after both layout breaks) when ``src_pgoff + pages`` passes the
+source's size.  Each call is a whole ioctl, so calls in ascending order would share the
+first pages' blocks before a later call fails past EOF (fs/remap_range.c
+generic_remap_checks(): ``pos_in >= size_in`` is -EINVAL); the last page's call reaches
+furthest (``off`` is monotonic), so issued first it is the one refused, before anything
+is shared.  Overlapping ranges of one file are EINVAL in the model, but 4 KiB calls at
+different phases never overlap each other: they are one call of ``(off(src_pgoff),
+off(dst_pgoff), |off(dst_pgoff) - off(src_pgoff)| + 4 KiB)``, which overlaps itself and
+which the kernel refuses (EINVAL, generic_remap_checks()) after xfs_ilock2_io_mmap()
+broke the layout, as for exchange.
+
 Exchange.  ``exchange ino1 ino2 pgoff1 pgoff2 pages`` is XFS_IOC_EXCHANGE_RANGE issued on
 ``ino2``'s fd with ``file1_fd`` ``ino1``'s (both opened read-write), as the command
 ``exchange INO1 INO2 NSEG OFF1 OFF2 LEN ...``.  When the two model ranges have the same
@@ -285,8 +298,13 @@ def reflink_segments(g: Geometry, op: Reflink) -> list[tuple[int, int, int]]:
         s, n = span(g, op.src_pgoff, op.pages)
         d, _ = span(g, op.dst_pgoff, op.pages)
         return [(s, d, n)]
-    # different phases in the group: clone each model page's first 4 KiB
-    return [(off(g, op.src_pgoff + k), off(g, op.dst_pgoff + k), PAGE) for k in range(op.pages)]
+    s, d = op.src_pgoff, op.dst_pgoff
+    if op.src == op.dst and d + op.pages > s and s + op.pages > d:
+        # overlapping in one file: one call that overlaps itself (EINVAL, as the model)
+        return [(off(g, s), off(g, d), abs(off(g, d) - off(g, s)) + PAGE)]
+    # different phases in the group: clone each model page's first 4 KiB, the last page
+    # first, so that a range past the source's EOF is refused before anything is shared
+    return [(off(g, s + k), off(g, d + k), PAGE) for k in reversed(range(op.pages))]
 
 
 def exchange_segments(g: Geometry, op: Exchange) -> list[tuple[int, int, int]]:
