@@ -221,15 +221,24 @@ def through_gup(path: str, target: str, g: Geometry, documented: Mapping[str, st
     divergence the corpus documents, that one and its trace (the finding is probably the
     documented bug reached through GUP's or the copy's fault-in; it stays a finding,
     with this said beside it).  Else None."""
-    from daxfuzz import ops as O
-    from daxfuzz.runner import run_ops
     from daxfuzz.trace import read_trace
 
     try:
         t = read_trace(path)
     except InputError:
         return None
-    last = t.ops[-1] if t.ops else None
+    return as_faults(target, g, t.ops, documented)
+
+
+def as_faults(target: str, g: Geometry, ops: Sequence[Op], documented: Mapping[str, str]
+              ) -> str | None:
+    """The documented divergence (signature and trace) that faults of the same pages
+    show when the last op of `ops` is a GUP (pin, get, pin_pages) or a write_from (whose
+    copy faults its source in), or None: see `through_gup`."""
+    from daxfuzz import ops as O
+    from daxfuzz.runner import run_ops
+
+    last = ops[-1] if ops else None
     if isinstance(last, (O.Pin, O.Get)):
         faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
     elif isinstance(last, O.PinPages):
@@ -240,7 +249,7 @@ def through_gup(path: str, target: str, g: Geometry, documented: Mapping[str, st
                   for j in range(last.pages)]
     else:
         return None
-    div, _ = run_ops(target, g, list(t.ops[:-1]) + faults)
+    div, _ = run_ops(target, g, list(ops[:-1]) + faults)
     sig = div.signature() if div is not None else None
     if sig in documented and sig.startswith("fault:"):
         return f"{sig} ({os.path.basename(documented[sig])})"
