@@ -35,10 +35,8 @@ def campaign(target: str, engine: str, seconds: float, seed: int):
     from daxfuzz.transitions import Transitions
 
     if engine == "hypothesis":
-        from hypothesis import HealthCheck, Phase, Verbosity, settings
-        from hypothesis.stateful import run_state_machine_as_test
 
-        from fuzz.hypothesis_machine import machine_for
+        from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
 
         tr = Transitions()
         end = time.monotonic() + seconds
@@ -49,12 +47,8 @@ def campaign(target: str, engine: str, seconds: float, seed: int):
             while time.monotonic() < end:
                 m = machine_for(target, DEFAULT, findings=tmp, deadline=end)
                 m.transitions = tr
-                s = settings(max_examples=50, stateful_step_count=50, database=None,
-                             deadline=None, phases=[Phase.generate], print_blob=False,
-                             suppress_health_check=list(HealthCheck),
-                             verbosity=Verbosity.quiet)
                 try:
-                    run_state_machine_as_test(m, settings=s)
+                    run_batch(m, None, batch_settings(50, 50))
                 except Exception:  # noqa: BLE001 - a divergence ends one batch
                     pass
                 execs += m.examples

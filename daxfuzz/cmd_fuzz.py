@@ -216,15 +216,12 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
 
 def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findings, db_spec,
                        parent=None):
-    from hypothesis import HealthCheck, Phase, Verbosity, settings
-    from hypothesis.stateful import run_state_machine_as_test
-
     from daxfuzz.emit import save_finding
     from daxfuzz.hypothesis_db import open_database
     from daxfuzz.known import Known
     from daxfuzz.trace import Trace
     from daxfuzz.transitions import Transitions
-    from fuzz.hypothesis_machine import machine_for
+    from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
 
     die_with_parent(parent)
     rng = random.Random(seed)
@@ -262,12 +259,12 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
         m.kinds = kinds
         m.before_save = staticmethod(lambda m=m: before_save(m))
         sent[:] = [0, 0]
-        # --seed makes the run reproducible through the machine's seed (what @seed sets;
-        # hypothesis.core.global_force_seed would switch the example database off).
-        # Each batch gets its own seed from (seed, batch): a batch is only 20 examples,
-        # and rerunning one seed would repeat them.  Streams of different --seed
-        # values (and of --jobs workers, seed+i) do not overlap.
-        m._hypothesis_internal_use_seed = seed * 1_000_003 + batch if RESEED else seed
+        # --seed makes the run reproducible through the machine's seed (Hypothesis's
+        # @seed on the machine; hypothesis.core.global_force_seed would switch the
+        # example database off).  Each batch gets its own seed from (seed, batch): a
+        # batch is only 20 examples, and rerunning one seed would repeat them.  Streams
+        # of different --seed values (and of --jobs workers, seed+i) do not overlap.
+        batch_seed = seed * 1_000_003 + batch if RESEED else seed
         # No Hypothesis shrinking: the failing steps go straight to our reducer, which
         # is faster here and keeps the divergence signature.
         # The database (this machine's, or a fleet's) is replayed when the worker starts
@@ -277,13 +274,8 @@ def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findi
         reuse = time.monotonic() - last_reuse >= REUSE_EVERY
         if reuse:
             last_reuse = time.monotonic()
-        s = settings(max_examples=20, stateful_step_count=50, database=db, deadline=None,
-                     phases=[Phase.explicit, Phase.reuse, Phase.generate] if reuse
-                     else [Phase.explicit, Phase.generate],
-                     suppress_health_check=list(HealthCheck), print_blob=False,
-                     verbosity=Verbosity.quiet)
         try:
-            run_state_machine_as_test(m, settings=s)
+            run_batch(m, batch_seed, batch_settings(20, 50, db, reuse))
         except Exception:  # noqa: BLE001 - a divergence (or Flaky after the deadline)
             saved = m.last_finding
             if saved is None and m.last_failing_ops:

@@ -62,10 +62,7 @@ def find_random(variant: str, g: Geometry, budget: float, seed: int,
 
 def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
                     want: str | None = None):
-    from hypothesis import HealthCheck, Phase, Verbosity, settings
-    from hypothesis.stateful import run_state_machine_as_test
-
-    from fuzz.hypothesis_machine import machine_for
+    from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
 
     t0 = time.monotonic()
     end = t0 + budget
@@ -77,14 +74,9 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
                             known=_known(variant, g, want))
             # a seed per batch of 20 examples, as `daxfuzz fuzz` does (one seed for
             # every batch would rerun the same 20 examples until the budget ends)
-            m._hypothesis_internal_use_seed = seed * 1_000_003 + batch
             batch += 1
-            s = settings(max_examples=20, stateful_step_count=50, database=None,
-                         deadline=None, phases=[Phase.generate],
-                         suppress_health_check=list(HealthCheck), print_blob=False,
-                         verbosity=Verbosity.quiet)
             try:
-                run_state_machine_as_test(m, settings=s)
+                run_batch(m, seed * 1_000_003 + batch - 1, batch_settings(20, 50))
             except Exception:  # noqa: BLE001 - the divergence
                 if m.first_found is not None and m.last_failing_ops:
                     return (True, m.first_found - t0, examples + m.examples,

@@ -54,10 +54,8 @@ def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int 
 
 def bench_hypothesis(target: str, g: Geometry, seconds: float = 10.0) -> tuple[float, float]:
     """(steps/s, examples/s) of the state machine with the runner check on every step."""
-    from hypothesis import HealthCheck, Phase, Verbosity, settings
-    from hypothesis.stateful import run_state_machine_as_test
 
-    from fuzz.hypothesis_machine import machine_for
+    from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
 
     end = time.monotonic() + seconds
     t0 = time.monotonic()
@@ -65,11 +63,8 @@ def bench_hypothesis(target: str, g: Geometry, seconds: float = 10.0) -> tuple[f
     with tempfile.TemporaryDirectory() as tmp:
         while time.monotonic() < end:
             m = machine_for(target, g, findings=tmp, deadline=end, known={"*"})
-            s = settings(max_examples=50, stateful_step_count=50, database=None,
-                         deadline=None, phases=[Phase.generate], print_blob=False,
-                         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet)
             try:
-                run_state_machine_as_test(m, settings=s)
+                run_batch(m, None, batch_settings(50, 50))
             except Exception:  # noqa: BLE001 - a divergence ends the batch
                 pass
             steps += m.steps

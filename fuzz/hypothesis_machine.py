@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings, target
+from hypothesis import HealthCheck, Phase, Verbosity, settings, target
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import (
@@ -58,6 +58,31 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 SHRINK_GRACE = 2.0  # seconds Hypothesis may shrink a time-boxed find
+
+
+def batch_settings(examples: int = 20, steps: int = 50, database=None,
+                   reuse: bool = False) -> settings:
+    """The settings of one time-boxed batch of the machine (campaign, zoo, coverage,
+    bench, smoke): `examples` examples of up to `steps` steps, no deadline, no health
+    checks, quiet; the phases explicit (+ reuse of `database` when `reuse`) and generate
+    (no shrinking: our reducer shrinks, keeping the signature)."""
+    phases = [Phase.explicit, Phase.reuse, Phase.generate] if reuse else [
+        Phase.explicit, Phase.generate]
+    return settings(max_examples=examples, stateful_step_count=steps, database=database,
+                    deadline=None, phases=phases, print_blob=False,
+                    suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet)
+
+
+def run_batch(machine: type, seed: int | None, s: settings) -> None:
+    """Run one batch of `machine` under `s`, seeded with Hypothesis's public `seed`
+    decorator when `seed` is given (it also keeps the example database on, unlike
+    hypothesis.core's global seed)."""
+    from hypothesis import seed as hseed
+    from hypothesis.stateful import run_state_machine_as_test
+
+    if seed is not None:
+        machine = hseed(seed)(machine)
+    run_state_machine_as_test(machine, settings=s)
 
 
 @dataclass(frozen=True)

@@ -66,10 +66,7 @@ def test_random_engine(target):
 def test_hypothesis_engine(target, tmp_path):
     import time
 
-    from hypothesis import HealthCheck, Phase, Verbosity, settings
-    from hypothesis.stateful import run_state_machine_as_test
-
-    from fuzz.hypothesis_machine import DivergenceFound, machine_for
+    from fuzz.hypothesis_machine import DivergenceFound, batch_settings, machine_for, run_batch
 
     end = time.monotonic() + SECONDS
     steps, found, batch = 0, [], 0
@@ -78,15 +75,11 @@ def test_hypothesis_engine(target, tmp_path):
     while time.monotonic() < end:
         m = machine_for(target, DEFAULT, findings=str(tmp_path), deadline=end,
                         known=known(target))
-        m._hypothesis_internal_use_seed = batch
         batch += 1
-        s = settings(max_examples=20, stateful_step_count=30, database=None,
-                     deadline=None, phases=[Phase.generate],
-                     suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet)
         from hypothesis.errors import Flaky, FlakyStrategyDefinition
 
         try:
-            run_state_machine_as_test(m, settings=s)
+            run_batch(m, batch - 1, batch_settings(20, 30))
         except DivergenceFound:
             if m.last_failing_ops:
                 d, _ = run_ops(target, DEFAULT, m.last_failing_ops)
