@@ -185,11 +185,13 @@ def host_missing(pkgs: tuple[str, ...] = HOST_PKGS) -> list[str]:
     return missing
 
 
-def ensure_host_packages(log, install: bool = True) -> list[str]:
-    """Install the host packages that are missing (apt-get, the machine's suite)."""
+def ensure_host_packages(log, install: bool = True,
+                         pkgs: tuple[str, ...] = HOST_PKGS) -> list[str]:
+    """Install the host packages in `pkgs` that are missing (apt-get, the machine's
+    suite)."""
     if shutil.which("dpkg-query") is None:
         raise SetupError("dpkg-query not found: a Debian host is needed for the guest tools")
-    missing = host_missing()
+    missing = host_missing(pkgs)
     if not missing:
         return []
     if not install:
@@ -210,7 +212,7 @@ def ensure_host_packages(log, install: bool = True) -> list[str]:
             continue
         tail = "\n".join(p.stderr.strip().splitlines()[-6:])
         raise SetupError(f"apt-get install {' '.join(missing)} failed:\n{tail}")
-    still = host_missing()
+    still = host_missing(pkgs)
     if still:
         raise SetupError("host packages still missing after apt-get: " + " ".join(still))
     return missing

@@ -278,7 +278,12 @@ def helper_is_current(cache: Path) -> bool:
     return (cache / "daxop").exists() and stamp.exists() and stamp.read_text() == h
 
 
-def build_initramfs(cache: Path, moddir: Path, mkfs_root: Path | None = None) -> Path:
+def build_initramfs(cache: Path, moddir: Path | None, mkfs_root: Path | None = None, *,
+                    modules: tuple[str, ...] = MODULES, init: str = INIT_SCRIPT,
+                    extra: dict[str, bytes] | None = None, out: Path | None = None) -> Path:
+    """The guest's initramfs (cache/initramfs.cpio.gz unless `out`): `modules` from
+    `moddir` (none: a kernel with everything built in), the `init` script, and `extra`
+    files (guest path -> bytes, executable) for another kernel's guest."""
     c = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "mnt",
               "progs", "lib/modules", "etc"):
@@ -299,15 +304,17 @@ def build_initramfs(cache: Path, moddir: Path, mkfs_root: Path | None = None) ->
     for gpath, f in sid_mkfs_files(mkfs_root or cache / "mkfs-root").items():
         c.file(gpath, f.read_bytes(), 0o755)
     c.file("usr/sbin/mkfs.xfs", MKFS_WRAPPER.encode(), 0o755)
+    for gpath, data in sorted((extra or {}).items()):
+        c.file(gpath, data, 0o755)
     names = []
-    for m in module_closure(moddir):
+    for m in module_closure(moddir, modules) if modules and moddir else []:
         name = m.name.split(".ko")[0]
         c.file(f"lib/modules/{name}.ko", _module_bytes(m))
         names.append(name)
     c.file("modules.order", ("\n".join(names) + "\n").encode())
     c.file("daxop", (cache / "daxop").read_bytes(), 0o755)
-    c.file("init", INIT_SCRIPT.encode(), 0o755)
-    out = cache / "initramfs.cpio.gz"
+    c.file("init", init.encode(), 0o755)
+    out = out or cache / "initramfs.cpio.gz"
     tmp = out.with_suffix(".tmp")
     tmp.write_bytes(gzip.compress(c.finish(), compresslevel=6))
     os.replace(tmp, out)
