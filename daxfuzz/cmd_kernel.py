@@ -1,11 +1,15 @@
 """`daxfuzz kernel setup` and `daxfuzz kernel run TRACE...`: replay traces on a real
 Linux 7.2 kernel (Debian sid's build) under QEMU, next to the oracle's predictions.
 
-    daxfuzz kernel setup [--no-install] [--refresh]
-    daxfuzz kernel run TRACE... [--table] [--show-program] [--step-timeout MS]
-    daxfuzz kernel repro TRACE [-o repro.c] [--confirmed KERNEL] [--run]
-    daxfuzz kernel fuzz --time T [--seed S] [--jobs N] [--out DIR] [--reduce-time S]
+    daxfuzz kernel setup [--kernel 7.2|6.1] [--no-install] [--refresh]
+    daxfuzz kernel run TRACE... [--kernel 7.2|6.1|DIR] [--table] [--show-program]
+    daxfuzz kernel repro TRACE [-o repro.c] [--confirmed KERNEL] [--run [--kernel K]]
+    daxfuzz kernel fuzz --time T [--kernel K] [--seed S] [--jobs N] [--out DIR] [--reduce-time S]
     daxfuzz kernel reduce TRACE [--reduce-time S] [-o FILE]
+
+`--kernel` (daxfuzz/guest/kernels.py): 7.2 (default; the `7.2` target predicts it), 6.1
+(Debian 12's, predicted by `legacy`), or a directory holding a bzImage of a 7.2 build
+(predicted by `7.2`).
 
 `run` boots the guest once per batch, runs each trace's translated program (see
 daxfuzz/guest/translate.py for the geometry and what each op becomes) and prints per
@@ -39,10 +43,18 @@ import time
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
 TARGET = "7.2"
+KERNEL_HELP = ("the kernel to boot: 7.2 (default, Debian sid's), 6.1 (Debian 12's, "
+               "predicted by the legacy target), or a directory from `kernel build`")
+
+
+def _kernel_arg(p: argparse.ArgumentParser, dirs: bool = True) -> None:
+    p.add_argument("--kernel", default="7.2", metavar="7.2|6.1|DIR" if dirs else "7.2|6.1",
+                   help=KERNEL_HELP if dirs else "which guest to set up: 7.2 (default) or "
+                   "6.1 (its own cache subfolder k6.1)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("kernel", help="replay traces on a real Linux 7.2 kernel under QEMU")
+    p = sub.add_parser("kernel", help="replay traces on a real Linux kernel under QEMU")
     ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz,reduce}")
     s = ks.add_parser("setup", help="fetch the sid kernel and host tools, build the guest")
     s.add_argument("--no-install", action="store_true",
@@ -50,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--refresh", action="store_true",
                    help="refetch the sid package lists and rebuild everything")
     s.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    _kernel_arg(s, dirs=False)
     s.set_defaults(func=run_setup)
     r = ks.add_parser("run", help="run traces in the guest beside the oracle's predictions")
     r.add_argument("files", nargs="+", metavar="TRACE")
@@ -71,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="store each trace that disagrees with the 7.2 port as a finding "
                         "folder DIR/kernel-finding/NAME/ or DIR/model-gap/NAME/ (trace, "
                         "console, C reproducer, README)")
+    _kernel_arg(r)
     r.set_defaults(func=run_run)
     x = ks.add_parser(
         "repro", help="write a self-contained C reproducer of a trace (plain syscalls)",
@@ -103,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --run: the reproducer's STEP_TIMEOUT_MS (default 2000)")
     x.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
         "DAXFUZZ_QEMU_ACCEL", "tcg"), help="with --run: QEMU accelerator (default tcg)")
+    _kernel_arg(x)
     x.set_defaults(func=run_repro)
     f = ks.add_parser(
         "fuzz", help="a conformance campaign: random traces in the guest against the port",
@@ -139,6 +154,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--reduce-time", type=float, default=300, metavar="S",
                    help="seconds to reduce each new kind of finding on the guest, within "
                         "--time (default 300; 0: no reduction)")
+    _kernel_arg(f)
     f.set_defaults(func=run_fuzz)
     d = ks.add_parser(
         "reduce", help="reduce a stored trace with the real kernel as the predicate",
@@ -166,10 +182,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_setup(args: argparse.Namespace) -> int:
     from daxfuzz.guest.build import setup
+    from daxfuzz.guest.kernels import NAMES, setup_61
 
+    if args.kernel not in NAMES:
+        print(f"daxfuzz: error: --kernel {args.kernel!r}: setup takes one of "
+              f"{', '.join(NAMES)} (a built kernel comes from `kernel build`)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     t0 = time.monotonic()
-    m = setup(install=not args.no_install, refresh=args.refresh,
-              log=lambda s: print(f"setup: {s}", file=sys.stderr))
+    m = (setup_61 if args.kernel == "6.1" else setup)(
+        install=not args.no_install, refresh=args.refresh,
+        log=lambda s: print(f"setup: {s}", file=sys.stderr))
     if args.json:
         print(json.dumps(m, indent=1))
         return EXIT_AGREE
@@ -185,11 +207,11 @@ def run_setup(args: argparse.Namespace) -> int:
     return EXIT_AGREE
 
 
-def predictions(trace) -> tuple[list[str], list[str]]:
-    """(oracle result, 7.2 port result) per step, over every step of the trace."""
+def predictions(trace, target: str = TARGET) -> tuple[list[str], list[str]]:
+    """(oracle result, the target's port result) per step, over every step of the trace."""
     from daxfuzz.runner import Runner
 
-    r = Runner(TARGET, trace.geometry)
+    r = Runner(target, trace.geometry)
     oracle, port = [], []
     for op in trace.ops:
         d = r.step(op)
@@ -207,20 +229,33 @@ def _name(i: int, path: str) -> str:
     return f"{i:03d}-{safe}"[:60]
 
 
+def _kernel(args: argparse.Namespace):
+    from daxfuzz.guest.kernels import resolve
+
+    try:
+        return resolve(args.kernel)
+    except InputError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return None
+
+
 def run_run(args: argparse.Namespace) -> int:
-    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kernels import manifest as kernel_manifest
+    from daxfuzz.guest.kernels import translate_for
     from daxfuzz.guest.qemu import run_programs
     from daxfuzz.guest.results import compare
-    from daxfuzz.guest.translate import translate
     from daxfuzz.trace import read_trace
 
+    kern = _kernel(args)
+    if kern is None:
+        return EXIT_BAD_INPUT
     items = []
     bad = False
     for i, path in enumerate(args.files):
         try:
             tr = read_trace(path)
-            prog = translate(tr, path)
-            oracle, port = predictions(tr)
+            prog = translate_for(kern, tr, path)
+            oracle, port = predictions(tr, kern.target)
         except InputError as e:
             print(f"daxfuzz: error: {e}", file=sys.stderr)
             bad = True
@@ -228,7 +263,7 @@ def run_run(args: argparse.Namespace) -> int:
         items.append((_name(i, path), path, tr, prog, oracle, port))
     if not items:
         return EXIT_BAD_INPUT
-    manifest = load_manifest()
+    manifest = kernel_manifest(kern)
     if args.show_program:
         for name, path, _tr, prog, _o, _p in items:
             print(f"== program {name} ({path})")
@@ -267,14 +302,14 @@ def run_run(args: argparse.Namespace) -> int:
         n_miss = sum(r.verdict == "missing" for r in rows)
         warn = len(gt.kernel)
         if not args.quiet:
-            print(f"== {path}  (kernel {TARGET} under QEMU; {tr.geometry.text()})")
+            print(f"== {path}  ({kern.label} under QEMU; {tr.geometry.text()})")
             for info in gt.info:
                 print(f"   guest: {info}")
             for r in rows:
                 mark = {"agree": " ", "DIFFER": "!", "n/a": "-", "missing": "?"}[r.verdict]
                 pd = r.predicted
                 if port[r.step - 1] != r.predicted:
-                    pd += f" (7.2 port: {port[r.step - 1]})"
+                    pd += f" ({kern.target} port: {port[r.step - 1]})"
                 print(f"{mark}{r.step:3}  {r.op:<52} oracle: {pd:<16} kernel: {r.kernel}")
                 rs = rawsteps.get(r.step)
                 if rs is not None and rs.verdict():
@@ -306,7 +341,8 @@ def run_run(args: argparse.Namespace) -> int:
         table.append((os.path.basename(path), len(rows), n_agree, n_diff, n_na, n_miss, warn,
                       f"{r_agree}/{r_cmp}",
                       diffs or ("; ".join(sorted(set(prog.skipped.values()))) if n_na else "")))
-    print(f"kernel run: {len(items)} trace(s), {res.boots} boot(s), {wall:.1f} s wall"
+    print(f"kernel run ({kern.label}, {manifest.get('kernel_version', '?')}): {len(items)} "
+          f"trace(s), {res.boots} boot(s), {wall:.1f} s wall"
           + (f"; hung: {', '.join(res.hung)}" if res.hung else ""))
     if args.table:
         print()
@@ -393,12 +429,18 @@ def run_repro(args: argparse.Namespace) -> int:
     from daxfuzz.textio import read_text
     from daxfuzz.trace import parse_trace
 
+    kern = _kernel(args)
+    if kern is None:
+        return EXIT_BAD_INPUT
     t0 = time.monotonic()
     path = args.file
     try:
         raw = read_text(path)  # regular files only, bounded, UTF-8: errors name the file
         tr = parse_trace(raw, path=path)
-        oracle, port = predictions(tr)
+        for i, op in enumerate(tr.ops, 1):
+            if args.run and kern.why_not(op.name):
+                raise InputError(f"step {i} ({op}): {kern.why_not(op.name)}", path=path)
+        oracle, port = predictions(tr, kern.target)
         src = repro_source(tr, path, raw_text=raw, predicted=oracle, port=port,
                            confirmed=args.confirmed)
     except InputError as e:
@@ -413,14 +455,14 @@ def run_repro(args: argparse.Namespace) -> int:
         sys.stdout.write(src)
     if not args.run:
         return EXIT_AGREE
-    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.qemu import run_programs
     from daxfuzz.guest.results import compare
 
     if shutil.which("gcc") is None:
         print("daxfuzz: error: --run needs gcc on the host", file=sys.stderr)
         return EXIT_BAD_INPUT
-    manifest = load_manifest()
+    manifest = kernel_manifest(kern)
     with tempfile.TemporaryDirectory(prefix="daxfuzz-repro-") as tmp:
         c, exe = os.path.join(tmp, "repro.c"), os.path.join(tmp, "repro")
         with open(c, "w", encoding="utf-8") as f:
@@ -445,7 +487,7 @@ def run_repro(args: argparse.Namespace) -> int:
     differ = [r for r in rows if r.verdict in ("DIFFER", "missing")]
     lines = [line for _, line in gt.kernel]
     wall = time.monotonic() - t0
-    print(f"repro: {len(rows)} steps, {len(differ)} differ from a correct kernel, "
+    print(f"repro ({kern.label}): {len(rows)} steps, {len(differ)} differ from a correct kernel, "
           f"{len(lines)} kernel report line(s){'; ' + gt.error if gt.error else ''}; "
           f"generate+compile {t_built - t0:.1f} s, guest {res.seconds:.1f} s, "
           f"total {wall:.1f} s")
@@ -474,14 +516,17 @@ def guest_output(console: str, name: str) -> str:
 
 
 def run_fuzz(args: argparse.Namespace) -> int:
-    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.kfuzz import CLASSES, run_campaign
 
     if args.time <= 0 or args.jobs < 1 or args.reduce_time < 0:
         print("daxfuzz: error: --time and --jobs must be positive, --reduce-time not "
               "negative", file=sys.stderr)
         return EXIT_BAD_INPUT
-    manifest = load_manifest()
+    kern = _kernel(args)
+    if kern is None:
+        return EXIT_BAD_INPUT
+    manifest = kernel_manifest(kern)
     tty = sys.stderr.isatty()
     t0 = time.monotonic()
     last = [0.0]
@@ -506,11 +551,15 @@ def run_fuzz(args: argparse.Namespace) -> int:
                       out=args.out, batch=args.batch, accel=args.accel,
                       step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
                       run_known=args.run_known, max_traces=args.max_traces, log=log,
-                      progress=progress, reduce_seconds=args.reduce_time)
+                      progress=progress, target=kern.target,
+                      no_ops=tuple(kern.unexpressible),
+                      # kreduce judges candidates with the 7.2 port: not another target's
+                      reduce_seconds=args.reduce_time if kern.target == TARGET else 0)
     if tty:
         print(file=sys.stderr)
     mins = st.seconds / 60
-    print(f"kernel fuzz: {st.traces} traces, {st.steps} steps compared in {st.seconds:.0f} s "
+    print(f"kernel fuzz ({kern.label}, target {kern.target}): {st.traces} traces, "
+          f"{st.steps} steps compared in {st.seconds:.0f} s "
           f"({st.traces / mins if mins else 0:.0f} traces/min, {st.steps / mins if mins else 0:.0f}"
           f" steps/min; {st.boots} boots, {st.batches} batches, guest {st.guest_seconds:.0f} s"
           f", generating {st.gen_seconds:.1f} s)")
@@ -535,3 +584,4 @@ def run_fuzz(args: argparse.Namespace) -> int:
           f"under {args.out}/ (README.md, traces, repro.c); `daxfuzz report {args.out}` "
           "lists them")
     return EXIT_DIVERGENCE if st.stored else EXIT_AGREE
+

@@ -183,7 +183,7 @@ def write_finding(out: str, case: Case, v: Verdict, gt: GuestTrace | None, conso
     d = folder(out, v.cls, case.name)
     os.makedirs(d, exist_ok=True)
     expect = f"divergence {case.pred.divergence}" if case.pred.divergence else "agree"
-    tr = Trace(ops=case.ops, target=TARGET, geometry=case.trace.geometry, expect=expect,
+    tr = Trace(ops=case.ops, target=case.trace.target, geometry=case.trace.geometry, expect=expect,
                description=tuple(x.replace("\n", " ") for x in description))
     path = os.path.join(d, f"{case.name}.trace")
     write_trace_atomic(path, tr)

@@ -59,6 +59,7 @@ from daxfuzz.textio import write_text_atomic
 from daxfuzz.trace import Trace
 
 TARGET = "7.2"
+KERNEL_OF = {"7.2": "7.2", "legacy": "6.1"}  # the kernel a target predicts, for reports
 KERNEL_FINDING, MODEL_GAP, HARNESS = "kernel finding", "model gap", "harness"
 CLASSES = (KERNEL_FINDING, MODEL_GAP, HARNESS)
 #: kernel results that lose data: a kernel giving one the model does not is a finding
@@ -131,12 +132,12 @@ class Case:
 
 
 def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = False,
-              runner=None) -> Case | None:
+              runner=None, target: str = TARGET) -> Case | None:
     """The case for generated `ops` (see the module docstring), or None when nothing of
     them is left to run."""
     from daxfuzz.runner import Runner
 
-    runner = runner or Runner(TARGET, g)
+    runner = runner or Runner(target, g)
     n0 = len(ops)
     cut = ""
     for i, op in enumerate(ops):  # the guest cannot express it: stop before it
@@ -156,7 +157,7 @@ def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = Fals
             ops = ops[:k]
         if not ops:
             return None
-    tr = Trace(ops=tuple(full), target=TARGET, geometry=g)
+    tr = Trace(ops=tuple(full), target=target, geometry=g)
     return Case(name, tr, pred, translate(tr, name), n0, cut)
 
 
@@ -164,15 +165,19 @@ class Generator:
     """The random engine's op sequences (random bytes through the codec)."""
 
     def __init__(self, g: Geometry = DEFAULT, seed: int = 0, *, prefix: str = "",
-                 run_known: bool = False) -> None:
+                 run_known: bool = False, target: str = TARGET,
+                 no_ops: tuple[str, ...] = ()) -> None:
         from daxfuzz.runner import Runner
 
         self.g = g
         self.rng = random.Random(seed)
         w = dict(DEFAULT_WEIGHTS)
         w["memory_failure"] = 0  # not expressible in the guest
+        for name in no_ops:  # nor on this kernel (kernels.Kernel.unexpressible)
+            w[name] = 0
         self.codec = Codec(g, w)
-        self.runner = Runner(TARGET, g)
+        self.target = target
+        self.runner = Runner(target, g)
         self.prefix = prefix or f"s{seed}-"
         self.run_known = run_known
         self.n = 0
@@ -190,7 +195,8 @@ class Generator:
         while True:
             self.n += 1
             c = make_case(f"{self.prefix}{self.n:06d}", self.g, self.ops(),
-                          run_known=self.run_known, runner=self.runner)
+                          run_known=self.run_known, runner=self.runner,
+                          target=self.target)
             if c is None:
                 self.dropped += 1
                 continue
@@ -287,7 +293,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         forbidden = right == "ok" and k in DATA_LOSS
         finding |= forbidden
         gap |= not forbidden
-        v.notes.append(f"step {i} ({op}): 7.2 port {port}"
+        v.notes.append(f"step {i} ({op}): {case.trace.target} port {port}"
                        + (f", a correct kernel {right}" if right != port else "")
                        + f"; kernel {r.describe()}" + (" [forbidden]" if forbidden else ""))
         v.kinds.append(f"{op.name}: kernel {k}" + (" [forbidden]" if forbidden
@@ -341,7 +347,8 @@ def store(out: str, case: Case, v: Verdict, console: str, seed: int,
     NAME.trace first, then the console, C file and README); the trace's path."""
     from daxfuzz.guest.kfinding import write_finding
 
-    desc = [f"daxfuzz kernel fuzz --seed {seed}: {case.name}, a {v.cls} on Linux {TARGET} "
+    kern = KERNEL_OF.get(case.trace.target, case.trace.target)
+    desc = [f"daxfuzz kernel fuzz --seed {seed}: {case.name}, a {v.cls} on Linux {kern} "
             "under QEMU (`daxfuzz kernel run` replays it)"]
     if case.cut:
         desc.append(f"generated {case.generated} ops: {case.cut}; then the teardown")
@@ -394,7 +401,8 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                  g: Geometry = DEFAULT, max_traces: int = 0,
                  log: Callable[[str], None] = lambda s: None,
                  progress: Callable[[Stats], None] = lambda st: None,
-                 runner: Callable | None = None, reduce_seconds: float = 0) -> Stats:
+                 runner: Callable | None = None, reduce_seconds: float = 0,
+                 target: str = TARGET, no_ops: tuple[str, ...] = ()) -> Stats:
     """Run batches until `seconds` pass (or `max_traces` are judged); see the module
     docstring.  Each stored disagreement of a kind not seen before is reduced on the
     guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
@@ -410,7 +418,8 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
     lock = threading.Lock()
     gens = [Generator(g, seed * 1000 + j if jobs > 1 else seed,
                       prefix=f"s{seed}-{j}-" if jobs > 1 else f"s{seed}-",
-                      run_known=run_known) for j in range(jobs)]
+                      run_known=run_known, target=target, no_ops=no_ops)
+            for j in range(jobs)]
     requeue: list[list[Case]] = [[] for _ in range(jobs)]
     t0 = time.monotonic()
     deadline = t0 + seconds
