@@ -4,12 +4,15 @@ Linux 7.2 kernel (Debian sid's build) under QEMU, next to the oracle's predictio
     daxfuzz kernel setup [--kernel 7.2|6.1] [--no-install] [--refresh]
     daxfuzz kernel run TRACE... [--kernel 7.2|6.1|DIR] [--table] [--show-program]
     daxfuzz kernel repro TRACE [-o repro.c] [--confirmed KERNEL] [--run [--kernel K]]
-    daxfuzz kernel fuzz --time T [--kernel K] [--seed S] [--jobs N] [--out DIR] [--reduce-time S]
+    daxfuzz kernel fuzz --time T [--kernel K] [--seed S] [--jobs N] [--out DIR]
+                        [--reduce-time S]
     daxfuzz kernel reduce TRACE [--reduce-time S] [-o FILE]
+    daxfuzz kernel build --patch FILE [--patch FILE...]
 
 `--kernel` (daxfuzz/guest/kernels.py): 7.2 (default; the `7.2` target predicts it), 6.1
-(Debian 12's, predicted by `legacy`), or a directory holding a bzImage of a 7.2 build
-(predicted by `7.2`).
+(Debian 12's, predicted by `legacy`), or a directory from `kernel build` (a patched 7.2,
+predicted by `7.2`).  `build` (daxfuzz/guest/kbuild.py) builds linux-source-7.2 with
+patches and everything built in, and prints the directory to pass to `--kernel`.
 
 `run` boots the guest once per batch, runs each trace's translated program (see
 daxfuzz/guest/translate.py for the geometry and what each op becomes) and prints per
@@ -55,7 +58,7 @@ def _kernel_arg(p: argparse.ArgumentParser, dirs: bool = True) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kernel", help="replay traces on a real Linux kernel under QEMU")
-    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz,reduce}")
+    ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz,reduce,build}")
     s = ks.add_parser("setup", help="fetch the sid kernel and host tools, build the guest")
     s.add_argument("--no-install", action="store_true",
                    help="do not apt-get install missing host packages; fail instead")
@@ -177,6 +180,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
         "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
     d.set_defaults(func=run_reduce)
+    b = ks.add_parser(
+        "build", help="build a 7.2 kernel from linux-source-7.2 with patches, all built in",
+        description="Build bzImage from Debian's linux-source-7.2 (fetched like `kernel "
+        "setup` fetches sid's kernel) with `make tinyconfig` + daxfuzz/guest/kernel.config "
+        "(everything the guest needs built in) and each --patch applied with patch -p1, on "
+        "2 cores.  Cached by a hash of the source package, the fragment and the patches. "
+        "Prints the directory to give `kernel run/fuzz/repro --kernel`.",
+        epilog="exit codes: 0 built (or cached), 2 a patch does not apply, a tool is "
+        "missing or the build failed")
+    b.add_argument("--patch", action="append", default=[], metavar="FILE",
+                   help="a patch to apply with patch -p1 (repeatable, in order)")
+    b.add_argument("--no-install", action="store_true",
+                   help="do not apt-get install missing build tools; fail instead")
+    b.set_defaults(func=run_build)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
@@ -585,3 +602,17 @@ def run_fuzz(args: argparse.Namespace) -> int:
           "lists them")
     return EXIT_DIVERGENCE if st.stored else EXIT_AGREE
 
+
+def run_build(args: argparse.Namespace) -> int:
+    from daxfuzz.guest.kbuild import build
+
+    if not args.patch:
+        print("daxfuzz: note: no --patch: building the stock source", file=sys.stderr)
+    info = build(args.patch, install=not args.no_install,
+                 log=lambda s: print(f"build: {s}", file=sys.stderr))
+    how = "cached" if info.get("cached") else "built"
+    print(f"{how}: {info['dir']}  (Linux {info.get('kernel_release', '?')}, patches: "
+          f"{', '.join(info['patches']) or 'none'}; make -j{info['jobs']} bzImage took "
+          f"{info['build_seconds']:.0f} s)")
+    print(f"run it: daxfuzz kernel run --kernel {info['dir']} TRACE...")
+    return EXIT_AGREE
