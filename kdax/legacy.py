@@ -15,7 +15,9 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 - dax_associate_entry() walks every pfn of the entry (for_each_mapped_pfn); a shared
   (CoW) extent sets page->mapping = PAGE_MAPPING_DAX_COW and counts in page->index.
 - Layout breaking does not delete entries; truncate/punch/reflink delete their range
-  (truncate_inode_pages_range), eviction deletes everything without waiting.
+  (truncate_inode_pages_range), eviction deletes everything without waiting.  It finds
+  no busy page in a file no VMA maps (mapping_mapped()): a pin outliving its mapping
+  does not make truncate wait.
 - write(2) invalidates only over newly allocated blocks, not over a CoW.
 - MADV_DONTNEED keeps empty PTE tables (page-table reclaim came in 6.14).
 """
@@ -100,6 +102,16 @@ class KernelLegacy(Kernel615):
             if self.pages[pfn]._refcount > 1:
                 return self.pages[pfn]
         return None
+
+    # fs/dax.c dax_layout_busy_page_range() (6.1): "if (!dax_mapping(mapping) ||
+    # !mapping_mapped(mapping)) return NULL;" -- a file no VMA maps has no busy page, so a
+    # page pinned through a mapping since unmapped does not make truncate/punch wait
+    # (6.15 dropped the check)
+    def dax_layout_busy_page_range(self, ino: int, start: int, end: int) -> Page | None:
+        if not any(vma.ino == ino for mmst in self.mms for vmas in mmst.vmas.values()
+                   for vma in vmas):
+            return None
+        return super().dax_layout_busy_page_range(ino, start, end)
 
     def dax_page_is_idle(self, page: Page | None) -> bool:
         return page is not None and page._refcount == 1  # ___wait_var_event(... == 1)
