@@ -20,11 +20,13 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
   does not make truncate wait.
 - write(2) invalidates only over newly allocated blocks, not over a CoW.
 - MADV_DONTNEED keeps empty PTE tables (page-table reclaim came in 6.14).
+- A long-term pin (io_uring fixed buffer) of an fs-DAX VMA is always EOPNOTSUPP: no
+  GUP-fast path lets an anonymous copy through.
 """
 
 from __future__ import annotations
 
-from daxfuzz.world import ENOTTY, ZERO_PFN
+from daxfuzz.world import EFAULT, ENOTTY, EOPNOTSUPP, ZERO_PFN
 from kdax.kernel import Kernel615
 from kdax.mm import GUP_PIN_COUNTING_BIAS, Blocked
 from kdax.mm_types import Page
@@ -246,6 +248,16 @@ class KernelLegacy(Kernel615):
         if w:
             self.mms[src_mm].pte[va] = (pfn, False)
         self.mms[dst_mm].pte[va] = (pfn, False)
+
+    # ---- mm/gup.c, io_uring (6.1) -------------------------------------------------------
+    # io_uring/rsrc.c io_pin_pages() (6.1): pin_user_pages(FOLL_WRITE | FOLL_LONGTERM),
+    # no GUP-fast first, so check_vma_flags() (mm/gup.c, 6.1) refuses every page of an
+    # fs-DAX VMA, an anonymous copy in a private mapping too
+    def pin_user_pages_fast_longterm(self, mm: int, slot: int, pgoff: int) -> str:
+        vma = self.mms[mm].find_vma(slot, pgoff)
+        if vma is None:
+            return EFAULT
+        return EOPNOTSUPP
 
     # ---- fs/xfs (6.1) -----------------------------------------------------------------
     # XFS_IOC_EXCHANGE_RANGE came in 6.10: xfs_file_ioctl() (6.1) does not know it

@@ -86,11 +86,16 @@ class Rules:
     #: the PMD's multi-index slot, which it then fills whole (every kernel so far);
     #: False for a fixed kernel that undoes the PMD join first (kdax/fixes.py)
     pte_entry_keeps_pmd_slot: bool = True
+    #: a long-term pin (io_uring) of a writable anonymous copy in a private fs-DAX
+    #: mapping succeeds through GUP-fast (6.15, 7.2); 6.1's io_uring pins with
+    #: pin_user_pages(), whose check_vma_flags() refuses any fs-DAX VMA first
+    longterm_pins_anon_copy: bool = True
 
 
 LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
                      busy_reports_head=False, dontneed_frees_tables=False,
-                     exchange_range=False, mf_by_page=True)
+                     exchange_range=False, mf_by_page=True,
+                     longterm_pins_anon_copy=False)
 
 
 class Blocked(Exception):
@@ -726,7 +731,8 @@ class Oracle:
             return EFAULT
         mmst = self.mms[mm]
         va = vma.vaddr(idx)
-        if va >> self.order not in mmst.pmd and mmst.pte.get(va) == (ANON, True):
+        if (self.rules.longterm_pins_anon_copy and va >> self.order not in mmst.pmd
+                and mmst.pte.get(va) == (ANON, True)):
             return OK
         return EOPNOTSUPP
 

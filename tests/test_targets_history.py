@@ -86,3 +86,15 @@ def test_v6_disassociate_without_guard_writes_pfn0_page():
     assert d is not None and d.field == "warning"
     assert "pfn 0 (not an fs-DAX page)" in str(d.actual)
     assert run_ops("6.15", G, [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, 1)])[0] is None
+
+
+def test_legacy_longterm_pin_refuses_an_anon_copy_too():
+    # io_uring/rsrc.c io_pin_pages() (6.1) uses pin_user_pages(): check_vma_flags()
+    # refuses FOLL_LONGTERM on the fs-DAX VMA before looking at the page (confirmed on
+    # Debian 12's 6.1.0-57); 7.2 pins the anonymous copy through GUP-fast
+    ops = [O.Mmap(0, 0, 0, huge=0, shared=0), O.Fault(0, 0, 0, 1),
+           O.Pin(0, 0, 0, 0, longterm=1)]
+    _k, res = kernel("legacy", ops)
+    assert res == ["ok", "ok", "EOPNOTSUPP"]
+    _k, res = kernel("7.2", ops)
+    assert res == ["ok", "ok", "ok"]
