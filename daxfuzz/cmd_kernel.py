@@ -54,6 +54,10 @@ def _kernel_arg(p: argparse.ArgumentParser, dirs: bool = True) -> None:
     p.add_argument("--kernel", default="7.2", metavar="7.2|6.1|DIR" if dirs else "7.2|6.1",
                    help=KERNEL_HELP if dirs else "which guest to set up: 7.2 (default) or "
                    "6.1 (its own cache subfolder k6.1)")
+    if dirs:
+        p.add_argument("--target", metavar="NAME",
+                       help="the kdax target predicting the kernel (default: 7.2, legacy "
+                       "for 6.1; e.g. 7.2-fix-cow-pmd for a kernel built with fix.diff)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -250,7 +254,7 @@ def _kernel(args: argparse.Namespace):
     from daxfuzz.guest.kernels import resolve
 
     try:
-        return resolve(args.kernel)
+        return resolve(args.kernel, getattr(args, "target", None))
     except InputError as e:
         print(f"daxfuzz: error: {e}", file=sys.stderr)
         return None

@@ -93,3 +93,13 @@ def test_pick_image_takes_the_newest_abi():
     assert kernels.pick_image(names) == "linux-image-6.1.0-57-amd64-unsigned"
     with pytest.raises(SetupError):
         kernels.pick_image(["linux-image-6.1.0-57-rt-amd64"])
+
+
+def test_target_override_and_a_bad_one(tmp_path, capsys):
+    (tmp_path / "bzImage").write_bytes(b"x")
+    assert kernels.resolve(str(tmp_path), "7.2-fix-cow-pmd").target == "7.2-fix-cow-pmd"
+    with pytest.raises(InputError, match="no such target"):
+        kernels.resolve("7.2", "7.3")
+    assert main(["kernel", "run", "corpus/pin-blocks-truncate.trace", "--target",
+                 "nope"]) == 2
+    assert "--target 'nope'" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from daxfuzz.errors import InputError
@@ -60,8 +60,22 @@ class Kernel:
         return self.unexpressible.get(op_name)
 
 
-def resolve(value: str | None) -> Kernel:
-    """The kernel a ``--kernel`` value names; InputError (exit 2) when it names none."""
+def resolve(value: str | None, target: str | None = None) -> Kernel:
+    """The kernel a ``--kernel`` value names, predicted by `target` when given (e.g.
+    ``7.2-fix-cow-pmd`` for a kernel built with that fix); InputError (exit 2) when
+    either names nothing."""
+    k = _resolve(value)
+    if target:
+        from kdax.targets import target_name
+
+        name = target_name(target)
+        if name is None:
+            raise InputError(f"--target {target!r}: no such target (`daxfuzz targets`)")
+        k = replace(k, target=name)
+    return k
+
+
+def _resolve(value: str | None) -> Kernel:
     value = value or DEFAULT
     if value == "7.2":
         return Kernel("7.2", "7.2", "Linux 7.2")
