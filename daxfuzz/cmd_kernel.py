@@ -579,7 +579,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
     if tty:
         print(file=sys.stderr)
     mins = st.seconds / 60
-    print(f"kernel fuzz ({kern.label}, target {kern.target}): {st.traces} traces, "
+    print(f"kernel fuzz: {st.traces} traces on {kern.label} (target {kern.target}), "
           f"{st.steps} steps compared in {st.seconds:.0f} s "
           f"({st.traces / mins if mins else 0:.0f} traces/min, {st.steps / mins if mins else 0:.0f}"
           f" steps/min; {st.boots} boots, {st.batches} batches, guest {st.guest_seconds:.0f} s"
