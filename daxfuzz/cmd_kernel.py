@@ -289,9 +289,10 @@ def run_run(args: argparse.Namespace) -> int:
         for name, path, _tr, prog, _o, _p in items:
             print(f"== program {name} ({path})")
             print(prog.text)
-    from daxfuzz.guest.pages import RawCheck, pending_windows, summary, totals
+    from daxfuzz.guest.kernels import raw_check
+    from daxfuzz.guest.pages import pending_windows, summary, totals
 
-    raw = RawCheck(manifest)  # raw struct pages beside the port's (daxfuzz/guest/pages.py)
+    raw = raw_check(manifest, kern.target)  # raw struct pages beside the port's (pages.py)
     t0 = time.monotonic()
     res = run_programs(manifest, [(n, raw.text(n, tr, p.text)) for n, _, tr, p, _, _ in items],
                        boot_timeout=args.boot_timeout, trace_timeout=args.trace_timeout,

@@ -157,7 +157,7 @@ def init_sha_61() -> str:
     import hashlib
 
     h = hashlib.sha256(INIT_SCRIPT_61.encode())
-    h.update(build.HELPER_SRC.read_bytes() + build.HELPER_LIB.read_bytes())
+    h.update(build.helper_sha().encode())
     h.update(repr((MODULES_61, build.GUEST_BINS, HOST_MKFS)).encode())
     return h.hexdigest()
 
@@ -275,3 +275,16 @@ def translate_for(k: Kernel, trace, path: str = "<trace>"):
         if step not in bad:
             out.append(line)
     return Program("\n".join(out) + "\n", prog.steps, {**prog.skipped, **bad})
+
+
+def raw_check(manifest: dict, target: str):
+    """pages.RawCheck for a kernel predicted by `target`: the raw struct pages are
+    planned on the 7.2 port, so another target's kernel (6.1: 1-based refcounts, no
+    folios) is not compared; ``why`` says so."""
+    from daxfuzz.guest.pages import RawCheck
+
+    rc = RawCheck(manifest)
+    if not target.startswith("7.2"):
+        rc.layout = None
+        rc.why = f"raw struct pages are compared with the 7.2 port only, not {target}"
+    return rc

@@ -407,11 +407,12 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
     docstring.  Each stored disagreement of a kind not seen before is reduced on the
     guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
     :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
-    from daxfuzz.guest.pages import RawCheck, judge_raw, pending_windows
+    from daxfuzz.guest.kernels import raw_check
+    from daxfuzz.guest.pages import judge_raw, pending_windows
     from daxfuzz.guest.qemu import run_programs
 
     run = runner or run_programs
-    raw = RawCheck(manifest)
+    raw = raw_check(manifest, target)
     if raw.why:
         log(f"raw struct pages are not compared: {raw.why}")
     st = Stats()
