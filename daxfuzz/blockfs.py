@@ -23,6 +23,17 @@ fs/xfs/xfs_iomap.c and fs/xfs/xfs_reflink.c hand to fs/dax.c:
 - allocation is deterministic: continue the file's previous block if free, else the
   lowest fully free PMD-aligned chunk at the file offset's colour (stripe
   alignment, ``mkfs.xfs -d su=2m``), else the lowest free block.
+- partial pages: the last model page of a PMD group stands for the rest of its 2 MiB
+  (daxfuzz/guest/translate.py), but a 4 KiB write there -- a PTE write fault or a GUP
+  fault-in (fs/dax.c dax_iomap_pte_fault(): ``.len = PAGE_SIZE``), a write_from,
+  reflink or exchange issued per 4 KiB page by the guest -- allocates or remaps only
+  its first 4 KiB (xfs_direct_write_iomap_begin() -> xfs_iomap_write_direct() of the
+  request, no extent size hint on the data fork; xfs_reflink_end_cow() of what was
+  written).  Such a page is in ``part``: its block is a 4 KiB extent followed by a
+  hole (or by blocks the model does not track), so an extent ends at it and a PMD
+  fault over its group falls back (dax_iomap_pmd_fault(): ``iomap_length() <
+  PMD_SIZE``).  A write covering the page (write(2) of it, a PMD write fault) fills
+  the rest and makes it whole again; reflink and exchange of the same shape carry it.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ HOLE = -1
 class BlockFS:
     """Block maps of every inode over the device, with per-block share counts."""
 
-    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow")
+    __slots__ = ("g", "size", "bmap", "refcnt", "meta_dirty", "cow", "part")
 
     def __init__(self, g: Geometry) -> None:
         self.g = g
@@ -46,10 +57,22 @@ class BlockFS:
         self.meta_dirty = [False] * g.inodes
         # the CoW fork (ip->i_cowfp): idx -> allocated block not yet remapped into the file
         self.cow: list[dict[int, int]] = [{} for _ in range(g.inodes)]
+        # mapped pages whose block covers only the first 4 KiB of their real range
+        self.part: list[set[int]] = [set() for _ in range(g.inodes)]
 
     # ---- queries -------------------------------------------------------------------
     def pfn(self, ino: int, idx: int) -> int:
         return self.bmap[ino].get(idx, HOLE)
+
+    def big(self, idx: int) -> bool:
+        """Model page `idx` stands for more than 4 KiB: the last of its group, when a
+        group is less than 2 MiB of model pages (daxfuzz/guest/translate.py off())."""
+        g = self.g
+        return g.pmd_order < 9 and idx & g.pmd_colour == g.pmd_colour
+
+    def whole_group(self, ino: int, base: int) -> bool:
+        """No page of the group at `base` is partial (see the module docstring)."""
+        return base | self.g.pmd_colour not in self.part[ino]
 
     def shared(self, pfn: int) -> bool:
         return self.refcnt.get(pfn, 0) > 1
@@ -60,8 +83,10 @@ class BlockFS:
                       for idx, p in m.items() if p == pfn)
 
     def iomap_read(self, ino: int, idx: int, length: int) -> tuple[int, int, bool]:
-        """(pfn or HOLE, pages, shared) of the extent at `idx`, at most `length` pages."""
-        m = self.bmap[ino]
+        """(pfn or HOLE, pages, shared) of the extent at `idx`, at most `length` pages.
+        A partial page is an extent of its own: the real extent ends 4 KiB into it, so
+        one reaching it from before is shorter than the pages up to its end."""
+        m, part = self.bmap[ino], self.part[ino]
         p0 = m.get(idx, HOLE)
         n = 1
         if p0 == HOLE:
@@ -69,8 +94,8 @@ class BlockFS:
                 n += 1
             return HOLE, n, False
         sh = self.refcnt[p0] > 1
-        while (n < length and m.get(idx + n, HOLE) == p0 + n
-               and (self.refcnt[p0 + n] > 1) == sh):
+        while (n < length and idx + n - 1 not in part and idx + n not in part
+               and m.get(idx + n, HOLE) == p0 + n and (self.refcnt[p0 + n] > 1) == sh):
             n += 1
         return p0, n, sh
 
@@ -100,10 +125,14 @@ class BlockFS:
             n += 1
         return goal, n
 
-    def iomap_write(self, ino: int, idx: int, length: int) -> tuple[int, int, bool, list[int]]:
+    def iomap_write(self, ino: int, idx: int, length: int,
+                    whole: bool = True) -> tuple[int, int, bool, list[int]]:
         """xfs_direct_write_iomap_begin() for DAX: (pfn, pages, cow, []) for writing
         `idx`; pfn HOLE = ENOSPC.  `cow` (IOMAP_F_SHARED): the pages are CoW fork blocks,
         remapped into the file by end_write(); the file keeps its old blocks until then.
+        `whole`: the write covers its pages' real ranges; else only their first 4 KiB
+        (a PTE fault), so a big page it allocates is partial.  A whole write in place
+        fills a partial page's rest.
 
         xfs_reflink_allocate_cow(): a CoW fork extent at `idx` is used as it is
         (xfs_find_trim_cow_extent: even over a block no longer shared, or a hole);
@@ -133,9 +162,13 @@ class BlockFS:
             m = self.bmap[ino]
             for i in range(got):
                 m[idx + i] = new + i
+                if not whole and self.big(idx + i):
+                    self.part[ino].add(idx + i)
             self.meta_dirty[ino] = True
             return new, got, False, []
         if not sh:
+            if whole:
+                self.part[ino].difference_update(range(idx, idx + n))
             return p0, n, False, []
         hint = self.g.pmd_nr
         lo, hi = idx & ~(hint - 1), (idx + n + hint - 1) & ~(hint - 1)
@@ -150,12 +183,15 @@ class BlockFS:
             cf[lo + i] = new + i
         return cf[idx], min(n, lo + got - idx), True, []
 
-    def end_write(self, ino: int, idx: int, length: int, written: int) -> list[int]:
+    def end_write(self, ino: int, idx: int, length: int, written: int,
+                  whole: bool = True) -> list[int]:
         """xfs_dax_write_iomap_end(): `written` pages of the iomap [idx, idx+length)
         went out.  None: xfs_reflink_cancel_cow_range() of the iomap's range (the hint's
         padding around it stays); else xfs_reflink_end_cow() of the written range: its
         CoW fork blocks replace the file's (which lose a reference).  Returns freed
-        pfns.  Nothing happens where the CoW fork has no blocks."""
+        pfns.  Nothing happens where the CoW fork has no blocks.  Not `whole` (4 KiB
+        written, see iomap_write): a big page remapped gets only its first 4 KiB from
+        the CoW fork, the rest keeps the file's old blocks: it is partial."""
         cf, m = self.cow[ino], self.bmap[ino]
         if not cf:
             return []
@@ -171,6 +207,10 @@ class BlockFS:
             if old != HOLE:
                 freed += self._drop(old)
             m[i] = new
+            if not whole and self.big(i):
+                self.part[ino].add(i)
+            else:
+                self.part[ino].discard(i)
             self.meta_dirty[ino] = True
         return freed
 
@@ -196,13 +236,29 @@ class BlockFS:
         freed: list[int] = []
         for idx in sorted(i for i in m if start <= i < end):
             freed += self._drop(m.pop(idx))
+            self.part[ino].discard(idx)
             self.meta_dirty[ino] = True
         return freed
 
+    def _same_shape(self, a: int, b: int, pages: int) -> bool:
+        """Model ranges at `a` and `b` are the same real shape (translate.py: one call
+        over the whole range rather than one per model page's first 4 KiB)."""
+        o, c = self.g.pmd_order, self.g.pmd_colour
+        if o == 9:
+            return True
+        def off(i: int) -> int:
+            return (i >> o << 9) + (i & c)
+        return all(off(a + k) - off(a) == off(b + k) - off(b) for k in range(1, pages + 1))
+
     def remap(self, src: int, dst: int, src_idx: int, dst_idx: int, pages: int) -> list[int]:
-        """FICLONERANGE block remapping (xfs_reflink_remap_blocks); returns freed pfns."""
+        """FICLONERANGE block remapping (xfs_reflink_remap_blocks); returns freed pfns.
+        Same phase in the group: one call, a page's partial state goes with it; else the
+        guest clones each page's first 4 KiB, so a big destination page is partial."""
         sm = self.bmap[src]
         new = [sm.get(src_idx + i, HOLE) for i in range(pages)]
+        one = not (src_idx ^ dst_idx) & self.g.pmd_colour
+        part = {dst_idx + i for i in range(pages) if new[i] != HOLE and (
+            src_idx + i in self.part[src] if one else self.big(dst_idx + i))}
         for p in new:
             if p != HOLE:
                 self.refcnt[p] += 1
@@ -211,27 +267,40 @@ class BlockFS:
         for i, p in enumerate(new):
             if p != HOLE:
                 dm[dst_idx + i] = p
+        self.part[dst] |= part
         self.size[dst] = max(self.size[dst], dst_idx + pages)
         self.meta_dirty[dst] = True
         return freed
 
     def exchange(self, ino1: int, ino2: int, idx1: int, idx2: int, pages: int) -> None:
         """Exchange the block maps of two ranges, holes included (xfs_exchrange_mappings,
-        xfs_swap_extent_rmap): no block changes its share count."""
+        xfs_swap_extent_rmap): no block changes its share count.  Partial states go with
+        the blocks when the ranges have the same real shape; else the guest exchanges
+        each page's first 4 KiB, so a big page receiving a block is partial."""
         m1, m2 = self.bmap[ino1], self.bmap[ino2]
         a = [m1.pop(idx1 + i, HOLE) for i in range(pages)]
         b = [m2.pop(idx2 + i, HOLE) for i in range(pages)]
+        one = self._same_shape(idx1, idx2, pages)
+        pa = [idx1 + i in self.part[ino1] for i in range(pages)]
+        pb = [idx2 + i in self.part[ino2] for i in range(pages)]
+        self.part[ino1].difference_update(range(idx1, idx1 + pages))
+        self.part[ino2].difference_update(range(idx2, idx2 + pages))
         for i in range(pages):
             if b[i] != HOLE:
                 m1[idx1 + i] = b[i]
+                if pb[i] if one else self.big(idx1 + i):
+                    self.part[ino1].add(idx1 + i)
             if a[i] != HOLE:
                 m2[idx2 + i] = a[i]
+                if pa[i] if one else self.big(idx2 + i):
+                    self.part[ino2].add(idx2 + i)
         self.meta_dirty[ino1] = self.meta_dirty[ino2] = True
 
     def nextents(self, ino: int) -> int:
         """Data fork extent records: runs of consecutive blocks at consecutive offsets."""
-        m = self.bmap[ino]
-        return sum(1 for i, p in m.items() if m.get(i - 1, HOLE) != p - 1 or p == 0)
+        m, part = self.bmap[ino], self.part[ino]
+        return sum(1 for i, p in m.items()
+                   if m.get(i - 1, HOLE) != p - 1 or p == 0 or i - 1 in part)
 
     def set_size(self, ino: int, pages: int) -> None:
         if self.size[ino] != pages:
@@ -243,6 +312,7 @@ class BlockFS:
         self.meta_dirty[ino] = False
 
     def facts(self) -> tuple:
-        """Canonical comparable form: sizes, block maps and CoW forks."""
+        """Canonical comparable form: sizes, block maps, CoW forks and partial pages."""
         return (tuple(self.size), tuple(tuple(sorted(m.items())) for m in self.bmap),
-                tuple(tuple(sorted(c.items())) for c in self.cow))
+                tuple(tuple(sorted(c.items())) for c in self.cow),
+                tuple(tuple(sorted(p)) for p in self.part))

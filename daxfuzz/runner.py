@@ -172,7 +172,7 @@ class Runner:
             if te != oe:
                 return self._div_dict(op, "entry", ino, oe, te)
         if (o.fs.bmap != t.fs.bmap or o.fs.size != t.fs.size or o.fs.refcnt != t.fs.refcnt
-                or o.fs.cow != t.fs.cow):
+                or o.fs.cow != t.fs.cow or o.fs.part != t.fs.part):
             return self._div(op, "blocks", o.fs.facts(), t.fs.facts())
         if o.handles != t.handles:
             return self._div(op, "gup-handles", o.handles, t.handles)

@@ -372,7 +372,8 @@ class FsDax:
     def dax_fault_cow_page(self, vmf: Vmf, iomap: Iomap) -> int:
         return VM_FAULT_DONE_COW
 
-    # fs/dax.c dax_iomap_pte_fault() (6.15)
+    # fs/dax.c dax_iomap_pte_fault() (6.15, 7.2): the iomap_iter's `.len = PAGE_SIZE`,
+    # 4 KiB of a model page that stands for more (not `whole`)
     def dax_iomap_pte_fault(self, vmf: Vmf) -> int:
         ino = vmf.vma.ino
         if vmf.pgoff >= self.fs.size[ino]:
@@ -384,14 +385,15 @@ class FsDax:
         slot = vmf.address >> self.PMD_ORDER
         if slot in self.mms[vmf.mm].pmd:  # raced with a PMD fault
             return VM_FAULT_NOPAGE
-        iomap = self.xfs_dax_iomap_begin(ino, vmf.pgoff, 1, write)
+        iomap = self.xfs_dax_iomap_begin(ino, vmf.pgoff, 1, write, False)
         if iomap is None:
             return VM_FAULT_SIGBUS  # -ENOSPC: dax_fault_return()
         ret, entry = self.dax_fault_iter(vmf, iomap, entry, False)
         if ret != VM_FAULT_SIGBUS and iomap.new:
             ret |= VM_FAULT_MAJOR
         if write:  # iomap_iter() -> ->iomap_end(): one page written unless an error
-            self.xfs_dax_write_iomap_end(ino, vmf.pgoff, 1, 0 if ret & VM_FAULT_ERROR else 1)
+            self.xfs_dax_write_iomap_end(ino, vmf.pgoff, 1, 0 if ret & VM_FAULT_ERROR else 1,
+                                         False)
         return ret
 
     # fs/dax.c dax_fault_check_fallback() (6.15)
@@ -408,7 +410,9 @@ class FsDax:
             return True
         return False
 
-    # fs/dax.c dax_iomap_pmd_fault() (6.15)
+    # fs/dax.c dax_iomap_pmd_fault() (6.15, 7.2): `iomap_length(&iter) < PMD_SIZE` falls
+    # back -- a group whose last page's block covers only its first 4 KiB (allocated
+    # by a PTE fault) is a shorter extent, followed by a hole
     def dax_iomap_pmd_fault(self, vmf: Vmf) -> int:
         ino = vmf.vma.ino
         index = vmf.pgoff & ~self.PG_PMD_COLOUR

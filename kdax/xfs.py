@@ -22,7 +22,12 @@ class Xfs:
     # IS_DAX: reads report IOMAP_F_SHARED (trimmed around shared extents); writes
     # allocate over holes and write shared extents -- and anything the CoW fork already
     # holds -- to CoW fork blocks (xfs_reflink_allocate_cow).  None means -ENOSPC.
-    def xfs_dax_iomap_begin(self, ino: int, idx: int, length: int, write: bool) -> Iomap | None:
+    # fs/xfs/xfs_iomap.c xfs_direct_write_iomap_begin() (7.2): a hole is allocated over
+    # the request (xfs_iomap_write_direct(ip, offset_fsb, end_fsb - offset_fsb)), so
+    # not `whole` (a PTE fault's PAGE_SIZE) allocates a big page's first 4 KiB only;
+    # an extent ends 4 KiB into such a page (the length blockfs reports).
+    def xfs_dax_iomap_begin(self, ino: int, idx: int, length: int, write: bool,
+                            whole: bool = True) -> Iomap | None:
         fs = self.fs
         if not write:
             pfn, n, shared = fs.iomap_read(ino, idx, length)
@@ -30,7 +35,7 @@ class Xfs:
                 return Iomap(Iomap.HOLE, 0, n, False, False)
             return Iomap(Iomap.MAPPED, pfn, n, shared, False)
         old, _n, _sh = fs.iomap_read(ino, idx, length)
-        pfn, n, was_shared, freed = fs.iomap_write(ino, idx, length)
+        pfn, n, was_shared, freed = fs.iomap_write(ino, idx, length, whole)
         self.freed += freed
         if pfn == HOLE:
             return None
@@ -39,8 +44,10 @@ class Xfs:
 
     # fs/xfs/xfs_iomap.c xfs_dax_write_iomap_end() (6.1 .. 7.2): nothing written cancels
     # the iomap's range of the CoW fork, else xfs_reflink_end_cow() of what was written
-    def xfs_dax_write_iomap_end(self, ino: int, idx: int, length: int, written: int) -> None:
-        self.freed += self.fs.end_write(ino, idx, length, written)
+    # (7.2: `written` bytes; not `whole`, 4 KiB of a big page)
+    def xfs_dax_write_iomap_end(self, ino: int, idx: int, length: int, written: int,
+                                whole: bool = True) -> None:
+        self.freed += self.fs.end_write(ino, idx, length, written, whole)
 
     # ---- fault handlers (fs/xfs/xfs_file.c) ------------------------------------------
     def xfs_filemap_fault(self, vmf: Vmf) -> int:

@@ -419,7 +419,9 @@ class Oracle:
         self._grab_pte_entry(ino, idx)
         va = vma.vaddr(idx)
         if write:
-            pfn, _n, shared, _freed = self.fs.iomap_write(ino, idx, 1)
+            # a PTE fault writes 4 KiB: of a group's last page, which stands for the
+            # rest of its 2 MiB, only the first 4 KiB get a block (not `whole`)
+            pfn, _n, shared, _freed = self.fs.iomap_write(ino, idx, 1, False)
             if pfn == HOLE:
                 return SIGBUS  # ENOSPC
         else:
@@ -432,7 +434,7 @@ class Oracle:
         sync = write and self._sync_write(vma)
         self._insert_entry(ino, idx, 0, REAL, pfn, shared, write and not sync)
         if write:  # the written page's CoW fork block (if any) joins the file
-            self.fs.end_write(ino, idx, 1, 1)
+            self.fs.end_write(ino, idx, 1, 1, False)
         if sync:
             self._fsync(ino, idx, idx)
             self.dirty[ino].add(self._load(ino, idx)[0])  # type: ignore[index]
@@ -462,7 +464,9 @@ class Oracle:
             pfn, n, shared, _freed = self.fs.iomap_write(ino, base, self.nr)
         else:
             pfn, n, shared = self.fs.iomap_read(ino, base, self.nr)
-        if n < self.nr or (pfn == HOLE and write):
+        # a PMD maps one 2 MiB extent: not a group whose last page has only its first
+        # 4 KiB allocated (whatever was allocated over holes before it stays)
+        if n < self.nr or (pfn == HOLE and write) or not self.fs.whole_group(ino, base):
             if write:  # nothing written: XFS cancels the iomap's CoW fork blocks
                 self.fs.end_write(ino, base, n, 0)
             return self._pmd_fallback(mm, slot)
