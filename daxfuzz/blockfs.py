@@ -82,10 +82,14 @@ class BlockFS:
         return sorted((ino, idx) for ino, m in enumerate(self.bmap)
                       for idx, p in m.items() if p == pfn)
 
-    def iomap_read(self, ino: int, idx: int, length: int) -> tuple[int, int, bool]:
+    def iomap_read(self, ino: int, idx: int, length: int,
+                   trim: bool = True) -> tuple[int, int, bool]:
         """(pfn or HOLE, pages, shared) of the extent at `idx`, at most `length` pages.
         A partial page is an extent of its own: the real extent ends 4 KiB into it, so
-        one reaching it from before is shorter than the pages up to its end."""
+        one reaching it from before is shorter than the pages up to its end.
+        `trim=False`: the data fork extent as xfs_bmapi_read() returns it, not trimmed
+        at the shared/unshared boundary and never reported shared (6.1's
+        xfs_read_iomap_begin() trims only for IOMAP_REPORT)."""
         m, part = self.bmap[ino], self.part[ino]
         p0 = m.get(idx, HOLE)
         n = 1
@@ -95,9 +99,10 @@ class BlockFS:
             return HOLE, n, False
         sh = self.refcnt[p0] > 1
         while (n < length and idx + n - 1 not in part and idx + n not in part
-               and m.get(idx + n, HOLE) == p0 + n and (self.refcnt[p0 + n] > 1) == sh):
+               and m.get(idx + n, HOLE) == p0 + n
+               and (not trim or (self.refcnt[p0 + n] > 1) == sh)):
             n += 1
-        return p0, n, sh
+        return p0, n, sh and trim
 
     # ---- allocation ----------------------------------------------------------------
     def _goal(self, ino: int, idx: int, want_chunk: bool) -> int:

@@ -12,8 +12,10 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 - GUP takes a reference per page (pin: +GUP_PIN_COUNTING_BIAS); releasing goes through
   put_devmap_managed_page_refs(), which wakes waiters when the count falls to 1.
 - Busy means page_ref_count(page) > 1; waiters wait for == 1.
-- dax_associate_entry() walks every pfn of the entry (for_each_mapped_pfn); a shared
-  (CoW) extent sets page->mapping = PAGE_MAPPING_DAX_COW and counts in page->index.
+- dax_associate_entry() walks every pfn of the entry (for_each_mapped_pfn); a write
+  fault of a shared (CoW) extent sets page->mapping = PAGE_MAPPING_DAX_COW and counts in
+  page->index.  A read fault of a shared extent is a plain one (no IOMAP_F_SHARED for
+  reads): it takes the page over, warning if another file's entry owns it.
 - Layout breaking does not delete entries; truncate/punch/reflink delete their range
   (truncate_inode_pages_range), eviction deletes everything without waiting.  It finds
   no busy page in a file no VMA maps (mapping_mapped()): a pin outliving its mapping
@@ -26,6 +28,7 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 
 from __future__ import annotations
 
+from daxfuzz.blockfs import HOLE
 from daxfuzz.world import EFAULT, ENOTTY, EOPNOTSUPP, ZERO_PFN
 from kdax.kernel import Kernel615
 from kdax.mm import GUP_PIN_COUNTING_BIAS, Blocked
@@ -260,6 +263,25 @@ class KernelLegacy(Kernel615):
         return EOPNOTSUPP
 
     # ---- fs/xfs (6.1) -----------------------------------------------------------------
+    # fs/xfs/xfs_iomap.c xfs_read_iomap_begin() (6.1): xfs_reflink_trim_around_shared()
+    # only `if (!error && (flags & IOMAP_REPORT))` -- not for a DAX read fault
+    # (fs/xfs/xfs_file.c xfs_dax_fault() (6.1) passes &xfs_read_iomap_ops unless
+    # `write_fault && !vmf->cow_page`): the data fork extent, untrimmed, without
+    # IOMAP_F_SHARED.  So fs/dax.c dax_fault_is_cow() (6.1), `(iter->flags & IOMAP_WRITE)
+    # && (iter->iomap.flags & IOMAP_F_SHARED)`, is just iomap.shared here: a read fault
+    # of a reflinked extent is a plain one -- no unmap, a real entry kept, and
+    # dax_associate_entry(cow=false) `WARN_ON_ONCE(page->mapping)` (fs/dax.c:380) when
+    # the other file's entry already owns the page.  (Later kernels trim
+    # `if (!error && ((flags & IOMAP_REPORT) || IS_DAX(inode)))`, 7.2's line 2204.)
+    def xfs_dax_iomap_begin(self, ino: int, idx: int, length: int, write: bool,
+                            whole: bool = True) -> Iomap | None:
+        if write:
+            return super().xfs_dax_iomap_begin(ino, idx, length, write, whole)
+        pfn, n, _shared = self.fs.iomap_read(ino, idx, length, trim=False)
+        if pfn == HOLE:
+            return Iomap(Iomap.HOLE, 0, n, False, False)
+        return Iomap(Iomap.MAPPED, pfn, n, False, False)
+
     # XFS_IOC_EXCHANGE_RANGE came in 6.10: xfs_file_ioctl() (6.1) does not know it
     def sys_exchange(self, op) -> str:
         return ENOTTY

@@ -90,12 +90,17 @@ class Rules:
     #: mapping succeeds through GUP-fast (6.15, 7.2); 6.1's io_uring pins with
     #: pin_user_pages(), whose check_vma_flags() refuses any fs-DAX VMA first
     longterm_pins_anon_copy: bool = True
+    #: a read fault of a shared (reflinked) extent is a shared association like a write
+    #: fault's: the page is unmapped everywhere and the entry replaced (6.2+: XFS
+    #: reports IOMAP_F_SHARED to DAX reads).  False (6.1): only a write fault of a shared
+    #: extent is copy-on-write; a read fault sees the plain, untrimmed data extent
+    read_faults_share: bool = True
 
 
 LEGACY_RULES = Rules(break_deletes_entries=False, unmount_waits=False,
                      busy_reports_head=False, dontneed_frees_tables=False,
                      exchange_range=False, mf_by_page=True,
-                     longterm_pins_anon_copy=False)
+                     longterm_pins_anon_copy=False, read_faults_share=False)
 
 
 class Blocked(Exception):
@@ -425,7 +430,7 @@ class Oracle:
             if pfn == HOLE:
                 return SIGBUS  # ENOSPC
         else:
-            pfn, _n, shared = self.fs.iomap_read(ino, idx, 1)
+            pfn, _n, shared = self.fs.iomap_read(ino, idx, 1, self.rules.read_faults_share)
             if pfn == HOLE:
                 self._insert_entry(ino, idx, 0, ZERO, ZERO_PFN, False, False)
                 if va not in self.mms[mm].pte:
@@ -463,7 +468,8 @@ class Oracle:
         if write:
             pfn, n, shared, _freed = self.fs.iomap_write(ino, base, self.nr)
         else:
-            pfn, n, shared = self.fs.iomap_read(ino, base, self.nr)
+            pfn, n, shared = self.fs.iomap_read(ino, base, self.nr,
+                                                self.rules.read_faults_share)
         # a PMD maps one 2 MiB extent: not a group whose last page has only its first
         # 4 KiB allocated (whatever was allocated over holes before it stays)
         if n < self.nr or (pfn == HOLE and write) or not self.fs.whole_group(ino, base):

@@ -19,6 +19,8 @@ def shared_then_split() -> BlockFS:
 def test_cow_fills_the_hint_and_remaps_only_what_was_written():
     fs = shared_then_split()
     assert fs.iomap_read(1, 0, 4) == (0, 1, True)  # shared, then unshared pfn 1
+    # 6.1's xfs_read_iomap_begin(): the data extent as it is, not trimmed, not shared
+    assert fs.iomap_read(1, 0, 4, trim=False) == (0, 4, False)
     # the CoW fork gets the whole PMD-sized hint around page 0: a free chunk, pfns 4..7;
     # the write is trimmed to the shared run, and the file keeps pfn 0 until the end
     assert fs.iomap_write(1, 0, 4) == (4, 1, True, [])
