@@ -29,6 +29,7 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 from __future__ import annotations
 
 from daxfuzz.blockfs import HOLE
+from daxfuzz.rules import LEGACY_RULES
 from daxfuzz.world import EFAULT, ENOTTY, EOPNOTSUPP, ZERO_PFN
 from kdax.kernel import Kernel615
 from kdax.mm import GUP_PIN_COUNTING_BIAS, Blocked
@@ -40,7 +41,6 @@ from kdax.xarray import (
     dax_is_zero_entry,
     dax_to_pfn,
 )
-from oracle.model import LEGACY_RULES
 
 PAGE_MAPPING_DAX_COW = "PAGE_MAPPING_DAX_COW"  # include/linux/page-flags.h: 0x1
 

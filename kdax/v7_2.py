@@ -22,12 +22,12 @@ linux-source-7.2 (7.2.13) against the 6.15 port:
 
 from __future__ import annotations
 
+from daxfuzz.rules import Rules
 from daxfuzz.world import EFAULT, HUGE_ZERO, OK
 from kdax.kernel import Kernel615
 from kdax.mm_types import Page
 from kdax.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, Iomap, Vmf
 from kdax.xarray import DAX_PMD, DAX_ZERO_PAGE, dax_is_empty_entry, dax_is_zero_entry
-from oracle.model import Rules
 
 
 class Kernel72(Kernel615):
