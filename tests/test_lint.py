@@ -1,4 +1,5 @@
-"""ruff is clean over the project (skipped where ruff is not installed)."""
+"""ruff is clean over the project, the import contracts hold and the type checker passes
+(each skipped where its tool is not installed: pip install -e '.[test]')."""
 
 from __future__ import annotations
 
@@ -12,10 +13,24 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(__file__))
 
 
+def _tool(name: str) -> str:
+    exe = shutil.which(name) or os.path.join(os.path.dirname(sys.executable), name)
+    if not os.path.exists(exe):
+        pytest.skip(f"{name} not installed (pip install -e '.[test]')")
+    return exe
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env)
+
+
 def test_ruff_clean():
-    ruff = shutil.which("ruff") or os.path.join(os.path.dirname(sys.executable), "ruff")
-    if not os.path.exists(ruff):
-        pytest.skip("ruff not installed (pip install -e '.[test]')")
-    r = subprocess.run([ruff, "check", "daxfuzz", "oracle", "kdax", "fuzz", "tests"],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = _run([_tool("ruff"), "check", "daxfuzz", "oracle", "kdax", "fuzz", "tests"])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_import_contracts():
+    """The layers of CONTRIBUTING.md's picture ([tool.importlinter] in pyproject.toml)."""
+    r = _run([_tool("lint-imports"), "--no-cache"])
     assert r.returncode == 0, r.stdout + r.stderr
