@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from daxfuzz.errors import InputError
 from daxfuzz.geometry import Geometry
 from daxfuzz.ops import Op
+
+if TYPE_CHECKING:  # imported where used (below), as before
+    from daxfuzz.runner import Runner
 
 NEW = "new"  # a finding: the target's own, first of its signature
 DUP = "dup"  # a signature this target already showed (or "*": never stop)
@@ -66,7 +70,7 @@ class Known:
         self.own: set[str] = set(own)
         self.documented = set() if self.base else set(documented)
         self.base_found: dict[str, int] = {}  # the base's divergences met: sig -> times
-        self._base_runner = None
+        self._base_runner: Runner | None = None
 
     def verdict(self, ops: Sequence[Op], div, record: bool = True) -> str:
         """NEW, DUP, BASE or DOCUMENTED for divergence `div`, shown by `ops` (the ops
@@ -239,6 +243,7 @@ def as_faults(target: str, g: Geometry, ops: Sequence[Op], documented: Mapping[s
     from daxfuzz.runner import run_ops
 
     last = ops[-1] if ops else None
+    faults: list[O.Op]
     if isinstance(last, (O.Pin, O.Get)):
         faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
     elif isinstance(last, O.PinPages):
@@ -251,6 +256,6 @@ def as_faults(target: str, g: Geometry, ops: Sequence[Op], documented: Mapping[s
         return None
     div, _ = run_ops(target, g, list(ops[:-1]) + faults)
     sig = div.signature() if div is not None else None
-    if sig in documented and sig.startswith("fault:"):
+    if sig is not None and sig in documented and sig.startswith("fault:"):
         return f"{sig} ({os.path.basename(documented[sig])})"
     return None

@@ -14,8 +14,9 @@ the zero page over a hole, ``pfn_mkwrite`` over a write-protected PTE);
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
-from typing import ClassVar
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, fields
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from daxfuzz.errors import InputError
 from daxfuzz.geometry import Geometry
@@ -54,11 +55,14 @@ class Op:
 
     name: ClassVar[str]
     domains: ClassVar[tuple[str, ...]]
+    # every subclass is one (`_op`): for the type checker, an Op works with fields()
+    # and replace() (an annotation only: no class attribute, nothing at run time)
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
     __slots__ = ()
 
     def __str__(self) -> str:
         parts = [self.name]
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             v = getattr(self, f.name)
             if v != f.default:
                 parts.append(f"{f.name}={v}")
@@ -66,15 +70,19 @@ class Op:
 
     def check(self, g: Geometry) -> None:
         """Raise ValueError if a field is outside the world `g`."""
-        for f, dom in zip(fields(self), self.domains, strict=False):  # type: ignore[arg-type]
+        for f, dom in zip(fields(self), self.domains, strict=False):
             lo, hi = domain_size(dom, g)
             v = getattr(self, f.name)
             if not lo <= v <= hi:
                 raise ValueError(f"{self.name}: {f.name}={v} outside {lo}..{hi} for this geometry")
 
 
-def _op(name: str, *domains: str):
-    def deco(cls):
+_T = TypeVar("_T", bound=type)
+
+
+@dataclass_transform(frozen_default=True)
+def _op(name: str, *domains: str) -> Callable[[_T], _T]:
+    def deco(cls: Any) -> Any:
         cls = dataclass(frozen=True, slots=True)(cls)
         cls.name = name
         cls.domains = domains

@@ -110,7 +110,7 @@ def simpler_values(op: O.Op, g: Geometry) -> list[O.Op]:
     so repeated simplification terminates.
     """
     out = []
-    for f, dom in zip(fields(op), op.domains, strict=True):  # type: ignore[arg-type]
+    for f, dom in zip(fields(op), op.domains, strict=True):
         lo, hi = O.domain_size(dom, g)
         v = getattr(op, f.name)
         k = _key(f.name, f.default, lo, v)
@@ -141,7 +141,7 @@ _IDS = (O.MM, O.VMA, O.INO, O.HANDLE)  # identifiers: renamed together across al
 def _rename(ops: list[O.Op], dom: str, old: int, new: int) -> list[O.Op]:
     out = []
     for op in ops:
-        kw = {f.name: new for f, d in zip(fields(op), op.domains, strict=True)  # type: ignore[arg-type]
+        kw = {f.name: new for f, d in zip(fields(op), op.domains, strict=True)
               if d == dom and getattr(op, f.name) == old}
         out.append(replace(op, **kw) if kw else op)
     return out
@@ -154,7 +154,7 @@ def rename_ids(ops: list[O.Op], fails: Predicate) -> list[O.Op]:
     """
     for dom in _IDS:
         used = sorted({getattr(op, f.name) for op in ops
-                       for f, d in zip(fields(op), op.domains, strict=True) if d == dom})  # type: ignore
+                       for f, d in zip(fields(op), op.domains, strict=True) if d == dom})
         for old in reversed(used):
             for new in range(old):
                 cand = _rename(ops, dom, old, new)
@@ -173,9 +173,10 @@ def other_values(op: O.Op, g: Geometry) -> list[O.Op]:
     a small domain (<= 64), else the low end, the neighbours and the PMD-aligned
     offsets near the value.  Deterministic order."""
     out = []
-    for f, dom in zip(fields(op), op.domains, strict=True):  # type: ignore[arg-type]
+    for f, dom in zip(fields(op), op.domains, strict=True):
         lo, hi = O.domain_size(dom, g)
         v = getattr(op, f.name)
+        vals: Sequence[int]
         if hi - lo < 64:
             vals = range(lo, hi + 1)
         else:
@@ -231,6 +232,7 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
         cur = _passes(cur, fails, g, timings)
         complete = 1
     except _OutOfTime:
+        assert fails.best is not None  # fails(ops) held above, so a best exists
         cur, complete = fails.best, 0
     if stats is not None:
         stats.update(timings, runs=fails.runs, seconds=time.perf_counter() - t0,
@@ -303,12 +305,12 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     small = reduce(head, same, g, stats=stats, deadline=deadline)
     div, results = run_ops(target, g, small)
     full = explain(target, g, small) or div
-    results = (list(results) + [None] * len(small))[:len(small)]
+    padded: list[str | None] = [*results, *[None] * len(small)][:len(small)]
     complete = bool(stats["complete"])
     if not complete:
         description = (*description, UNREDUCED)
     trace = Trace(ops=tuple(small), target=target, geometry=g, expect=f"divergence {sig}",
-                  description=tuple(description), results=tuple(results))
+                  description=tuple(description), results=tuple(padded))
     return Reduced(trace, full, len(ops), int(stats["runs"]), stats["seconds"], complete)
 
 

@@ -228,6 +228,7 @@ class Runner:
                 exp["mapping"] = "PAGE_MAPPING_DAX_COW"
                 exp["index"] = o.page_assoc[pfn]
             else:
+                # associated, not shared: the oracle keeps its one owner (not None)
                 exp["mapping"], exp["index"] = o.page_owner[pfn]  # type: ignore[misc]
             exp["flags_1"] = 0
             return exp
@@ -245,6 +246,7 @@ class Runner:
             exp["mapping"] = None
             exp["share"] = o.assoc[h]
         else:
+            # referenced by entries, not shared: the oracle keeps its one owner (not None)
             ino, index = o.owner[h]  # type: ignore[misc]
             exp["mapping"] = ino
             exp["index"] = index
@@ -368,8 +370,8 @@ class Runner:
                            + ", ".join(f"ino{i}@{x}" for i, x in owners))
         if h in o.shared:
             out.append(f"folio is shared by {o.assoc[h]} address-space entries")
-        elif o.owner[h] is not None:
-            out.append(f"folio owner: ino{o.owner[h][0]} index {o.owner[h][1]}")
+        elif (own := o.owner[h]) is not None:
+            out.append(f"folio owner: ino{own[0]} index {own[1]}")
         return tuple(out)
 
     def _div(self, op: Op, fld: str, expected: object, actual: object,

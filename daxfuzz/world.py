@@ -98,7 +98,8 @@ class Vma(NamedTuple):
         """Virtual page of file page `idx` (linear_page_index inverse)."""
         return self.start + idx - self.pgoff
 
-    def index(self, vaddr: int) -> int:
+    # shadows tuple.index (a Vma is a NamedTuple for speed), which nothing here calls
+    def index(self, vaddr: int) -> int:  # type: ignore[override]
         """File page of virtual page `vaddr` (linear_page_index)."""
         return vaddr - self.start + self.pgoff
 
@@ -184,7 +185,8 @@ class MMState:
     def detach_vmas(self, slot: int, lo: int, hi: int) -> list[Vma]:
         """vms_gather_munmap_vmas() after its splits: take the VMAs of `slot` inside
         virtual pages [lo, hi) out of the tree; return them."""
-        keep, gone = [], []
+        keep: list[Vma] = []
+        gone: list[Vma] = []
         for v in self.vmas[slot]:
             (gone if lo <= v.start and v.end <= hi else keep).append(v)
         for v in gone:

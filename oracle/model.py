@@ -274,6 +274,7 @@ class Oracle:
         """A fault found `pfn` (or a zero page) for the entry at `base`.  A zero or
         empty entry is replaced, a real one is kept -- unless the extent is shared:
         then the old entry (and every mapping of it) is replaced."""
+        # the fault's entry (empty at least) is at `base`: _load is not None
         tb, old = self._load(ino, base)  # type: ignore[misc]
         if shared or (old[2] == ZERO and kind != ZERO):
             if old[1]:
@@ -339,13 +340,13 @@ class Oracle:
             if vma.shared:
                 r = self._pmd_fault(mm, vma, idx, True)
                 if r is not FALLBACK:
-                    return r  # type: ignore[return-value]
+                    return r
             if slot in mmst.pmd:
                 self._clear_pmd(mm, slot)  # split: for a file VMA, the PMD is zapped
         elif slot not in mmst.tables and vma.huge:
             r = self._pmd_fault(mm, vma, idx, write)
             if r is not FALLBACK:
-                return r  # type: ignore[return-value]
+                return r
         pte = mmst.pte.get(va)
         if pte is not None:
             if not write or pte[1]:
@@ -396,6 +397,7 @@ class Oracle:
             self.fs.end_write(ino, idx, 1, 1, False)
         if sync:
             self._fsync(ino, idx, idx)
+            # the fault just stored the entry holding `idx`: _load is not None
             self.dirty[ino].add(self._load(ino, idx)[0])  # type: ignore[index]
         pte = self.mms[mm].pte.get(va)
         if pte is None:
