@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from daxfuzz.world import ENOSPC, HUGE_ZERO, OK, ZERO_PFN
+from kdax.api import KernelAPI
 from kdax.mm import Blocked
 from kdax.mm_types import Page
 from kdax.vm_fault import (
@@ -40,7 +41,7 @@ LLONG_MAX = (1 << 63) - 1
 FALLBACK = "fallback"  # xa_mk_internal(VM_FAULT_FALLBACK) from grab_mapping_entry
 
 
-class FsDax:
+class FsDax(KernelAPI):
     """The fs/dax.c functions, 6.15."""
 
     # ---- entries and folios ----------------------------------------------------------

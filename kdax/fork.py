@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from kdax.api import KernelAPI
 
-class Fork:
+
+class Fork(KernelAPI):
     """kernel/fork.c, 6.15 and 7.2."""
 
     # kernel/fork.c dup_mmap() (6.15, 7.2): every VMA is duplicated (vm_area_dup), a

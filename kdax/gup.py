@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from daxfuzz.world import ANON, EFAULT, EOPNOTSUPP, HUGE_ZERO, OK, ZERO_PFN
+from kdax.api import KernelAPI
 from kdax.mm import GUP_PIN_COUNTING_BIAS
 from kdax.mm_types import Page
 from kdax.vm_fault import VM_FAULT_ERROR
@@ -13,7 +14,7 @@ FOLL_LONGTERM = 0x100
 FOLL_PIN = 0x40000
 
 
-class Gup:
+class Gup(KernelAPI):
     """mm/gup.c, 6.15."""
 
     # mm/gup.c try_grab_folio() (6.15)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from daxfuzz.world import HUGE_ZERO, Vma
+from kdax.api import KernelAPI
 from kdax.mm_types import Page
 from kdax.vm_fault import VM_FAULT_FALLBACK, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, Vmf
 
 
-class HugeMemory:
+class HugeMemory(KernelAPI):
     """mm/huge_memory.c, 6.15."""
 
     # mm/huge_memory.c vmf_insert_folio_pmd() (6.15): reference + PMD mapcount only if

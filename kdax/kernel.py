@@ -23,6 +23,7 @@ from daxfuzz.world import (
     buffer_readable,
     make_vma,
 )
+from kdax.api import KernelAPI
 from kdax.dax import FsDax
 from kdax.fork import Fork
 from kdax.gup import FOLL_GET, FOLL_PIN, FOLL_WRITE, Gup
@@ -40,7 +41,7 @@ from kdax.vma import Vmas
 from kdax.xfs import Xfs
 
 
-class Syscalls:
+class Syscalls(KernelAPI):
     """User-visible entry points; each returns the op's result string."""
 
     def apply(self, op: O.Op) -> str:

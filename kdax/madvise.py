@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from daxfuzz.world import Vma
+from kdax.api import KernelAPI
 
 
-class Madvise:
+class Madvise(KernelAPI):
     """mm/madvise.c, 6.15 and 7.2."""
 
     # mm/madvise.c madvise_dontneed_single_vma() (6.15, 7.2): zap the range with

@@ -7,6 +7,7 @@ modelled as opaque ANON PTEs (they are not device pages).
 from __future__ import annotations
 
 from daxfuzz.world import ANON, ZERO_PFN, Vma
+from kdax.api import KernelAPI
 from kdax.vm_fault import (
     VM_FAULT_DONE_COW,
     VM_FAULT_ERROR,
@@ -18,7 +19,7 @@ from kdax.vm_fault import (
 )
 
 
-class Memory:
+class Memory(KernelAPI):
     """mm/memory.c, 6.15."""
 
     # ---- the fault entry point -------------------------------------------------------

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from daxfuzz.world import EBUSY, OK, Vma
+from kdax.api import KernelAPI
 from kdax.mm_types import PG_hwpoison
 
 
-class MemoryFailure:
+class MemoryFailure(KernelAPI):
     """memory_failure() on an fs-DAX pfn, current = process `mm`."""
 
     # mm/memory-failure.c memory_failure_dev_pagemap() (6.15): the holder first;
@@ -42,7 +43,8 @@ class MemoryFailure:
         if not self.dax_lock_folio(folio):
             return EBUSY
         self.set_field(folio, "flags", folio.flags | PG_hwpoison)
-        ino = folio.mapping
+        # locked (dax_lock_folio): a DAX folio's mapping is its inode number
+        ino: int = folio.mapping  # type: ignore[assignment]
         to_kill = self.collect_procs_fsdax(ino, folio.index, mm)
         self.unmap_and_kill(to_kill, ino, folio.index)
         return self._killed_result()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kdax.api import KernelAPI
 from kdax.mm_types import PGMAP_FSDAX, Page
 
 
-class Memremap:
+class Memremap(KernelAPI):
     # mm/memremap.c free_zone_device_folio() (6.15): FS_DAX only wakes waiters;
     # mapping is cleared when ->share reaches zero, and the count is not reset.
     def free_zone_device_folio(self, folio: Page) -> None:

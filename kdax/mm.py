@@ -10,12 +10,16 @@ that wrote the field.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from daxfuzz.blockfs import BlockFS
 from daxfuzz.geometry import Geometry
 from daxfuzz.world import ZERO_PFN, MMState
 from kdax.mm_types import TAIL_MAPPING, Page, PG_head
 from kdax.xarray import XArray
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 GUP_PIN_COUNTING_BIAS = 1 << 10  # include/linux/mm.h
 PFN0 = -100  # the struct page of real pfn 0 (what an empty DAX entry's pfn field holds)
@@ -89,13 +93,14 @@ class KernelBase:
             self.events.append(f"VM_BUG_ON({what}) in {sys._getframe(1).f_code.co_name}")
 
     def _wrote(self, pfn: int, fld: str) -> None:
-        f = sys._getframe(1)
+        f: FrameType | None = sys._getframe(1)
         while f is not None and f.f_code.co_name in _PLUMBING:
             f = f.f_back
-        chain = []
+        chain: list[str] = []
         while f is not None and len(chain) < 3 and f.f_code.co_name not in ("apply", "step"):
             chain.append(f.f_code.co_name)
             f = f.f_back
+        # called only while provenance is on (its callers test it): not None
         self.provenance[(pfn, fld)] = " < ".join(chain)  # type: ignore[index]
 
     def set_field(self, page: Page, fld: str, value: object) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from daxfuzz.world import ENOMEM, OK, Vma
+from kdax.api import KernelAPI
 
 
-class Mprotect:
+class Mprotect(KernelAPI):
     """mm/mprotect.c, 6.15 and 7.2."""
 
     # mm/mprotect.c do_mprotect_pkey() (6.15, 7.2) over virtual pages [lo, hi) of one

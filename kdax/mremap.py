@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from daxfuzz.world import EFAULT, OK, Vma
+from kdax.api import KernelAPI
 
 
-class Mremap:
+class Mremap(KernelAPI):
     """mm/mremap.c, 6.15 (one VMA per call)."""
 
     # mm/mremap.c do_mremap() -> check_prep_vma() -> mremap_to() (6.15) for

@@ -40,10 +40,14 @@ import textwrap
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
 from daxfuzz.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kdax.mm import KernelBase
 
 PREFIX = "mutant:"
 
@@ -127,7 +131,7 @@ def _is_ref_stmt(stmt: cst.BaseSmallStatement) -> bool:
     if isinstance(stmt, cst.Expr):
         return _self_call(stmt.value) in REF_CALLS
     if isinstance(stmt, cst.AugAssign):
-        t = stmt.target
+        t: cst.BaseExpression = stmt.target
         if isinstance(t, cst.Subscript):
             t = t.value
         return isinstance(t, cst.Attribute) and t.attr.value in COUNTERS
@@ -470,10 +474,11 @@ def _apply(src: Source, operator: str, site: int, ints: frozenset[str]
     new = src.node.visit(op)
     if site < 0 or op.n <= site:
         return None, op.n
+    # the operators rewrite inside the function, never remove it: `new` is a node
     return _code(new), op.n  # type: ignore[arg-type]
 
 
-def sites(target: type, function: str, src: Source | None = None) -> dict[str, int]:
+def sites(target: type[KernelBase], function: str, src: Source | None = None) -> dict[str, int]:
     """How many mutants each operator makes of `function`."""
     src = src or kernel_function(target, function)
     if src is None:
@@ -482,7 +487,7 @@ def sites(target: type, function: str, src: Source | None = None) -> dict[str, i
     return {name: _apply(src, name, -1, ints)[1] for name in OPERATORS}
 
 
-def mutants(target: type, functions: list[str]) -> Iterator[Mutant]:
+def mutants(target: type[KernelBase], functions: list[str]) -> Iterator[Mutant]:
     """Every mutant of `functions` (in that order, operators in `OPERATORS` order)."""
     funcs = kernel_functions(target)
     for fn in functions:
@@ -537,7 +542,7 @@ def _compile(src: Source, code: str) -> types.FunctionType:
     exec(compile(body, f"<mutant of {src.rel()}>", "exec", flags=flags, dont_inherit=True),
          vars(src.module), ns)
     name = _mangled(src.cls, src.node.name.value)
-    fn = vars(ns[src.cls.__name__])[name]  # type: ignore[arg-type]
+    fn = vars(ns[src.cls.__name__])[name]
     closure = fn.__closure__
     if closure is not None:
         closure = tuple(types.CellType(src.cls) if v == "__class__" else c
@@ -549,7 +554,7 @@ def _compile(src: Source, code: str) -> types.FunctionType:
     return new
 
 
-def build(m: Mutant, target: type | None = None) -> Built:
+def build(m: Mutant, target: type[KernelBase] | None = None) -> Built:
     """Generate, compile and install mutant `m`; ConfigError if it names nothing."""
     from daxfuzz.geometry import DEFAULT
     from kdax.targets import get_target

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kdax.api import KernelAPI
 from kdax.mm_types import Page
 
 
-class Rmap:
+class Rmap(KernelAPI):
     """folio_add_file_rmap_{pte,pmd} and folio_remove_rmap_{pte,pmd}."""
 
     def _mapcount_add(self, page: Page, fld: str, d: int) -> None:

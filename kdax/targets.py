@@ -24,23 +24,27 @@ that module at the bottom of this file (one line), and
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from daxfuzz.errors import ConfigError
 from kdax.fixes import Kernel72FixCowPmd
 from kdax.kernel import Kernel615
 from kdax.legacy import KernelLegacy
+from kdax.mm import KernelBase
 from kdax.v6 import KernelV6, KernelV6Guarded
 from kdax.v7_2 import Kernel72
 
-TARGETS: dict[str, type] = {}
+TARGETS: dict[str, type[KernelBase]] = {}
+_K = TypeVar("_K", bound="type[KernelBase]")
 
 
-def register(cls: type) -> type:
+def register(cls: _K) -> _K:
     """Add a target class under its `name`; usable as a class decorator."""
     TARGETS[cls.name] = cls
     return cls
 
 
-def get_target(name: str) -> type:
+def get_target(name: str) -> type[KernelBase]:
     """The target class called `name` (a mutant's name too: `kdax.mutant`);
     ConfigError lists the known ones."""
     try:
@@ -118,12 +122,12 @@ def load_plugins() -> list[str]:
         except Exception as e:  # noqa: BLE001 - someone else's code: report, go on
             PLUGIN_ERRORS[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
             continue
-        if not (isinstance(cls, type) and isinstance(getattr(cls, "name", None), str)
-                and hasattr(cls, "apply")):
+        name = getattr(cls, "name", None)
+        if not (isinstance(cls, type) and isinstance(name, str) and hasattr(cls, "apply")):
             PLUGIN_ERRORS[ep.name] = f"{ep.value}: not a target class (a kernel subclass)"
             continue
         register(cls)
-        names.append(cls.name)
+        names.append(name)
     return names
 
 

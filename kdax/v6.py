@@ -88,7 +88,9 @@ class KernelV6(Kernel615):
     # fs/dax.c dax_insert_entry() (v6): association skipped for DAX_ZERO_PAGE entries
     def dax_insert_entry(self, vmf, iomap, entry: int, pfn: int, flags: int) -> int:
         if flags & DAX_ZERO_PAGE:
-            _saved, self.dax_associate_entry = self.dax_associate_entry, _no_associate
+            # this instance's method, swapped for the one call below (restored by del)
+            _saved, self.dax_associate_entry = (  # type: ignore[method-assign]
+                self.dax_associate_entry, _no_associate)
             try:
                 return super().dax_insert_entry(vmf, iomap, entry, pfn, flags)
             finally:

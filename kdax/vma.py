@@ -8,9 +8,10 @@ inside, the zap of the unmapped range and the page tables freed after it.
 from __future__ import annotations
 
 from daxfuzz.world import Vma
+from kdax.api import KernelAPI
 
 
-class Vmas:
+class Vmas(KernelAPI):
     """mm/vma.c and mm/huge_memory.c's VMA hooks, 6.15 and 7.2."""
 
     # mm/huge_memory.c split_huge_pmd_if_needed() (6.15, 7.2): a split point that is not

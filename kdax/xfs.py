@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from daxfuzz.blockfs import HOLE
 from daxfuzz.world import EFAULT, EINVAL, OK
+from kdax.api import KernelAPI
 from kdax.dax import LLONG_MAX
 from kdax.mm import Blocked
 from kdax.vm_fault import VM_FAULT_NEEDDSYNC, Iomap, Vmf
@@ -14,7 +15,7 @@ from kdax.vm_fault import VM_FAULT_NEEDDSYNC, Iomap, Vmf
 EBUSY_ERR = -16  # -EBUSY: an entry invalidate_inode_pages2_range() left in place
 
 
-class Xfs:
+class Xfs(KernelAPI):
     """XFS, 6.15."""
 
     # ---- iomap -----------------------------------------------------------------------

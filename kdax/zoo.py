@@ -9,6 +9,8 @@ engines (`daxfuzz zoo`): a clean campaign means something only if these are foun
 
 from __future__ import annotations
 
+from typing import Any
+
 from kdax.dax import LLONG_MAX
 from kdax.gup import FOLL_GET, FOLL_PIN
 from kdax.kernel import Kernel615
@@ -26,7 +28,9 @@ def zoo(minimal: int, upstream: str = "", scope: str = ""):
     narrows `daxfuzz exhaust`'s small world for variants whose reproducer is too long for
     the whole alphabet in minutes (``ops=K1,K2 processes=N``): the op kinds and processes
     the bug needs, so the zoo's exhaust engine reaches the known minimal length."""
-    def deco(cls: type) -> type:
+    # Any: the zoo's own attributes (minimal, upstream, ...) are set here, on kernel
+    # classes that do not declare them; daxfuzz.zoo_bench reads them
+    def deco(cls: Any) -> Any:
         cls.minimal = minimal
         cls.upstream = upstream
         cls.exhaust_scope = scope
@@ -113,6 +117,7 @@ class CowNoUnmap(Kernel72):
     def dax_insert_entry(self, vmf, iomap: Iomap, entry: int, pfn: int, flags: int) -> int:
         real = self.unmap_mapping_pages
         if iomap.shared:
+            # the zoo bug: this instance's method swapped for the one call (restored below)
             self.unmap_mapping_pages = lambda *a: None  # type: ignore[method-assign]
         try:
             return super().dax_insert_entry(vmf, iomap, entry, pfn, flags)
@@ -129,6 +134,7 @@ class DowngradeNoUnmap(Kernel615):
 
     def grab_mapping_entry(self, ino: int, index: int, order: int):
         if order == 0:
+            # the zoo bug: this instance's method swapped for the one call (restored below)
             self.unmap_mapping_pages = lambda *a: None  # type: ignore[method-assign]
             try:
                 return super().grab_mapping_entry(ino, index, order)
@@ -475,7 +481,8 @@ class MfGenericStaleIndex(Kernel72):
         folio = self.pfn_folio(pfn)
         if not self.dax_lock_folio(folio):
             return EBUSY
-        ino = folio.mapping
+        # locked (dax_lock_folio): a DAX folio's mapping is its inode number
+        ino: int = folio.mapping  # type: ignore[assignment]
         index = folio.index + (pfn - folio.pfn)
         to_kill = self.collect_procs_fsdax(ino, index, mm)
         self.unmap_and_kill(to_kill, ino, index)

@@ -40,7 +40,7 @@ def test_a_mutant_is_a_target_built_on_its_base():
     name = "mutant:7.2:insert_page_into_pte_locked:drop-ref:0"
     cls = get_target(name)
     assert issubclass(cls, Kernel72) and cls.base == "7.2" and cls.name == name
-    assert cls.summary == "kdax/memory.py:155: self.folio_get(folio) -> pass"
+    assert cls.summary == "kdax/memory.py:156: self.folio_get(folio) -> pass"
     d, _ = run_ops(name, DEFAULT, PTE_FAULT)
     assert d is not None and d.signature() == "fault:refcount"
     assert run_ops("7.2", DEFAULT, PTE_FAULT)[0] is None
@@ -119,7 +119,7 @@ def test_survivor_is_listed_and_checked(tmp_path):
     assert data["summary"]["survivors"] == 1 and data["summary"]["likely_equivalent"] == 1
     md = (tmp_path / "out" / "mutants.md").read_text()
     assert "## Survivors\n\n- `wake_up_var:return-early:0` likely equivalent: " \
-           "`kdax/memremap.py:20: + return`" in md
+           "`kdax/memremap.py:21: + return`" in md
 
 
 def test_random_is_always_measured(tmp_path, capsys):
@@ -127,7 +127,7 @@ def test_random_is_always_measured(tmp_path, capsys):
                "--out", str(tmp_path)])
     assert rc == 0
     assert capsys.readouterr().out == ("mutant:7.2:wake_up_var:return-early:0\t"
-                                       "kdax/memremap.py:20: + return\n")
+                                       "kdax/memremap.py:21: + return\n")
 
 
 @pytest.mark.parametrize("argv, message", [
