@@ -34,3 +34,9 @@ def test_import_contracts():
     """The layers of CONTRIBUTING.md's picture ([tool.importlinter] in pyproject.toml)."""
     r = _run([_tool("lint-imports"), "--no-cache"])
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_types():
+    """mypy over the vocabulary, oracle, core and targets ([tool.mypy] in pyproject.toml)."""
+    r = _run([_tool("mypy"), "--no-incremental"])
+    assert r.returncode == 0, r.stdout + r.stderr
