@@ -18,9 +18,13 @@ def site(tmp_path_factory) -> str:
     """examples/mypatch installed (pip) into a folder
     of its own: on PYTHONPATH it is an installed distribution with its entry point
     (pip fetches its build backend from the package index, as any install would)."""
+    import shutil
+
     d = str(tmp_path_factory.mktemp("site"))
+    src = str(tmp_path_factory.mktemp("src") / "mypatch")
+    shutil.copytree(EXAMPLE, src)  # setuptools builds in place: keep the checkout clean
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                        "--target", d, EXAMPLE],
+                        "--target", d, src],
                        capture_output=True, text=True)
     if r.returncode:
         pytest.skip(f"pip could not build the example: {r.stderr[-400:]}")
