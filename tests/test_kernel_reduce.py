@@ -315,4 +315,6 @@ def test_reduce_a_padded_bug_trace_in_the_guest(tmp_path, capsys):
     red = read_trace(str(tmp_path / "padded.reduced.trace"))
     names = [op.name for op in red.ops]
     assert len(red.ops) <= 8 and not {"put", "unpin", "msync"} & set(names), red
-    assert names.count("reflink") == 2 and "unmount" in names
+    # the BUG is at eviction: the trace's own unmount, or the guest's clean-up umount
+    # after it when the reducer drops that one (the same report site either way)
+    assert names.count("reflink") == 2 and names.count("fault") >= 2
