@@ -60,6 +60,18 @@ def _kernel_arg(p: argparse.ArgumentParser, dirs: bool = True) -> None:
                        "for 6.1; e.g. 7.2-fix-cow-pmd for a kernel built with fix.diff)")
 
 
+def _guest_args(p: argparse.ArgumentParser, trace_timeout: float) -> None:
+    """--step-timeout, --trace-timeout and --accel: how a guest runs traces."""
+    p.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
+                   help="how long a truncate/punch/reflink/umount may wait before it is "
+                        "reported blocked (default 2000)")
+    p.add_argument("--trace-timeout", type=float, default=trace_timeout, metavar="S",
+                   help="a guest silent this long inside one trace is killed (default "
+                        f"{trace_timeout:g})")
+    p.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
+        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("kernel", help="replay traces on a real Linux kernel under QEMU")
     ks = p.add_subparsers(dest="kernel_command", metavar="{setup,run,repro,fuzz,reduce,build}")
@@ -73,15 +85,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_setup)
     r = ks.add_parser("run", help="run traces in the guest beside the oracle's predictions")
     r.add_argument("files", nargs="+", metavar="TRACE")
-    r.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
-                   help="how long a truncate/punch/reflink/umount may wait before it is "
-                        "reported blocked (default 2000)")
-    r.add_argument("--trace-timeout", type=float, default=120, metavar="S",
-                   help="a guest silent this long inside one trace is killed (default 120)")
+    _guest_args(r, trace_timeout=120)
     r.add_argument("--boot-timeout", type=float, default=240, metavar="S",
                    help="a guest not ready this long after start is killed (default 240)")
-    r.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
-        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
     r.add_argument("--table", action="store_true",
                    help="end with a Markdown conformance table (one row per trace)")
     r.add_argument("--show-program", action="store_true", help="print each guest program")
@@ -152,12 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop after N traces (default: run for --time)")
     f.add_argument("--run-known", action="store_true",
                    help="do not cut traces before a warning the port predicts")
-    f.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
-                   help="how long a call may wait before it is reported blocked (2000)")
-    f.add_argument("--trace-timeout", type=float, default=30, metavar="S",
-                   help="a guest silent this long inside one trace is killed (default 30)")
-    f.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
-        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+    _guest_args(f, trace_timeout=30)
     f.add_argument("--reduce-time", type=float, default=300, metavar="S",
                    help="seconds to reduce each new kind of finding on the guest, within "
                         "--time (default 300; 0: no reduction)")
@@ -177,12 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("-o", "--output", metavar="FILE", help="write the reduced trace here")
     d.add_argument("--reduce-time", type=float, default=300, metavar="S",
                    help="budget in seconds, the first run included (default 300)")
-    d.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
-                   help="how long a call may wait before it is reported blocked (2000)")
-    d.add_argument("--trace-timeout", type=float, default=30, metavar="S",
-                   help="a guest silent this long inside one trace is killed (default 30)")
-    d.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
-        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+    _guest_args(d, trace_timeout=30)
     d.set_defaults(func=run_reduce)
     b = ks.add_parser(
         "build", help="build a 7.2 kernel from linux-source-7.2 with patches, all built in",

@@ -291,8 +291,9 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     sig = div.signature()
     # on a target built on a base kernel, the target's own divergence stays its own:
     # a candidate the base shows too is the base's bug (unless the input already was)
-    run = (own_divergence if Known(target, g).base is not None
-           and not Known(target, g).base_shows(ops, div) else run_ops)
+    known = Known(target, g)
+    run = own_divergence if known.base is not None and not known.base_shows(ops, div) \
+        else run_ops
 
     def same(cand: Sequence[O.Op]) -> bool:
         d, _ = run(target, g, cand)
