@@ -54,8 +54,8 @@ def fuzzer_name(target: str) -> str:
 
 
 def known_on(target: str, traces) -> list[str]:
-    from daxfuzz.known import same_warning
-    from daxfuzz.runner import run_ops
+    from daxfuzz.core.known import same_warning
+    from daxfuzz.core.runner import run_ops
 
     out = set()
     for t in traces:
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*")
     a = ap.parse_args(argv)
     sys.path.insert(0, os.path.abspath(a.src))
-    from daxfuzz.cmd_corpus import build
-    from daxfuzz.geometry import DEFAULT
-    from daxfuzz.trace import read_trace
+    from daxfuzz.cli.corpus import build
+    from daxfuzz.vocab.geometry import DEFAULT
+    from daxfuzz.vocab.trace import read_trace
     from kdax.targets import get_target
 
     targets = a.targets or kernel_targets()

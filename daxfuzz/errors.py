@@ -6,7 +6,7 @@
     +-- ConfigError              an unknown target, engine or geometry value (exit code 2)
 
 A divergence between oracle and target is *not* an exception: it is a value
-(:class:`daxfuzz.runner.Divergence`).  Anything else that escapes is a daxfuzz bug
+(:class:`daxfuzz.core.runner.Divergence`).  Anything else that escapes is a daxfuzz bug
 (exit code 3).
 """
 

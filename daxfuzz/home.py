@@ -16,12 +16,17 @@ from __future__ import annotations
 import os
 
 
+def checkout() -> str:
+    """The folder holding the daxfuzz package: the checkout, for an editable install."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def home() -> str:
     """The daxfuzz home folder (see the module docstring)."""
     env = os.environ.get("DAXFUZZ_HOME")
     if env:
         return os.path.abspath(env)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = checkout()
     if os.path.isdir(os.path.join(root, "corpus")):
         return root
     return os.getcwd()

@@ -5,7 +5,7 @@
 Environment: DAXFUZZ_TARGET (default 6.15), DAXFUZZ_GEOMETRY (trace-header form),
 DAXFUZZ_KNOWN (comma-separated divergence signatures to ignore, so a campaign goes
 past bugs it already has; a target's base kernel's own divergences are always
-ignored, by replay: daxfuzz.known), DAXFUZZ_MAX_OPS (ops per input, default 64),
+ignored, by replay: daxfuzz.core.known), DAXFUZZ_MAX_OPS (ops per input, default 64),
 DAXFUZZ_WEIGHTS (op=w,... op mix), DAXFUZZ_MUTATOR (ops: the structure-aware
 mutator of fuzz.mutator, the default; bytes: libFuzzer's own alone),
 DAXFUZZ_LEN_CONTROL (libFuzzer -len_control default, 0).  A new divergence raises
@@ -25,24 +25,26 @@ import time
 import atheris
 
 # Imported before instrumentation starts: the codec and the plumbing are not under test.
-from daxfuzz import errors, geometry, ops, trace, world  # noqa: F401
-from daxfuzz.codec import Codec, parse_weights
-from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.vocab import (
+    world,  # noqa: F401
+)
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
 from fuzz import mutator
+from fuzz.codec import Codec, parse_weights
 
 #: what carries coverage (comma-separated module prefixes, DAXFUZZ_INSTRUMENT).  Measured
 #: on 7.2, 15 s: all four 1,357 execs/s; kdax + edges 1,344; edges only 1,873; nothing
 #: 10,550 (and no feedback: libFuzzer keeps one input).  The oracle and runner cost
 #: nothing measurable and add coverage, so they stay in.
 INSTRUMENT = os.environ.get(
-    "DAXFUZZ_INSTRUMENT", "kdax,oracle,daxfuzz.runner,fuzz.transition_edges").split(",")
+    "DAXFUZZ_INSTRUMENT", "kdax,oracle,daxfuzz.core.runner,fuzz.transition_edges").split(",")
 with atheris.instrument_imports(include=INSTRUMENT):
     import kdax.targets  # noqa: F401
     import oracle  # noqa: F401
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
     from fuzz.transition_edges import hit
-from daxfuzz.known import NEW, Known, Wanted  # noqa: E402
-from daxfuzz.transitions import Transitions, bucket  # noqa: E402
+from daxfuzz.core.known import NEW, Known, Wanted  # noqa: E402
+from daxfuzz.explore.transitions import Transitions, bucket  # noqa: E402
 
 
 class DivergenceFound(Exception):
@@ -53,7 +55,7 @@ TARGET = os.environ.get("DAXFUZZ_TARGET", "6.15")
 GEOMETRY = Geometry.parse(os.environ["DAXFUZZ_GEOMETRY"]) if os.environ.get(
     "DAXFUZZ_GEOMETRY") else DEFAULT
 # what is not news: DAXFUZZ_KNOWN's signatures ("*": benchmarking, never stop), and on a
-# target built on a base kernel what the base shows too (daxfuzz.known)
+# target built on a base kernel what the base shows too (daxfuzz.core.known)
 KNOWN = Known(TARGET, GEOMETRY,
               own=filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
 # DAXFUZZ_WANT=SIG: only that signature is news (`daxfuzz zoo --deep`)

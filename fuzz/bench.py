@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 
-from daxfuzz.geometry import Geometry
+from daxfuzz.vocab.geometry import Geometry
 
 
 def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int = 16

@@ -35,12 +35,12 @@ from hypothesis.stateful import (
     rule,
 )
 
-from daxfuzz import ops as O
-from daxfuzz.codec import DEFAULT_WEIGHTS
-from daxfuzz.geometry import DEFAULT, Geometry
-from daxfuzz.known import BASE, NEW, Known
-from daxfuzz.trace import Trace
-from daxfuzz.transitions import Transitions
+from daxfuzz.core.known import BASE, NEW, Known
+from daxfuzz.explore.transitions import Transitions
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import Trace
+from fuzz.codec import DEFAULT_WEIGHTS
 
 #: state-transition feedback on (DAXFUZZ_FEEDBACK=0 turns it off, for comparison)
 FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
@@ -138,7 +138,7 @@ class DaxMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        from daxfuzz.runner import Runner
+        from daxfuzz.core.runner import Runner
 
         self.runner = Runner(self.target_name, self.g)
         self.ops: list[O.Op] = []
@@ -205,7 +205,7 @@ class DaxMachine(RuleBasedStateMachine):
 
     def _save(self) -> str:
         """Write the shrunk steps, reduce them, emit the reproducers; say where."""
-        from daxfuzz.emit import save_finding
+        from daxfuzz.core.emit import save_finding
 
         raw = Trace(ops=tuple(self.ops), target=self.target_name, geometry=self.g,
                     expect=f"divergence {self.div.signature()}",

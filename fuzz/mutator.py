@@ -21,7 +21,7 @@ import os
 import random
 from collections.abc import Callable
 
-from daxfuzz.codec import Codec
+from fuzz.codec import Codec
 
 #: share of mutations done on whole ops, and of fresh random inputs (FRESH_OPS ops, as
 #: the random engine draws them); the rest go to libFuzzer's byte mutators.  Measured on

@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from daxfuzz import ops as O
-from daxfuzz.codec import DEFAULT_WEIGHTS, Codec
-from daxfuzz.geometry import DEFAULT, Geometry
-from daxfuzz.known import NEW, Known
+from daxfuzz.core.known import NEW, Known
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from fuzz.codec import DEFAULT_WEIGHTS, Codec
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Stats:
     findings: list[tuple[list[O.Op], object]] = field(default_factory=list)
     first_found: float | None = None  # seconds from start to the first new finding
     kinds: dict[str, int] = field(default_factory=dict)  # op mix of the sampled inputs
-    transitions: object = None  # daxfuzz.transitions.Transitions of the sampled inputs
+    transitions: object = None  # daxfuzz.explore.transitions.Transitions of the sampled inputs
     base_found: dict[str, int] = field(default_factory=dict)  # the base kernel's: sig -> n
 
 SAMPLE = 16  # one input in SAMPLE is observed (op mix, folio transitions): off the hot path
@@ -49,12 +49,12 @@ def run(target: str, g: Geometry = DEFAULT, *, seconds: float = 10.0, seed: int 
         known: Known | Iterable[str] = (), stop_at_first: bool = False,
         progress: Callable[[Stats], None] | None = None, transitions=None) -> Stats:
     """Fuzz `target` for `seconds`; each divergence `known` calls new is one finding
-    (`known`: a `daxfuzz.known.Known`, or the signatures already found).
+    (`known`: a `daxfuzz.core.known.Known`, or the signatures already found).
 
-    With `transitions` (a `daxfuzz.transitions.Transitions`), one input in SAMPLE also
+    With `transitions` (a `daxfuzz.explore.transitions.Transitions`), one input in SAMPLE also
     records its folio-state transitions and op kinds (the campaign's coverage and mix).
     """
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
     rng = random.Random(seed)
     base = dict(DEFAULT_WEIGHTS if weights is None else weights)

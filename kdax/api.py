@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from daxfuzz.world import Vma
+    from daxfuzz.vocab.world import Vma
     from kdax.mm import KernelBase
     from kdax.mm_types import Page
     from kdax.vm_fault import Iomap, Vmf

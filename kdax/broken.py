@@ -7,7 +7,7 @@ known answer (atheris's own tests plant bugs the same way).
 
 from __future__ import annotations
 
-from daxfuzz.world import ANON, ZERO_PFN
+from daxfuzz.vocab.world import ANON, ZERO_PFN
 from kdax.kernel import Kernel615
 
 

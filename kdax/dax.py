@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from daxfuzz.world import ENOSPC, HUGE_ZERO, OK, ZERO_PFN
+from daxfuzz.vocab.world import ENOSPC, HUGE_ZERO, OK, ZERO_PFN
 from kdax.api import KernelAPI
 from kdax.mm import Blocked
 from kdax.mm_types import Page

@@ -16,7 +16,7 @@ class Kernel72FixCowPmd(Kernel72):
     """7.2.13 + docs/reports/cow-pte-under-pmd-entry/fix.diff."""
 
     name = "7.2-fix-cow-pmd"
-    base = "7.2"  # what 7.2 shows too on the same ops is 7.2's (daxfuzz.known)
+    base = "7.2"  # what 7.2 shows too on the same ops is 7.2's (daxfuzz.core.known)
     summary = ("7.2.13 with a candidate fix: a PTE entry replacing a real PMD entry "
                "undoes the PMD join first (docs/reports/cow-pte-under-pmd-entry)")
     oracle_rules = replace(Kernel72.oracle_rules, pte_entry_keeps_pmd_slot=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import ANON, EFAULT, EOPNOTSUPP, HUGE_ZERO, OK, ZERO_PFN
+from daxfuzz.vocab.world import ANON, EFAULT, EOPNOTSUPP, HUGE_ZERO, OK, ZERO_PFN
 from kdax.api import KernelAPI
 from kdax.mm import GUP_PIN_COUNTING_BIAS
 from kdax.mm_types import Page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import HUGE_ZERO, Vma
+from daxfuzz.vocab.world import HUGE_ZERO, Vma
 from kdax.api import KernelAPI
 from kdax.mm_types import Page
 from kdax.vm_fault import VM_FAULT_FALLBACK, VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, Vmf

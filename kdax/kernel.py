@@ -6,9 +6,9 @@ calls and user accesses that the operation vocabulary drives.
 
 from __future__ import annotations
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import Geometry
-from daxfuzz.world import (
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.world import (
     EBUSY,
     EEXIST,
     EFAULT,

@@ -28,9 +28,9 @@ Read beside the 6.15 modules; each override names the 6.1 function it ports.
 
 from __future__ import annotations
 
-from daxfuzz.blockfs import HOLE
-from daxfuzz.rules import LEGACY_RULES
-from daxfuzz.world import EFAULT, ENOTTY, EOPNOTSUPP, ZERO_PFN
+from daxfuzz.vocab.blockfs import HOLE
+from daxfuzz.vocab.rules import LEGACY_RULES
+from daxfuzz.vocab.world import EFAULT, ENOTTY, EOPNOTSUPP, ZERO_PFN
 from kdax.kernel import Kernel615
 from kdax.mm import GUP_PIN_COUNTING_BIAS, Blocked
 from kdax.mm_types import Page
@@ -203,7 +203,7 @@ class KernelLegacy(Kernel615):
 
     # mm/memory.c wp_page_copy() (6.1): old_page is NULL for a devmap PTE
     def wp_page_copy(self, vmf: Vmf, old_pfn: int) -> int:
-        from daxfuzz.world import ANON
+        from daxfuzz.vocab.world import ANON
 
         self.mms[vmf.mm].pte[vmf.address] = (ANON, True)
         return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import Vma
+from daxfuzz.vocab.world import Vma
 from kdax.api import KernelAPI
 
 

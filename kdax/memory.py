@@ -6,7 +6,7 @@ modelled as opaque ANON PTEs (they are not device pages).
 
 from __future__ import annotations
 
-from daxfuzz.world import ANON, ZERO_PFN, Vma
+from daxfuzz.vocab.world import ANON, ZERO_PFN, Vma
 from kdax.api import KernelAPI
 from kdax.vm_fault import (
     VM_FAULT_DONE_COW,

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import EBUSY, OK, Vma
+from daxfuzz.vocab.world import EBUSY, OK, Vma
 from kdax.api import KernelAPI
 from kdax.mm_types import PG_hwpoison
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from daxfuzz.blockfs import BlockFS
-from daxfuzz.geometry import Geometry
-from daxfuzz.world import ZERO_PFN, MMState
+from daxfuzz.vocab.blockfs import BlockFS
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.world import ZERO_PFN, MMState
 from kdax.mm_types import TAIL_MAPPING, Page, PG_head
 from kdax.xarray import XArray
 

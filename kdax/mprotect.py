@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import ENOMEM, OK, Vma
+from daxfuzz.vocab.world import ENOMEM, OK, Vma
 from kdax.api import KernelAPI
 
 

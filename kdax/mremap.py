@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import EFAULT, OK, Vma
+from daxfuzz.vocab.world import EFAULT, OK, Vma
 from kdax.api import KernelAPI
 
 

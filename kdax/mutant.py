@@ -6,7 +6,7 @@ is `kdax/memory.py`'s) with one kernel-aware change at the site-th place the ope
 applies.  Its source comes from our own kdax source, rewritten with libcst; the
 rewritten function is compiled and installed as an override in a subclass of the
 target whose `base` is the target: what the target shows itself on the same ops is the
-base's, not the mutant's (`daxfuzz.known`).
+base's, not the mutant's (`daxfuzz.core.known`).
 A mutant is also a target name, ``mutant:<target>:<function>:<operator>:<site>``,
 that `kdax.targets.get_target` rebuilds in any process (an atheris subprocess too).
 
@@ -452,7 +452,7 @@ def _int_constants(target: type, src: Source) -> frozenset[str]:
 
 @functools.cache
 def _int_names(target: type, module: str) -> frozenset[str]:
-    from daxfuzz.geometry import DEFAULT
+    from daxfuzz.vocab.geometry import DEFAULT
 
     g = vars(sys.modules[module])
     names = {k for k, v in g.items() if isinstance(v, int) and not isinstance(v, bool)}
@@ -556,7 +556,7 @@ def _compile(src: Source, code: str) -> types.FunctionType:
 
 def build(m: Mutant, target: type[KernelBase] | None = None) -> Built:
     """Generate, compile and install mutant `m`; ConfigError if it names nothing."""
-    from daxfuzz.geometry import DEFAULT
+    from daxfuzz.vocab.geometry import DEFAULT
     from kdax.targets import get_target
 
     target = target or get_target(m.target)

@@ -22,8 +22,8 @@ linux-source-7.2 (7.2.13) against the 6.15 port:
 
 from __future__ import annotations
 
-from daxfuzz.rules import Rules
-from daxfuzz.world import EFAULT, HUGE_ZERO, OK
+from daxfuzz.vocab.rules import Rules
+from daxfuzz.vocab.world import EFAULT, HUGE_ZERO, OK
 from kdax.kernel import Kernel615
 from kdax.mm_types import Page
 from kdax.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_SIGBUS, Iomap, Vmf

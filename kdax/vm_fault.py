@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daxfuzz.world import Vma
+from daxfuzz.vocab.world import Vma
 
 VM_FAULT_OOM = 0x000001
 VM_FAULT_SIGBUS = 0x000002

@@ -7,7 +7,7 @@ inside, the zap of the unmapped range and the page tables freed after it.
 
 from __future__ import annotations
 
-from daxfuzz.world import Vma
+from daxfuzz.vocab.world import Vma
 from kdax.api import KernelAPI
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from daxfuzz.geometry import Geometry
+from daxfuzz.vocab.geometry import Geometry
 
 DAX_SHIFT = 4
 DAX_LOCKED = 1 << 0

@@ -1,12 +1,12 @@
 """fs/xfs: the DAX fault handlers, iomap, and the layout-break callers
 (xfs_file.c, xfs_iomap.c, xfs_inode.c, xfs_iops.c, xfs_bmap_util.c, xfs_reflink.c,
 xfs_super.c) -- as far as they reach fs/dax.c.  Block management itself is
-`daxfuzz.blockfs` (not under test)."""
+`daxfuzz.vocab.blockfs` (not under test)."""
 
 from __future__ import annotations
 
-from daxfuzz.blockfs import HOLE
-from daxfuzz.world import EFAULT, EINVAL, OK
+from daxfuzz.vocab.blockfs import HOLE
+from daxfuzz.vocab.world import EFAULT, EINVAL, OK
 from kdax.api import KernelAPI
 from kdax.dax import LLONG_MAX
 from kdax.mm import Blocked

@@ -29,7 +29,7 @@ def zoo(minimal: int, upstream: str = "", scope: str = ""):
     the whole alphabet in minutes (``ops=K1,K2 processes=N``): the op kinds and processes
     the bug needs, so the zoo's exhaust engine reaches the known minimal length."""
     # Any: the zoo's own attributes (minimal, upstream, ...) are set here, on kernel
-    # classes that do not declare them; daxfuzz.zoo_bench reads them
+    # classes that do not declare them; daxfuzz.campaign.zoo reads them
     def deco(cls: Any) -> Any:
         cls.minimal = minimal
         cls.upstream = upstream
@@ -149,7 +149,7 @@ class WpCopyNoPut(Kernel72):
     summary = "wp_page_copy() drops the mapcount of the old DAX page but not its reference"
 
     def wp_page_copy(self, vmf: Vmf, old_pfn: int) -> int:
-        from daxfuzz.world import ANON
+        from daxfuzz.vocab.world import ANON
         if old_pfn >= 0:
             page = self.pages[old_pfn]
             folio = self.page_folio(page)
@@ -447,7 +447,7 @@ class PmdZapPutFirst(Kernel615):
     summary = "zap_huge_pmd() drops the reference before the PMD mapcount (free while mapped)"
 
     def zap_huge_pmd(self, mm: int, vma, slot: int) -> None:
-        from daxfuzz.world import HUGE_ZERO
+        from daxfuzz.vocab.world import HUGE_ZERO
         pfn, _w = self.mms[mm].pmd.pop(slot)
         if pfn == HUGE_ZERO:
             return
@@ -477,7 +477,7 @@ class MfGenericStaleIndex(Kernel72):
     summary = "mf_generic_kill_procs() unmaps at the failing page's own index, ignoring folio"
 
     def mf_generic_kill_procs(self, pfn: int, mm: int) -> str:
-        from daxfuzz.world import EBUSY
+        from daxfuzz.vocab.world import EBUSY
         folio = self.pfn_folio(pfn)
         if not self.dax_lock_folio(folio):
             return EBUSY

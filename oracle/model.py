@@ -21,11 +21,11 @@ counters a target shows can be checked against facts that mean something.
 
 from __future__ import annotations
 
-from daxfuzz import ops as O
-from daxfuzz.blockfs import HOLE, BlockFS
-from daxfuzz.geometry import Geometry
-from daxfuzz.rules import Rules
-from daxfuzz.world import (
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.blockfs import HOLE, BlockFS
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.rules import Rules
+from daxfuzz.vocab.world import (
     ANON,
     EBUSY,
     EEXIST,
@@ -74,7 +74,7 @@ class Oracle:
         self.order = g.pmd_order
         self.fs = BlockFS(g)
         self.mms = [MMState() for _ in range(g.mms)]
-        # per inode: slot base -> (slot order, entry code); see daxfuzz.world.entry_code
+        # per inode: slot base -> (slot order, entry code); see daxfuzz.vocab.world.entry_code
         self.entries: list[dict[int, tuple[int, int]]] = [{} for _ in range(g.inodes)]
         self.dirty: list[set[int]] = [set() for _ in range(g.inodes)]
         self.handles: dict[int, tuple[int, str]] = {}

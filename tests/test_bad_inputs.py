@@ -27,11 +27,11 @@ import time
 
 import pytest
 
-from daxfuzz import campaign as C
+from daxfuzz.campaign import folder as C
 from daxfuzz.cli import main
-from daxfuzz.geometry import LIMITS
 from daxfuzz.textio import MAX_FILE_BYTES, MAX_LINE_CHARS
-from daxfuzz.trace import MAX_OPS
+from daxfuzz.vocab.geometry import LIMITS
+from daxfuzz.vocab.trace import MAX_OPS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = int(os.environ.get("DAXFUZZ_BAD_SEED", "1"))

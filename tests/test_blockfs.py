@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daxfuzz.blockfs import HOLE, BlockFS
-from daxfuzz.geometry import Geometry
+from daxfuzz.vocab.blockfs import HOLE, BlockFS
+from daxfuzz.vocab.geometry import Geometry
 
 
 def shared_then_split() -> BlockFS:

@@ -5,10 +5,10 @@ Default geometry: a group is 4 model pages, page 3 of a group is the big one."""
 
 from __future__ import annotations
 
-from daxfuzz.blockfs import BlockFS
-from daxfuzz.geometry import Geometry
-from daxfuzz.runner import Runner
-from daxfuzz.trace import parse_trace
+from daxfuzz.core.runner import Runner
+from daxfuzz.vocab.blockfs import BlockFS
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.trace import parse_trace
 
 
 def pte_faulted_group() -> BlockFS:

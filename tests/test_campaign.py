@@ -9,12 +9,12 @@ import os
 
 from hypothesis.database import choices_to_bytes
 
-from daxfuzz import campaign as C
+from daxfuzz.campaign import folder as C
+from daxfuzz.campaign.hypothesis_db import SafeDirectoryDatabase, check_directory
 from daxfuzz.cli import main as cli
-from daxfuzz.emit import known_signatures
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.hypothesis_db import SafeDirectoryDatabase, check_directory
-from daxfuzz.trace import Trace, parse_trace
+from daxfuzz.core.emit import known_signatures
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import Trace, parse_trace
 
 BROKEN = "test-broken-unmap-ref"
 RAW = """target: test-broken-unmap-ref
@@ -117,7 +117,7 @@ def test_hypothesis_seed_keeps_the_example_database(tmp_path):
 
 
 def test_save_finding_never_loses_an_unreadable_old_trace(tmp_path):
-    from daxfuzz.emit import save_finding
+    from daxfuzz.core.emit import save_finding
 
     raw = parse_trace(RAW)
     saved = save_finding(str(tmp_path), Trace(ops=raw.ops, target=BROKEN, geometry=DEFAULT,

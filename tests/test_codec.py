@@ -7,9 +7,9 @@ from dataclasses import fields
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daxfuzz import ops as O
-from daxfuzz.codec import DEFAULT_WEIGHTS, Codec, codec_for, decode, encode, parse_weights
-from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from fuzz.codec import DEFAULT_WEIGHTS, Codec, codec_for, decode, encode, parse_weights
 
 BIG = Geometry(pages=1024, pmd_order=9, inodes=3, mms=3, vmas=3, handles=5,
                file_pages=300, max_file_pages=600)

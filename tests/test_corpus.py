@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from daxfuzz import ops as O
-from daxfuzz.cmd_replay import outcome_ok
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import read_trace
+from daxfuzz.cli.replay import outcome_ok
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.trace import read_trace
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus")
 FILES = sorted(glob.glob(os.path.join(CORPUS, "*.trace")))

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import time
 
-from daxfuzz.campaign import queued, read_series
-from daxfuzz.emit import known_signatures
-from daxfuzz.trace import read_trace
+from daxfuzz.campaign.folder import queued, read_series
+from daxfuzz.core.emit import known_signatures
+from daxfuzz.vocab.trace import read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = ["test-broken-unmap-ref", "zoo-unpin-keeps-pincount", "zoo-pmd-insert-no-ref",

@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 
-from daxfuzz.emit import emit_pytest, known_signatures, save_finding, slug
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import parse_trace, read_trace
+from daxfuzz.core.emit import emit_pytest, known_signatures, save_finding, slug
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab.trace import parse_trace, read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISY = """\

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from daxfuzz.cli import main as cli
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.trace import read_trace
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import read_trace
 from fuzz import random_engine
 from fuzz.hypothesis_machine import DivergenceFound, machine_for
 
@@ -127,7 +127,7 @@ def test_daxfuzz_fuzz_second_run_knows_findings(tmp_path, capsys):
 
 
 def test_documented_divergences_are_known_not_news(tmp_path, capsys):
-    from daxfuzz.known import documented_known
+    from daxfuzz.core.known import documented_known
 
     corpus = os.path.join(ROOT, "corpus")
     on72 = documented_known(corpus, "7.2", DEFAULT)
@@ -187,7 +187,7 @@ def test_corpus_build_round_trips(tmp_path, capsys):
     (src / "a.trace").write_text("mmap mm=0 vma=0 ino=0 huge=0\nfault mm=0 vma=0 pgoff=0 "
                                  "write=1\nmunmap mm=0 vma=0\n")
     assert cli(["corpus", "build", "--from", str(src), "--to", str(tmp_path / "seeds")]) == 0
-    from daxfuzz.codec import decode
+    from fuzz.codec import decode
 
     (seed,) = (tmp_path / "seeds").iterdir()
     assert decode(seed.read_bytes(), DEFAULT) == list(read_trace(str(src / "a.trace")).ops)
@@ -196,7 +196,7 @@ def test_corpus_build_round_trips(tmp_path, capsys):
 def test_hypothesis_rules_aim_at_allocated_blocks():
     # with `backed`, faults and GUP through a VMA pick a page whose block is allocated;
     # memory failure with `allocated` picks an allocated PFN
-    from daxfuzz import ops as O
+    from daxfuzz.vocab import ops as O
     from fuzz.hypothesis_machine import VmaRef
 
     cls = machine_for("7.2")
@@ -216,7 +216,7 @@ def test_hypothesis_rules_aim_at_allocated_blocks():
 
 
 def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
-    from daxfuzz.known import documented_known, through_gup
+    from daxfuzz.core.known import documented_known, through_gup
 
     corpus = os.path.join(ROOT, "corpus")
     on72 = documented_known(corpus, "7.2", DEFAULT)
@@ -256,7 +256,7 @@ def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
 
 
 def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():
-    from daxfuzz.known import same_warning
+    from daxfuzz.core.known import same_warning
 
     assert same_warning("write:warning@dax_folio_put") == {
         "write:warning@dax_folio_put", "write_from:warning@dax_folio_put"}

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from daxfuzz import ops as O
-from daxfuzz.explore import SMALL, TargetDiff, alphabet, exhaust, first_use_ok
-from daxfuzz.geometry import Geometry
+from daxfuzz.explore.exhaust import SMALL, TargetDiff, alphabet, exhaust, first_use_ok
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
 
 TINY = Geometry(pages=2, pmd_order=1, inodes=2, mms=1, vmas=1, handles=1, file_pages=2,
                 max_file_pages=2)
@@ -61,8 +61,8 @@ def test_pruned_ops_are_rejected_without_a_state_change(target):
     # every op world_rejects() prunes, from every state up to depth 2 (depth 1 on the
     # zoo), really is a no-op on every kernel target: same result on both sides, no
     # divergence, the same state key as its parent
-    from daxfuzz.explore import _replay, state_key, world_rejects  # noqa: PLC0415
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
+    from daxfuzz.explore.exhaust import _replay, state_key, world_rejects  # noqa: PLC0415
 
     r = Runner(target, SMALL)
     alpha = alphabet(SMALL)
@@ -118,7 +118,7 @@ def test_a_path_the_base_diverges_on_alike_ends_and_is_no_counterexample():
     # 6.15's own stale-index divergence (4 ops): on a variant built on 6.15 that shows
     # it the same way (same step, same signature) it is the base's bug, not the
     # variant's: the path ends (no key: not expanded, no state marked seen)
-    from daxfuzz.explore import _expand  # noqa: PLC0415
+    from daxfuzz.explore.exhaust import _expand  # noqa: PLC0415
 
     stale = (O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
              O.Fault(0, 1, 5, 0))

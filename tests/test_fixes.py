@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import read_trace
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab.trace import read_trace
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus")
 FILES = sorted(glob.glob(os.path.join(CORPUS, "*.trace")))

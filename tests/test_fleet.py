@@ -15,8 +15,8 @@ import zipfile
 import pytest
 
 from daxfuzz.cli import main as cli
-from daxfuzz.codec import decode
-from daxfuzz.geometry import DEFAULT
+from daxfuzz.vocab.geometry import DEFAULT
+from fuzz.codec import decode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKEN = "test-broken-unmap-ref"

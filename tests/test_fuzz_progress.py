@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import io
 
-from daxfuzz import cmd_fuzz as F
-from daxfuzz.emit import save_finding
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.reduce import UNREDUCED, reduce
-from daxfuzz.trace import parse_trace
+from daxfuzz.cli import fuzz as F
+from daxfuzz.core.emit import save_finding
+from daxfuzz.core.reduce import UNREDUCED, reduce
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import parse_trace
 
 BROKEN = "test-broken-unmap-ref"
 RAW = """target: test-broken-unmap-ref

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import parse_op
-from daxfuzz.world import ANON, HUGE_ZERO, ZERO_PFN
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import parse_op
+from daxfuzz.vocab.world import ANON, HUGE_ZERO, ZERO_PFN
 from kdax.mm_types import TAIL_MAPPING
 from kdax.targets import get_target
 

@@ -9,8 +9,6 @@ import os
 
 import pytest
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import DEFAULT
 from daxfuzz.guest.kfuzz import (
     HARNESS,
     KERNEL_FINDING,
@@ -22,7 +20,9 @@ from daxfuzz.guest.kfuzz import (
 )
 from daxfuzz.guest.qemu import BatchResult
 from daxfuzz.guest.results import GuestTrace, StepResult, parse_console
-from daxfuzz.trace import read_trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import read_trace
 
 
 def _agreeing(case) -> GuestTrace:

@@ -18,7 +18,7 @@ from daxfuzz.guest.apt import SetupError, cache_dir
 from daxfuzz.guest.build import helper_is_current, load_manifest
 from daxfuzz.guest.qemu import run_programs
 from daxfuzz.guest.translate import translate
-from daxfuzz.trace import parse_trace
+from daxfuzz.vocab.trace import parse_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

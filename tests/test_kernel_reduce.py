@@ -10,8 +10,6 @@ import os
 
 import pytest
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import DEFAULT
 from daxfuzz.guest.kfuzz import (
     KERNEL_FINDING,
     MODEL_GAP,
@@ -28,7 +26,9 @@ from daxfuzz.guest.kreduce import (
 )
 from daxfuzz.guest.qemu import BatchResult
 from daxfuzz.guest.results import GuestTrace, StepResult
-from daxfuzz.trace import read_trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import read_trace
 
 OPS = tuple(O.Fault(0, 0, i % 8, i // 8) for i in range(8))  # eight distinct ops
 

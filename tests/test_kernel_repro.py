@@ -23,7 +23,7 @@ from daxfuzz.errors import InputError
 from daxfuzz.guest.build import HELPER_LIB, MKFS_CMD, MOUNT_CMD, NDCTL_CMD
 from daxfuzz.guest.repro import program_lines, repro_source
 from daxfuzz.guest.translate import translate
-from daxfuzz.trace import parse_trace, read_trace
+from daxfuzz.vocab.trace import parse_trace, read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = sorted(glob.glob(os.path.join(ROOT, "corpus", "*.trace"))

@@ -9,7 +9,7 @@ from daxfuzz.cli import main
 from daxfuzz.errors import InputError
 from daxfuzz.guest import kernels
 from daxfuzz.guest.apt import SetupError
-from daxfuzz.trace import parse_trace
+from daxfuzz.vocab.trace import parse_trace
 
 EXCHANGE_TRACE = """\
 mmap mm=0 vma=0 ino=0

@@ -8,14 +8,14 @@ import os
 import pytest
 
 from daxfuzz.errors import InputError
-from daxfuzz.geometry import Geometry
 from daxfuzz.guest.apt import parse_mirror, resolve_name
 from daxfuzz.guest.build import Cpio
 from daxfuzz.guest.qemu import ConsoleWatch, taint_line
 from daxfuzz.guest.results import compare, oracle_outcome, parse_console
 from daxfuzz.guest.translate import PMD, off, reflink_segments, span, translate
-from daxfuzz.ops import Reflink
-from daxfuzz.trace import parse_trace, read_trace
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import Reflink
+from daxfuzz.vocab.trace import parse_trace, read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 G = Geometry()  # pmd_order=2

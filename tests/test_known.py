@@ -1,11 +1,10 @@
-"""Known means the same bug, not the same signature (daxfuzz/known.py)."""
+"""Known means the same bug, not the same signature (daxfuzz/core/known.py)."""
 
 from __future__ import annotations
 
 import os
 
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.known import (
+from daxfuzz.core.known import (
     BASE,
     DOCUMENTED,
     DUP,
@@ -14,9 +13,10 @@ from daxfuzz.known import (
     documented_known,
     own_divergence,
 )
-from daxfuzz.reduce import reduce_divergence
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import read_trace
+from daxfuzz.core.reduce import reduce_divergence
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import read_trace
 from fuzz import random_engine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,7 +73,7 @@ def test_random_engine_reports_the_patch_s_bug_past_documented_signatures():
 
 
 def test_deep_rows_time_one_real_bug_from_scratch():
-    from daxfuzz.zoo_bench import attempt, deep_rows
+    from daxfuzz.campaign.zoo import attempt, deep_rows
 
     rows = deep_rows()
     assert {(r.target, r.want) for r in rows.values()} >= {

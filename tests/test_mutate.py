@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from daxfuzz import ops as O
 from daxfuzz.cli import main
+from daxfuzz.core.known import own_divergence
+from daxfuzz.core.runner import run_ops, shows_same
 from daxfuzz.errors import ConfigError
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.known import own_divergence
-from daxfuzz.runner import run_ops, shows_same
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT
 from kdax import mutant as M
 from kdax.targets import get_target
 from kdax.v7_2 import Kernel72
@@ -67,7 +67,7 @@ def test_identical_mutants_are_dropped():
 
 
 def test_sampling_is_deterministic_and_spread():
-    from daxfuzz.mutate import select
+    from daxfuzz.campaign.mutate import select
 
     mods = ["kdax/dax.py", "kdax/gup.py", "kdax/memory.py"]
     a = select("7.2", mods, sample=9, seed=3)

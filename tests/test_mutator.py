@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daxfuzz import ops as O
-from daxfuzz.codec import codec_for, encode
-from daxfuzz.geometry import DEFAULT
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT
 from fuzz import mutator
+from fuzz.codec import codec_for, encode
 
 C = codec_for(DEFAULT)
 # mmap takes 11 bytes in the default geometry, a fault 5, a pin 7 (kind byte + fields)

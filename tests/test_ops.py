@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daxfuzz import ops as O
 from daxfuzz.errors import InputError
-from daxfuzz.trace import parse_trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.trace import parse_trace
 
 
 def op_strategy(cls: type[O.Op]) -> st.SearchStrategy[O.Op]:
@@ -118,7 +118,7 @@ def test_geometry_decides_what_is_out_of_range():
 
 @pytest.mark.parametrize("cls", O.OP_TYPES, ids=lambda c: c.name)
 def test_check_accepts_domain_bounds(cls):
-    from daxfuzz.geometry import DEFAULT
+    from daxfuzz.vocab.geometry import DEFAULT
 
     doms = list(zip(fields(cls), cls.domains, strict=True))
     lo = {f.name: O.domain_size(d, DEFAULT)[0] for f, d in doms}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import parse_op
-from daxfuzz.world import (
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import parse_op
+from daxfuzz.vocab.world import (
     ANON,
     HUGE_ZERO,
     ZERO_PFN,
@@ -186,8 +186,8 @@ def test_defined_errors():
 
 
 def test_a_write_from_buffer_must_be_mapped_and_within_eof():
-    from daxfuzz.geometry import Geometry
-    from daxfuzz.world import buffer_readable, make_vma
+    from daxfuzz.vocab.geometry import Geometry
+    from daxfuzz.vocab.world import buffer_readable, make_vma
 
     vma = make_vma(Geometry(), 0, 0, 0, 2, 4, True, True, True, True)  # pages 2..5
     assert buffer_readable((vma,), 2, 4, 8)
@@ -205,7 +205,7 @@ def test_a_write_from_buffer_must_be_mapped_and_within_eof():
 def test_longterm_pin_is_refused_before_the_write_check():
     # mm/gup.c check_vma_flags(): FOLL_LONGTERM on fs-DAX is EOPNOTSUPP before a write
     # to a read-only VMA is EFAULT (7.2.13 answered so in `kernel fuzz`)
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
     lines = ("mmap mm=0 vma=0 ino=0 write=0",
              "pin mm=0 vma=0 pgoff=0 write=1 longterm=1 => EOPNOTSUPP",
@@ -229,7 +229,7 @@ def test_a_longterm_pin_takes_only_a_writable_anonymous_copy():
     # page without looking at the VMA (7.2.13 said ok where the model said EOPNOTSUPP in
     # `kernel fuzz`); DAX pages and holes take the slow path and are refused.  Tried and
     # released at once: no handle is taken, so a busy handle does not matter.
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
     lines = ("mmap mm=0 vma=0 ino=0 shared=0",
              "fault mm=0 vma=0 pgoff=1 write=1",

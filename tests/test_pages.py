@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from daxfuzz.guest import btf, pages
-from daxfuzz.trace import parse_trace
+from daxfuzz.vocab.trace import parse_trace
 
 # ------------------------------------------------------------------ BTF ---------
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from daxfuzz.emit import known_signatures
+from daxfuzz.core.emit import known_signatures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKEN = "test-broken-unmap-ref"
@@ -26,7 +26,7 @@ import sys
 import unittest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
-from daxfuzz.hypothesis_db import open_database
+from daxfuzz.campaign.hypothesis_db import open_database
 from fuzz.hypothesis_machine import DivergenceFound, machine_for
 
 m = machine_for(sys.argv[2], findings=sys.argv[3])
@@ -103,7 +103,7 @@ def test_empty_database_replays_nothing(redis_url, tmp_path):
 def test_corrupt_redis_value_is_reported_and_kept(redis_url):
     from hypothesis.database import choices_to_bytes
 
-    from daxfuzz.hypothesis_db import open_database
+    from daxfuzz.campaign.hypothesis_db import open_database
 
     said = []
     db = open_database(redis_url, report=said.append)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.reduce import ddmin, reduce, reduce_divergence, remove_each
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import parse_trace
+from daxfuzz.core.reduce import ddmin, reduce, reduce_divergence, remove_each
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import parse_trace
 
 BROKEN = "test-broken-unmap-ref"
 HEADER = ("target: test-broken-unmap-ref\n"
@@ -112,7 +112,7 @@ def _shortcut(ops) -> bool:
 
 
 def test_remove_with_repair_reaches_below_one_minimal():
-    from daxfuzz.reduce import remove_with_repair
+    from daxfuzz.core.reduce import remove_with_repair
 
     ops = [O.Mmap(0, 0, 0), O.Fault(0, 0, 1, write=0), O.Msync(0, 0)]
     assert remove_each(ops, _shortcut) == ops  # 1-minimal: no single op can go

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from daxfuzz import cmd_report
 from daxfuzz.cli import main as cli
+from daxfuzz.cli import report as cmd_report
 from daxfuzz.errors import InputError
 
 BROKEN = "test-broken-unmap-ref"
@@ -92,7 +92,7 @@ def _run(i, **kw):
 
 
 def test_killed_run_totals_come_from_its_last_series_sample():
-    from daxfuzz.report import recover_killed
+    from daxfuzz.campaign.report import recover_killed
 
     killed = {"id": 2, "status": "killed", "start": 1000.0, "engine": "random",
               "target": BROKEN}
@@ -108,7 +108,7 @@ def test_killed_run_totals_come_from_its_last_series_sample():
 
 
 def test_legend_groups_runs_in_numeric_order():
-    from daxfuzz.report import run_groups
+    from daxfuzz.campaign.report import run_groups
 
     runs = [_run(i, target="7.2" if i % 3 else BROKEN) for i in (10, 2, 1, 11, 3, 4, 5, 6)]
     runs.append(_run(12, engine="atheris"))
@@ -127,7 +127,7 @@ def _finding(sig, path, **kw):
 
 
 def test_summary_says_what_ran_what_was_found_and_what_next():
-    from daxfuzz.report import commands, recover_killed, summary, summary_lines
+    from daxfuzz.campaign.report import commands, recover_killed, summary, summary_lines
 
     runs = recover_killed([
         _run(1, new_findings=["munmap:refcount"], engine="atheris", steps=0),
@@ -153,7 +153,7 @@ def test_summary_says_what_ran_what_was_found_and_what_next():
 
 
 def test_atheris_run_without_an_ops_count_shows_no_zero():
-    from daxfuzz.report import RUN_HEAD, _run_rows
+    from daxfuzz.campaign.report import RUN_HEAD, _run_rows
 
     rows = _run_rows([_run(1, engine="atheris", steps=0), _run(2, engine="atheris",
                                                                steps=4500)])

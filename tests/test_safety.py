@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import Truncate, parse_op
-from daxfuzz.runner import Runner, run_ops
+from daxfuzz.core.runner import Runner, run_ops
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import Truncate, parse_op
 from kdax.kernel import Kernel615
 from kdax.mm import GUP_PIN_COUNTING_BIAS
 from kdax.v7_2 import Kernel72

@@ -2,7 +2,7 @@
 bounded budget, and replay of every stored reproducer.
 
 A smoke run fails on a mainline target (6.15, 7.2) on a divergence the corpus does not
-document (`daxfuzz.known.documented_known`, the rule `daxfuzz fuzz` uses), printed with
+document (`daxfuzz.core.known.documented_known`, the rule `daxfuzz fuzz` uses), printed with
 its report.  On the older kernels (legacy, v6-guarded) undocumented divergences are
 expected (their bugs are the history the series fixed), so there every finding must
 replay as found: same step, same signature.  The engines are bounded by time, not by
@@ -18,10 +18,10 @@ import sys
 
 import pytest
 
-from daxfuzz.geometry import DEFAULT
-from daxfuzz.known import as_faults, documented_known
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import read_trace
+from daxfuzz.core.known import as_faults, documented_known
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab.geometry import DEFAULT
+from daxfuzz.vocab.trace import read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = ["legacy", "v6-guarded", "6.15", "7.2"]
@@ -115,7 +115,7 @@ REPRODUCERS = sorted(glob.glob(os.path.join(ROOT, "corpus", "**", "*.trace"), re
 @pytest.mark.smoke
 @pytest.mark.parametrize("path", REPRODUCERS, ids=lambda p: os.path.relpath(p, ROOT))
 def test_stored_reproducer_replays(path):
-    from daxfuzz.cmd_replay import outcome_ok
+    from daxfuzz.cli.replay import outcome_ok
 
     t = read_trace(path)
     target = t.target or "7.2"

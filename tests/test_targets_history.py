@@ -3,9 +3,9 @@ the known differences from 6.15 they must show."""
 
 from __future__ import annotations
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import Geometry
-from daxfuzz.runner import run_ops
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
 from kdax.targets import get_target
 
 G = Geometry()

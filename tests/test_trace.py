@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daxfuzz import ops as O
 from daxfuzz.errors import InputError
-from daxfuzz.geometry import DEFAULT, Geometry
-from daxfuzz.trace import Trace, parse_trace, read_trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import Trace, parse_trace, read_trace
 
 CANONICAL = """\
 target: 6.15

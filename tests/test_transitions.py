@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import Geometry
-from daxfuzz.runner import Runner
-from daxfuzz.transitions import IDLE, Transitions, bucket, edges_source, folio_state
+from daxfuzz.core.runner import Runner
+from daxfuzz.explore.transitions import IDLE, Transitions, bucket, edges_source, folio_state
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import parse_op
-from daxfuzz.runner import Runner
-from daxfuzz.world import ANON
+from daxfuzz.core.runner import Runner
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import parse_op
+from daxfuzz.vocab.world import ANON
 
 G = Geometry()  # PMD = 4 pages; slot 0's window starts at vma_stride (24) pages
 VA0 = G.vma_stride

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from daxfuzz.reduce import remove_each
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import read_trace
+from daxfuzz.core.reduce import remove_each
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab.trace import read_trace
 from kdax.targets import TARGETS
 from kdax.zoo import ZOO
 
@@ -52,9 +52,9 @@ def test_minimal_trace(cls):
 def test_base_divergences_are_the_base_s_by_replay_not_by_signature():
     # the stale-index divergence is 6.15's own: a 6.15-based variant shows it too, and
     # it is the base's; the same signature where 6.15 agrees is the variant's own
-    from daxfuzz import ops as O
-    from daxfuzz.geometry import Geometry
-    from daxfuzz.known import BASE, DOCUMENTED, NEW, Known, own_divergence
+    from daxfuzz.core.known import BASE, DOCUMENTED, NEW, Known, own_divergence
+    from daxfuzz.vocab import ops as O
+    from daxfuzz.vocab.geometry import Geometry
 
     g = Geometry()
     stale = [O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
@@ -78,8 +78,8 @@ def test_base_divergences_are_the_base_s_by_replay_not_by_signature():
 
 
 def test_exhaust_world_reads_the_variant_scope():
-    from daxfuzz.explore import SMALL
-    from daxfuzz.zoo_bench import exhaust_world
+    from daxfuzz.campaign.zoo import exhaust_world
+    from daxfuzz.explore.exhaust import SMALL
 
     g, kinds = exhaust_world("zoo-mf-uses-page-index")
     assert kinds == ("mmap", "fault", "get", "memory_failure") and g.mms == 2
@@ -88,7 +88,7 @@ def test_exhaust_world_reads_the_variant_scope():
 
 
 def test_zoo_exhaust_engine_finds_a_variant_at_its_minimal_length():
-    from daxfuzz.zoo_bench import attempt, table
+    from daxfuzz.campaign.zoo import attempt, table
 
     a = attempt("zoo-pin-bias-on-large", "exhaust", 1, 120)
     # the same 2-op bug through a one-page or a multi-page pin
@@ -101,8 +101,8 @@ def test_zoo_exhaust_engine_finds_a_variant_at_its_minimal_length():
 
 @pytest.mark.parametrize("cls", [c for c in ZOO if c.exhaust_scope], ids=lambda c: c.name)
 def test_every_scope_names_real_op_kinds(cls):
-    from daxfuzz import ops as O
-    from daxfuzz.zoo_bench import exhaust_world
+    from daxfuzz.campaign.zoo import exhaust_world
+    from daxfuzz.vocab import ops as O
 
     _g, kinds = exhaust_world(cls.name)
     assert kinds and all(k in O.BY_NAME for k in kinds)
@@ -113,7 +113,7 @@ def test_every_scope_names_real_op_kinds(cls):
 
 
 def test_zoo_table_prints_a_reduced_trace_shorter_than_the_known_minimum():
-    from daxfuzz.zoo_bench import Attempt, table
+    from daxfuzz.campaign.zoo import Attempt, table
 
     hit = Attempt("zoo-fault-forgot-put", "random", 2, True, 0.5, 7, reduced_len=1,
                   signature="fault:refcount", reduced=["mmap mm=0 vma=0 ino=0"],

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from daxfuzz.guest.kfuzz import KERNEL_FINDING, TARGET, Case, Verdict, primary_kind, report_site
 from daxfuzz.guest.results import GuestTrace, oracle_outcome
 from daxfuzz.textio import write_text_atomic
-from daxfuzz.trace import Trace, write_trace_atomic
+from daxfuzz.vocab.trace import Trace, write_trace_atomic
 
 #: most console lines kept (the head of the trace and the tail with the report)
 CONSOLE_LINES = 400
@@ -227,7 +227,7 @@ def read_info(d: str) -> Info | None:
 def reduced_trace(case: Case, original: Trace, red, kind: str) -> Trace:
     """The reduced trace's text: the original's header, a description saying how it was
     reduced."""
-    from daxfuzz.reduce import UNREDUCED
+    from daxfuzz.core.reduce import UNREDUCED
 
     expect = f"divergence {case.pred.divergence}" if case.pred.divergence else "agree"
     desc = [f"reduced on Linux {TARGET} under QEMU by `daxfuzz kernel reduce` from "

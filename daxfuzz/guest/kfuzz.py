@@ -1,7 +1,7 @@
 """`daxfuzz kernel fuzz`: a conformance campaign on the real kernel (Linux 7.2 under QEMU).
 
 Op sequences come from the random engine's generator (random bytes through
-:class:`daxfuzz.codec.Codec`, 4..30 ops, ``memory_failure`` weighted 0: the guest
+:class:`fuzz.codec.Codec`, 4..30 ops, ``memory_failure`` weighted 0: the guest
 cannot express it).  Each becomes a :class:`Case`:
 
 * a *teardown* is appended -- release every GUP handle the model holds, munmap every
@@ -50,13 +50,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from daxfuzz import ops as O
-from daxfuzz.codec import DEFAULT_WEIGHTS, Codec
-from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.guest.results import GuestTrace, oracle_outcome
 from daxfuzz.guest.translate import Program, op_lines, translate
 from daxfuzz.textio import write_text_atomic
-from daxfuzz.trace import Trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import Trace
+from fuzz.codec import DEFAULT_WEIGHTS, Codec
 
 TARGET = "7.2"
 KERNEL_OF = {"7.2": "7.2", "legacy": "6.1"}  # the kernel a target predicts, for reports
@@ -77,7 +77,7 @@ class Prediction:
 
 
 def predict(g: Geometry, ops: list[O.Op], runner=None) -> Prediction:
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
     r = runner or Runner(TARGET, g)
     r.reset()
@@ -135,7 +135,7 @@ def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = Fals
               runner=None, target: str = TARGET) -> Case | None:
     """The case for generated `ops` (see the module docstring), or None when nothing of
     them is left to run."""
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
     runner = runner or Runner(target, g)
     n0 = len(ops)
@@ -167,7 +167,7 @@ class Generator:
     def __init__(self, g: Geometry = DEFAULT, seed: int = 0, *, prefix: str = "",
                  run_known: bool = False, target: str = TARGET,
                  no_ops: tuple[str, ...] = ()) -> None:
-        from daxfuzz.runner import Runner
+        from daxfuzz.core.runner import Runner
 
         self.g = g
         self.rng = random.Random(seed)

@@ -26,7 +26,7 @@ kernel report anything costs a fresh guest for the rest):
 
 Removing ops keeps a trace well-formed: every op is defined on every state (a ``put``
 of a handle no ``get`` took is the model's and the helper's EINVAL, as in
-:mod:`daxfuzz.reduce`), so the candidates need no repair.  The budget (a
+:mod:`daxfuzz.core.reduce`), so the candidates need no repair.  The budget (a
 ``time.monotonic()`` deadline) is checked before each round, whose candidates are cut
 to what the measured seconds per candidate let fit; a round in flight finishes.
 """
@@ -38,8 +38,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import Geometry
 from daxfuzz.guest.kfuzz import (
     KERNEL_FINDING,
     MODEL_GAP,
@@ -53,7 +51,9 @@ from daxfuzz.guest.kfuzz import (
 )
 from daxfuzz.guest.results import GuestTrace
 from daxfuzz.guest.translate import op_lines, translate
-from daxfuzz.trace import Trace, write_trace_atomic
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.trace import Trace, write_trace_atomic
 
 Ops = tuple[O.Op, ...]
 #: one round: the candidates -> (interesting or not, per candidate; guest boots used)
@@ -275,7 +275,7 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
     its console, C file, README and finding.json follow at the end.  Returns the
     figures (the summary's ``reductions`` entry)."""
     from daxfuzz.guest import kfinding
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     d = os.path.dirname(trace_path)
     stem = os.path.basename(trace_path)
@@ -331,7 +331,7 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
     from daxfuzz.errors import InputError
     from daxfuzz.guest.kfuzz import console_of
     from daxfuzz.guest.qemu import run_programs
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     t0 = time.monotonic()
     tr = read_trace(path)

@@ -15,7 +15,7 @@ kernel is built by gcc-16 and the host has gcc 12; kbuild's tools link against s
 glibc) and drgn (Python and libdrgn in the initramfs, and it reads /proc/kcore too).
 
 Matching.  Model and guest PFNs differ (XFS allocates other blocks than
-daxfuzz/blockfs.py), so pages are matched by identity: the model pages a step touched
+daxfuzz/vocab/blockfs.py), so pages are matched by identity: the model pages a step touched
 (the port's ``touched`` and the oracle's ``changed``) are named by a file page --
 (inode, model page) from the port's block map -- and the guest finds that file page's
 pfn by FIEMAP (+ the pmem data start).  A page no file owns any more (truncated,
@@ -48,9 +48,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from daxfuzz.geometry import Geometry
 from daxfuzz.guest.translate import PAGE, off
-from daxfuzz.trace import Trace
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.trace import Trace
 
 #: the kernel's order of a PMD folio (2 MiB / 4 KiB)
 REAL_PMD_ORDER = 9
@@ -123,8 +123,8 @@ def port_fields(r, pfn: int, pin_large: dict[int, bool] | None = None,
 def plan(trace: Trace, target: str = "7.2") -> PagePlan:
     """Replay `trace` on the port: per step, the touched model pages with a file
     identity and their expected fields."""
+    from daxfuzz.core.runner import Runner
     from daxfuzz.guest.translate import op_lines
-    from daxfuzz.runner import Runner
 
     g = trace.geometry
     r = Runner(target, g)

@@ -29,7 +29,7 @@ import textwrap
 from daxfuzz.errors import InputError
 from daxfuzz.guest import build
 from daxfuzz.guest.translate import PAGE, PMD, op_lines, translate
-from daxfuzz.trace import Trace
+from daxfuzz.vocab.trace import Trace
 
 DEFAULT_MNT = "/mnt"
 DEFAULT_DEV = "/dev/pmem0"
@@ -210,7 +210,7 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
     refuse_unexpressible(trace, path)
     prog = translate(trace, path)
     if predicted is None:
-        from daxfuzz.cmd_kernel import predictions
+        from daxfuzz.cli.kernel import predictions
 
         predicted, port = predictions(trace)
     g = trace.geometry

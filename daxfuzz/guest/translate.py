@@ -20,7 +20,7 @@ is still empty; ``@@I ... cowextsize=2097152`` says so).  A CoW write (a write f
 pwrite over a shared block) preallocates CoW fork blocks over the hint around it
 (xfs_reflink_allocate_cow, xfs_bmap_extsize_align), and what the write does not cover
 stays in the CoW fork: a later write there, even to an unshared block or a hole, is a
-CoW write.  The model takes the hint to be one model PMD group (daxfuzz/blockfs.py),
+CoW write.  The model takes the hint to be one model PMD group (daxfuzz/vocab/blockfs.py),
 i.e. one real 2 MiB extent; XFS's default, 32 blocks (128 KiB), is a piece of a group
 the model's pages cannot express (pages 0..2 of a group are real 4 KiB pages, the last
 stands for the rest of the 2 MiB).  A ``kernel repro`` does the same (daxlib.c's
@@ -228,8 +228,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from daxfuzz.errors import InputError
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import (
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import (
     Dontneed,
     Exchange,
     Fault,
@@ -256,7 +256,7 @@ from daxfuzz.ops import (
     Write,
     WriteFrom,
 )
-from daxfuzz.trace import Trace
+from daxfuzz.vocab.trace import Trace
 
 PAGE = 4096
 PMD = 2 << 20

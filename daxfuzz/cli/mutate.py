@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz.mutate import ENGINES, run_mutants, save, select, table
+    from daxfuzz.campaign.mutate import ENGINES, run_mutants, save, select, table
 
     engines = list(dict.fromkeys(args.engine or ENGINES))
     if "random" not in engines:

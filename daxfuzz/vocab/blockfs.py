@@ -38,7 +38,7 @@ fs/xfs/xfs_iomap.c and fs/xfs/xfs_reflink.c hand to fs/dax.c:
 
 from __future__ import annotations
 
-from daxfuzz.geometry import Geometry
+from daxfuzz.vocab.geometry import Geometry
 
 HOLE = -1
 

@@ -14,7 +14,7 @@ import random
 import time
 
 from daxfuzz.cli import duration
-from daxfuzz.geometry import DEFAULT
+from daxfuzz.vocab.geometry import DEFAULT
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def campaign(target: str, engine: str, seconds: float, seed: int):
     """Run `engine` on `target`; returns (Transitions, execs, steps)."""
-    from daxfuzz.codec import Codec
-    from daxfuzz.runner import Runner
-    from daxfuzz.transitions import Transitions
+    from daxfuzz.core.runner import Runner
+    from daxfuzz.explore.transitions import Transitions
+    from fuzz.codec import Codec
 
     if engine == "hypothesis":
 
@@ -96,7 +96,7 @@ def _measure(target: str, engine: str, seconds: float, seed: int, q) -> None:
 def run(args: argparse.Namespace) -> int:
     import multiprocessing as mp
 
-    from daxfuzz.transitions import Transitions, exhaust_transitions
+    from daxfuzz.explore.transitions import Transitions, exhaust_transitions
     from kdax.targets import get_target
 
     get_target(args.target)

@@ -14,11 +14,11 @@ import re
 import sys
 
 from daxfuzz.cli import DEFAULT_TARGET, geometry, out_dir, trace_target
-from daxfuzz.codec import decode
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
-from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.textio import read_file, read_text
-from daxfuzz.trace import Trace, parse_trace, write_trace_atomic
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import Trace, parse_trace, write_trace_atomic
+from fuzz.codec import decode
 
 _ARTIFACTS = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
@@ -57,16 +57,16 @@ def load_input(path: str, target: str | None = None, g: Geometry | None = None) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz.cmd_fuzz import aside_note
-    from daxfuzz.emit import emit_pytest, save_finding
-    from daxfuzz.reduce import reduce_divergence
+    from daxfuzz.cli.fuzz import aside_note
+    from daxfuzz.core.emit import emit_pytest, save_finding
+    from daxfuzz.core.reduce import reduce_divergence
 
     t = load_input(args.file, None, args.geometry)
     target = trace_target(t, args.target, args.file)
     t = Trace(ops=t.ops, target=target, geometry=t.geometry, expect=t.expect,
               description=t.description)
     if args.findings:
-        from daxfuzz.runner import run_ops
+        from daxfuzz.core.runner import run_ops
 
         div, _ = run_ops(target, t.geometry, t.ops)
         if div is None:

@@ -6,7 +6,7 @@ Before fuzzing, the reduced findings already in the findings folder are replayed
 and so are the scenario corpus's documented divergences on the target (`expect 7.2:
 divergence ...`); those that reproduce are *known* and the engines go past them (a
 campaign is after new bugs).  Every new divergence signature is reduced to a 1-minimal
-trace and gets a pytest reproducer (`daxfuzz.emit`).  A second run resumes from the
+trace and gets a pytest reproducer (`daxfuzz.core.emit`).  A second run resumes from the
 corpus (atheris) or example database (hypothesis: --db, a folder or a Redis server
 shared by a fleet).
 
@@ -35,13 +35,13 @@ import time
 from dataclasses import dataclass, field
 
 from daxfuzz.cli import count, default_target, duration, geometry, jobs, out_dir, seed
-from daxfuzz.codec import DEFAULT_WEIGHTS, parse_weights
+from daxfuzz.core.known import base_of, documented_known, replay_known, through_gup
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
-from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.home import default as default_path
 from daxfuzz.home import outside_note
-from daxfuzz.known import base_of, documented_known, replay_known, through_gup
-from daxfuzz.trace import MAX_OPS
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import MAX_OPS
+from fuzz.codec import DEFAULT_WEIGHTS, parse_weights
 
 ENGINES = ("atheris", "hypothesis", "random")
 #: a new Hypothesis seed per batch (DAXFUZZ_HYPOTHESIS_RESEED=0: every batch reruns one
@@ -76,7 +76,7 @@ class Status:
     kinds_by_worker: dict = field(default_factory=dict)
     known: int = 0
     findings: list[dict] = field(default_factory=list)
-    # divergences the target's base kernel shows too (daxfuzz.known): sig -> times met
+    # divergences the target's base kernel shows too (daxfuzz.core.known): sig -> times met
     base_found: dict = field(default_factory=dict)
     base_by_worker: dict = field(default_factory=dict)
     first_found: float | None = None
@@ -180,9 +180,9 @@ def die_with_parent(parent: int | None = None) -> None:
 
 def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings, max_ops,
                    parent=None):
-    from daxfuzz.emit import save_finding
-    from daxfuzz.trace import Trace
-    from daxfuzz.transitions import Transitions
+    from daxfuzz.core.emit import save_finding
+    from daxfuzz.explore.transitions import Transitions
+    from daxfuzz.vocab.trace import Trace
     from fuzz import random_engine
 
     die_with_parent(parent)
@@ -216,11 +216,11 @@ def _random_worker(q, target, g, seconds, seed, weights, swarm, known, findings,
 
 def _hypothesis_worker(q, target, g, seconds, seed, weights, swarm, known, findings, db_spec,
                        parent=None):
-    from daxfuzz.emit import save_finding
-    from daxfuzz.hypothesis_db import open_database
-    from daxfuzz.known import Known
-    from daxfuzz.trace import Trace
-    from daxfuzz.transitions import Transitions
+    from daxfuzz.campaign.hypothesis_db import open_database
+    from daxfuzz.core.emit import save_finding
+    from daxfuzz.core.known import Known
+    from daxfuzz.explore.transitions import Transitions
+    from daxfuzz.vocab.trace import Trace
     from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
 
     die_with_parent(parent)
@@ -480,11 +480,11 @@ def _atheris_crash(args, st: Status, disp: Display, target: str, g: Geometry,
                    known: set[str], camp, artifacts: str, name: str, weights: str,
                    max_ops: int, deadline: float | None = None) -> None:
     """Turn libFuzzer's crash-<sha1> into a saved finding; mark the artifact handled."""
-    from daxfuzz.codec import Codec
-    from daxfuzz.emit import save_finding
-    from daxfuzz.known import BASE, NEW, Known
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import Trace
+    from daxfuzz.core.emit import save_finding
+    from daxfuzz.core.known import BASE, NEW, Known
+    from daxfuzz.core.runner import run_ops
+    from daxfuzz.vocab.trace import Trace
+    from fuzz.codec import Codec
 
     with open(os.path.join(artifacts, name), "rb") as f:
         data = f.read()
@@ -520,7 +520,7 @@ def _read_libfuzzer(proc, st: Status, tail: list[str], base: int) -> None:
 
 # ---------------------------------------------------------------- run ----------------
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz import campaign as C
+    from daxfuzz.campaign import folder as C
     from kdax.targets import get_target
 
     try:
@@ -557,7 +557,7 @@ def run(args: argparse.Namespace) -> int:
     camp_dir = args.campaign or os.path.join(args.findings, "campaign")
     C.clean_temp([args.findings, os.path.join(args.findings, C.QUEUE), camp_dir])
     if args.engine == "hypothesis" and db != "none" and "://" not in db:
-        from daxfuzz.hypothesis_db import remove_stale_temp
+        from daxfuzz.campaign.hypothesis_db import remove_stale_temp
 
         remove_stale_temp(db, C.say)
     camp = C.Campaign(camp_dir)
@@ -624,7 +624,7 @@ def run(args: argparse.Namespace) -> int:
                     first_found=st.first_found)
     print(summary(st, args.findings))
     if not args.no_report:
-        from daxfuzz.report import write_report
+        from daxfuzz.campaign.report import write_report
 
         try:
             html, md = write_report(camp.path)

@@ -19,8 +19,8 @@ from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from daxfuzz.errors import InputError
-from daxfuzz.geometry import Geometry
 from daxfuzz.textio import MAX_DIGITS, decimal, show
+from daxfuzz.vocab.geometry import Geometry
 
 # Field domains, used by validation and by the engines' generators.
 MM, VMA, INO, IDX, LEN, LEN0, HANDLE, PFN, BOOL = (

@@ -32,14 +32,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import Geometry
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
 
 # How a field's value is picked (see the module docstring).
 RAW, FREE_SLOT, LIVE_MM, LIVE_SLOT, LIVE_PGOFF, FREE_H, PIN_H, GET_H = range(8)
 # reflink: a mapped file's inode, another inode, a PMD-aligned offset, a whole extent;
 # memory failure: a PFN of the first two PMD-sized chunks (where blocks are allocated
-# first: see daxfuzz.blockfs)
+# first: see daxfuzz.vocab.blockfs)
 LIVE_INO, OTHER_INO, ALIGNED_PGOFF, EXTENT_LEN, LOW_PFN = range(8, 13)
 # a flag that is usually set (MAP_SHARED, PROT_WRITE, aligned): 1 three times in four of
 # the live zone, as the Hypothesis engine draws them

@@ -226,7 +226,7 @@ def run_setup(args: argparse.Namespace) -> int:
 
 def predictions(trace, target: str = TARGET) -> tuple[list[str], list[str]]:
     """(oracle result, the target's port result) per step, over every step of the trace."""
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
     r = Runner(target, trace.geometry)
     oracle, port = [], []
@@ -261,7 +261,7 @@ def run_run(args: argparse.Namespace) -> int:
     from daxfuzz.guest.kernels import translate_for
     from daxfuzz.guest.qemu import run_programs
     from daxfuzz.guest.results import compare
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     kern = _kernel(args)
     if kern is None:
@@ -407,7 +407,7 @@ def run_reduce(args: argparse.Namespace) -> int:
         print("daxfuzz: error: --reduce-time, --step-timeout and --trace-timeout must be "
               "positive", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     try:
         read_trace(args.file)
@@ -445,7 +445,7 @@ def run_repro(args: argparse.Namespace) -> int:
 
     from daxfuzz.guest.repro import compile_command, repro_source
     from daxfuzz.textio import read_text
-    from daxfuzz.trace import parse_trace
+    from daxfuzz.vocab.trace import parse_trace
 
     kern = _kernel(args)
     if kern is None:

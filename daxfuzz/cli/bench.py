@@ -1,7 +1,7 @@
 """`daxfuzz bench`: ops/s of the bare target, the bare oracle and the differential
 loop over one fixed seeded op stream, and their ratios.
 
-The stream is what the engines run: random bytes through the codec (`daxfuzz.codec`,
+The stream is what the engines run: random bytes through the codec (`fuzz.codec`,
 the random engine's and atheris's decoder, default op mix), so the bench measures the
 op mix a campaign runs."""
 
@@ -11,8 +11,8 @@ import argparse
 import time
 
 from daxfuzz.cli import count, seed
-from daxfuzz.geometry import Geometry
-from daxfuzz.trace import MAX_OPS
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.trace import MAX_OPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def _sequences(seed: int, g: Geometry, n: int, seq: int) -> list[list]:
     """About `n` ops in inputs of up to `seq` ops, decoded as `fuzz.random_engine` does."""
     import random
 
-    from daxfuzz.codec import Codec
+    from fuzz.codec import Codec
 
     rng = random.Random(seed)
     codec = Codec(g)
@@ -48,7 +48,7 @@ def _sequences(seed: int, g: Geometry, n: int, seq: int) -> list[list]:
 
 def bench_loops(target: str, g: Geometry, seqs: list[list], repeat: int) -> dict[str, float]:
     """Best-of-`repeat` ops/s for: target alone, oracle alone, runner (both + compare)."""
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
     from kdax.targets import get_target
     from oracle import Oracle
 

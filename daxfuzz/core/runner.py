@@ -11,7 +11,7 @@ After every op the runner compares (DESIGN.md, "Agreement"):
 
 A mismatch is a `Divergence` value.  The runner imports no fuzzing engine and does
 not decide what is news: whether a target's base kernel shows a divergence too is
-`daxfuzz.known`'s question, asked only when one occurs.  The step is the hot path
+`daxfuzz.core.known`'s question, asked only when one occurs.  The step is the hot path
 (`daxfuzz bench` measures it): on agreement it compares in place, building only the
 small sets of the PFNs the op touched; provenance (which kernel function last wrote a
 field) is gathered only by `explain`, which replays with it on.
@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import Exchange, Op, Pin, Punch, Reflink, Truncate, Unmount
-from daxfuzz.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import Exchange, Op, Pin, Punch, Reflink, Truncate, Unmount
+from daxfuzz.vocab.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
 from oracle import Oracle, safety
 
 GUP_PIN_COUNTING_BIAS = 1024

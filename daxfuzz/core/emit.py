@@ -11,7 +11,7 @@ lands on the same files -- that is the de-duplication::
 
 Crash safety: the raw trace is queued (written whole, atomically) before the slow
 reduction, and leaves the queue only when every file above is written; a run killed
-in between leaves it queued for the next run (`daxfuzz.campaign.drain_queue`).
+in between leaves it queued for the next run (`daxfuzz.campaign.folder.drain_queue`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 
 from daxfuzz.errors import InputError
 from daxfuzz.textio import write_text_atomic
-from daxfuzz.trace import Trace, write_trace_atomic
+from daxfuzz.vocab.trace import Trace, write_trace_atomic
 
 PYTEST_TEMPLATE = '''\
 """daxfuzz reproducer: {signature} on target {target}.
@@ -40,8 +40,8 @@ and goes red the day a fix lands (flip it back then).
 
 import os
 
-from daxfuzz.runner import run_ops
-from daxfuzz.trace import parse_trace
+from daxfuzz.core.runner import run_ops
+from daxfuzz.vocab.trace import parse_trace
 
 EXPECT_DIVERGENCE = False
 TARGET = os.environ.get("DAXFUZZ_TARGET", {target!r})
@@ -93,8 +93,8 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
     reduction the `deadline` (monotonic) stops is saved as far as it got, its
     description saying so (``reduced`` False).
     """
-    from daxfuzz.campaign import queue_finding
-    from daxfuzz.reduce import UNREDUCED, reduce_divergence
+    from daxfuzz.campaign.folder import queue_finding
+    from daxfuzz.core.reduce import UNREDUCED, reduce_divergence
 
     assert raw.target is not None
     os.makedirs(findings, exist_ok=True)
@@ -156,8 +156,8 @@ def _old_finding(path: str, target: str, sig: str):
     does not parse as a non-empty trace of that target and signature that reproduces
     it (emptied, cut after its header, edited, or made stale by a target change); or
     (None, None, None) if there is no file."""
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import read_trace
+    from daxfuzz.core.runner import run_ops
+    from daxfuzz.vocab.trace import read_trace
 
     if not os.path.lexists(path):
         return None, None, None
@@ -197,7 +197,7 @@ def known_signatures(findings: str, target: str) -> set[str]:
 
 def _read_or_none(path: str) -> Trace | None:
     """The trace at `path`, or None if missing or malformed (replay reports those)."""
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     if not os.path.exists(path):
         return None

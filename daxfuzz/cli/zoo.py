@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz.zoo_bench import ENGINES, deep_rows, run_zoo, save, table
+    from daxfuzz.campaign.zoo import ENGINES, deep_rows, run_zoo, save, table
     from kdax.zoo import ZOO
 
     engines = args.engine or list(ENGINES)

@@ -2,9 +2,9 @@
 
     write_report(CAMPAIGN_DIR) -> (report.html, report.md)
 
-From the campaign folder (`daxfuzz.campaign`): the runs in state.json and the time
+From the campaign folder (`daxfuzz.campaign.folder`): the runs in state.json and the time
 series in series.jsonl; from each run's findings folder: the reduced traces, each
-replayed with provenance (`daxfuzz.runner.explain`) so the report names the kernel
+replayed with provenance (`daxfuzz.core.runner.explain`) so the report names the kernel
 function that last wrote the diverging field.  Plots (matplotlib, Agg backend) are
 written to plots/*.png and embedded in the HTML.
 
@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable
 
-from daxfuzz.campaign import read_series, say
+from daxfuzz.campaign.folder import read_series, say
 
 Report = Callable[[str], None]
 
@@ -44,18 +44,18 @@ def load_runs(camp: str, report: Report = say) -> list[dict]:
     except (OSError, ValueError, KeyError, TypeError) as e:
         report(f"{p}: unreadable campaign state ({e}); runs table left empty")
         return []
-    from daxfuzz.campaign import check_runs
+    from daxfuzz.campaign.folder import check_runs
 
     return check_runs(runs, p, lambda m: report(m.replace("; quarantined", "; left out")))[0]
 
 
 def load_findings(dirs: list[str], report: Report = say) -> list[dict]:
     """Every reduced finding in `dirs`, with its trace text and explanation."""
-    from daxfuzz.emit import test_path_for
+    from daxfuzz.core.emit import test_path_for
+    from daxfuzz.core.reduce import UNREDUCED
+    from daxfuzz.core.runner import explain
     from daxfuzz.errors import InputError
-    from daxfuzz.reduce import UNREDUCED
-    from daxfuzz.runner import explain
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     out = []
     for d in dirs:
@@ -152,7 +152,7 @@ def summary(runs: list[dict], findings: list[dict], queued: int = 0) -> dict:
          "new": len(new), "known": len(findings) - len(new),
          # signatures the runs started knowing (stored findings, the corpus's documented)
          "skipped": len({k for r in runs for k in r.get("known") or ()}),
-         # divergences the target's base kernel shows too (daxfuzz.known): the base's
+         # divergences the target's base kernel shows too (daxfuzz.core.known): the base's
          "base": sorted({k for r in runs for k in r.get("base_findings") or ()}),
          "unreduced": sum(f["unreduced"] for f in findings), "queued": queued}
     nxt = []
@@ -456,7 +456,7 @@ def _summary_html(summ: dict) -> str:
 def write_report(camp: str, findings_dirs: list[str] | None = None,
                  report: Report = say) -> tuple[str, str]:
     """Write CAMP/report.html, CAMP/report.md and CAMP/plots/*.png; their paths."""
-    from daxfuzz.campaign import queued, write_text_atomic
+    from daxfuzz.campaign.folder import queued, write_text_atomic
 
     series = read_series(os.path.join(camp, "series.jsonl"), report)
     runs = recover_killed(load_runs(camp, report), series)
@@ -574,7 +574,7 @@ def kernel_html(rows: list[dict]) -> str:
 def write_kernel_report(d: str, report: Report = say) -> tuple[str, str]:
     """DIR/report.html and DIR/report.md of a `kernel fuzz` folder: its summary.json
     figures, its reductions and a row per finding folder, linked."""
-    from daxfuzz.campaign import write_text_atomic
+    from daxfuzz.campaign.folder import write_text_atomic
 
     summ: dict = {}
     p = os.path.join(d, "summary.json")

@@ -19,18 +19,18 @@ from daxfuzz.errors import EXIT_INTERNAL, ConfigError, DaxfuzzError, InputError
 
 #: subcommand modules; each has register(subparsers) setting func=run(args) -> int
 COMMANDS = (
-    "daxfuzz.cmd_replay",
-    "daxfuzz.cmd_bench",
-    "daxfuzz.cmd_targets",
-    "daxfuzz.cmd_fuzz",
-    "daxfuzz.cmd_reduce",
-    "daxfuzz.cmd_corpus",
-    "daxfuzz.cmd_explore",
-    "daxfuzz.cmd_zoo",
-    "daxfuzz.cmd_mutate",
-    "daxfuzz.cmd_coverage",
-    "daxfuzz.cmd_kernel",
-    "daxfuzz.cmd_report",
+    "daxfuzz.cli.replay",
+    "daxfuzz.cli.bench",
+    "daxfuzz.cli.targets",
+    "daxfuzz.cli.fuzz",
+    "daxfuzz.cli.reduce",
+    "daxfuzz.cli.corpus",
+    "daxfuzz.cli.explore",
+    "daxfuzz.cli.zoo",
+    "daxfuzz.cli.mutate",
+    "daxfuzz.cli.coverage",
+    "daxfuzz.cli.kernel",
+    "daxfuzz.cli.report",
 )
 
 
@@ -134,7 +134,7 @@ def in_dir(text: str) -> str:
 
 def geometry(text: str):
     """A --geometry value (trace-header form)."""
-    from daxfuzz.geometry import Geometry
+    from daxfuzz.vocab.geometry import Geometry
 
     try:
         return Geometry.parse(text)

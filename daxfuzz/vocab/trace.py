@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass, field
 
 from daxfuzz.errors import ConfigError, InputError
-from daxfuzz.geometry import DEFAULT, Geometry
-from daxfuzz.ops import Op, parse_op
 from daxfuzz.textio import MAX_LINE_CHARS, lines, read_text, show, write_text_atomic
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.ops import Op, parse_op
 
 HEADER_KEYS = ("target", "geometry", "expect", "description")
 #: most ops in one trace (the engines' inputs are 32-64 ops; a reduced finding a few)

@@ -32,7 +32,7 @@ def campaign_dir(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz.report import is_kernel_campaign, write_kernel_report, write_report
+    from daxfuzz.campaign.report import is_kernel_campaign, write_kernel_report, write_report
 
     if not os.path.isdir(args.dir):
         raise InputError("no such folder", path=args.dir)

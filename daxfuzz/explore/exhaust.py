@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import Geometry
-from daxfuzz.known import Known
-from daxfuzz.runner import Divergence, Runner
-from daxfuzz.world import buffer_readable
+from daxfuzz.core.known import Known
+from daxfuzz.core.runner import Divergence, Runner
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.world import buffer_readable
 
 #: the default small world: 8 PFNs, 2-page PMDs, 2 files of 4 pages, 1 process
 SMALL = Geometry(pages=8, pmd_order=1, inodes=2, mms=1, vmas=2, handles=2, file_pages=4,

@@ -11,7 +11,7 @@ A campaign folder (``daxfuzz fuzz --campaign DIR``, default ``FINDINGS/campaign`
     plots/*.png
 
 and in the findings folder, ``queue/``: every finding an engine reports is first
-written there, whole, as its raw trace (``daxfuzz.emit.save_finding``); it leaves the
+written there, whole, as its raw trace (``daxfuzz.core.emit.save_finding``); it leaves the
 queue only once its reduced trace and pytest test are written.  A run killed in
 between leaves the raw trace queued, and the next run reduces it first
 (:func:`drain_queue`).  So a finding is never lost: it is reduced, or queued.
@@ -271,8 +271,8 @@ def drain_queue(findings: str, report: Report = say) -> list[dict]:
     A queued trace that is malformed is reported and kept where it is; one that no
     longer diverges (its target changed since) is moved to ``queue/stale/``.
     """
-    from daxfuzz.emit import save_finding
-    from daxfuzz.trace import read_trace
+    from daxfuzz.core.emit import save_finding
+    from daxfuzz.vocab.trace import read_trace
 
     out = []
     for path in queued(findings):
@@ -301,7 +301,7 @@ def drain_queue(findings: str, report: Report = say) -> list[dict]:
 def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
          db: str | None = None) -> list[str]:
     """One line per corrupt file in the findings, corpus and database folders (read only)."""
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     problems = []
     if findings and os.path.isdir(findings):
@@ -333,7 +333,7 @@ def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
                                     "(truncated write?); kept: every byte string is a "
                                     "valid input to the codec")
     if db and not db.startswith(("redis://", "rediss://", "unix://")) and db != "none":
-        from daxfuzz.hypothesis_db import check_directory
+        from daxfuzz.campaign.hypothesis_db import check_directory
 
         problems += [f"{p}; skipped, left in place" for p in check_directory(db)]
     return problems
@@ -342,7 +342,7 @@ def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
 def corpus_op_mix(corpus: str, g, weights: str = "", max_ops: int = 32,
                   limit: int = 5000) -> dict[str, int]:
     """Op kinds in the (first `limit`) byte inputs of an atheris corpus, decoded."""
-    from daxfuzz.codec import Codec, parse_weights
+    from fuzz.codec import Codec, parse_weights
 
     out: dict[str, int] = {}
     if not os.path.isdir(corpus):

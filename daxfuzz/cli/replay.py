@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from daxfuzz.cli import DEFAULT_TARGET, trace_target
+from daxfuzz.core.runner import Divergence, Runner, explain
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
-from daxfuzz.runner import Divergence, Runner, explain
-from daxfuzz.trace import Trace
+from daxfuzz.vocab.trace import Trace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ def outcome_ok(trace: Trace, target: str, div: Divergence | None) -> bool:
 
 
 def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | None]:
-    from daxfuzz.cmd_reduce import load_input
+    from daxfuzz.cli.reduce import load_input
 
     trace = load_input(path)
     target = trace_target(trace, args.target, path)
@@ -91,7 +91,7 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
         if args.explain:
             div = explain(target, trace.geometry, trace.ops[:div.step]) or div
         print(div.report())
-        from daxfuzz.known import Known
+        from daxfuzz.core.known import Known
 
         base = Known(target, trace.geometry)
         if base.base is not None and base.base_shows(trace.ops, div):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from daxfuzz.geometry import Geometry
+from daxfuzz.vocab.geometry import Geometry
 
 # Special "PFNs" in page-table entries and GUP handles.  Device PFNs are >= 0.
 ZERO_PFN = -1  # the shared zero page (PTE) -- special, no refcount

@@ -7,11 +7,11 @@ import glob
 import os
 import sys
 
-from daxfuzz import ops as O
 from daxfuzz.cli import count, duration, jobs, out_dir
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
-from daxfuzz.geometry import LIMITS, Geometry
 from daxfuzz.home import default as default_path
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import LIMITS, Geometry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def _progress(msg: str) -> None:
 
 
 def run_exhaust(args: argparse.Namespace) -> int:
-    from daxfuzz.explore import exhaust
+    from daxfuzz.explore.exhaust import exhaust
     from kdax.targets import get_target
 
     get_target(args.target)
@@ -89,8 +89,8 @@ def run_exhaust(args: argparse.Namespace) -> int:
 
 
 def _save(args: argparse.Namespace, g: Geometry, res) -> None:
-    from daxfuzz.emit import save_finding
-    from daxfuzz.trace import Trace
+    from daxfuzz.core.emit import save_finding
+    from daxfuzz.vocab.trace import Trace
 
     seen = set()
     for ops, d in res.counterexamples:
@@ -115,8 +115,8 @@ def _traces(paths: list[str]) -> list[str]:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from daxfuzz.explore import SMALL, TargetDiff
-    from daxfuzz.trace import read_trace
+    from daxfuzz.explore.exhaust import SMALL, TargetDiff
+    from daxfuzz.vocab.trace import read_trace
     from kdax.targets import get_target
 
     get_target(args.a)

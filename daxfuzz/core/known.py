@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from daxfuzz.errors import InputError
-from daxfuzz.geometry import Geometry
-from daxfuzz.ops import Op
+from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.vocab.ops import Op
 
 if TYPE_CHECKING:  # imported where used (below), as before
-    from daxfuzz.runner import Runner
+    from daxfuzz.core.runner import Runner
 
 NEW = "new"  # a finding: the target's own, first of its signature
 DUP = "dup"  # a signature this target already showed (or "*": never stop)
@@ -49,7 +49,7 @@ WRITE_FAMILY = ("write", "write_from")
 
 def base_of(target: str | type) -> str | None:
     """The base kernel `target` is built on (its class's ``base``), or None."""
-    from daxfuzz.runner import _target_class
+    from daxfuzz.core.runner import _target_class
 
     return getattr(_target_class(target), "base", None)
 
@@ -95,7 +95,7 @@ class Known:
         """Whether the base kernel shows `div` (same step, same signature) on `ops`."""
         if self.base is None:
             return False
-        from daxfuzz.runner import Runner
+        from daxfuzz.core.runner import Runner
 
         r = self._base_runner
         if r is None:
@@ -125,7 +125,7 @@ def own_divergence(target: str | type, g: Geometry, ops: Sequence[Op]):
     """(first divergence, results) of `ops` on `target`, with the divergence None when
     the target's base shows the same one: the target's own divergence, as reductions
     and the benchmarks count it."""
-    from daxfuzz.runner import run_ops
+    from daxfuzz.core.runner import run_ops
 
     d, results = run_ops(target, g, ops)
     if d is not None and base_of(target) is not None and Known(target, g).base_shows(ops, d):
@@ -159,8 +159,8 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
     (FAULT_FAMILY; a warning names its site, while a refcount or mapping difference
     through GUP could be a GUP bug).
     """
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import read_trace
+    from daxfuzz.core.runner import run_ops
+    from daxfuzz.vocab.trace import read_trace
     from kdax.targets import target_name
 
     name = target_name(target)
@@ -197,9 +197,9 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
 
 def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
     """Signatures of stored reduced findings that still reproduce on `target`."""
-    from daxfuzz.emit import known_signatures
-    from daxfuzz.runner import run_ops
-    from daxfuzz.trace import read_trace
+    from daxfuzz.core.emit import known_signatures
+    from daxfuzz.core.runner import run_ops
+    from daxfuzz.vocab.trace import read_trace
 
     sigs = known_signatures(findings, target)
     out = set()
@@ -225,7 +225,7 @@ def through_gup(path: str, target: str, g: Geometry, documented: Mapping[str, st
     divergence the corpus documents, that one and its trace (the finding is probably the
     documented bug reached through GUP's or the copy's fault-in; it stays a finding,
     with this said beside it).  Else None."""
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     try:
         t = read_trace(path)
@@ -239,8 +239,8 @@ def as_faults(target: str, g: Geometry, ops: Sequence[Op], documented: Mapping[s
     """The documented divergence (signature and trace) that faults of the same pages
     show when the last op of `ops` is a GUP (pin, get, pin_pages) or a write_from (whose
     copy faults its source in), or None: see `through_gup`."""
-    from daxfuzz import ops as O
-    from daxfuzz.runner import run_ops
+    from daxfuzz.core.runner import run_ops
+    from daxfuzz.vocab import ops as O
 
     last = ops[-1] if ops else None
     faults: list[O.Op]

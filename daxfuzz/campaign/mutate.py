@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from daxfuzz.errors import ConfigError
-from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
 
 ENGINES = ("random", "hypothesis", "atheris")  # the default set; "exhaust" is opt-in
 EQUIV_DEPTH = 3  # exhaust depth of the equivalence check
@@ -195,12 +195,12 @@ def attempt(mutant: str, engine: str, seed: int, budget: float,
             g: Geometry = DEFAULT) -> Kill:
     """`engine` on `mutant` for `budget` seconds; the finding reduced and replayed on
     the base target (`runner.shows_same`): a kill only if the base does not show it."""
-    from daxfuzz.runner import shows_same
-    from daxfuzz.zoo_bench import FINDERS, reduce_finding
+    from daxfuzz.campaign.zoo import FINDERS, reduce_finding
+    from daxfuzz.core.runner import shows_same
     from kdax.targets import get_target
 
     if engine == "exhaust":
-        from daxfuzz.explore import SMALL, exhaust
+        from daxfuzz.explore.exhaust import SMALL, exhaust
 
         g = SMALL
         res = exhaust(mutant, g, EXHAUST_DEPTH, seconds=budget)
@@ -225,8 +225,8 @@ def check(mutant: str, depth: int, seconds: float, seed: int) -> Check:
     """Is a survivor equivalent?  `exhaust` to `depth` over the small world (to the
     end, up to EQUIV_EXHAUST_CAP), then random runs of `seconds` in all (other seeds
     than the engines')."""
-    from daxfuzz.explore import SMALL, exhaust
-    from daxfuzz.zoo_bench import reduce_finding
+    from daxfuzz.campaign.zoo import reduce_finding
+    from daxfuzz.explore.exhaust import SMALL, exhaust
     from fuzz import random_engine
 
     res = exhaust(mutant, SMALL, depth, seconds=EQUIV_EXHAUST_CAP)

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 
-from daxfuzz import ops as O
-from daxfuzz.geometry import DEFAULT, Geometry
-from daxfuzz.trace import Trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import Trace
 
 Predicate = Callable[[Sequence[O.Op]], bool]
 
@@ -266,7 +266,7 @@ class Reduced:
     """A reduced finding: the trace (header says target and signature) and its divergence."""
 
     trace: Trace
-    divergence: object  # daxfuzz.runner.Divergence
+    divergence: object  # daxfuzz.core.runner.Divergence
     original_len: int
     runs: int
     seconds: float
@@ -282,8 +282,8 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     target's, and its ``expect`` header names the signature.  Stopped by `deadline`,
     the trace is the shortest failing one reached, and its description says so.
     """
-    from daxfuzz.known import Known, own_divergence
-    from daxfuzz.runner import explain, run_ops
+    from daxfuzz.core.known import Known, own_divergence
+    from daxfuzz.core.runner import explain, run_ops
 
     div, _ = run_ops(target, g, ops)
     if div is None:

@@ -11,12 +11,12 @@ import hashlib
 import os
 import sys
 
-from daxfuzz import ops as O
-from daxfuzz.codec import Codec, encode
 from daxfuzz.errors import InputError
-from daxfuzz.geometry import DEFAULT, Geometry
 from daxfuzz.home import default as default_path
-from daxfuzz.trace import read_trace
+from daxfuzz.vocab import ops as O
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.trace import read_trace
+from fuzz.codec import Codec, encode
 
 # One whole op per dictionary entry: the shapes the codec's kind table and live
 # choice make meaningful on their own.

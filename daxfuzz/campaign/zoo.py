@@ -2,7 +2,7 @@
 
 For each (variant, engine, seed) the engine fuzzes the variant from an empty corpus for
 at most `budget` seconds and stops at the first divergence the variant's base kernel
-does not show on the same ops (`daxfuzz.known`: the base's own are not the
+does not show on the same ops (`daxfuzz.core.known`: the base's own are not the
 variant's).  The finding is reduced and its length compared with the variant's known
 minimum.
 
@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 
-from daxfuzz.geometry import DEFAULT, Geometry
+from daxfuzz.vocab.geometry import DEFAULT, Geometry
 
 ENGINES = ("random", "hypothesis", "atheris")  # the default set; "exhaust" is opt-in
 
@@ -43,7 +43,7 @@ class Attempt:
 
 def _known(variant: str, g: Geometry, want: str | None):
     """What is news: the variant's own divergences, or only signature `want`."""
-    from daxfuzz.known import Known, Wanted
+    from daxfuzz.core.known import Known, Wanted
 
     return Wanted(variant, g, want) if want else Known(variant, g)
 
@@ -110,7 +110,7 @@ def find_atheris(variant: str, g: Geometry, budget: float, seed: int,
         crashes = [f for f in os.listdir(tmp) if f.startswith("crash-")]
         if not crashes:
             return False, dt, execs, None
-        from daxfuzz.codec import Codec
+        from fuzz.codec import Codec
 
         with open(os.path.join(tmp, crashes[0]), "rb") as f:
             data = f.read()
@@ -122,7 +122,7 @@ def exhaust_world(variant: str) -> tuple[Geometry, tuple[str, ...]]:
     """The small world and op kinds `daxfuzz exhaust` uses for `variant` (its scope)."""
     from dataclasses import replace
 
-    from daxfuzz.explore import SMALL
+    from daxfuzz.explore.exhaust import SMALL
     from kdax.targets import get_target
 
     g, kinds = SMALL, ()
@@ -139,7 +139,7 @@ def exhaust_world(variant: str) -> tuple[Geometry, tuple[str, ...]]:
 
 def find_exhaust(variant: str, g: Geometry, budget: float, seed: int):
     """Breadth-first up to the known minimal length; the first counterexample."""
-    from daxfuzz.explore import exhaust
+    from daxfuzz.explore.exhaust import exhaust
     from kdax.targets import get_target
 
     sg, kinds = exhaust_world(variant)
@@ -159,11 +159,11 @@ def reduce_finding(variant: str, g: Geometry, ops: list) -> tuple[list, object] 
     """An engine's finding on `variant`, reduced: (ops, divergence), or None when the
     ops show no divergence of the variant's own (a flaky decode, or the base kernel's).
 
-    Any divergence of the variant's own counts (`daxfuzz.known.own_divergence`: not one
+    Any divergence of the variant's own counts (`daxfuzz.core.known.own_divergence`: not one
     its base shows on the same ops), so the reduced length is comparable with a known
     minimum."""
-    from daxfuzz.known import own_divergence
-    from daxfuzz.reduce import reduce
+    from daxfuzz.core.known import own_divergence
+    from daxfuzz.core.reduce import reduce
 
     d, _ = own_divergence(variant, g, ops)
     if d is None:
@@ -218,11 +218,12 @@ class DeepRow:
 
 def deep_rows(corpus: str | None = None) -> dict[str, DeepRow]:
     """The deep rows, read from the corpus traces (their expectation on the target)."""
-    from daxfuzz.trace import read_trace
+    from daxfuzz.vocab.trace import read_trace
 
     if corpus is None:
-        corpus = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "corpus")
+        from daxfuzz.home import checkout
+
+        corpus = os.path.join(checkout(), "corpus")
     out = {}
     for target, name in DEEP:
         t = read_trace(os.path.join(corpus, name))
@@ -238,7 +239,7 @@ def deep_rows(corpus: str | None = None) -> dict[str, DeepRow]:
 def attempt_deep(name: str, engine: str, seed: int, budget: float) -> Attempt:
     """Time for `engine` to reach the deep row's signature on its kernel target from
     scratch; the finding reduced with that signature kept."""
-    from daxfuzz.reduce import reduce_divergence
+    from daxfuzz.core.reduce import reduce_divergence
 
     row = deep_rows()[name]
     if engine == "exhaust":
