@@ -286,7 +286,7 @@ def run_run(args: argparse.Namespace) -> int:
             print(f"== program {name} ({path})")
             print(prog.text)
     from daxfuzz.guest.kernels import raw_check
-    from daxfuzz.guest.pages import pending_windows, summary, totals
+    from daxfuzz.guest.pages import pending_windows, placed_steps, summary, totals
 
     raw = raw_check(manifest, kern.target)  # raw struct pages beside the port's (pages.py)
     t0 = time.monotonic()
@@ -314,6 +314,7 @@ def run_run(args: argparse.Namespace) -> int:
         rawsteps, gp = raw.compare(name, gt.pages, len(rows),
                                    pending_windows(gt.steps, gt.pending))
         r_cmp, r_agree = totals(rawsteps)
+        r_placed = placed_steps(rawsteps)
         n_agree = sum(r.verdict == "agree" for r in rows)
         n_diff = sum(r.verdict == "DIFFER" for r in rows)
         n_na = sum(r.verdict == "n/a" for r in rows)
@@ -331,7 +332,8 @@ def run_run(args: argparse.Namespace) -> int:
                 print(f"{mark}{r.step:3}  {r.op:<52} oracle: {pd:<16} kernel: {r.kernel}")
                 rs = rawsteps.get(r.step)
                 if rs is not None and rs.verdict():
-                    print(f"{'!' if rs.diffs else ' '}       {rs.describe()}")
+                    mark = "!" if rs.diffs else "~" if rs.placed else " "
+                    print(f"{mark}       {rs.describe()}")
                 for s, line in gt.kernel:
                     if s == r.step:
                         print(f"        kernel log: {line}")
@@ -344,14 +346,16 @@ def run_run(args: argparse.Namespace) -> int:
                 print(f"   GUEST: {gt.error}")
             if gp is not None:
                 print(f"   {summary(gp)}")
-        verdict = ("agree" if not (n_diff or n_miss or gt.error or warn or r_cmp - r_agree)
+        verdict = ("agree" if not (n_diff or n_miss or gt.error or warn
+                                   or r_cmp - r_agree - r_placed)
                    else "DIFFER")
         if verdict != "agree":
             worst = EXIT_DIVERGENCE
         print(f"{path}: {verdict} on the kernel: {n_agree} agree, {n_diff} differ, "
               f"{n_na} not expressible, {n_miss} missing, {warn} kernel warning line(s)"
               + (f"; {gt.error}" if gt.error else "")
-              + (f"; raw pages: {r_agree} of {r_cmp} steps agree" if gp is not None else ""))
+              + (f"; raw pages: {r_agree} of {r_cmp} steps agree" if gp is not None else "")
+              + (f", {r_placed} differ by the kernel's block placement" if r_placed else ""))
         diffs = "; ".join(f"{r.step}: {r.op.split()[0]} oracle {r.predicted} / kernel "
                           f"{r.kernel}" for r in rows if r.verdict in ("DIFFER", "missing"))
         if args.out:
@@ -583,7 +587,9 @@ def run_fuzz(args: argparse.Namespace) -> int:
           f", generating {st.gen_seconds:.1f} s)")
     print(f"  agree: {st.agree} traces, {st.agreed_steps} of {st.steps} steps; "
           f"{st.cut} traces cut before a warning the port predicts; raw struct pages: "
-          f"{st.raw_agreed} of {st.raw_steps} steps agree")
+          f"{st.raw_agreed} of {st.raw_steps} steps agree"
+          + (f", {st.raw_placement} differ by the kernel's block placement"
+             if st.raw_placement else ""))
     print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
           + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
           + (f"; batches where the guest ran nothing: {st.never_booted}"

@@ -365,6 +365,9 @@ class Stats:
     agree: int = 0  # traces
     raw_steps: int = 0  # steps whose raw struct pages were compared (guest/pages.py)
     raw_agreed: int = 0
+    # compared steps differing only where the kernel's XFS placed a group so that no
+    # PMD maps it (guest/pages.py misplaced_groups): neither agreeing nor a model gap
+    raw_placement: int = 0
     by_class: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CLASSES})
     boots: int = 0
     batches: int = 0
@@ -385,7 +388,8 @@ class Stats:
 
     def summary(self) -> dict:
         d = {k: getattr(self, k) for k in (
-            "traces", "steps", "agreed_steps", "raw_steps", "raw_agreed", "agree", "by_class",
+            "traces", "steps", "agreed_steps", "raw_steps", "raw_agreed", "raw_placement",
+            "agree", "by_class",
             "boots", "batches",
             "cut", "generated", "hung", "never_booted", "seconds", "guest_seconds",
             "gen_seconds", "reduce_seconds", "reductions")}
@@ -484,10 +488,12 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 gt = res.traces.get(c.name)
                 v = judge(c, gt)
                 if gt is not None and v.cls != "rerun":
-                    n, ok, rcls = judge_raw(raw, c.name, gt.pages, len(c.ops), v.notes,
-                                            pending_windows(gt.steps, gt.pending))
+                    n, ok, rcls, placed = judge_raw(raw, c.name, gt.pages, len(c.ops),
+                                                    v.notes,
+                                                    pending_windows(gt.steps, gt.pending))
                     st.raw_steps += n
                     st.raw_agreed += ok
+                    st.raw_placement += placed
                     if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
                         v.cls = rcls if v.cls == "agree" or rcls == KERNEL_FINDING else v.cls
                 if v.cls == "rerun":

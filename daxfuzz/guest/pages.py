@@ -343,20 +343,79 @@ class RawStep:
     compared: int = 0  # model pages compared
     skipped: list[str] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
+    # differences on a group the kernel's XFS placed where no PMD can map it (see
+    # :func:`misplaced_groups`): the kernel's block placement, not a model gap
+    placed: list[str] = field(default_factory=list)
 
     def verdict(self) -> str:
-        """'agree', 'DIFFER' or '' (nothing compared)."""
+        """'agree', 'DIFFER', 'placement' (only :attr:`placed` differences) or ''
+        (nothing compared)."""
         if self.diffs:
             return "DIFFER"
+        if self.placed:
+            return "placement"
         return "agree" if self.compared else ""
 
     def describe(self) -> str:
         if self.diffs:
             return "raw DIFFER: " + "; ".join(self.diffs[:3]) + (
                 f" (+{len(self.diffs) - 3})" if len(self.diffs) > 3 else "")
+        if self.placed:
+            return ("raw differ by the kernel's block placement (group not PMD-mappable): "
+                    + "; ".join(self.placed[:3])
+                    + (f" (+{len(self.placed) - 3})" if len(self.placed) > 3 else ""))
         if self.compared:
             return f"raw agree ({self.compared} page{'s' * (self.compared != 1)})"
         return ""
+
+
+def misplaced_groups(g: Geometry, asked: list[Expect], st: GuestStep
+                     ) -> dict[tuple[int, int], str]:
+    """The (inode, group base) of this step's asked pages that the port keeps
+    PMD-mappable but the kernel's XFS placed where no PMD fault can map them, with why.
+
+    XFS aligns a new data or CoW fork extent to the stripe unit (``-d su=2m``) only when
+    it is allocated past the fork's last extent and is at least one stripe unit long
+    (libxfs/xfs_bmap.c xfs_bmap_alloc_userdata() -> xfs_bmap_isaeof(),
+    xfs_bmap_btalloc_best_length() -> xfs_bmap_btalloc_at_eof(), which first tries the
+    block right after the previous extent); anything else goes next to a neighbouring
+    extent (xfs_bmap_adjacent()) or near the inode, at whatever disk offset that gives.
+    The model does not know the disk (daxfuzz/blockfs.py puts every whole group on an
+    aligned chunk), so a group the kernel placed at a pfn not 2 MiB aligned
+    (fs/dax.c dax_iomap_direct_access(): ``*pfnp & (PHYS_PFN(size)-1)`` -> -EINVAL,
+    dax_fault_iter() falls back) or not in one run (dax_iomap_pmd_fault():
+    ``iomap_length() < PMD_SIZE``) is mapped by PTEs in the kernel where the port maps
+    a PMD.  Judged from the pfns the guest reported (FIEMAP) for the group's asked
+    pages, each against the group's first page: the group counts when the port's
+    pfns are aligned and contiguous and the kernel's are not."""
+    nr = 1 << REAL_PMD_ORDER
+    groups: dict[tuple[int, int, int], list[tuple[int, int, int]]] = {}
+    for e in asked:
+        k = st.keys.get((e.key[0], e.key[1], e.mode))
+        if k is None or k[1] in ("busy", "none", "hole"):
+            continue
+        base = e.key[1] & ~g.pmd_colour
+        groups.setdefault((e.key[0], base, e.mode), []).append((e.key[1], e.pfn, k[0]))
+    out: dict[tuple[int, int], str] = {}
+    for (ino, base, _mode), pages in groups.items():
+        head = next((p for p in pages if p[0] == base), None)
+        if head is None:
+            continue
+        _, mhead, khead = head
+        port_ok = mhead % g.pmd_nr == 0 and all(m == mhead + i - base for i, m, _ in pages)
+        if not port_ok:
+            continue
+        real = {i: off(g, i) // PAGE - off(g, base) // PAGE for i, _, _ in pages}
+        if khead % nr:
+            out[(ino, base)] = f"f{ino}:{base} at kernel pfn {khead}, not 2 MiB aligned"
+            continue
+        apart = [i for i, _, k in pages if k != khead + real[i]]
+        if apart:
+            i = apart[0]
+            out[(ino, base)] = (f"f{ino}:{base} in pieces (f{ino}:{i} at kernel pfn "
+                                f"{dict((j, k) for j, _, k in pages)[i]}, not "
+                                f"{khead + real[i]})")
+    return out
 
 
 def pending_windows(steps: dict, pending: list[str]) -> dict[int, str]:
@@ -395,8 +454,11 @@ def pending_windows(steps: dict, pending: list[str]) -> dict[int, str]:
 def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
             skip: dict[int, str] | None = None) -> dict[int, RawStep]:
     """Per step (1-based), the port's expected fields beside the kernel's; the steps in
-    `skip` (:func:`pending_windows`) are not compared, for the reason given."""
+    `skip` (:func:`pending_windows`) are not compared, for the reason given.  A
+    difference on a group the kernel placed where no PMD maps it, at this step or an
+    earlier one (:func:`misplaced_groups`), is set apart in ``placed``."""
     out: dict[int, RawStep] = {}
+    first: dict[tuple[int, int], tuple[int, str]] = {}  # misplaced group -> (step, why)
     for i in range(1, nsteps + 1):
         rs = out.setdefault(i, RawStep())
         asked = pp.steps[i - 1] if i <= len(pp.steps) else []
@@ -409,6 +471,13 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
         if not gp.ok or st is None or not st.done:
             rs.skipped.append("no page dump" if gp.ok else f"no page reader: {gp.error}")
             continue
+        misplaced = misplaced_groups(pp.g, asked, st)
+        for grp, why in misplaced.items():
+            first.setdefault(grp, (i, why))
+        # a group once misplaced stays apart from the port's: PTEs and a PTE table
+        # where the port has a PMD, a small folio where it has a large one
+        misplaced = {grp: why if grp in misplaced else f"after step {s}: {why}"
+                     for grp, (s, why) in first.items()}
         for e in asked:
             who = f"f{e.key[0]}:{e.key[1]}" + ("(freed)" if e.mode else "")
             k = st.keys.get((e.key[0], e.key[1], e.mode))
@@ -433,8 +502,12 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
             bad = [f"{f} {v} / {got.get(f)}" for f, v in e.fields.items()
                    if got.get(f) != v]
             if bad:
-                rs.diffs.append(f"{who} (port pfn {e.pfn}, kernel pfn {gpfn}): "
-                                + ", ".join(bad))
+                text = f"{who} (port pfn {e.pfn}, kernel pfn {gpfn}): " + ", ".join(bad)
+                why = misplaced.get((e.key[0], e.key[1] & ~pp.g.pmd_colour))
+                if why is None:
+                    rs.diffs.append(text)
+                else:
+                    rs.placed.append(f"{text} [{why}]")
     return out
 
 
@@ -501,20 +574,34 @@ def totals(raw: dict[int, RawStep]) -> tuple[int, int]:
     return n, sum(1 for r in raw.values() if r.verdict() == "agree")
 
 
+def placed_steps(raw: dict[int, RawStep]) -> int:
+    """Steps whose only differences are the kernel's block placement
+    (:func:`misplaced_groups`): compared, not agreeing, not a model gap."""
+    return sum(1 for r in raw.values() if r.verdict() == "placement")
+
+
 def judge_raw(check: RawCheck, name: str, lines: list[str], nsteps: int,
               notes: list[str], skip: dict[int, str] | None = None
-              ) -> tuple[int, int, str]:
+              ) -> tuple[int, int, str, int]:
     """`kernel fuzz`'s verdict on one trace's raw pages: (steps compared, steps that
-    agree, class of a disagreement or '').  A disagreement is a kernel finding when
-    the kernel's counter is negative (an underflow no correct kernel shows), else a
-    model gap; each differing step is added to `notes`."""
+    agree, class of a disagreement or '', steps differing only by the kernel's block
+    placement).  A disagreement is a kernel finding when the kernel's counter is
+    negative (an underflow no correct kernel shows), else a model gap -- unless it is
+    on a group the kernel's XFS placed where no PMD maps it (:func:`misplaced_groups`),
+    which is no class; each differing step is added to `notes`."""
     raw, _gp = check.compare(name, lines, nsteps, skip)
     n, ok = totals(raw)
     cls = ""
     for step, rs in sorted(raw.items()):
+        if rs.placed:
+            notes.append(f"step {step}: raw pages differ by the kernel's block placement "
+                         "(not PMD-mappable): port / kernel: " + "; ".join(rs.placed))
+        bad = any(re.search(r"(refcount|mapcount|pincount) -?\d+ / -\d", d)
+                  for d in rs.diffs + rs.placed)
+        if bad:
+            cls = "kernel finding"
         if not rs.diffs:
             continue
         notes.append(f"step {step}: raw pages: port / kernel: " + "; ".join(rs.diffs))
-        bad = any(re.search(r"(refcount|mapcount|pincount) -?\d+ / -\d", d) for d in rs.diffs)
-        cls = "kernel finding" if bad or cls == "kernel finding" else "model gap"
-    return n, ok, cls
+        cls = "kernel finding" if cls == "kernel finding" else "model gap"
+    return n, ok, cls, placed_steps(raw)
