@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings, target
@@ -35,6 +35,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from daxfuzz.core.emit import Finding
 from daxfuzz.core.known import BASE, NEW, Known
 from daxfuzz.explore.transitions import Transitions
 from daxfuzz.vocab import ops as O
@@ -125,13 +126,14 @@ class DaxMachine(RuleBasedStateMachine):
     known: Known | None = None  # what is not news (machine_for sets it)
     deadline: float | None = None  # monotonic time after which rules do nothing
     reduce_deadline: float | None = None  # monotonic time a finding's reduction stops at
-    before_save = None  # a staticmethod run before a finding is reduced (progress first)
+    # run before a finding is reduced (progress first): a staticmethod
+    before_save: Callable[[], None] | None = None
     steps = 0  # class-wide step counter, for progress
     kinds: dict[str, int] = {}  # class-wide op mix, for the campaign report
     examples = 0  # class-wide count of runs (examples), for progress
     first_found: float | None = None  # monotonic time of the first new divergence
     last_failing_ops: list[O.Op] | None = None  # newest failing steps (shrinking goes on)
-    last_finding: dict | None = None
+    last_finding: Finding | None = None
 
     vmas = Bundle("vmas")
     handles = Bundle("handles")

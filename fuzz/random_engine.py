@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from daxfuzz.core.known import NEW, Known
+from daxfuzz.core.runner import Divergence
+from daxfuzz.explore.transitions import Transitions
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
 from fuzz.codec import DEFAULT_WEIGHTS, Codec
@@ -24,10 +26,10 @@ class Stats:
     inputs: int = 0
     steps: int = 0
     seconds: float = 0.0
-    findings: list[tuple[list[O.Op], object]] = field(default_factory=list)
+    findings: list[tuple[list[O.Op], Divergence]] = field(default_factory=list)
     first_found: float | None = None  # seconds from start to the first new finding
     kinds: dict[str, int] = field(default_factory=dict)  # op mix of the sampled inputs
-    transitions: object = None  # daxfuzz.explore.transitions.Transitions of the sampled inputs
+    transitions: Transitions | None = None  # of the sampled inputs
     base_found: dict[str, int] = field(default_factory=dict)  # the base kernel's: sig -> n
 
 SAMPLE = 16  # one input in SAMPLE is observed (op mix, folio transitions): off the hot path

@@ -12,7 +12,7 @@ from hypothesis.database import choices_to_bytes
 from daxfuzz.campaign import folder as C
 from daxfuzz.campaign.hypothesis_db import SafeDirectoryDatabase, check_directory
 from daxfuzz.cli import main as cli
-from daxfuzz.core.emit import known_signatures
+from daxfuzz.core.emit import known_signatures, queue_finding
 from daxfuzz.vocab.geometry import DEFAULT
 from daxfuzz.vocab.trace import Trace, parse_trace
 
@@ -30,7 +30,7 @@ munmap mm=0 vma=0
 
 def test_queued_finding_of_a_killed_run_is_reduced_by_the_next(tmp_path, capsys):
     f = str(tmp_path / "f")
-    q = C.queue_finding(f, RAW, "random")  # what a run killed mid-reduction leaves
+    q = queue_finding(f, RAW, "random")  # what a run killed mid-reduction leaves
     assert C.queued(f) == [q]
     rc = cli(["fuzz", "--engine", "random", "--target", BROKEN, "--time", "0.5", "--seed", "1",
               "-q", "--findings", f, "--no-report"])

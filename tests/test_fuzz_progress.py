@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 
-from daxfuzz.cli import fuzz as F
+from daxfuzz.campaign import libfuzzer as L
+from daxfuzz.campaign import workers as W
+from daxfuzz.campaign.progress import Status
 from daxfuzz.core.emit import save_finding
 from daxfuzz.core.reduce import UNREDUCED, reduce
 from daxfuzz.vocab.geometry import DEFAULT
@@ -26,36 +28,37 @@ munmap mm=0 vma=0
 
 class ListQueue:
     def __init__(self) -> None:
-        self.msgs: list[tuple] = []
+        self.msgs: list[W.Message] = []
 
-    def put(self, msg: tuple) -> None:
+    def put(self, msg: W.Message) -> None:
         self.msgs.append(msg)
 
 
 def test_random_worker_reports_execs_before_it_reduces(tmp_path):
     q = ListQueue()
-    F._random_worker(q, BROKEN, DEFAULT, 1.0, 1, None, False, set(), str(tmp_path), 32)
-    kinds = [m[0] for m in q.msgs]
-    assert "finding" in kinds and kinds[-1] == "done"
-    first = kinds.index("finding")
+    W.random_worker(q, W.Job(BROKEN, DEFAULT, 1.0, 1, None, False, set(), str(tmp_path)))
+    kinds = [type(m) for m in q.msgs]
+    assert W.Found in kinds and kinds[-1] is W.Done
+    first = kinds.index(W.Found)
     # every execs count of the inputs that found it is on the queue before the finding
-    assert sum(m[1] for m in q.msgs[:first] if m[0] == "progress") > 0
-    assert q.msgs[first - 1][0] == "reducing" and q.msgs[first - 1][1] >= 1
-    assert ("reducing", 0, q.msgs[first - 1][2]) in q.msgs[first:]
+    assert sum(m.execs for m in q.msgs[:first] if isinstance(m, W.Progress)) > 0
+    before = q.msgs[first - 1]
+    assert isinstance(before, W.Reducing) and before.left >= 1
+    assert W.Reducing(before.worker, 0) in q.msgs[first:]
 
 
 def test_status_line_counts_worker_execs_and_says_when_reducing():
-    st = F.Status("random", BROKEN, 10.0)
+    st = Status("random", BROKEN, 10.0)
     disp = type("Disp", (), {"say": lambda self, msg: None})()
     seen: set[str] = set()
-    done = [F.fold(msg, st, disp, seen) for msg in [
-        ("progress", 256, 4000, 7, {"fault": 3}, 11), ("reducing", 2, 11),
-        ("progress", 100, 900, 9, {"fault": 5}, 11), ("done",)]]
+    done = [W.fold(msg, st, disp, seen) for msg in [
+        W.Progress(11, 256, 4000, 7, {"fault": 3}), W.Reducing(11, 2),
+        W.Progress(11, 100, 900, 9, {"fault": 5}), W.Done(11)]]
     assert done == [False, False, False, True]
     assert st.execs == 356 and st.steps == 4900 and st.cov == 9
     line = st.line()
     assert "execs 356" in line and "reducing 2" in line
-    F.fold(("reducing", 0, 11), st, disp, seen)
+    W.fold(W.Reducing(11, 0), st, disp, seen)
     assert "reducing" not in st.line()
 
 
@@ -64,16 +67,16 @@ def test_libfuzzer_execs_of_a_slice_that_ends_on_a_crash():
     err = ("INFO: Seed: 1\n#2\tINITED cov: 30 ft: 30 corp: 1/1b exec/s: 0 rss: 40Mb\n"
            "==1== ERROR: libFuzzer: fuzz target exited\n"
            "stat::number_of_executed_units: 68\nstat::average_exec_per_sec:     0\n")
-    st = F.Status("atheris", BROKEN, 10.0)
-    F._read_libfuzzer(type("P", (), {"stderr": io.StringIO(err)})(), st, [], 100)
+    st = Status("atheris", BROKEN, 10.0)
+    L.read_libfuzzer(type("P", (), {"stderr": io.StringIO(err)})(), st, [], 100)
     assert st.execs == 168 and st.cov == 30
 
 
 def test_atheris_ops_per_input_from_the_harness_stats(tmp_path):
     p = tmp_path / "stats"
     p.write_text("512 7680 1.0 100 2.0\n")
-    assert F.ops_per_input(str(p), 32) == 15.0
-    assert F.ops_per_input(str(tmp_path / "none"), 32) == 32.0
+    assert L.ops_per_input(str(p), 32) == 15.0
+    assert L.ops_per_input(str(tmp_path / "none"), 32) == 32.0
 
 
 def test_reduction_stopped_by_its_deadline_keeps_a_failing_trace():
@@ -99,5 +102,5 @@ def test_finding_past_the_reduction_limit_is_saved_unreduced(tmp_path):
 
 
 def test_reduce_deadline_is_proportional_to_the_budget():
-    assert F.reduce_deadline(100.0, 8 * 3600) == 100.0 + 2 * 3600
-    assert F.reduce_deadline(100.0, 10) == 100.0 + F.REDUCE_GRACE_MIN
+    assert W.reduce_deadline(100.0, 8 * 3600) == 100.0 + 2 * 3600
+    assert W.reduce_deadline(100.0, 10) == 100.0 + W.REDUCE_GRACE_MIN

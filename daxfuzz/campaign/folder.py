@@ -32,11 +32,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from daxfuzz.core.emit import QUEUE, Finding
 from daxfuzz.errors import InputError
 from daxfuzz.textio import write_text_atomic
 
 Report = Callable[[str], None]
-QUEUE = "queue"
 
 
 def say(msg: str) -> None:
@@ -249,14 +249,6 @@ def read_series(path: str, report: Report = say) -> list[dict]:
 
 
 # ---- the finding queue -----------------------------------------------------------------
-def queue_finding(findings: str, text: str, engine: str) -> str:
-    """Write a raw finding's trace text into FINDINGS/queue/ atomically; its path."""
-    name = f"{engine}-{hashlib.sha1(text.encode()).hexdigest()[:16]}.trace"
-    path = os.path.join(findings, QUEUE, name)
-    write_text_atomic(path, text)
-    return path
-
-
 def queued(findings: str) -> list[str]:
     d = os.path.join(findings, QUEUE)
     if not os.path.isdir(d):
@@ -265,7 +257,7 @@ def queued(findings: str) -> list[str]:
             and not n.startswith(".")]
 
 
-def drain_queue(findings: str, report: Report = say) -> list[dict]:
+def drain_queue(findings: str, report: Report = say) -> list[Finding]:
     """Reduce every queued raw finding (left by a killed run); the saved findings.
 
     A queued trace that is malformed is reported and kept where it is; one that no
@@ -274,7 +266,7 @@ def drain_queue(findings: str, report: Report = say) -> list[dict]:
     from daxfuzz.core.emit import save_finding
     from daxfuzz.vocab.trace import read_trace
 
-    out = []
+    out: list[Finding] = []
     for path in queued(findings):
         try:
             raw = read_trace(path)

@@ -57,7 +57,7 @@ def load_input(path: str, target: str | None = None, g: Geometry | None = None) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from daxfuzz.cli.fuzz import aside_note
+    from daxfuzz.campaign.progress import aside_note
     from daxfuzz.core.emit import emit_pytest, save_finding
     from daxfuzz.core.reduce import reduce_divergence
 

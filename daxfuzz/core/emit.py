@@ -16,8 +16,10 @@ in between leaves it queued for the next run (`daxfuzz.campaign.folder.drain_que
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+from typing import TypedDict
 
 from daxfuzz.errors import InputError
 from daxfuzz.textio import write_text_atomic
@@ -83,8 +85,40 @@ def emit_pytest(trace: Trace, divergence) -> str:
         func=re.sub(r"\W+", "_", slug(trace.target, sig)).strip("_").lower())
 
 
+class Finding(TypedDict, total=False):
+    """A saved finding, as :func:`save_finding` describes it (and run records store it)."""
+
+    signature: str  # the reduced divergence's, e.g. ``fault:refcount``
+    raw_path: str  # the engine's trace, whole (FINDINGS/TARGET__SIG.ENGINE.trace)
+    trace_path: str  # the reduced trace
+    test_path: str  # its pytest reproducer
+    ops: int  # ops in the reduced trace
+    original_ops: int
+    reduce_runs: int
+    reduce_seconds: float
+    report: str  # the divergence, explained
+    new: bool  # False: an older trace of the signature was as short, and stays
+    reduced: bool  # False: the reduction's deadline stopped it (saved as far as it got)
+    set_aside: str  # an old trace that could not stand for the bug, kept under this name
+    set_aside_why: str
+    through_gup: str | None  # a documented fault divergence this is, through GUP's fault-in
+    artifact: str  # the libFuzzer crash input it came from (atheris)
+
+
+#: FINDINGS/queue/: raw findings written before their reduction, removed after it
+QUEUE = "queue"
+
+
+def queue_finding(findings: str, text: str, engine: str) -> str:
+    """Write a raw finding's trace text into FINDINGS/queue/ atomically; its path."""
+    name = f"{engine}-{hashlib.sha1(text.encode()).hexdigest()[:16]}.trace"
+    path = os.path.join(findings, QUEUE, name)
+    write_text_atomic(path, text)
+    return path
+
+
 def save_finding(findings: str, raw: Trace, *, engine: str,
-                 queued_path: str | None = None, deadline: float | None = None) -> dict:
+                 queued_path: str | None = None, deadline: float | None = None) -> Finding:
     """Reduce `raw` (a diverging trace with a target), write the files; describe them.
 
     An existing reduced trace of the same signature is kept unless the new one is
@@ -93,7 +127,6 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
     reduction the `deadline` (monotonic) stops is saved as far as it got, its
     description saying so (``reduced`` False).
     """
-    from daxfuzz.campaign.folder import queue_finding
     from daxfuzz.core.reduce import UNREDUCED, reduce_divergence
 
     assert raw.target is not None
@@ -108,7 +141,7 @@ def save_finding(findings: str, raw: Trace, *, engine: str,
                          f"(nondeterminism?)")
     sig = red.divergence.signature()
     stem = os.path.join(findings, slug(raw.target, sig))
-    out = {"signature": sig, "raw_path": f"{stem}.{engine}.trace",
+    out: Finding = {"signature": sig, "raw_path": f"{stem}.{engine}.trace",
            "trace_path": f"{stem}.trace",
            "test_path": test_path_for(f"{stem}.trace"),
            "ops": len(red.trace.ops), "original_ops": len(raw.ops), "reduce_runs": red.runs,
@@ -184,7 +217,7 @@ def _read_text_or_none(path: str) -> str | None:
 
 def known_signatures(findings: str, target: str) -> set[str]:
     """Signatures of the reduced findings of `target` already in the folder."""
-    out = set()
+    out: set[str] = set()
     if not os.path.isdir(findings):
         return out
     for name in sorted(os.listdir(findings)):

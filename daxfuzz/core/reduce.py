@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 
+from daxfuzz.core.runner import Divergence
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
 from daxfuzz.vocab.trace import Trace
@@ -266,7 +267,7 @@ class Reduced:
     """A reduced finding: the trace (header says target and signature) and its divergence."""
 
     trace: Trace
-    divergence: object  # daxfuzz.core.runner.Divergence
+    divergence: Divergence
     original_len: int
     runs: int
     seconds: float
@@ -306,6 +307,7 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     small = reduce(head, same, g, stats=stats, deadline=deadline)
     div, results = run_ops(target, g, small)
     full = explain(target, g, small) or div
+    assert full is not None  # `small` passed `same`: it diverges
     padded: list[str | None] = [*results, *[None] * len(small)][:len(small)]
     complete = bool(stats["complete"])
     if not complete:
