@@ -210,7 +210,7 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
     refuse_unexpressible(trace, path)
     prog = translate(trace, path)
     if predicted is None:
-        from daxfuzz.cli.kernel import predictions
+        from daxfuzz.guest.krun import predictions
 
         predicted, port = predictions(trace)
     g = trace.geometry

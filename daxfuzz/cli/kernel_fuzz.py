@@ -1,0 +1,177 @@
+"""`daxfuzz kernel fuzz` and `daxfuzz kernel reduce`: print what the conformance
+campaign (daxfuzz/guest/kfuzz.py) and the reduction on the guest
+(daxfuzz/guest/kreduce.py) return.  The flags are in daxfuzz/cli/kernel.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from daxfuzz.cli.kernel import TARGET, guest_args, kernel_arg, kernel_or_none
+from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
+
+
+def run_fuzz(args: argparse.Namespace) -> int:
+    from daxfuzz.guest.kernels import manifest as kernel_manifest
+    from daxfuzz.guest.kfuzz import CLASSES, run_campaign
+
+    if args.time <= 0 or args.jobs < 1 or args.reduce_time < 0:
+        print("daxfuzz: error: --time and --jobs must be positive, --reduce-time not "
+              "negative", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    kern = kernel_or_none(args)
+    if kern is None:
+        return EXIT_BAD_INPUT
+    manifest = kernel_manifest(kern)
+    tty = sys.stderr.isatty()
+    t0 = time.monotonic()
+    last = [0.0]
+
+    def progress(st) -> None:
+        now = time.monotonic()
+        if now - last[0] < (0.5 if tty else 30):
+            return
+        last[0] = now
+        el = now - t0
+        line = (f"kernel fuzz: {el:5.0f} s  {st.started} begun, {st.traces} judged "
+                f"({60 * st.traces / el if el else 0:.0f}/min)  agree {st.agree}  "
+                f"kernel findings {st.by_class['kernel finding']}  model gaps "
+                f"{st.by_class['model gap']}  boots {st.boots}")
+        print(("\r" + line + "\x1b[K") if tty else line, end="" if tty else "\n",
+              file=sys.stderr, flush=True)
+
+    def log(s: str) -> None:
+        print(("\r\x1b[K" if tty else "") + s, file=sys.stderr, flush=True)
+
+    st = run_campaign(manifest, seconds=args.time, seed=args.seed, jobs=args.jobs,
+                      out=args.out, batch=args.batch, accel=args.accel,
+                      step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
+                      run_known=args.run_known, max_traces=args.max_traces, log=log,
+                      progress=progress, target=kern.target,
+                      no_ops=tuple(kern.unexpressible),
+                      # kreduce judges candidates with the 7.2 port: not another target's
+                      reduce_seconds=args.reduce_time if kern.target == TARGET else 0)
+    if tty:
+        print(file=sys.stderr)
+    mins = st.seconds / 60
+    print(f"kernel fuzz: {st.traces} traces on {kern.label} (target {kern.target}), "
+          f"{st.steps} steps compared in {st.seconds:.0f} s "
+          f"({st.traces / mins if mins else 0:.0f} traces/min, {st.steps / mins if mins else 0:.0f}"
+          f" steps/min; {st.boots} boots, {st.batches} batches, guest {st.guest_seconds:.0f} s"
+          f", generating {st.gen_seconds:.1f} s)")
+    print(f"  agree: {st.agree} traces, {st.agreed_steps} of {st.steps} steps; "
+          f"{st.cut} traces cut before a warning the port predicts; raw struct pages: "
+          f"{st.raw_agreed} of {st.raw_steps} steps agree"
+          + (f", {st.raw_placement} differ by the kernel's block placement"
+             if st.raw_placement else ""))
+    print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
+          + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
+          + (f"; batches where the guest ran nothing: {st.never_booted}"
+             if st.never_booted else ""))
+    for cls, path, notes in st.stored:
+        print(f"  {cls}: {path}: {notes[0] if notes else ''}")
+    for r in st.reductions:
+        if r.get("skipped"):
+            print(f"  not reduced {r['name']} ({r['before']} ops): {r['skipped']}")
+        else:
+            print(f"  reduced {r['name']} ({r['class']}: {r['kind']}): {r['before']} -> "
+                  f"{r['after']} ops, {r['rounds']} rounds, {r['boots']} boots, "
+                  f"{r['seconds']:.0f} s" + ("" if r["complete"] else ", not 1-minimal")
+                  + (f": {r['path']}" if r.get("path") else f" ({r.get('why', '')})"))
+    print(f"  summary: {os.path.join(args.out, 'summary.json')}; findings: one folder each "
+          f"under {args.out}/ (README.md, traces, repro.c); `daxfuzz report {args.out}` "
+          "lists them")
+    return EXIT_DIVERGENCE if st.stored else EXIT_AGREE
+
+
+def run_reduce(args: argparse.Namespace) -> int:
+    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kreduce import reduce_file
+
+    if not args.reduce_time > 0 or args.step_timeout <= 0 or not args.trace_timeout > 0:
+        print("daxfuzz: error: --reduce-time, --step-timeout and --trace-timeout must be "
+              "positive", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from daxfuzz.vocab.trace import read_trace
+
+    try:
+        read_trace(args.file)
+    except InputError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    manifest = load_manifest()
+    try:
+        fig = reduce_file(manifest, args.file, seconds=args.reduce_time, output=args.output
+                          or "", run_opts={"step_timeout_ms": args.step_timeout,
+                                           "trace_timeout": args.trace_timeout,
+                                           "accel": args.accel},
+                          log=lambda s: print(f"kernel reduce: {s}", file=sys.stderr,
+                                              flush=True))
+    except InputError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if fig.get("why") and not fig["path"]:
+        print(f"{args.file}: not reduced: {fig['why']}")
+        for n in fig.get("verdict", [])[:5]:
+            print(f"  {n}")
+        return EXIT_DIVERGENCE if fig["class"] == "agree" or not fig["kind"] else EXIT_AGREE
+    print(f"{args.file}: {fig['class']}: {fig['kind']}")
+    print(f"  reduced {fig['before']} -> {fig['after']} ops in {fig['rounds']} round(s), "
+          f"{fig['boots']} boot(s), {fig['seconds']:.0f} s"
+          + ("" if fig["complete"] else "; not 1-minimal (the budget stopped it)")
+          + f": {fig['path']}")
+    return EXIT_AGREE
+
+
+def register_fuzz(ks: argparse._SubParsersAction) -> None:
+    """Add this module's `daxfuzz kernel` subcommands to `ks`."""
+    f = ks.add_parser(
+        "fuzz", help="a conformance campaign: random traces in the guest against the port",
+        description="Generate random op sequences (the random engine's codec, 4..30 ops, "
+        "plus a teardown: release, munmap, unmount), run them in batches in the QEMU guest "
+        "(one boot per batch, fresh files per trace) and compare each step with the 7.2 "
+        "port's prediction and the kernel's WARNING/BUG/Oops lines.  Every disagreement is "
+        "stored in DIR/kernel-finding/ or DIR/model-gap/ (DIR/summary.json: the figures). "
+        "Traces where the port predicts a kernel warning (a known 7.2 bug) are cut before "
+        "it: each would cost a reboot.  The first finding of each kind (the same kernel "
+        "report site, a hang, or a model gap at the same op and results) is reduced with "
+        "the guest as the predicate, within --time: NAME.reduced.trace beside it.",
+        epilog="exit codes: 0 every trace agreed, 1 a kernel finding or model gap was "
+        "stored, 2 the guest is not set up / bad arguments")
+    f.add_argument("--time", type=float, required=True, metavar="T",
+                   help="seconds to run (a suffix m or h is not accepted: give seconds)")
+    f.add_argument("--seed", type=int, default=0, metavar="S")
+    f.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="guests at once (default 1; each takes 2 vCPUs)")
+    f.add_argument("--out", default="kfuzz-out", metavar="DIR",
+                   help="where disagreements and summary.json go (default kfuzz-out)")
+    f.add_argument("--batch", type=int, default=0, metavar="N",
+                   help="traces per boot (default: sized to the time left, at most 400)")
+    f.add_argument("--max-traces", type=int, default=0, metavar="N",
+                   help="stop after N traces (default: run for --time)")
+    f.add_argument("--run-known", action="store_true",
+                   help="do not cut traces before a warning the port predicts")
+    guest_args(f, trace_timeout=30)
+    f.add_argument("--reduce-time", type=float, default=300, metavar="S",
+                   help="seconds to reduce each new kind of finding on the guest, within "
+                        "--time (default 300; 0: no reduction)")
+    kernel_arg(f)
+    f.set_defaults(func=run_fuzz)
+    d = ks.add_parser(
+        "reduce", help="reduce a stored trace with the real kernel as the predicate",
+        description="Run TRACE once in the guest to learn its kind of disagreement with the "
+        "7.2 port (a kernel report site, a hang, a forbidden SIGBUS/EIO, or a model gap at "
+        "one op and results), then reduce it: rounds of candidates (chunk removals, then "
+        "single-op removals), all of a round in one boot, keeping the shortest that shows "
+        "the same kind.  Writes STEM.reduced.trace beside TRACE (or -o FILE); in a finding "
+        "folder of `kernel fuzz` also its README, C reproducer and console.",
+        epilog="exit codes: 0 reduced trace written, 1 the trace shows no disagreement on "
+        "the kernel (nothing written), 2 bad input / not expressible / guest not set up")
+    d.add_argument("file", metavar="TRACE")
+    d.add_argument("-o", "--output", metavar="FILE", help="write the reduced trace here")
+    d.add_argument("--reduce-time", type=float, default=300, metavar="S",
+                   help="budget in seconds, the first run included (default 300)")
+    guest_args(d, trace_timeout=30)
+    d.set_defaults(func=run_reduce)
