@@ -117,16 +117,26 @@ def lines(text: str) -> list[str]:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` atomically: a temp file in the same folder, fsync, rename;
-    the temp file is removed if anything fails (nothing half-written is ever seen)."""
+    """Write `text` (UTF-8) to `path` atomically: see :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | None = None
+                       ) -> None:
+    """Write `data` to `path` atomically: a temp file in the same folder, fsync, rename;
+    the temp file is removed if anything fails (nothing half-written is ever seen).
+    The one atomic write of daxfuzz: findings, traces, campaign state, the example
+    database, seeds and the guest's cached files all go through it."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from hashlib import sha384
 
@@ -31,6 +30,8 @@ from hypothesis.database import (
     ExampleDatabase,
     choices_from_bytes,
 )
+
+from daxfuzz.textio import write_bytes_atomic
 
 Report = Callable[[str], None]
 
@@ -135,13 +136,7 @@ class SafeDirectoryDatabase(DirectoryBasedExampleDatabase):
             if self._holds(path, value) or not self._quarantine(path):
                 return
         try:
-            kp.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=kp)
-            with os.fdopen(fd, "wb") as f:
-                f.write(value)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            write_bytes_atomic(path, value)
         except OSError:
             pass  # as Hypothesis: a database that cannot be written is not fatal
 

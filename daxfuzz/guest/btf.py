@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daxfuzz.errors import DaxfuzzError
+from daxfuzz.textio import write_text_atomic
 
 BTF_MAGIC = 0xEB9F
 # kinds (include/uapi/linux/btf.h)
@@ -264,9 +265,7 @@ def layout_for(vmlinuz: str, cache: Path) -> dict[str, int]:
         pass
     lay = page_layout(Btf(elf_section(vmlinux_of(Path(vmlinuz).read_bytes()), ".BTF")))
     try:
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "layout": lay}, indent=1) + "\n")
-        os.replace(tmp, p)
+        write_text_atomic(str(p), json.dumps({"key": key, "layout": lay}, indent=1) + "\n")
     except OSError:
         pass
     return lay

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from daxfuzz.guest import apt
 from daxfuzz.guest.apt import SetupError, cache_dir
+from daxfuzz.textio import write_bytes_atomic
 
 HERE = Path(__file__).resolve().parent
 HELPER_SRC = HERE / "daxop.c"  # the program-file reader; it #includes HELPER_LIB
@@ -315,9 +316,7 @@ def build_initramfs(cache: Path, moddir: Path | None, mkfs_root: Path | None = N
     c.file("daxop", (cache / "daxop").read_bytes(), 0o755)
     c.file("init", init.encode(), 0o755)
     out = out or cache / "initramfs.cpio.gz"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(gzip.compress(c.finish(), compresslevel=6))
-    os.replace(tmp, out)
+    write_bytes_atomic(out, gzip.compress(c.finish(), compresslevel=6))
     return out
 
 
