@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("targets", nargs="*")
     a = ap.parse_args(argv)
     sys.path.insert(0, os.path.abspath(a.src))
-    from daxfuzz.cli.corpus import build
     from daxfuzz.vocab.geometry import DEFAULT
     from daxfuzz.vocab.trace import read_trace
+    from fuzz.seeds import build
     from kdax.targets import get_target
 
     targets = a.targets or kernel_targets()

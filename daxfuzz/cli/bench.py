@@ -8,8 +8,8 @@ op mix a campaign runs."""
 from __future__ import annotations
 
 import argparse
-import time
 
+from daxfuzz.campaign.bench import bench_loops, sequences
 from daxfuzz.cli import count, seed
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.trace import MAX_OPS
@@ -28,72 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _sequences(seed: int, g: Geometry, n: int, seq: int) -> list[list]:
-    """About `n` ops in inputs of up to `seq` ops, decoded as `fuzz.random_engine` does."""
-    import random
-
-    from fuzz.codec import Codec
-
-    rng = random.Random(seed)
-    codec = Codec(g)
-    out: list[list] = []
-    total = 0
-    while total < n:
-        ops = codec.decode(rng.randbytes(seq * 6), max_ops=seq)
-        if ops:
-            out.append(ops)
-            total += len(ops)
-    return out
-
-
-def bench_loops(target: str, g: Geometry, seqs: list[list], repeat: int) -> dict[str, float]:
-    """Best-of-`repeat` ops/s for: target alone, oracle alone, runner (both + compare)."""
-    from daxfuzz.core.runner import Runner
-    from kdax.targets import get_target
-    from oracle import Oracle
-
-    cls = get_target(target)
-    nops = sum(len(s) for s in seqs)
-
-    def t_target() -> None:
-        for s in seqs:
-            t = cls(g)
-            for op in s:
-                t.apply(op)
-
-    def t_oracle() -> None:
-        for s in seqs:
-            o = Oracle(g)
-            for op in s:
-                o.apply(op)
-
-    diff_ops = [0]
-
-    def t_diff() -> None:  # an input stops at its first divergence, as in a campaign
-        r = Runner(cls, g)
-        n = 0
-        for s in seqs:
-            r.reset()
-            for op in s:
-                if r.step(op) is not None:
-                    break
-            n += r.nsteps
-        diff_ops[0] = n
-
-    out = {}
-    for name, fn in (("target", t_target), ("oracle", t_oracle), ("differential", t_diff)):
-        best = float("inf")
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - t0)
-        out[name] = (diff_ops[0] if name == "differential" else nops) / best
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     g = Geometry()
-    seqs = _sequences(args.seed, g, args.ops, args.seq)
+    seqs = sequences(args.seed, g, args.ops, args.seq)
     nops = sum(len(s) for s in seqs)
     print(f"daxfuzz bench: target {args.target}, {nops} ops in {len(seqs)} codec inputs of up to "
           f"{args.seq} (seed {args.seed}), best of {args.repeat}; geometry {g.text()}")
@@ -105,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  differential / oracle = {r['differential'] / r['oracle']:.2f}")
     if args.engines:
         try:
-            from fuzz.bench import bench_engines
+            from daxfuzz.campaign.bench import bench_engines
         except ImportError:
             print("  engines: not available in this build")
         else:

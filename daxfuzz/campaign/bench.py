@@ -1,4 +1,6 @@
-"""`daxfuzz bench --engines`: how close the engines run to the plain differential loop."""
+"""`daxfuzz bench`: ops/s of the bare target, the bare oracle and the differential
+loop over one seeded codec stream (:func:`bench_loops`), and with --engines how close
+the engines run to that loop (:func:`bench_engines`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,69 @@ import time
 from daxfuzz.vocab.geometry import Geometry
 
 
+def sequences(seed: int, g: Geometry, n: int, seq: int) -> list[list]:
+    """About `n` ops in inputs of up to `seq` ops, decoded as `fuzz.random_engine` does."""
+    import random
+
+    from fuzz.codec import Codec
+
+    rng = random.Random(seed)
+    codec = Codec(g)
+    out: list[list] = []
+    total = 0
+    while total < n:
+        ops = codec.decode(rng.randbytes(seq * 6), max_ops=seq)
+        if ops:
+            out.append(ops)
+            total += len(ops)
+    return out
+
+
+def bench_loops(target: str, g: Geometry, seqs: list[list], repeat: int) -> dict[str, float]:
+    """Best-of-`repeat` ops/s for: target alone, oracle alone, runner (both + compare)."""
+    from daxfuzz.core.runner import Runner
+    from kdax.targets import get_target
+    from oracle import Oracle
+
+    cls = get_target(target)
+    nops = sum(len(s) for s in seqs)
+
+    def t_target() -> None:
+        for s in seqs:
+            t = cls(g)
+            for op in s:
+                t.apply(op)
+
+    def t_oracle() -> None:
+        for s in seqs:
+            o = Oracle(g)
+            for op in s:
+                o.apply(op)
+
+    diff_ops = [0]
+
+    def t_diff() -> None:  # an input stops at its first divergence, as in a campaign
+        r = Runner(cls, g)
+        n = 0
+        for s in seqs:
+            r.reset()
+            for op in s:
+                if r.step(op) is not None:
+                    break
+            n += r.nsteps
+        diff_ops[0] = n
+
+    out = {}
+    for name, fn in (("target", t_target), ("oracle", t_oracle), ("differential", t_diff)):
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        out[name] = (diff_ops[0] if name == "differential" else nops) / best
+    return out
+
+
 def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int = 16
                   ) -> tuple[float, float, float]:
     """(execs/s, ops/s, mean ops per input) of the atheris harness; startup excluded as
@@ -20,12 +85,12 @@ def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int 
         corpus = os.path.join(tmp, "corpus")
         os.makedirs(corpus)
         # seed with the scenario corpus (5-20 ops each), as a campaign would start
-        from daxfuzz.cli import main as cli_main
+        from daxfuzz.home import checkout
+        from fuzz.seeds import build
 
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        src = os.path.join(root, "corpus")
+        src = os.path.join(checkout(), "corpus")
         if os.path.isdir(src):
-            cli_main(["corpus", "build", "--from", src, "--to", corpus])
+            build(src, corpus)
         env = dict(os.environ, DAXFUZZ_TARGET=target, DAXFUZZ_GEOMETRY=g.text(),
                    DAXFUZZ_MAX_OPS=str(max_ops), DAXFUZZ_STATS=stats,
                    DAXFUZZ_KNOWN="*")
