@@ -183,8 +183,14 @@ def open_database(spec: str | None, default_dir: str | None = None,
     if spec == "none":
         return None
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        from hypothesis.extra.redis import RedisExampleDatabase
-        from redis import Redis
+        try:
+            from hypothesis.extra.redis import RedisExampleDatabase
+            from redis import Redis
+        except ImportError:
+            from daxfuzz.errors import ConfigError
+
+            raise ConfigError(f"--db {spec}: a Redis database needs the redis client: "
+                              "pip install 'daxfuzz[fleet]'") from None
 
         return CheckedDatabase(RedisExampleDatabase(Redis.from_url(spec)), spec, report)
     return SafeDirectoryDatabase(spec, report)

@@ -221,9 +221,17 @@ def per_target(runs: list[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------- plots --------------
+NO_PLOTS = ("(no charts: matplotlib is not installed; `pip install 'daxfuzz[report]'` and "
+            "`daxfuzz report DIR` draws them)")
+
+
 def _plots(runs: list[dict], series: list[dict], outdir: str) -> dict[str, str]:
-    """Draw the PNGs; name -> path."""
-    import matplotlib
+    """Draw the PNGs; name -> path.  Without matplotlib (the `report` extra) none: the
+    report is the tables alone, and says how to get the charts."""
+    try:
+        import matplotlib
+    except ImportError:
+        return {}
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -360,9 +368,9 @@ def render_markdown(camp: str, runs, series, findings, plots, summ: dict) -> str
            "## Runs", "", table(RUN_HEAD, _run_rows(runs)), "",
            "## Per target", "", table(TARGET_HEAD, _target_rows(runs)), "",
            "## Over time", "",
-           f"![execs]({rel['execs']}) ![coverage]({rel['cov']}) "
-           f"![findings]({rel['findings']})", "",
-           "## Op mix", "", f"![op mix]({rel['op_mix']})", "",
+           *([f"![execs]({rel['execs']}) ![coverage]({rel['cov']}) "
+              f"![findings]({rel['findings']})"] if rel else [NO_PLOTS]), "",
+           "## Op mix", "", *([f"![op mix]({rel['op_mix']})"] if rel else []), "",
            table(["op", "count", "share"],
                  [[k, f"{n:,}", f"{100 * n / total:.1f}%"]
                   for k, n in sorted(mix.items(), key=lambda kv: -kv[1])]), "",
@@ -406,6 +414,8 @@ def render_html(camp: str, runs, series, findings, plots, summ: dict) -> str:
         return f"<table><tr>{h}</tr>{b}</table>"
 
     def img(key, alt):
+        if key not in plots:
+            return f"<p>{e(NO_PLOTS)}</p>" if key == "execs" else ""
         with open(plots[key], "rb") as f:
             data = base64.b64encode(f.read()).decode()
         return f'<img alt="{e(alt)}" src="data:image/png;base64,{data}">'
