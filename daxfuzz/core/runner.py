@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from daxfuzz.core.conventions import CONVENTIONS
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.ops import Exchange, Op, Pin, Punch, Reflink, Truncate, Unmount
 from daxfuzz.vocab.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
 from oracle import Oracle, safety
 
-GUP_PIN_COUNTING_BIAS = 1024
 LAYOUT_OPS = (Truncate, Punch, Reflink, Unmount, Exchange)
 
 
@@ -92,7 +92,7 @@ class Runner:
         self.t = self.cls(self.g)
         self.nsteps = 0
         self.last_result = ""
-        self.folio_conv = getattr(self.t, "convention", "folio") == "folio"
+        self.convention = CONVENTIONS[getattr(self.t, "convention", "folio")]
         self.idle = self.t.idle_refcount
         self._mm_pairs = list(zip(self.o.mms, self.t.mms, strict=False))
         self._entry_pairs = [(self.o.entries[i], self.t.i_pages[i].ties)
@@ -197,59 +197,7 @@ class Runner:
     # ------------------------------------------------------------------ counters ---
     def expected_page(self, pfn: int) -> dict[str, object]:
         """The raw fields the target's convention derives from the oracle's facts."""
-        o = self.o
-        h = o.head[pfn]
-        order = o.forder[h]
-        exp: dict[str, object] = {"compound_head": h, "page_mapcount": o.pte_maps[pfn]}
-        if self.folio_conv:
-            if pfn == h:
-                fp = o.folio_pfns(h)
-                ptes = sum(o.pte_maps[p] for p in fp)
-                gets = sum(o.gets[p] for p in fp)
-                pins = sum(o.pins[p] for p in fp)
-                exp["order"] = order
-                exp["refcount"] = (ptes + o.pmd_maps[h] + gets
-                                   + pins * (1 if order else GUP_PIN_COUNTING_BIAS))
-                exp["mapcount"] = ptes + o.pmd_maps[h] if order else o.pte_maps[pfn]
-                if order:
-                    exp["entire_mapcount"] = o.pmd_maps[h]
-                    exp["pincount"] = pins
-                self._expect_owner(exp, h)
-            else:
-                exp["refcount"] = 0  # tail pages carry no count of their own
-        else:
-            # legacy (<= 6.14): order-0 pages only, idle at 1, mappings take no reference
-            # nor mapcount, per-page association (PAGE_MAPPING_DAX_COW when shared)
-            exp = {"compound_head": pfn, "page_mapcount": 0, "order": 0,
-                   "refcount": self.idle + o.gets[pfn] + o.pins[pfn] * GUP_PIN_COUNTING_BIAS}
-            if not o.page_assoc[pfn]:
-                exp["mapping"] = None
-            elif pfn in o.page_cow:
-                exp["mapping"] = "PAGE_MAPPING_DAX_COW"
-                exp["index"] = o.page_assoc[pfn]
-            else:
-                # associated, not shared: the oracle keeps its one owner (not None)
-                exp["mapping"], exp["index"] = o.page_owner[pfn]  # type: ignore[misc]
-            exp["flags_1"] = 0
-            return exp
-        if order and pfn == h + 1:
-            exp["flags_1"] = order
-        else:
-            exp["flags_1"] = 0
-        return exp
-
-    def _expect_owner(self, exp: dict[str, object], h: int) -> None:
-        o = self.o
-        if o.assoc[h] == 0:
-            exp["mapping"] = None
-        elif h in o.shared:
-            exp["mapping"] = None
-            exp["share"] = o.assoc[h]
-        else:
-            # referenced by entries, not shared: the oracle keeps its one owner (not None)
-            ino, index = o.owner[h]  # type: ignore[misc]
-            exp["mapping"] = ino
-            exp["index"] = index
+        return self.convention(self.o, pfn, self.idle)
 
     def actual_page(self, pfn: int) -> dict[str, object]:
         """The target's raw fields under the same names."""
