@@ -9,6 +9,7 @@ engines (`daxfuzz zoo`): a clean campaign means something only if these are foun
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from kdax.dax import LLONG_MAX
@@ -40,6 +41,12 @@ def zoo(minimal: int, upstream: str = "", scope: str = ""):
     return deco
 
 
+def called_from(*callers: str) -> bool:
+    """True when the overridden kernel function was called by one of `callers`: how a
+    zoo bug is planted on one call path only (the caller's caller's frame)."""
+    return sys._getframe(2).f_code.co_name in callers
+
+
 # ---------------------------------------------------------------- fault paths ------
 @zoo(2)
 class ForgotFaultPut(Kernel615):
@@ -47,8 +54,7 @@ class ForgotFaultPut(Kernel615):
     summary = "dax_fault_iter() takes the temporary folio reference and never puts it"
 
     def folio_put(self, folio: Page) -> None:
-        import sys
-        if sys._getframe(1).f_code.co_name == "dax_fault_iter":
+        if called_from("dax_fault_iter"):
             return
         super().folio_put(folio)
 
@@ -60,14 +66,12 @@ class NoTemporaryRef(Kernel72):
                "validate_page_before_insert() refuses the unreferenced folio, SIGBUS")
 
     def folio_ref_inc(self, folio: Page) -> None:
-        import sys
-        if sys._getframe(1).f_code.co_name in ("dax_fault_iter", "dax_insert_pfn_mkwrite"):
+        if called_from("dax_fault_iter", "dax_insert_pfn_mkwrite"):
             return
         super().folio_ref_inc(folio)
 
     def folio_put(self, folio: Page) -> None:
-        import sys
-        if sys._getframe(1).f_code.co_name in ("dax_fault_iter", "dax_insert_pfn_mkwrite"):
+        if called_from("dax_fault_iter", "dax_insert_pfn_mkwrite"):
             return
         super().folio_put(folio)
 
@@ -78,8 +82,7 @@ class PmdNoRef(Kernel615):
     summary = "vmf_insert_folio_pmd() maps the PMD without folio_get()"
 
     def folio_get(self, folio: Page) -> None:
-        import sys
-        if sys._getframe(1).f_code.co_name == "vmf_insert_folio_pmd":
+        if called_from("vmf_insert_folio_pmd"):
             return
         super().folio_get(folio)
 
@@ -258,9 +261,8 @@ class SplitKeepsTailMapping(Kernel72):
     summary = "dax_folio_reset_order() leaves TAIL_MAPPING in the former tail pages"
 
     def set_field(self, page: Page, fld: str, value: object) -> None:
-        import sys
         if (fld == "mapping" and value is None and page.mapping == TAIL_MAPPING
-                and sys._getframe(1).f_code.co_name == "dax_folio_reset_order"):
+                and called_from("dax_folio_reset_order")):
             return
         super().set_field(page, fld, value)
 
@@ -280,8 +282,7 @@ class PutAlwaysDecrements(Kernel615):
     summary = "dax_folio_put() decrements ->share even when the folio is not shared"
 
     def dax_folio_is_shared(self, folio: Page) -> bool:
-        import sys
-        if sys._getframe(1).f_code.co_name == "dax_folio_put":
+        if called_from("dax_folio_put"):
             return True
         return super().dax_folio_is_shared(folio)
 
