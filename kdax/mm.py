@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 from daxfuzz.vocab.blockfs import BlockFS
 from daxfuzz.vocab.geometry import Geometry
-from daxfuzz.vocab.world import ZERO_PFN, MMState
+from daxfuzz.vocab.world import GUP_PIN_COUNTING_BIAS, ZERO_PFN, MMState  # noqa: F401 - kdax.mm.GUP_PIN_COUNTING_BIAS is the ports' name
 from kdax.mm_types import TAIL_MAPPING, Page, PG_head
 from kdax.xarray import XArray
 
 if TYPE_CHECKING:
     from types import FrameType
 
-GUP_PIN_COUNTING_BIAS = 1 << 10  # include/linux/mm.h
 PFN0 = -100  # the struct page of real pfn 0 (what an empty DAX entry's pfn field holds)
 INT_MAX = (1 << 31) - 1
 ULONG_MASK = (1 << 64) - 1

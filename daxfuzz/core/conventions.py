@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from daxfuzz.vocab.world import GUP_PIN_COUNTING_BIAS
 from oracle import Oracle
-
-GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h
 
 
 def folio_expected(o: Oracle, pfn: int, idle: int) -> dict[str, object]:

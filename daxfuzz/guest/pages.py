@@ -51,10 +51,10 @@ from dataclasses import dataclass, field
 from daxfuzz.guest.translate import PAGE, off
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.trace import Trace
+from daxfuzz.vocab.world import GUP_PIN_COUNTING_BIAS
 
 #: the kernel's order of a PMD folio (2 MiB / 4 KiB)
 REAL_PMD_ORDER = 9
-GUP_PIN_COUNTING_BIAS = 1024
 #: daxpages.c limits
 MAX_FILES, MAX_PAGES = 8, 64
 

@@ -20,6 +20,8 @@ from daxfuzz.vocab.geometry import Geometry
 ZERO_PFN = -1  # the shared zero page (PTE) -- special, no refcount
 HUGE_ZERO = -2  # the huge zero folio (PMD) -- special, no refcount
 ANON = -3  # an anonymous page made by copy-on-write in a private mapping
+#: what a FOLL_PIN adds to an order-0 page's refcount (include/linux/mm.h)
+GUP_PIN_COUNTING_BIAS = 1 << 10
 
 # Op results (what the syscall / access returned).
 OK = "ok"
