@@ -22,6 +22,7 @@ from daxfuzz.vocab.world import (
     blocked,
     buffer_readable,
     make_vma,
+    write_from_calls,
 )
 from kdax.api import KernelAPI
 from kdax.dax import FsDax
@@ -226,7 +227,8 @@ class Syscalls(KernelAPI):
         return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages)
 
     # the same, from a buffer in a DAX mapping; the model refuses a source it cannot read
-    # whole (EFAULT) before anything happens
+    # whole (EFAULT) before anything happens.  One pwrite(2), or one per page when the
+    # runs' real shapes differ (write_from_calls), the first error ending it
     def sys_write_from(self, op: O.WriteFrom) -> str:
         if not self.mounted:
             return ENOENT
@@ -236,8 +238,11 @@ class Syscalls(KernelAPI):
         if not vmas or not buffer_readable(vmas, op.src_pgoff, op.pages,
                                            self.fs.size[vmas[0].ino]):
             return EFAULT
-        return self.xfs_file_dax_write(op.ino, op.pgoff, op.pages,
-                                       (op.mm, op.vma, op.src_pgoff))
+        for src, pgoff, pages in write_from_calls(self.g, op.src_pgoff, op.pgoff, op.pages):
+            ret = self.xfs_file_dax_write(op.ino, pgoff, pages, (op.mm, op.vma, src))
+            if ret != OK:
+                return ret
+        return OK
 
     # arch copy_from_user() of one page of a DAX mapping: a load that faults is handled by
     # handle_mm_fault() (a read), as any user access

@@ -50,6 +50,7 @@ from daxfuzz.vocab.world import (
     entry_code,
     entry_kind,
     make_vma,
+    write_from_calls,
 )
 
 # Entry kinds (the canonical form shared with the runner's view of a target).
@@ -860,7 +861,13 @@ class Oracle:
         if not vmas or not buffer_readable(vmas, op.src_pgoff, op.pages,
                                            self.fs.size[vmas[0].ino]):
             return EFAULT
-        return self._write(op.ino, op.pgoff, op.pages, (op.mm, op.vma, op.src_pgoff))
+        # one pwrite(2), or one per page when the source and destination runs have
+        # different real shapes (what the guest can express); the first error ends it
+        for src, pgoff, pages in write_from_calls(self.g, op.src_pgoff, op.pgoff, op.pages):
+            ret = self._write(op.ino, pgoff, pages, (op.mm, op.vma, src))
+            if ret != OK:
+                return ret
+        return OK
 
     def op_write(self, op: O.Write) -> str:
         """pwrite(2), extent by extent: an unshared written extent is overwritten in

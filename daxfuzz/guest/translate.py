@@ -97,7 +97,10 @@ shape (``off(src_pgoff + k) - off(src_pgoff) == off(pgoff + k) - off(pgoff)`` fo
 ``k`` up to ``pages``; always with ``pmd_order=9``) it is one pwrite of
 ``span(pgoff, pages)`` from the address of ``off(src_pgoff)``: the source bytes are
 contiguous in the mapping.  Otherwise each model page's first 4 KiB is its own pwrite,
-in order (:func:`write_from_segments`); more than 16 is a ``skip``.  The model's
+in order (:func:`write_from_segments`), and the model's write_from is then as many
+one-page writes (``daxfuzz/vocab/world.py write_from_calls``: an earlier call's copy may
+read a source page through a mapping before a later call allocates it); more than 16 is
+a ``skip``.  The model's
 EFAULT (no VMA in the slot, a source page no VMA of it covers, or the last source page
 ``src_pgoff + pages - 1`` at or past its file's EOF) is the helper's check before
 anything is written: every byte of every segment's source inside the slot's mapped

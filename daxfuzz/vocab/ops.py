@@ -251,7 +251,9 @@ class WriteFrom(Op):
     mapping (mm, vma) at file page `src_pgoff` -- e.g. a file's own mapping written back
     over itself: the copy faults the source pages in while the write is in progress.
     A source page the VMA does not cover, or past its file's EOF, is EFAULT before
-    anything is written (the model's bound)."""
+    anything is written (the model's bound).  When the source and destination runs
+    have different real shapes in the guest it is one pwrite per page, in order
+    (world.write_from_calls)."""
 
     mm: int
     vma: int

@@ -127,6 +127,35 @@ def buffer_readable(vmas: tuple[Vma, ...], first: int, pages: int, size: int) ->
     return last < size and all(any(v.covers(i) for v in vmas) for i in range(first, last + 1))
 
 
+#: pages of 4 KiB in the guest's 2 MiB PMD (x86-64), whatever the model's pmd_order
+REAL_PMD_PAGES = 512
+
+
+def real_page(g: Geometry, i: int) -> int:
+    """The guest's 4 KiB page standing for (the start of) model page `i`: model PMD
+    group ``i >> pmd_order`` is the real 2 MiB extent of that number (see
+    daxfuzz/guest/translate.py ``off()``, which is this times 4 KiB)."""
+    return (i >> g.pmd_order) * REAL_PMD_PAGES + (i & g.pmd_colour)
+
+
+def write_from_calls(g: Geometry, src_pgoff: int, pgoff: int,
+                     pages: int) -> list[tuple[int, int, int]]:
+    """The pwrite(2) calls (source page, destination page, pages) a write_from is, in
+    order.  One call when the source and destination runs have the same real shape
+    (each page as far from the run's first in the guest on both sides; always so with
+    pmd_order=9): the source bytes are contiguous in the mapping.  Otherwise one call
+    per model page, in order -- what the guest runs (translate.write_from_segments),
+    and it differs: an earlier call's copy may read a source page through a mapping
+    (e.g. the huge zero page) before a later call allocates that page, where one call
+    would have allocated it first and faulted it in mapped by a PTE (issue 14,
+    docs/triage/kernel-fuzz-write-from-split-calls.md)."""
+    s0, p0 = real_page(g, src_pgoff), real_page(g, pgoff)
+    if all(real_page(g, src_pgoff + k) - s0 == real_page(g, pgoff + k) - p0
+           for k in range(1, pages + 1)):
+        return [(src_pgoff, pgoff, pages)]
+    return [(src_pgoff + k, pgoff + k, 1) for k in range(pages)]
+
+
 def make_vma(g: Geometry, mm: int, slot: int, ino: int, pgoff: int, pages: int,
              shared: bool, write: bool, huge: bool, aligned: bool, sync: bool = False) -> Vma:
     """Place a VMA in its slot's window; `aligned` makes vaddr % PMD == pgoff % PMD."""
