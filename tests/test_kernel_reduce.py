@@ -318,3 +318,114 @@ def test_reduce_a_padded_bug_trace_in_the_guest(tmp_path, capsys):
     # the BUG is at eviction: the trace's own unmount, or the guest's clean-up umount
     # after it when the reducer drops that one (the same report site either way)
     assert names.count("reflink") == 2 and names.count("fault") >= 2
+
+
+# ------------------------------------------------- raw-only model gaps (issue 14) ---
+W = O.WriteFrom(mm=1, vma=1, src_pgoff=4, ino=0, pgoff=2, pages=4)
+RAW_OPS = (O.Mmap(mm=0, vma=0, ino=1), O.Write(ino=0, pgoff=2), O.Fault(0, 0, 1),
+           O.Mmap(mm=1, vma=1, ino=0, pgoff=4, shared=0, write=0), O.Fault(0, 0, 0, 1), W,
+           O.Munmap(0, 0), O.Munmap(1, 1), O.Unmount())
+RAW_DIFF = ("f0:5 (port pfn 5, kernel pfn 263175): page_mapcount 1 / 0, refcount 1 / 0, "
+            "mapping f0 / None")
+
+
+class FakeRaw:
+    """pages.RawCheck stand-in: the kernel's f0:5 differs from the port's at the
+    write_from `W` when page 2 was written and the source mapped before it (as in
+    s2028-000344 before the model split the write); every other step agrees."""
+
+    def __init__(self, fake: FakeKernel):
+        self.fake = fake
+        self.texts: list[str] = []
+
+    def text(self, name, trace, text):
+        self.texts.append(name)
+        return text
+
+    def compare(self, name, lines, nsteps, skip=None):
+        from daxfuzz.guest.pages import RawStep
+
+        ops = self.fake.ops[name]
+        out = {i: RawStep(compared=1) for i in range(1, nsteps + 1)}
+        if W in ops and {RAW_OPS[1], RAW_OPS[3]} <= set(ops[:ops.index(W)]):
+            rs = out[ops.index(W) + 1]
+            rs.diffs.append(RAW_DIFF)
+            rs.fields += ["page_mapcount", "refcount", "mapping"]
+        return out, None
+
+
+def test_compare_names_the_differing_fields(monkeypatch):
+    from daxfuzz.guest import pages
+    from daxfuzz.guest.pages import Expect, GuestPages, GuestStep, PagePlan, compare
+
+    pp = PagePlan(DEFAULT)
+    pp.steps.append([Expect((0, 5), 0, 5, {"refcount": 1, "page_mapcount": 1, "order": 0})])
+    gp = GuestPages(ok=True)
+    st = GuestStep(done=True)
+    st.keys[(0, 5, 0)] = (262149, "ok", 0)  # 2 MiB aligned group: no placement
+    st.keys[(0, 4, 0)] = (262148, "ok", 0)
+    gp.steps[1] = st
+    monkeypatch.setattr(pages, "guest_fields",
+                        lambda *_a: {"refcount": 0, "page_mapcount": 0, "order": 0})
+    raw = compare(pp, gp, {}, 1)
+    assert raw[1].verdict() == "DIFFER" and raw[1].fields == ["refcount", "page_mapcount"]
+
+
+def test_a_raw_only_gap_has_a_kind(monkeypatch):
+    from daxfuzz.guest import kreduce
+    from daxfuzz.guest.kfuzz import is_report, judge_pages
+    from daxfuzz.guest.pages import raw_kind
+
+    fake = FakeKernel(monkeypatch)
+    case = kreduce.candidate_case("s1-000002", DEFAULT, RAW_OPS)
+    assert case is not None
+    gt = fake({}, [(case.name, case.program.text)], reuse=True, log=print).traces[case.name]
+    assert judge(case, gt).cls == "agree"  # every result agrees: before, no kind at all
+    v, n, ok, placed = judge_pages(case, gt, FakeRaw(fake))
+    assert v.cls == MODEL_GAP and (n, ok, placed) == (9, 8, 0)
+    assert v.kinds == ["raw:write_from:mapping,page_mapcount,refcount"]
+    assert primary_kind(v) == "raw:write_from:mapping,page_mapcount,refcount"
+    assert not is_report(primary_kind(v))
+    assert any(x.startswith("step 6: raw pages: port / kernel: f0:5") for x in v.notes)
+    # a negative kernel counter is a kernel finding, and its kind says so
+    assert raw_kind("put", ["refcount"], True) == "raw:put:refcount [negative]"
+    assert not is_report("raw:put:refcount [negative]")
+    v2 = Verdict(KERNEL_FINDING, kinds=["raw:put:refcount [negative]"])
+    assert primary_kind(v2) == "raw:put:refcount [negative]"
+
+
+def test_kernel_fuzz_stores_and_reduces_a_raw_only_gap(tmp_path, monkeypatch):
+    from daxfuzz.guest import kreduce
+    from daxfuzz.guest.kfinding import read_info, write_finding
+    from daxfuzz.guest.kfuzz import judge_pages
+    from daxfuzz.guest.kreduce import reduce_finding
+
+    fake = FakeKernel(monkeypatch)
+    raw = FakeRaw(fake)
+    case = kreduce.candidate_case("s1-000003", DEFAULT, RAW_OPS)
+    gt = fake({}, [(case.name, case.program.text)], reuse=True, log=print).traces[case.name]
+    v = judge_pages(case, gt, raw)[0]
+    path = write_finding(str(tmp_path), case, v, gt, "", ["test"])
+    readme = (tmp_path / "model-gap" / "s1-000003" / "README.md").read_text()
+    assert "**Kind:** `raw:write_from:mapping,page_mapcount,refcount`" in readme
+    fig = reduce_finding({}, path, case, v, deadline=1e18, runner=fake, raw=raw)
+    assert fig["kind"] == "raw:write_from:mapping,page_mapcount,refcount"
+    assert fig["after"] == 3 and fig["complete"], fig
+    assert read_trace(fig["path"]).ops == (RAW_OPS[1], RAW_OPS[3], W)
+    assert all(name in raw.texts for name in fake.ops if name.startswith("s1-000003-r"))
+    assert read_info(os.path.dirname(path)).reduced_ops == 3
+
+
+def test_kernel_reduce_accepts_a_raw_only_gap(tmp_path, monkeypatch):
+    from daxfuzz.guest.kreduce import reduce_file
+    from daxfuzz.vocab.trace import Trace, write_trace_atomic
+
+    fake = FakeKernel(monkeypatch)
+    p = tmp_path / "rawgap.trace"
+    write_trace_atomic(str(p), Trace(ops=RAW_OPS, target="7.2", geometry=DEFAULT))
+    fig = reduce_file({}, str(p), seconds=1e9, runner=fake, raw=FakeRaw(fake))
+    assert fig["class"] == MODEL_GAP and fig["kind"].startswith("raw:write_from:")
+    assert fig["after"] == 3 and fig["path"] == str(tmp_path / "rawgap.reduced.trace")
+    # without the page reader (no layout: raw_check of an empty manifest) it agrees
+    fig = reduce_file({}, str(p), seconds=1e9, runner=fake)
+    assert fig["class"] == "agree" and not fig["kind"]

@@ -136,7 +136,8 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
         "stored in DIR/kernel-finding/ or DIR/model-gap/ (DIR/summary.json: the figures). "
         "Traces where the port predicts a kernel warning (a known 7.2 bug) are cut before "
         "it: each would cost a reboot.  The first finding of each kind (the same kernel "
-        "report site, a hang, or a model gap at the same op and results) is reduced with "
+        "report site, a hang, a model gap at the same op and results, or raw struct pages "
+        "differing at the same op and fields) is reduced with "
         "the guest as the predicate, within --time: NAME.reduced.trace beside it.",
         epilog="exit codes: 0 every trace agreed, 1 a kernel finding or model gap was "
         "stored, 2 the guest is not set up / bad arguments")
@@ -162,8 +163,9 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     d = ks.add_parser(
         "reduce", help="reduce a stored trace with the real kernel as the predicate",
         description="Run TRACE once in the guest to learn its kind of disagreement with the "
-        "7.2 port (a kernel report site, a hang, a forbidden SIGBUS/EIO, or a model gap at "
-        "one op and results), then reduce it: rounds of candidates (chunk removals, then "
+        "7.2 port (a kernel report site, a hang, a forbidden SIGBUS/EIO, a model gap at "
+        "one op and results, or raw struct pages differing at one op and fields: "
+        "raw:OP:FIELDS), then reduce it: rounds of candidates (chunk removals, then "
         "single-op removals), all of a round in one boot, keeping the shortest that shows "
         "the same kind.  Writes STEM.reduced.trace beside TRACE (or -o FILE); in a finding "
         "folder of `kernel fuzz` also its README, C reproducer and console.",

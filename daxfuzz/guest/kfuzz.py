@@ -241,8 +241,10 @@ def report_site(line: str) -> str:
 
 
 def is_report(kind: str) -> bool:
-    """Whether `kind` names a kernel report site (not an op's result, a hang...)."""
-    return kind.split(":", 1)[0] not in O.BY_NAME and kind not in ("hang", "guest error")
+    """Whether `kind` names a kernel report site (not an op's result, a raw struct page
+    difference, a hang...)."""
+    return (kind.split(":", 1)[0] not in O.BY_NAME and not kind.startswith("raw:")
+            and kind not in ("hang", "guest error"))
 
 
 def primary_kind(v: Verdict) -> str:
@@ -323,6 +325,24 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
     v.cls = (KERNEL_FINDING if finding else MODEL_GAP if gap else HARNESS if harness
              else "agree")
     return v
+
+
+def judge_pages(case: Case, gt: GuestTrace | None, raw=None) -> tuple[Verdict, int, int, int]:
+    """:func:`judge`, then the raw struct pages (guest/pages.py ``judge_raw``, when `raw`,
+    a ``RawCheck`` that planned the case's program, is given): a raw difference makes
+    an agreeing trace a model gap (a negative kernel counter: a kernel finding) and adds
+    its kind (``raw:OP:FIELDS``, after the result kinds).  Also returns the raw figures:
+    steps compared, agreeing, set apart by the kernel's block placement."""
+    v = judge(case, gt)
+    if raw is None or gt is None or v.cls == "rerun":
+        return v, 0, 0, 0
+    from daxfuzz.guest.pages import judge_raw, pending_windows
+
+    n, ok, rcls, placed = judge_raw(raw, case.name, gt.pages, len(case.ops), v.notes,
+                                    pending_windows(gt.steps, gt.pending), case.ops, v.kinds)
+    if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
+        v.cls = rcls if v.cls == "agree" or rcls == KERNEL_FINDING else v.cls
+    return v, n, ok, placed
 
 
 # ------------------------------------------------------------------ storage -------
@@ -412,7 +432,6 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
     guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
     :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
     from daxfuzz.guest.kernels import raw_check
-    from daxfuzz.guest.pages import judge_raw, pending_windows
     from daxfuzz.guest.qemu import run_programs
 
     run = runner or run_programs
@@ -486,16 +505,10 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
             ran = 0
             for c in cases:
                 gt = res.traces.get(c.name)
-                v = judge(c, gt)
-                if gt is not None and v.cls != "rerun":
-                    n, ok, rcls, placed = judge_raw(raw, c.name, gt.pages, len(c.ops),
-                                                    v.notes,
-                                                    pending_windows(gt.steps, gt.pending))
-                    st.raw_steps += n
-                    st.raw_agreed += ok
-                    st.raw_placement += placed
-                    if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
-                        v.cls = rcls if v.cls == "agree" or rcls == KERNEL_FINDING else v.cls
+                v, n, ok, placed = judge_pages(c, gt, raw)
+                st.raw_steps += n
+                st.raw_agreed += ok
+                st.raw_placement += placed
                 if v.cls == "rerun":
                     if c.tries < 2:
                         requeue[j].append(c)
@@ -548,7 +561,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
             return
         log(f"[job {j}] reducing {c.name} ({len(c.ops)} ops, {v.cls}: {key[1]}) on the "
             f"guest, up to {stop - time.monotonic():.0f} s")
-        fig = reduce_finding(manifest, path, c, v, deadline=stop, runner=runner,
+        fig = reduce_finding(manifest, path, c, v, deadline=stop, runner=runner, raw=raw,
                              run_opts={"boot_timeout": boot_timeout,
                                        "trace_timeout": trace_timeout,
                                        "step_timeout_ms": step_timeout_ms, "accel": accel},

@@ -5,9 +5,11 @@ the first kernel report the port does not predict (``kernel BUG at fs/inode.c:77
 ``WARNING at fs/dax.c:452 dax_disassociate_entry``, ``(clean-up)`` when it came after
 the trace), else a hang, else the forbidden data loss (``fault: kernel SIGBUS
 [forbidden]``); for a model gap the first step where the kernel's result differs from
-the port's (op kind, both results) or where the port warns and the kernel does not.  A
-candidate trace is *interesting* when its guest verdict (:func:`kfuzz.judge`) is of
-the same class and shows that kind.
+the port's (op kind, both results) or where the port warns and the kernel does not,
+else (every result agreeing) the first step whose raw struct pages differ from the
+port's (``raw:OP:FIELDS``, guest/pages.py ``raw_kind``; those rounds run with the page
+reader).  A candidate trace is *interesting* when its guest verdict
+(:func:`kfuzz.judge_pages`) is of the same class and shows that kind.
 
 Rounds, one guest boot each (``run_programs(reuse=True)``; a candidate that made the
 kernel report anything costs a fresh guest for the rest):
@@ -44,7 +46,7 @@ from daxfuzz.guest.kfuzz import (
     TARGET,
     Case,
     Verdict,
-    judge,
+    judge_pages,
     predict,
     primary_kind,
     report_site,
@@ -208,6 +210,7 @@ class GuestRound:
     log: Callable[[str], None] = lambda s: None
     prefix: str = "r"
     deadline: float | None = None  # no further boot in a round after it
+    raw: object | None = None  # a pages.RawCheck: compare raw struct pages (raw kinds)
     n: int = 0
     prefiltered: int = 0
     best: tuple[Case, GuestTrace, Verdict, str] | None = None  # case, trace, verdict, console
@@ -233,8 +236,8 @@ class GuestRound:
         def interesting(name: str, gt: GuestTrace | None) -> bool:
             if name not in found:
                 c = next(x for x in torun if x.name == name)
-                found[name] = gt is not None and shows(judge(c, gt), self.cls, self.kind,
-                                                       gt)
+                found[name] = gt is not None and shows(self.judge(c, gt), self.cls,
+                                                       self.kind, gt)
             return found[name]
 
         def until(traces: dict[str, GuestTrace]) -> bool:  # sorted: the rest is longer
@@ -248,7 +251,7 @@ class GuestRound:
                 self.log(s.strip())
 
         run = self.runner or run_programs
-        res = run(self.manifest, [(c.name, c.program.text) for c in torun], reuse=True,
+        res = run(self.manifest, [(c.name, self.text(c)) for c in torun], reuse=True,
                   log=glog, until=until, **self.run_opts)
         out = []
         for c in cases:
@@ -259,21 +262,32 @@ class GuestRound:
             ok = interesting(c.name, gt)
             out.append(ok)
             if ok and (self.best is None or len(c.ops) < len(self.best[0].ops)):
-                self.best = (c, gt, judge(c, gt), console_of(res.console, c.name))
+                self.best = (c, gt, self.judge(c, gt), console_of(res.console, c.name))
         return out, res.boots
+
+    def text(self, c: Case) -> str:
+        """The candidate's program, with the page reader's lines for a raw kind."""
+        if self.raw is None:
+            return c.program.text
+        return self.raw.text(c.name, c.trace, c.program.text)  # type: ignore[attr-defined]
+
+    def judge(self, c: Case, gt: GuestTrace | None) -> Verdict:
+        return judge_pages(c, gt, self.raw)[0]
 
 
 def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
                    deadline: float, run_opts: dict | None = None,
                    runner: Callable | None = None, seconds_per_candidate: float = 0.0,
-                   output: str = "", kind: str = "",
+                   output: str = "", kind: str = "", raw=None,
                    log: Callable[[str], None] = lambda s: None) -> dict:
     """Reduce the trace at `trace_path` (`case` and `v`: its run and verdict) on the
     guest until `deadline`, keeping `kind` (default: :func:`primary_kind`).  The reduced
     trace goes to `output` (default: beside it, STEM.reduced.trace), rewritten after
     every round that shortened it; when the trace is in a finding folder (kfinding.py),
-    its console, C file, README and finding.json follow at the end.  Returns the
-    figures (the summary's ``reductions`` entry)."""
+    its console, C file, README and finding.json follow at the end.  A raw kind
+    (``raw:...``) is judged with the raw struct pages: `raw` (a pages.RawCheck; default
+    one for the manifest's kernel).  Returns the figures (the summary's ``reductions``
+    entry)."""
     from daxfuzz.guest import kfinding
     from daxfuzz.vocab.trace import read_trace
 
@@ -289,9 +303,14 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
     if not kind:
         fig["why"] = "no kind of disagreement to keep"
         return fig
+    if kind.startswith("raw:") and raw is None:
+        from daxfuzz.guest.kernels import raw_check
+
+        raw = raw_check(manifest, TARGET)
     gr = GuestRound(manifest, case.trace.geometry, v.cls, kind,
                     frozenset(e[0] for e in case.pred.events if e), dict(run_opts or {}),
-                    runner, log, prefix=f"{stem[-12:]}-r", deadline=deadline)
+                    runner, log, prefix=f"{stem[-12:]}-r", deadline=deadline,
+                    raw=raw if kind.startswith("raw:") else None)
 
     def improved(red: Reduction) -> None:
         if gr.best is not None:
@@ -320,14 +339,16 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
 
 
 def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
-                run_opts: dict | None = None, runner: Callable | None = None,
+                run_opts: dict | None = None, runner: Callable | None = None, raw=None,
                 log: Callable[[str], None] = lambda s: None) -> dict:
     """`daxfuzz kernel reduce TRACE`: run the trace once on the guest (its kind of
     disagreement; for a trace that agrees with the port but made the kernel report --
     a known 7.2 bug -- the report's site, class REPORTED), then reduce it for up to
-    `seconds` (see :func:`reduce_finding`).  The figures get ``verdict`` (and ``why``
-    when there is nothing to reduce).  Raises InputError for a trace the guest cannot
-    express."""
+    `seconds` (see :func:`reduce_finding`).  The first run reads the raw struct pages
+    too (`raw`, a pages.RawCheck; default one for the manifest's kernel), so a trace
+    whose only difference is there has a kind (``raw:OP:FIELDS``).  The figures get
+    ``verdict`` (and ``why`` when there is nothing to reduce).  Raises InputError for a
+    trace the guest cannot express."""
     from daxfuzz.errors import InputError
     from daxfuzz.guest.kfuzz import console_of
     from daxfuzz.guest.qemu import run_programs
@@ -343,11 +364,16 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
                    if op_lines(tr.geometry, op)[1] is not None)
         raise InputError(f"the guest cannot express {bad}: nothing to reduce on it",
                          path=path)
+    if raw is None:
+        from daxfuzz.guest.kernels import raw_check
+
+        raw = raw_check(manifest, TARGET)
     log(f"running {path} as it is ({len(tr.ops)} ops)")
-    res = (runner or run_programs)(manifest, [(case.name, case.program.text)], reuse=True,
+    text = raw.text(case.name, case.trace, case.program.text)
+    res = (runner or run_programs)(manifest, [(case.name, text)], reuse=True,
                                    log=lambda s: None, **dict(run_opts or {}))
     gt = res.traces.get(case.name)
-    v = judge(case, gt)
+    v = judge_pages(case, gt, raw)[0]
     kind = primary_kind(v) if v.cls in (KERNEL_FINDING, MODEL_GAP) else ""
     if kind == "hang" and gt is not None and any(report_site(x) for _s, x in gt.kernel):
         kind = ""  # the guest hung after a report the port predicts (a BUG kills the
@@ -366,7 +392,7 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
         return base
     log(f"{v.cls}: {kind}; reducing for up to {seconds:.0f} s")
     fig = reduce_finding(manifest, path, case, v, deadline=t0 + seconds, run_opts=run_opts,
-                         runner=runner, output=output, log=log, kind=kind,
+                         runner=runner, output=output, log=log, kind=kind, raw=raw,
                          seconds_per_candidate=res.seconds / 2)
     fig.update(boots=fig["boots"] + res.boots, seconds=round(time.monotonic() - t0, 1),
                verdict=v.notes)

@@ -45,7 +45,7 @@ FIEMAP_EXTENT_SHARED flag against the model's block share count.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from daxfuzz.guest.translate import PAGE, off
@@ -346,6 +346,7 @@ class RawStep:
     # differences on a group the kernel's XFS placed where no PMD can map it (see
     # :func:`misplaced_groups`): the kernel's block placement, not a model gap
     placed: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)  # the differing fields of `diffs`
 
     def verdict(self) -> str:
         """'agree', 'DIFFER', 'placement' (only :attr:`placed` differences) or ''
@@ -491,6 +492,7 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
             if state == "hole":
                 rs.compared += 1
                 rs.diffs.append(f"{who}: the port has block pfn {e.pfn}, the kernel a hole")
+                rs.fields += [] if "hole" in rs.fields else ["hole"]
                 continue
             got = guest_fields(gp, st, gpfn, layout)
             if isinstance(got, str):
@@ -506,6 +508,8 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
                 why = misplaced.get((e.key[0], e.key[1] & ~pp.g.pmd_colour))
                 if why is None:
                     rs.diffs.append(text)
+                    rs.fields += [f for f in e.fields if got.get(f) != e.fields[f]
+                                  and f not in rs.fields]
                 else:
                     rs.placed.append(f"{text} [{why}]")
     return out
@@ -580,15 +584,29 @@ def placed_steps(raw: dict[int, RawStep]) -> int:
     return sum(1 for r in raw.values() if r.verdict() == "placement")
 
 
+#: a negative counter in a raw difference: an underflow no correct kernel shows
+NEGATIVE = re.compile(r"(refcount|mapcount|pincount) -?\d+ / -\d")
+
+
+def raw_kind(op_name: str, fields: Iterable[str], negative: bool = False) -> str:
+    """The kind of a raw struct page disagreement (what `kernel reduce` keeps): the op of
+    the differing step and its differing fields, sorted -- ``raw:write_from:index,
+    mapping,page_mapcount,refcount`` (no spaces) -- with `` [negative]`` when the
+    kernel's counter went below zero."""
+    return f"raw:{op_name}:{','.join(sorted(set(fields)))}" + (" [negative]" * negative)
+
+
 def judge_raw(check: RawCheck, name: str, lines: list[str], nsteps: int,
-              notes: list[str], skip: dict[int, str] | None = None
+              notes: list[str], skip: dict[int, str] | None = None,
+              ops: Sequence | None = None, kinds: list[str] | None = None
               ) -> tuple[int, int, str, int]:
     """`kernel fuzz`'s verdict on one trace's raw pages: (steps compared, steps that
     agree, class of a disagreement or '', steps differing only by the kernel's block
     placement).  A disagreement is a kernel finding when the kernel's counter is
     negative (an underflow no correct kernel shows), else a model gap -- unless it is
     on a group the kernel's XFS placed where no PMD maps it (:func:`misplaced_groups`),
-    which is no class; each differing step is added to `notes`."""
+    which is no class; each differing step is added to `notes`, and with the trace's
+    `ops` its :func:`raw_kind` to `kinds` (once each, in step order)."""
     raw, _gp = check.compare(name, lines, nsteps, skip)
     n, ok = totals(raw)
     cls = ""
@@ -596,10 +614,15 @@ def judge_raw(check: RawCheck, name: str, lines: list[str], nsteps: int,
         if rs.placed:
             notes.append(f"step {step}: raw pages differ by the kernel's block placement "
                          "(not PMD-mappable): port / kernel: " + "; ".join(rs.placed))
-        bad = any(re.search(r"(refcount|mapcount|pincount) -?\d+ / -\d", d)
-                  for d in rs.diffs + rs.placed)
+        bad = any(NEGATIVE.search(d) for d in rs.diffs + rs.placed)
         if bad:
             cls = "kernel finding"
+        if (rs.diffs or bad) and ops is not None and kinds is not None \
+                and 1 <= step <= len(ops):
+            fields = rs.fields or [f for d in rs.placed
+                                   for f in re.findall(r"(\w+) \S+ / ", d)]
+            k = raw_kind(ops[step - 1].name, fields, bad)
+            kinds += [] if k in kinds else [k]
         if not rs.diffs:
             continue
         notes.append(f"step {step}: raw pages: port / kernel: " + "; ".join(rs.diffs))
