@@ -114,25 +114,62 @@ def test_exhaust_real_target_clean_to_depth_2():
     assert r.states > 100 and r.edges > r.states
 
 
+def _expand_one(target, g, path, op):
+    # the worker's expansion of one state, as exhaust runs it; the child that `op` makes
+    from daxfuzz.explore.exhaust import _expand, _init_worker  # noqa: PLC0415
+
+    alpha = list(path) + [op]
+    _init_worker(target, g, alpha, True)
+    kids = _expand([(tuple(range(len(path))), (1, 2, 0, 0))])
+    (_n, _j, _nu, key, d), = [k for k in kids if k[1] == len(path)]
+    return key, d
+
+
 def test_a_path_the_base_diverges_on_alike_ends_and_is_no_counterexample():
     # 6.15's own stale-index divergence (4 ops): on a variant built on 6.15 that shows
     # it the same way (same step, same signature) it is the base's bug, not the
     # variant's: the path ends (no key: not expanded, no state marked seen)
-    from daxfuzz.explore.exhaust import _expand  # noqa: PLC0415
-
     stale = (O.Mmap(0, 1, 1, 4, 4, huge=0), O.Fault(0, 1, 5, 1), O.Reflink(1, 0, 0, 0, 8),
              O.Fault(0, 1, 5, 0))
-    (path, _nu, key, d), = _expand("zoo-get-no-ref", Geometry(),
-                                   [(stale[:3], (1, 2, 0, 0))], [stale[3]])
-    assert path == stale and d is None and key is None
+    key, d = _expand_one("zoo-get-no-ref", Geometry(), stale[:3], stale[3])
+    assert d is None and key is None
     # ... while on 6.15 itself it is a counterexample
-    (_p, _nu, key, d), = _expand("6.15", Geometry(), [(stale[:3], (1, 2, 0, 0))], [stale[3]])
+    key, d = _expand_one("6.15", Geometry(), stale[:3], stale[3])
     assert key is None and d.signature() == "fault:mapping"
     # ... and a variant diverging differently at a step where the base diverges too
     # has its own (zoo-put-always-decrements: at the reflink, where 6.15 agrees)
-    (_p, _nu, key, d), = _expand("zoo-put-always-decrements", Geometry(),
-                                 [(stale[:2], (1, 2, 0, 0))], [stale[2]])
+    key, d = _expand_one("zoo-put-always-decrements", Geometry(), stale[:2], stale[2])
     assert d is not None and d.signature() == "reflink:mapping"
+
+
+def _outcome(r):
+    return (r.states, r.edges, r.depth, r.complete,
+            [(tuple(ops), d.step, d.signature()) for ops, d in r.counterexamples])
+
+
+#: 4 pfns, 2 files of 2 pages, 1 VMA slot, 1 handle: depth 3 in seconds
+MINI = Geometry(pages=4, pmd_order=1, inodes=2, mms=1, vmas=1, handles=1, file_pages=2,
+                max_file_pages=2)
+
+
+@pytest.mark.parametrize("target", [n for n in _targets_for_pruning()
+                                    if not n.startswith("zoo-") and n != "mainline"]
+                         + ["zoo-get-no-ref"])
+def test_snapshots_explore_exactly_what_replay_does(target):
+    # copying a state (daxfuzz.explore.snapshot) instead of replaying its path reaches the same
+    # states through the same edges to the same counterexamples, on every kernel target
+    # (and a variant, whose base kernel is asked about its divergences)
+    deep = target in ("7.2", "zoo-get-no-ref")
+    for g, k in ((SMALL, 2), (MINI, 3 if deep else 2)):
+        fast = exhaust(target, g, k, stop_at_first=False, seconds=300)
+        slow = exhaust(target, g, k, stop_at_first=False, seconds=300, snapshots=False)
+        assert _outcome(fast) == _outcome(slow) and fast.complete
+
+
+def test_jobs_explore_exactly_what_one_job_does():
+    one = exhaust("7.2", MINI, 3, stop_at_first=False)
+    two = exhaust("7.2", MINI, 3, stop_at_first=False, jobs=2)
+    assert _outcome(one) == _outcome(two) and one.states > 100
 
 
 def test_scope_must_name_real_kinds():

@@ -7,7 +7,9 @@ edges, not in strings.  Identifiers that are still unnamed are interchangeable, 
 op may name a new process, VMA slot or handle only as the next unused number
 (canonical first use); inodes are not interchangeable (XFS orders by inode number).
 Sequences whose prefix diverged are not extended; counter-
-examples come out shortest first.
+examples come out shortest first.  A state is rebuilt once by replaying its path, then
+copied (`daxfuzz.explore.snapshot`) for each op tried from it; `--jobs` workers start once and
+exchange paths as alphabet indices.
 
 `diff_targets` replays sequences on two targets and groups every sequence whose
 observable behaviour differs by the first op where they part.
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field, fields
 
 from daxfuzz.core.known import Known
 from daxfuzz.core.runner import Divergence, Runner
+from daxfuzz.explore.snapshot import restore, snapshot
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.world import buffer_readable
@@ -244,35 +247,56 @@ def _replay(r: Runner, path: Sequence[O.Op]) -> None:
         r.step(op)
 
 
-def _expand(target: str | type, g: Geometry, paths: list[tuple[tuple[O.Op, ...], tuple]],
-            alpha: list[O.Op]) -> list[tuple]:
-    """Children of each (path, used): (path + op, used', key or None, divergence)."""
-    r = Runner(target, g)
-    known = Known(target, g)
+#: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?)
+_W: tuple | None = None
+
+
+def _init_worker(target: str | type, g: Geometry, alpha: list[O.Op], snapshots: bool
+                 ) -> None:
+    global _W
+    _W = (target, g, alpha, Runner(target, g), Known(target, g), snapshots)
+
+
+def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
+    """Children of each frontier item (path as alphabet indices, used ids): a list of
+    (item number, op index, used', state key or None, divergence or None).
+
+    The item's state is rebuilt once by replaying its path, then copied
+    (`daxfuzz.explore.snapshot`) before each further op -- or replayed again, without
+    snapshots (the old way, kept to check the copies against)."""
+    assert _W is not None
+    _target, _g, alpha, r, known, snapshots = _W
     out = []
-    for path, used in paths:
-        _replay(r, path)
-        ops = [(op, nu) for op in alpha
-               if (nu := first_use_ok(op, used)) is not None and not world_rejects(r, op)]
-        for i, (op, nu) in enumerate(ops):
-            if i:
-                _replay(r, path)
+    for n, (path, used) in enumerate(items):
+        ops = tuple(alpha[i] for i in path)
+        _replay(r, ops)
+        kids = [(j, op, nu) for j, op in enumerate(alpha)
+                if (nu := first_use_ok(op, used)) is not None and not world_rejects(r, op)]
+        snap = snapshot(r) if snapshots and len(kids) > 1 else None
+        for m, (j, op, nu) in enumerate(kids):
+            if m:
+                if snap is not None:
+                    restore(r, snap)
+                else:
+                    _replay(r, ops)
             d = r.step(op)
-            if d is not None and known.base_shows(path + (op,), d):
+            if d is not None and known.base_shows(ops + (op,), d):
                 d = None  # a variant's base kernel diverges the same way: the base's bug;
                 key = None  # the path ends here (the target left the oracle's state too)
             else:
                 key = None if d else (state_key(r), nu)
-            out.append((path + (op,), nu, key, d))
+            out.append((n, j, nu, key, d))
     return out
 
 
 def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
             seconds: float = 600.0, stop_at_first: bool = True, jobs: int = 1,
             progress: Callable[[str], None] | None = None,
-            alpha: list[O.Op] | None = None, kinds: Iterable[str] = ()) -> ExhaustResult:
+            alpha: list[O.Op] | None = None, kinds: Iterable[str] = (),
+            snapshots: bool = True) -> ExhaustResult:
     """Breadth-first over states up to `max_ops`; see the module docstring.  `kinds`
-    narrows the alphabet to those op kinds (a smaller scope that reaches deeper)."""
+    narrows the alphabet to those op kinds (a smaller scope that reaches deeper);
+    `snapshots=False` replays every edge's path from scratch (slower; the same search)."""
     t0 = time.perf_counter()
     alpha = alphabet(g) if alpha is None else alpha
     want = set(kinds)
@@ -285,26 +309,33 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
     res = ExhaustResult(name, g, 0, 1, 0, 0.0, True, kinds)
     r = Runner(target, g)
     seen = {(state_key(r), (0, 0, 0, 0))}
-    frontier: list[tuple[tuple[O.Op, ...], tuple]] = [((), (0, 0, 0, 0))]
+    frontier: list[tuple[tuple[int, ...], tuple]] = [((), (0, 0, 0, 0))]
+    init = (target, g, alpha, snapshots)
     pool = None
     if jobs > 1:
         import multiprocessing as mp
-        pool = mp.get_context("fork").Pool(jobs)
+        pool = mp.get_context("fork").Pool(jobs, _init_worker, init)
+    else:
+        _init_worker(*init)
     try:
         for depth in range(1, max_ops + 1):
             nxt = []
-            chunks = [frontier[i:i + 64] for i in range(0, len(frontier), 64)]
-            it: Iterable = (pool.imap(_expand_star, [(target, g, c, alpha) for c in chunks])
-                            if pool else (_expand(target, g, c, alpha) for c in chunks))
+            # small chunks at first (a few states fill every worker), then ~64 states
+            size = max(1, min(64, len(frontier) // (4 * max(jobs, 1))))
+            starts = range(0, len(frontier), size)
+            chunks = (frontier[i:i + size] for i in starts)
+            it: Iterable = (pool.imap(_expand, chunks) if pool
+                            else (_expand(c) for c in chunks))
             timed_out = False
-            for kids in it:
-                for path, nu, key, d in kids:
+            for c0, kids in zip(starts, it, strict=False):
+                for n, j, nu, key, d in kids:
                     res.edges += 1
                     if d is not None:
-                        res.counterexamples.append((list(path), d))
+                        path = frontier[c0 + n][0] + (j,)
+                        res.counterexamples.append(([alpha[i] for i in path], d))
                     elif key is not None and key not in seen:
                         seen.add(key)
-                        nxt.append((path, nu))
+                        nxt.append((frontier[c0 + n][0] + (j,), nu))
                 if res.counterexamples and stop_at_first:
                     break  # breadth-first: every sequence of this depth is as short
                 if time.perf_counter() - t0 > seconds:
@@ -315,7 +346,8 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
             if progress:
                 progress(f"depth {depth}: {len(nxt)} new states, {res.states} states, "
                          f"{res.edges} edges, {len(res.counterexamples)} divergences, "
-                         f"{res.seconds:.1f} s")
+                         f"{res.seconds:.1f} s, {res.edges / max(res.seconds, 1e-9):.0f} "
+                         f"edges/s")
             if timed_out:
                 res.complete = False
                 break
@@ -333,10 +365,6 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
     res.seconds = time.perf_counter() - t0
     res.counterexamples.sort(key=lambda c: len(c[0]))
     return res
-
-
-def _expand_star(args: tuple) -> list[tuple]:
-    return _expand(*args)
 
 
 # ------------------------------------------------------------------ target diff ----
