@@ -204,3 +204,18 @@ def test_diff_identical_targets_has_no_groups():
     d = TargetDiff("7.2", "mainline")
     d.add_exhaustive(SMALL, 2, 60)
     assert d.groups == {} and d.sequences > 100
+
+
+def test_digests_dedup_exactly_as_keys_do(monkeypatch):
+    # the seen set holds 16-byte digests: equal keys must give equal digests (whatever
+    # objects they are built of) so the search finds the states the keys would
+    from daxfuzz.explore import exhaust as explore  # noqa: PLC0415
+
+    k = (("pin", 1), (None, True), tuple(range(3)))
+    same = (("".join(["p", "in"]), 1), (None, True), (0, 1, 2))
+    assert k == same and k[0][0] is not same[0][0]
+    assert explore.digest(k) == explore.digest(same) and len(explore.digest(k)) == 16
+    assert explore.digest(k) != explore.digest((("get", 1),) + k[1:])
+    hashed = exhaust("7.2", MINI, 3, stop_at_first=False)
+    monkeypatch.setattr(explore, "digest", lambda key: key)
+    assert _outcome(exhaust("7.2", MINI, 3, stop_at_first=False)) == _outcome(hashed)

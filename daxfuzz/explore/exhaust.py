@@ -9,7 +9,8 @@ op may name a new process, VMA slot or handle only as the next unused number
 Sequences whose prefix diverged are not extended; counter-
 examples come out shortest first.  A state is rebuilt once by replaying its path, then
 copied (`daxfuzz.explore.snapshot`) for each op tried from it; `--jobs` workers start once and
-exchange paths as alphabet indices.
+exchange paths as alphabet indices.  The seen set keeps a 16-byte digest of each
+state key, not the key.
 
 `diff_targets` replays sequences on two targets and groups every sequence whose
 observable behaviour differs by the first op where they part.
@@ -17,6 +18,9 @@ observable behaviour differs by the first op where they part.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import pickle
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -247,6 +251,19 @@ def _replay(r: Runner, path: Sequence[O.Op]) -> None:
         r.step(op)
 
 
+def digest(key: tuple) -> bytes:
+    """128 bits standing for a state key in the seen set: a key is kilobytes of tuples
+    (depth 5 holds millions), a digest 16 bytes, and workers send back digests, not
+    keys.  Pickled without its memo, so equal keys give equal bytes (a key whose equal
+    parts are one object or two pickles alike); blake2b makes two different states
+    sharing a digest a 2**-128 event, not a pattern of the data."""
+    buf = io.BytesIO()
+    p = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+    p.fast = True  # no memo: the bytes depend on the values only
+    p.dump(key)
+    return hashlib.blake2b(buf.getbuffer(), digest_size=16).digest()
+
+
 #: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?)
 _W: tuple | None = None
 
@@ -259,7 +276,7 @@ def _init_worker(target: str | type, g: Geometry, alpha: list[O.Op], snapshots: 
 
 def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
     """Children of each frontier item (path as alphabet indices, used ids): a list of
-    (item number, op index, used', state key or None, divergence or None).
+    (item number, op index, used', digest or None, divergence or None).
 
     The item's state is rebuilt once by replaying its path, then copied
     (`daxfuzz.explore.snapshot`) before each further op -- or replayed again, without
@@ -284,7 +301,7 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
                 d = None  # a variant's base kernel diverges the same way: the base's bug;
                 key = None  # the path ends here (the target left the oracle's state too)
             else:
-                key = None if d else (state_key(r), nu)
+                key = None if d else digest((state_key(r), nu))
             out.append((n, j, nu, key, d))
     return out
 
@@ -308,7 +325,7 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
     name = target if isinstance(target, str) else target.name
     res = ExhaustResult(name, g, 0, 1, 0, 0.0, True, kinds)
     r = Runner(target, g)
-    seen = {(state_key(r), (0, 0, 0, 0))}
+    seen = {digest((state_key(r), (0, 0, 0, 0)))}
     frontier: list[tuple[tuple[int, ...], tuple]] = [((), (0, 0, 0, 0))]
     init = (target, g, alpha, snapshots)
     pool = None
