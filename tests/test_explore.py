@@ -219,3 +219,10 @@ def test_digests_dedup_exactly_as_keys_do(monkeypatch):
     hashed = exhaust("7.2", MINI, 3, stop_at_first=False)
     monkeypatch.setattr(explore, "digest", lambda key: key)
     assert _outcome(exhaust("7.2", MINI, 3, stop_at_first=False)) == _outcome(hashed)
+
+
+def test_verdict_names_the_longest_counterexample_searched():
+    # --all goes on to the end: the counterexamples are then up to K ops long, not K+1
+    r = exhaust("7.2", MINI, 3, stop_at_first=False)
+    assert r.complete and r.depth == 3 and r.counterexamples
+    assert "within 3 ops" in r.verdict()

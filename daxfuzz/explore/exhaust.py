@@ -238,7 +238,8 @@ class ExhaustResult:
             ops, d = self.counterexamples[0]
             return (f"daxfuzz exhaust {self.target}: DIVERGENCE in {len(ops)} ops "
                     f"({d.signature()}); {len(self.counterexamples)} counterexample(s) "
-                    f"within {self.depth + 1} ops over <{self.world()}>, "
+                    f"within {max(len(o) for o, _ in self.counterexamples)} ops over "
+                    f"<{self.world()}>, "
                     f"{self.states} states, {self.edges} edges, {self.seconds:.1f} s")
         return (f"daxfuzz exhaust {self.target}: no divergence in every sequence up to "
                 f"{self.depth} ops over <{self.world()}>: {self.states} distinct states, "
