@@ -281,7 +281,11 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
 
     The item's state is rebuilt once by replaying its path, then copied
     (`daxfuzz.explore.snapshot`) before each further op -- or replayed again, without
-    snapshots (the old way, kept to check the copies against)."""
+    snapshots (the old way, kept to check the copies against).  An op that left the
+    state key as it was (a self-loop: about a third of the edges, memory_failure of a
+    free pfn, a punch of a hole...) needs no copy before the next op: the runner is in
+    a state with the parent's key, which dedup already takes to have the parent's
+    future."""
     assert _W is not None
     _target, _g, alpha, r, known, snapshots = _W
     out = []
@@ -291,18 +295,28 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
         kids = [(j, op, nu) for j, op in enumerate(alpha)
                 if (nu := first_use_ok(op, used)) is not None and not world_rejects(r, op)]
         snap = snapshot(r) if snapshots and len(kids) > 1 else None
+        parent = state_key(r) if snap is not None else None
+        moved = False  # the runner is no longer in the parent's state
         for m, (j, op, nu) in enumerate(kids):
-            if m:
+            if moved:
                 if snap is not None:
                     restore(r, snap)
                 else:
                     _replay(r, ops)
+            elif m:
+                r.nsteps = len(ops)  # back at the parent, after a self-loop
             d = r.step(op)
             if d is not None and known.base_shows(ops + (op,), d):
                 d = None  # a variant's base kernel diverges the same way: the base's bug;
                 key = None  # the path ends here (the target left the oracle's state too)
+                moved = True
+            elif d is not None:
+                key = None
+                moved = True
             else:
-                key = None if d else digest((state_key(r), nu))
+                k = state_key(r)
+                key = digest((k, nu))
+                moved = snap is None or k != parent
             out.append((n, j, nu, key, d))
     return out
 
