@@ -265,6 +265,9 @@ def digest(key: tuple) -> bytes:
     return hashlib.blake2b(buf.getbuffer(), digest_size=16).digest()
 
 
+#: seconds between progress lines inside one depth
+PROGRESS_EVERY = 30.0
+
 #: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?)
 _W: tuple | None = None
 
@@ -359,6 +362,8 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
             it: Iterable = (pool.imap(_expand, chunks) if pool
                             else (_expand(c) for c in chunks))
             timed_out = False
+            start = shown = time.perf_counter()
+            edges0 = res.edges
             for c0, kids in zip(starts, it, strict=False):
                 for n, j, nu, key, d in kids:
                     res.edges += 1
@@ -370,9 +375,17 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
                         nxt.append((frontier[c0 + n][0] + (j,), nu))
                 if res.counterexamples and stop_at_first:
                     break  # breadth-first: every sequence of this depth is as short
-                if time.perf_counter() - t0 > seconds:
+                now = time.perf_counter()
+                if now - t0 > seconds:
                     timed_out = True
                     break
+                if progress and now - shown > PROGRESS_EVERY:
+                    shown = now
+                    done = min(c0 + size, len(frontier))
+                    rate = (res.edges - edges0) / (now - start)
+                    eta = (now - start) * (len(frontier) - done) / done
+                    progress(f"depth {depth}: {done}/{len(frontier)} states expanded, "
+                             f"{res.edges} edges, {rate:.0f} edges/s, ~{eta:.0f} s to go")
             res.states = len(seen)
             res.seconds = time.perf_counter() - t0
             if progress:
