@@ -62,7 +62,7 @@ def test_pruned_ops_are_rejected_without_a_state_change(target):
     # zoo), really is a no-op on every kernel target: same result on both sides, no
     # divergence, the same state key as its parent
     from daxfuzz.core.runner import Runner
-    from daxfuzz.explore.exhaust import _replay, state_key, world_rejects  # noqa: PLC0415
+    from daxfuzz.explore.exhaust import replay, state_key, world_rejects  # noqa: PLC0415
 
     r = Runner(target, SMALL)
     alpha = alphabet(SMALL)
@@ -76,7 +76,7 @@ def test_pruned_ops_are_rejected_without_a_state_change(target):
             continue
         rejected = [op for op in alpha if world_rejects(r, op)]
         for op in rejected:
-            _replay(r, path)
+            replay(r, path)
             before = state_key(r)
             assert r.step(op) is None, (path, op)
             assert r.last_result != "ok" and state_key(r) == before, (path, op)

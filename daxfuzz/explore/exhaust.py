@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 
 from daxfuzz.core.known import Known
 from daxfuzz.core.runner import Divergence, Runner
+from daxfuzz.explore.bfs import NO_IDS, breadth_first
 from daxfuzz.explore.snapshot import restore, snapshot
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import Geometry
@@ -246,7 +247,7 @@ class ExhaustResult:
                 f"{self.edges} edges, {self.seconds:.1f} s")
 
 
-def _replay(r: Runner, path: Sequence[O.Op]) -> None:
+def replay(r: Runner, path: Sequence[O.Op]) -> None:
     r.reset()
     for op in path:
         r.step(op)
@@ -264,9 +265,6 @@ def digest(key: tuple) -> bytes:
     p.dump(key)
     return hashlib.blake2b(buf.getbuffer(), digest_size=16).digest()
 
-
-#: seconds between progress lines inside one depth
-PROGRESS_EVERY = 30.0
 
 #: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?)
 _W: tuple | None = None
@@ -294,7 +292,7 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
     out = []
     for n, (path, used) in enumerate(items):
         ops = tuple(alpha[i] for i in path)
-        _replay(r, ops)
+        replay(r, ops)
         kids = [(j, op, nu) for j, op in enumerate(alpha)
                 if (nu := first_use_ok(op, used)) is not None and not world_rejects(r, op)]
         snap = snapshot(r) if snapshots and len(kids) > 1 else None
@@ -305,7 +303,7 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
                 if snap is not None:
                     restore(r, snap)
                 else:
-                    _replay(r, ops)
+                    replay(r, ops)
             elif m:
                 r.nsteps = len(ops)  # back at the parent, after a self-loop
             d = r.step(op)
@@ -342,9 +340,6 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
         alpha = [op for op in alpha if op.name in kinds]
     name = target if isinstance(target, str) else target.name
     res = ExhaustResult(name, g, 0, 1, 0, 0.0, True, kinds)
-    r = Runner(target, g)
-    seen = {digest((state_key(r), (0, 0, 0, 0)))}
-    frontier: list[tuple[tuple[int, ...], tuple]] = [((), (0, 0, 0, 0))]
     init = (target, g, alpha, snapshots)
     pool = None
     if jobs > 1:
@@ -352,61 +347,20 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
         pool = mp.get_context("fork").Pool(jobs, _init_worker, init)
     else:
         _init_worker(*init)
+
+    def found(path: tuple[int, ...], d: object) -> None:
+        res.counterexamples.append(([alpha[i] for i in path], d))  # type: ignore[arg-type]
+
     try:
-        for depth in range(1, max_ops + 1):
-            nxt = []
-            # small chunks at first (a few states fill every worker), then ~64 states
-            size = max(1, min(64, len(frontier) // (4 * max(jobs, 1))))
-            starts = range(0, len(frontier), size)
-            chunks = (frontier[i:i + size] for i in starts)
-            it: Iterable = (pool.imap(_expand, chunks) if pool
-                            else (_expand(c) for c in chunks))
-            timed_out = False
-            start = shown = time.perf_counter()
-            edges0 = res.edges
-            for c0, kids in zip(starts, it, strict=False):
-                for n, j, nu, key, d in kids:
-                    res.edges += 1
-                    if d is not None:
-                        path = frontier[c0 + n][0] + (j,)
-                        res.counterexamples.append(([alpha[i] for i in path], d))
-                    elif key is not None and key not in seen:
-                        seen.add(key)
-                        nxt.append((frontier[c0 + n][0] + (j,), nu))
-                if res.counterexamples and stop_at_first:
-                    break  # breadth-first: every sequence of this depth is as short
-                now = time.perf_counter()
-                if now - t0 > seconds:
-                    timed_out = True
-                    break
-                if progress and now - shown > PROGRESS_EVERY:
-                    shown = now
-                    done = min(c0 + size, len(frontier))
-                    rate = (res.edges - edges0) / (now - start)
-                    eta = (now - start) * (len(frontier) - done) / done
-                    progress(f"depth {depth}: {done}/{len(frontier)} states expanded, "
-                             f"{res.edges} edges, {rate:.0f} edges/s, ~{eta:.0f} s to go")
-            res.states = len(seen)
-            res.seconds = time.perf_counter() - t0
-            if progress:
-                progress(f"depth {depth}: {len(nxt)} new states, {res.states} states, "
-                         f"{res.edges} edges, {len(res.counterexamples)} divergences, "
-                         f"{res.seconds:.1f} s, {res.edges / max(res.seconds, 1e-9):.0f} "
-                         f"edges/s")
-            if timed_out:
-                res.complete = False
-                break
-            res.depth = depth
-            if res.counterexamples and stop_at_first:
-                res.depth = depth - 1
-                break
-            frontier = nxt
-            if not frontier:
-                res.depth = max_ops
-                break
+        s = breadth_first(digest((state_key(Runner(target, g)), NO_IDS)), _expand, max_ops,
+                          seconds, on_payload=found, jobs=jobs,
+                          pool_expand=(lambda cs: pool.imap(_expand, cs)) if pool else None,
+                          stop=(lambda: bool(res.counterexamples)) if stop_at_first else None,
+                          progress=progress)
     finally:
         if pool:
             pool.terminate()
+    res.states, res.edges, res.depth, res.complete = s.states, s.edges, s.depth, s.complete
     res.seconds = time.perf_counter() - t0
     res.counterexamples.sort(key=lambda c: len(c[0]))
     return res
@@ -488,43 +442,41 @@ class TargetDiff:
                        progress: Callable[[str], None] | None = None) -> int:
         """Every sequence up to `max_ops` over `g`, breadth-first over the *pair* of
         states (so a pair reached before is not expanded again).  Returns edges."""
-        t0 = time.perf_counter()
         alpha = alphabet(g)
         ra, rb = Runner(self.a, g), Runner(self.b, g)
-        seen = {(state_key(ra), state_key(rb))}
-        frontier: list[tuple[tuple[O.Op, ...], tuple]] = [((), (0, 0, 0, 0))]
-        edges = 0
-        for depth in range(1, max_ops + 1):
-            nxt = []
-            for path, used in frontier:
-                for op in alpha:
+
+        def expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
+            out: list[tuple] = []
+            for n, (path, used) in enumerate(items):
+                ops = tuple(alpha[i] for i in path)
+                for j, op in enumerate(alpha):
                     nu = first_use_ok(op, used)
                     if nu is None:
                         continue
-                    edges += 1
-                    _replay(ra, path)
-                    _replay(rb, path)
+                    replay(ra, ops)
+                    replay(rb, ops)
                     oa, ob = observe(ra, op), observe(rb, op)
-                    seq = path + (op,)
                     self.sequences += 1
                     if oa != ob:
-                        self._record(g, list(seq), oa, ob)
-                        continue
-                    if oa[2] is not None:
-                        continue
-                    key = (state_key(ra), state_key(rb))
-                    if key not in seen:
-                        seen.add(key)
-                        nxt.append((seq, nu))
-                if time.perf_counter() - t0 > seconds:
-                    if progress:
-                        progress(f"diff: time limit in depth {depth}")
-                    return edges
-            if progress:
-                progress(f"diff: depth {depth}: {len(seen)} state pairs, {edges} edges, "
-                         f"{len(self.groups)} groups")
-            frontier = nxt
-        return edges
+                        out.append((n, j, nu, None, (oa, ob)))
+                    elif oa[2] is not None:  # both diverge from the oracle alike: stop
+                        out.append((n, j, nu, None, None))
+                    else:
+                        out.append((n, j, nu, digest((state_key(ra), state_key(rb), nu)),
+                                    None))
+            return out
+
+        def record(path: tuple[int, ...], diff: object) -> None:
+            oa, ob = diff  # type: ignore[misc]
+            self._record(g, [alpha[i] for i in path], oa, ob)
+
+        s = breadth_first(digest((state_key(ra), state_key(rb), NO_IDS)), expand, max_ops,
+                          seconds, on_payload=record, label="diff: depth",
+                          progress=progress and (lambda m: progress(
+                              f"{m}, {len(self.groups)} groups")))
+        if not s.complete and progress:
+            progress(f"diff: time limit in depth {s.depth + 1}")
+        return s.edges
 
     def _record(self, g: Geometry, seq: list[O.Op], oa: tuple, ob: tuple) -> None:
         key = _group_key(seq[-1], oa, ob)

@@ -102,35 +102,29 @@ class Transitions:
 def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -> set:
     """Transitions reachable within `max_ops` over the small exhaustive world."""
     from daxfuzz.core.runner import Runner
-    from daxfuzz.explore.exhaust import SMALL, _replay, alphabet, first_use_ok, state_key
+    from daxfuzz.explore.bfs import NO_IDS, breadth_first
+    from daxfuzz.explore.exhaust import SMALL, alphabet, digest, first_use_ok, replay, state_key
 
     tr = Transitions()
     r = Runner(target, SMALL)
     alpha = alphabet(SMALL)
-    seen = {state_key(r)}
-    frontier: list[tuple[tuple, tuple]] = [((), (0, 0, 0, 0))]
-    import time
 
-    t0 = time.perf_counter()
-    for _depth in range(max_ops):
-        nxt = []
-        for path, used in frontier:
-            for op in alpha:
+    def expand(items):
+        out = []
+        for n, (path, used) in enumerate(items):
+            ops = tuple(alpha[i] for i in path)
+            for j, op in enumerate(alpha):
                 nu = first_use_ok(op, used)
                 if nu is None:
                     continue
-                _replay(r, path)
+                replay(r, ops)
                 _prime(tr, r)
                 d = r.step(op)
                 tr.after_step(r, op)
-                if d is None:
-                    k = state_key(r)
-                    if k not in seen:
-                        seen.add(k)
-                        nxt.append((path + (op,), nu))
-            if time.perf_counter() - t0 > seconds:
-                return tr.seen
-        frontier = nxt
+                out.append((n, j, nu, None if d else digest((state_key(r), nu)), None))
+        return out
+
+    breadth_first(digest((state_key(r), NO_IDS)), expand, max_ops, seconds)
     return tr.seen
 
 
