@@ -511,9 +511,10 @@ def test_write_from_is_pwrite_from_the_slots_mapping():
                      "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=2 pages=3\n"  # shapes differ
                      "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=14 pages=3\n"  # past max
                      "unmount\n"
-                     "write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=0 pages=1\n")  # ENOENT: open
+                     "write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=0 pages=1\n"  # ENOENT: open
+                     "write_from mm=0 vma=0 src_pgoff=15 ino=1 pgoff=15 pages=4\n")  # ENOENT
     p = translate(tr)
-    assert p.steps == 8 and not p.skipped
+    assert p.steps == 9 and not p.skipped
     # pwrite_from SLOT INO LAST NSEG (SOFF DOFF LEN)...; LAST = off(src_pgoff + pages - 1)
     assert prog_lines(p.text) == [
         "init 2 4194304 2097152",
@@ -523,9 +524,10 @@ def test_write_from_is_pwrite_from_the_slots_mapping():
         "step 4", "pwrite_from 0 1 2109440 1 2097152 4194304 2097152",  # a whole extent
         # model pages 0->2, 1->3, 2->4: each one's first 4 KiB, in order
         "step 5", "pwrite_from 0 1 8192 3 0 8192 4096 4096 12288 4096 8192 2097152 4096",
-        "step 6", "errno EINVAL",
+        "step 6", "pwrite 1 -1 4096",  # past max: EINVAL after open, as for write
         "step 7", "umount",
         "step 8", "pwrite_from 0 0 0 1 0 0 4096",
+        "step 9", "pwrite 1 -1 4096",  # past max, unmounted: open's ENOENT (kf-2028 1797)
     ]
     tr = parse_trace("geometry: max_file_pages=32\n"
                      "write_from mm=0 vma=0 src_pgoff=0 ino=1 pgoff=1 pages=17\n")
@@ -544,7 +546,7 @@ def test_write_from_with_pmd_order_9_is_the_identity():
         "init 2 2097152 2097152",
         "step 1", "pwrite_from 0 1 2093056 1 0 2097152 2097152",
         "step 2", "pwrite_from 3 0 28672 1 12288 2867200 20480",
-        "step 3", "errno EINVAL",
+        "step 3", "pwrite 0 -1 4096",
     ]
 
 

@@ -106,8 +106,8 @@ EFAULT (no VMA in the slot, a source page no VMA of it covers, or the last sourc
 anything is written: every byte of every segment's source inside the slot's mapped
 pieces (the pieces are unions of whole model pages' extents, so that is the model's
 cover, holes included), and ``LAST = off(src_pgoff + pages - 1)`` below the source
-file's size (stat).  Past ``max_file_pages`` it is ``errno EINVAL`` and
-when unmounted ENOENT (the helper opens ``ino`` first), as for ``write``.  It runs in
+file's size (stat).  Past ``max_file_pages`` it is ``pwrite INO -1 4096``, as for
+``write``: EINVAL, and when unmounted ENOENT (the helper opens ``ino`` first).  It runs in
 the process playing ``mm`` (a forked child's worker for a child mm), not in a child of
 the helper: the fault must be in that mm.  So it is not timed out; a pwrite cannot wait
 for GUP (no layout break for BREAK_WRITE).
@@ -420,7 +420,9 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         return [f"pwrite {op.ino} {o} {n}"], None
     if isinstance(op, WriteFrom):
         if op.pgoff + op.pages > g.max_file_pages:
-            return ["errno EINVAL"], None  # the model's bound, as for write
+            # the model's bound, after its ENOENT, as for write: `errno EINVAL` here
+            # would not open the file and so hide an unmount's ENOENT
+            return [f"pwrite {op.ino} -1 {PAGE}"], None
         segs = write_from_segments(g, op)
         if len(segs) > MAX_SEGS:
             return [f"skip write_from of {op.pages} pages of different shapes needs "
