@@ -27,7 +27,9 @@ KNOWN_MINIMAL = 3
 
 def test_random_engine_finds_broken_target():
     st = random_engine.run(BROKEN, DEFAULT, seconds=10, seed=1, stop_at_first=True)
-    assert st.findings and st.first_found < 5
+    # found, and the run stopped there: how fast is `daxfuzz bench`'s, not a test's
+    assert len(st.findings) == 1 and st.first_found is not None
+    assert st.first_found <= st.seconds
 
 
 # The real kernels' own divergences, each documented by a corpus trace: the CoW of a
