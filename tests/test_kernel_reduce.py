@@ -429,3 +429,23 @@ def test_kernel_reduce_accepts_a_raw_only_gap(tmp_path, monkeypatch):
     # without the page reader (no layout: raw_check of an empty manifest) it agrees
     fig = reduce_file({}, str(p), seconds=1e9, runner=fake)
     assert fig["class"] == "agree" and not fig["kind"]
+
+
+def test_a_6_1_finding_folder_names_6_1_and_the_legacy_port(tmp_path):
+    # `kernel fuzz --kernel 6.1` stores findings predicted by `legacy`: their README
+    # and finding.json name the kernel that ran, not 7.2
+    from dataclasses import replace
+
+    from daxfuzz.guest import kreduce
+    from daxfuzz.guest.kfinding import read_info, write_finding
+
+    case = kreduce.candidate_case("s61-000001", DEFAULT, (O.Mmap(0, 0, 0),))
+    case = replace(case, trace=replace(case.trace, target="legacy"))
+    path = write_finding(str(tmp_path), case, Verdict(
+        MODEL_GAP, notes=["step 1: x"], kinds=["mmap: kernel EXDEV, legacy port ok"]),
+        None, "", ["test"])
+    folder = os.path.dirname(path)
+    readme = open(os.path.join(folder, "README.md")).read()
+    assert readme.splitlines()[0] == "# model gap s61-000001 (Linux 6.1 under QEMU)"
+    assert "the legacy port predicts one result" in readme and "7.2 port" not in readme
+    assert read_info(folder).kernel == "6.1"

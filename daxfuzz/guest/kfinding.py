@@ -22,7 +22,15 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
-from daxfuzz.guest.kfuzz import KERNEL_FINDING, TARGET, Case, Verdict, primary_kind, report_site
+from daxfuzz.guest.kfuzz import (
+    KERNEL_FINDING,
+    KERNEL_OF,
+    TARGET,
+    Case,
+    Verdict,
+    primary_kind,
+    report_site,
+)
 from daxfuzz.guest.results import GuestTrace, oracle_outcome
 from daxfuzz.textio import write_text_atomic
 from daxfuzz.vocab.trace import Trace, write_trace_atomic
@@ -81,6 +89,12 @@ class Info:
     function: str = ""
     repro: str = ""  # "repro.c", or why there is none
     notes: list[str] = field(default_factory=list)
+    kernel: str = TARGET  # the kernel it ran on ("7.2", "6.1"), from the predicting target
+
+
+def kernel_of(target: str | None) -> str:
+    """The kernel version a target predicts, for titles ("legacy" -> "6.1")."""
+    return KERNEL_OF.get(target or TARGET, target or TARGET)
 
 
 def first_report(gt: GuestTrace | None) -> tuple[str, str]:
@@ -134,18 +148,19 @@ def write_readme(d: str, info: Info, case: Case, gt: GuestTrace | None, v: Verdi
     """README.md of finding folder `d` from the shortest trace's run (`case`, `gt`)."""
     best = info.reduced or info.trace
     p = os.path.join(d, best)
-    what = ("A kernel finding: the kernel did something the 7.2 port does not predict"
+    port = f"{case.trace.target or TARGET} port"
+    what = (f"A kernel finding: the kernel did something the {port} does not predict"
             if info.cls == KERNEL_FINDING else
-            "A model gap: the 7.2 port predicts one result, the kernel gives another "
+            f"A model gap: the {port} predicts one result, the kernel gives another "
             "and logs nothing")
-    out = [f"# {info.cls} {info.name} (Linux {TARGET} under QEMU)", "",
+    out = [f"# {info.cls} {info.name} (Linux {info.kernel} under QEMU)", "",
            f"{what}.", "", f"**Kind:** `{info.kind}`", ""]
     if info.first_report:
         out += [f"**First kernel report:** `{info.first_report}`"
                 + (f" (in `{info.function}()`)" if info.function else ""), ""]
     out += ["## What the kernel did, what the port predicted", "",
             f"In `{best}` ({len(case.ops)} ops):", "",
-            "| step | op | 7.2 port | a correct kernel | kernel |", "|---|---|---|---|---|",
+            f"| step | op | {port} | a correct kernel | kernel |", "|---|---|---|---|---|",
             *(_rows(case, gt) or ["| - | (no step differs: see the notes) | | | |"]), ""]
     out += ["The verdict's notes:", "", *[f"- {n}" for n in v.notes], ""]
     out += ["## Traces", "",
@@ -189,7 +204,8 @@ def write_finding(out: str, case: Case, v: Verdict, gt: GuestTrace | None, conso
     write_trace_atomic(path, tr)
     rep, fn = first_report(gt)
     info = Info(case.name, v.cls, kind or primary_kind(v), len(case.ops),
-                f"{case.name}.trace", first_report=rep, function=fn, notes=v.notes)
+                f"{case.name}.trace", first_report=rep, function=fn, notes=v.notes,
+                kernel=kernel_of(case.trace.target))
     cons = v.cls == KERNEL_FINDING and bool(console)
     if cons:
         write_text_atomic(os.path.join(d, "console.txt"), cut_console(console, case.name)
@@ -230,12 +246,13 @@ def reduced_trace(case: Case, original: Trace, red, kind: str) -> Trace:
     from daxfuzz.core.reduce import UNREDUCED
 
     expect = f"divergence {case.pred.divergence}" if case.pred.divergence else "agree"
-    desc = [f"reduced on Linux {TARGET} under QEMU by `daxfuzz kernel reduce` from "
+    desc = [f"reduced on Linux {kernel_of(original.target)} under QEMU by `daxfuzz kernel "
+            "reduce` from "
             f"{red.original} to {len(red.ops)} ops ({red.rounds} rounds, {red.boots} boots, "
             f"{red.seconds:.0f} s), keeping: {kind}", *original.description]
     if not red.complete:
         desc.insert(1, UNREDUCED.replace("daxfuzz reduce", "daxfuzz kernel reduce"))
-    return Trace(ops=tuple(red.ops), target=TARGET, geometry=original.geometry,
+    return Trace(ops=tuple(red.ops), target=original.target or TARGET, geometry=original.geometry,
                  expect=expect, description=tuple(desc))
 
 
