@@ -86,6 +86,21 @@ def run_batch(machine: type, seed: int | None, s: settings) -> None:
     run_state_machine_as_test(machine, settings=s)
 
 
+def run_until(end: float, make: Callable[[], type], examples: int = 50) -> tuple[int, int]:
+    """Batches of `examples` examples, each on a fresh machine from `make()`, until `end`
+    (monotonic); a divergence ends only its batch.  (steps, examples) run."""
+    steps = done = 0
+    while time.monotonic() < end:
+        m = make()
+        try:
+            run_batch(m, None, batch_settings(examples, 50))
+        except Exception:  # noqa: BLE001 - a divergence ends one batch
+            pass
+        steps += m.steps
+        done += m.examples
+    return steps, done
+
+
 @dataclass(frozen=True)
 class VmaRef:
     """A mapped VMA as the rules see it."""

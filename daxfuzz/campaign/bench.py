@@ -120,20 +120,13 @@ def bench_atheris(target: str, g: Geometry, seconds: float = 10.0, max_ops: int 
 def bench_hypothesis(target: str, g: Geometry, seconds: float = 10.0) -> tuple[float, float]:
     """(steps/s, examples/s) of the state machine with the runner check on every step."""
 
-    from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
+    from fuzz.hypothesis_machine import machine_for, run_until
 
     end = time.monotonic() + seconds
     t0 = time.monotonic()
-    steps = examples = 0
     with tempfile.TemporaryDirectory() as tmp:
-        while time.monotonic() < end:
-            m = machine_for(target, g, findings=tmp, deadline=end, known={"*"})
-            try:
-                run_batch(m, None, batch_settings(50, 50))
-            except Exception:  # noqa: BLE001 - a divergence ends the batch
-                pass
-            steps += m.steps
-            examples += m.examples
+        steps, examples = run_until(
+            end, lambda: machine_for(target, g, findings=tmp, deadline=end, known={"*"}))
     dt = time.monotonic() - t0
     return steps / dt, examples / dt
 

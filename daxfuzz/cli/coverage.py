@@ -36,23 +36,20 @@ def campaign(target: str, engine: str, seconds: float, seed: int):
 
     if engine == "hypothesis":
 
-        from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
-
-        tr = Transitions()
-        end = time.monotonic() + seconds
-        execs = steps = 0
         import tempfile
 
+        from fuzz.hypothesis_machine import machine_for, run_until
+
+        tr = Transitions()
+
+        def make() -> type:
+            m = machine_for(target, DEFAULT, findings=tmp, deadline=end)
+            m.transitions = tr
+            return m
+
+        end = time.monotonic() + seconds
         with tempfile.TemporaryDirectory() as tmp:
-            while time.monotonic() < end:
-                m = machine_for(target, DEFAULT, findings=tmp, deadline=end)
-                m.transitions = tr
-                try:
-                    run_batch(m, None, batch_settings(50, 50))
-                except Exception:  # noqa: BLE001 - a divergence ends one batch
-                    pass
-                execs += m.examples
-                steps += m.steps
+            steps, execs = run_until(end, make)
         return tr, execs, steps
     rng = random.Random(seed)
     codec = Codec(DEFAULT)

@@ -22,7 +22,7 @@ import hashlib
 import io
 import pickle
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 
 from daxfuzz.core.known import Known
@@ -151,6 +151,18 @@ def first_use_ok(op: O.Op, used: tuple[int, ...]) -> tuple[int, ...] | None:
         if v == u[k]:
             u[k] += 1
     return tuple(u)
+
+
+def tries(items: Sequence[tuple[tuple[int, ...], tuple]], alpha: Sequence[O.Op]
+          ) -> Iterator[tuple[int, tuple[O.Op, ...], int, O.Op, tuple]]:
+    """Every op canonical first use allows from each frontier item of the breadth-first
+    search: (item number, the item's path as ops, op index, op, ids used after it)."""
+    for n, (path, used) in enumerate(items):
+        ops = tuple(alpha[i] for i in path)
+        for j, op in enumerate(alpha):
+            nu = first_use_ok(op, used)
+            if nu is not None:
+                yield n, ops, j, op, nu
 
 
 def world_rejects(r: Runner, op: O.Op) -> bool:
@@ -447,23 +459,17 @@ class TargetDiff:
 
         def expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
             out: list[tuple] = []
-            for n, (path, used) in enumerate(items):
-                ops = tuple(alpha[i] for i in path)
-                for j, op in enumerate(alpha):
-                    nu = first_use_ok(op, used)
-                    if nu is None:
-                        continue
-                    replay(ra, ops)
-                    replay(rb, ops)
-                    oa, ob = observe(ra, op), observe(rb, op)
-                    self.sequences += 1
-                    if oa != ob:
-                        out.append((n, j, nu, None, (oa, ob)))
-                    elif oa[2] is not None:  # both diverge from the oracle alike: stop
-                        out.append((n, j, nu, None, None))
-                    else:
-                        out.append((n, j, nu, digest((state_key(ra), state_key(rb), nu)),
-                                    None))
+            for n, ops, j, op, nu in tries(items, alpha):
+                replay(ra, ops)
+                replay(rb, ops)
+                oa, ob = observe(ra, op), observe(rb, op)
+                self.sequences += 1
+                if oa != ob:
+                    out.append((n, j, nu, None, (oa, ob)))
+                elif oa[2] is not None:  # both diverge from the oracle alike: stop
+                    out.append((n, j, nu, None, None))
+                else:
+                    out.append((n, j, nu, digest((state_key(ra), state_key(rb), nu)), None))
             return out
 
         def record(path: tuple[int, ...], diff: object) -> None:

@@ -103,7 +103,7 @@ def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -
     """Transitions reachable within `max_ops` over the small exhaustive world."""
     from daxfuzz.core.runner import Runner
     from daxfuzz.explore.bfs import NO_IDS, breadth_first
-    from daxfuzz.explore.exhaust import SMALL, alphabet, digest, first_use_ok, replay, state_key
+    from daxfuzz.explore.exhaust import SMALL, alphabet, digest, replay, state_key, tries
 
     tr = Transitions()
     r = Runner(target, SMALL)
@@ -111,17 +111,12 @@ def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -
 
     def expand(items):
         out = []
-        for n, (path, used) in enumerate(items):
-            ops = tuple(alpha[i] for i in path)
-            for j, op in enumerate(alpha):
-                nu = first_use_ok(op, used)
-                if nu is None:
-                    continue
-                replay(r, ops)
-                _prime(tr, r)
-                d = r.step(op)
-                tr.after_step(r, op)
-                out.append((n, j, nu, None if d else digest((state_key(r), nu)), None))
+        for n, ops, j, op, nu in tries(items, alpha):
+            replay(r, ops)
+            _prime(tr, r)
+            d = r.step(op)
+            tr.after_step(r, op)
+            out.append((n, j, nu, None if d else digest((state_key(r), nu)), None))
         return out
 
     breadth_first(digest((state_key(r), NO_IDS)), expand, max_ops, seconds)

@@ -39,11 +39,15 @@ def predictions(trace: Trace, target: str = "7.2") -> tuple[list[str], list[str]
     return oracle, port
 
 
+def safe_stem(path: str) -> str:
+    """The file's name without its extension, characters other than [A-Za-z0-9_-] as _."""
+    base = os.path.basename(path).rsplit(".", 1)[0]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in base)
+
+
 def program_name(i: int, path: str) -> str:
     """The guest program's name for the i-th trace file: index and a safe stem."""
-    base = os.path.basename(path).rsplit(".", 1)[0]
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in base)
-    return f"{i:03d}-{safe}"[:60]
+    return f"{i:03d}-{safe_stem(path)}"[:60]
 
 
 @dataclass
@@ -159,8 +163,7 @@ def store_run_finding(out: str, t: TraceRun, console: str, target: str = "7.2",
     from daxfuzz.guest.kreduce import candidate_case
 
     assert t.gt is not None
-    stem = "".join(c if c.isalnum() or c in "-_" else "_"
-                   for c in os.path.basename(t.path).rsplit(".", 1)[0])[:60] or "trace"
+    stem = safe_stem(t.path)[:60] or "trace"
     case = candidate_case(stem, t.trace.geometry, t.trace.ops)
     if case is None:
         return None  # a step the guest cannot express: judged step by step, not stored
