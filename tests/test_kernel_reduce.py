@@ -308,7 +308,9 @@ def test_reduce_a_padded_bug_trace_in_the_guest(tmp_path, capsys):
         pytest.skip(f"guest not set up: {e}")
     p = tmp_path / "padded.trace"
     p.write_text(PADDED)
-    rc = main(["kernel", "reduce", str(p), "--reduce-time", "400"])
+    # the budget is a bound, not the expectation: alone this takes about 2 minutes, but
+    # under a full test run's load a 400 s budget ran out with msync/unpin still held
+    rc = main(["kernel", "reduce", str(p), "--reduce-time", "1800"])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "kernel report: kernel BUG at fs/inode.c:777" in out
