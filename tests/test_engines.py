@@ -97,7 +97,7 @@ def test_atheris_harness_finds_and_reduce_converts_crash(tmp_path, capsys):
 
 
 @pytest.mark.smoke
-@pytest.mark.parametrize("engine", ["random", "hypothesis", "atheris"])
+@pytest.mark.parametrize("engine", ["random", "hypothesis", "atheris", "portfolio"])
 def test_daxfuzz_fuzz_finds_broken_target(engine, tmp_path, capsys):
     rc = cli(["fuzz", "--engine", engine, "--target", BROKEN, "--time", "4", "--seed", "1",
               "-q", "--findings", str(tmp_path / "f"), "--corpus", str(tmp_path / "c")])

@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from daxfuzz.campaign import folder as C
 from daxfuzz.campaign.libfuzzer import Slices, drain_artifacts, run_atheris
 from daxfuzz.campaign.progress import Display, Status, aside_note
-from daxfuzz.campaign.workers import Job, hypothesis_worker, random_worker, spawn
+from daxfuzz.campaign.workers import (
+    Job,
+    hypothesis_worker,
+    random_worker,
+    reduce_deadline,
+    spawn,
+)
 from daxfuzz.core.known import base_of, documented_known, replay_known
 from daxfuzz.vocab.geometry import Geometry
 
-ENGINES = ("atheris", "hypothesis", "random")
+ENGINES = ("portfolio", "atheris", "hypothesis", "random")
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class FuzzConfig:
     jobs: int
     seed: int | None  # None: a random one
     findings: str
-    corpus: str  # atheris: its libFuzzer corpus; others: where the default database is
+    corpus: str  # atheris and portfolio: the libFuzzer corpus; others: unused
     db: str  # Hypothesis example database: a folder, redis://..., or "none"
     scenarios: str  # the scenario corpus whose documented divergences are known, or "none"
     campaign: str  # the campaign folder
@@ -61,11 +67,11 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
     are said on `err` as they come."""
     g = cfg.geometry
     os.makedirs(cfg.findings, exist_ok=True)
-    for problem in C.scan(cfg.findings, [cfg.corpus],
-                          cfg.db if cfg.engine == "hypothesis" else None):
+    uses_db = cfg.engine in ("hypothesis", "portfolio")
+    for problem in C.scan(cfg.findings, [cfg.corpus], cfg.db if uses_db else None):
         C.say(problem)
     C.clean_temp([cfg.findings, os.path.join(cfg.findings, C.QUEUE), cfg.campaign])
-    if cfg.engine == "hypothesis" and cfg.db != "none" and "://" not in cfg.db:
+    if uses_db and cfg.db != "none" and "://" not in cfg.db:
         from daxfuzz.campaign.hypothesis_db import remove_stale_temp
 
         remove_stale_temp(cfg.db, C.say)
@@ -97,6 +103,8 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
         drain_artifacts(slices, st, disp, known, camp)  # a killed atheris run's crash inputs
         if cfg.engine == "atheris":
             run_atheris(slices, st, disp, known, camp)
+        elif cfg.engine == "portfolio":
+            run_portfolio(cfg, slices, seed, st, disp, known, camp)
         else:
             job = Job(cfg.target, g, cfg.seconds, seed, cfg.parsed_weights, cfg.swarm, known,
                       cfg.findings, max_ops=cfg.max_ops, db=cfg.db)
@@ -117,6 +125,44 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
                     base_findings=sorted(st.base_found),
                     first_found=st.first_found)
     return st, camp
+
+
+def run_portfolio(cfg: FuzzConfig, slices: Slices, seed: int, st: Status, disp: Display,
+                  known: set[str], camp: C.Campaign) -> None:
+    """The members in turn (daxfuzz.campaign.portfolio.schedule), each on every job for
+    its slice; what one found is known to the next.  Round r seeds the random and
+    Hypothesis workers with seed + 1000003 r; atheris resumes from its corpus and
+    Hypothesis from its database."""
+    import time
+
+    from daxfuzz.campaign.portfolio import schedule
+
+    end = time.monotonic() + cfg.seconds
+    fuzzer_view: tuple[int | None, int | None] = (None, None)  # libFuzzer's cov, corpus
+    for member, planned, rnd in schedule(cfg.seconds):
+        t = min(planned, end - time.monotonic())
+        if t < 0.5 or member == "atheris" and t < 1:
+            break
+        known |= {f["signature"] for f in st.findings}
+        st.member = member
+        if member == "atheris":
+            st.cov, st.corpus = fuzzer_view
+            rseed = None if slices.seed is None else slices.seed + 1_000_003 * rnd
+            run_atheris(replace(slices, seconds=t, seed=rseed,
+                                reduce_by=reduce_deadline(end, cfg.seconds)),
+                        st, disp, known, camp)
+            fuzzer_view = (st.cov, st.corpus)
+        else:
+            job = Job(cfg.target, cfg.geometry, t, seed + 1_000_003 * rnd,
+                      cfg.parsed_weights, cfg.swarm, known, cfg.findings,
+                      max_ops=cfg.max_ops, db=cfg.db,
+                      reduce_by=reduce_deadline(end, cfg.seconds))
+            spawn(hypothesis_worker if member == "hypothesis" else random_worker,
+                  cfg.jobs, job, st, disp)
+            st.cov_by_worker.clear()
+            if fuzzer_view[0] is not None:  # the summary's cov is libFuzzer's
+                st.cov, st.corpus = fuzzer_view
+    st.member = ""
 
 
 def _say_known(cfg: FuzzConfig, disp: Display, stored: set[str],

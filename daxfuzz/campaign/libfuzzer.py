@@ -49,6 +49,7 @@ class Slices:
     weights: str  # the --weights text ("" for the default mix)
     swarm: bool
     max_ops: int
+    reduce_by: float | None = None  # when reductions stop (monotonic); None: the budget's
 
 
 def artifacts_dir(findings: str) -> str:
@@ -66,9 +67,9 @@ def run_atheris(cfg: Slices, st: Status, disp: Display, known: set[str],
     artifacts = artifacts_dir(cfg.findings)
     os.makedirs(artifacts, exist_ok=True)
     end = time.monotonic() + cfg.seconds
-    reduce_by = reduce_deadline(end, cfg.seconds)
+    reduce_by = cfg.reduce_by or reduce_deadline(end, cfg.seconds)
     handled = set(os.listdir(artifacts))
-    base_execs = 0
+    base_execs = st.execs  # a portfolio slice adds to what the other members ran
     # the harness writes its inputs and ops run here (DAXFUZZ_STATS): libFuzzer counts
     # execs only, and the report's ops are execs times the harness's ops per input
     fd, stats_path = tempfile.mkstemp(prefix=".tmp-stats-", dir=camp.path)

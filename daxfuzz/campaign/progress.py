@@ -36,6 +36,7 @@ class Status:
     base_by_worker: dict = field(default_factory=dict)
     first_found: float | None = None
     note: str = ""
+    member: str = ""  # the portfolio's member running now
     reducing: dict = field(default_factory=dict)  # worker -> findings it is reducing
     # the scenario corpus's documented divergences (signature -> trace) and the world,
     # to tell a GUP finding that is one of them through GUP's fault-in
@@ -53,10 +54,11 @@ class Status:
     def line(self) -> str:
         # past the budget only a last reduction or report runs: the clock stops at it
         shown = min(self.elapsed(), self.budget)
-        parts = [f"[{self.engine} on {self.target}] {shown:5.0f}/{self.budget:.0f}s",
+        engine = f"{self.engine}/{self.member}" if self.member else self.engine
+        parts = [f"[{engine} on {self.target}] {shown:5.0f}/{self.budget:.0f}s",
                  f"execs {self.execs:,}", self.rate()]
         if self.cov is not None:
-            parts.append(f"cov {self.cov}" if self.engine == "atheris"
+            parts.append(f"cov {self.cov}" if (self.member or self.engine) == "atheris"
                          else f"transitions {self.cov}")
         if self.corpus is not None:
             parts.append(f"corpus {self.corpus}")

@@ -164,7 +164,7 @@ def summary(runs: list[dict], findings: list[dict], queued: int = 0) -> dict:
                    "a bug in a real target goes to upstream as `daxfuzz kernel repro`'s C file.")
     else:
         r = max(runs, key=lambda r: r.get("id", 0), default={})
-        other = [e for e in ("atheris", "hypothesis", "random") if e != r.get("engine")][0]
+        other = [e for e in ("portfolio", "atheris", "random") if e != r.get("engine")][0]
         nxt.append("No new divergence: fuzz longer, or with another engine: `daxfuzz fuzz "
                    f"--engine {other} --target {r.get('target', 'mainline')} --time 8h`")
     if s["unreduced"]:

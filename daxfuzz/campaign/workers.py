@@ -101,6 +101,9 @@ class Job:
     findings: str  # the findings folder
     max_ops: int = 32  # ops per input (random)
     db: str | None = None  # the Hypothesis example database (a folder, redis://, none)
+    # when reductions stop (monotonic; fork keeps the clock): a portfolio slice reduces
+    # up to the campaign's deadline, not its own.  None: reduce_deadline of the job
+    reduce_by: float | None = None
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -125,7 +128,7 @@ def random_worker(q: Outbox, job: Job, parent: int | None = None) -> None:
     from fuzz import random_engine
 
     die_with_parent(parent)
-    reduce_by = reduce_deadline(time.monotonic() + job.seconds, job.seconds)
+    reduce_by = job.reduce_by or reduce_deadline(time.monotonic() + job.seconds, job.seconds)
     pid = os.getpid()
     last = [0, 0, 0]  # inputs, steps, findings already reported
 
@@ -167,7 +170,7 @@ def hypothesis_worker(q: Outbox, job: Job, parent: int | None = None) -> None:
     rng = random.Random(job.seed)
     known = Known(job.target, job.geometry, own=job.known)
     end = time.monotonic() + job.seconds
-    reduce_by = reduce_deadline(end, job.seconds)
+    reduce_by = job.reduce_by or reduce_deadline(end, job.seconds)
     pid = os.getpid()
     db = open_database(job.db)
     transitions = Transitions()  # this worker's, across its machines

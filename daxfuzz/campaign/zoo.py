@@ -86,10 +86,12 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
 
 
 def find_atheris(variant: str, g: Geometry, budget: float, seed: int,
-                 want: str | None = None):
+                 want: str | None = None, corpus: str | None = None):
+    """libFuzzer on the harness from `corpus` (default: an empty one of its own)."""
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "corpus")
-        os.makedirs(corpus)
+        if corpus is None:
+            corpus = os.path.join(tmp, "corpus")
+            os.makedirs(corpus)
         env = dict(os.environ, DAXFUZZ_TARGET=variant, DAXFUZZ_GEOMETRY=g.text(),
                    DAXFUZZ_WANT=want or "")
         t0 = time.monotonic()
@@ -151,8 +153,36 @@ def find_exhaust(variant: str, g: Geometry, budget: float, seed: int):
     return False, dt, res.edges, None
 
 
+def find_portfolio(variant: str, g: Geometry, budget: float, seed: int,
+                   want: str | None = None):
+    """The members in turn (daxfuzz.campaign.portfolio.schedule) until one finds; the
+    time-to-find counts every slice before it, atheris's start-ups included.  Round r
+    runs a member with seed + 1000003 r (round 0: the member's own run); atheris keeps
+    its corpus from slice to slice."""
+    from daxfuzz.campaign.portfolio import schedule
+
+    t0 = time.monotonic()
+    end = t0 + budget
+    execs = 0
+    with tempfile.TemporaryDirectory() as corpus:
+        for member, slice_s, rnd in schedule(budget):
+            t = min(slice_s, end - time.monotonic())
+            if t < 0.05 or member == "atheris" and t < 1:
+                break
+            s = seed + 1_000_003 * rnd
+            start = time.monotonic()
+            if member == "atheris":
+                found, secs, n, ops = find_atheris(variant, g, t, s, want, corpus=corpus)
+            else:
+                found, secs, n, ops = FINDERS[member](variant, g, t, s, want)
+            execs += n
+            if found:  # the member's time-to-find within its slice, after those before
+                return True, start - t0 + secs, execs, ops
+    return False, time.monotonic() - t0, execs, None
+
+
 FINDERS = {"random": find_random, "hypothesis": find_hypothesis, "atheris": find_atheris,
-           "exhaust": find_exhaust}
+           "exhaust": find_exhaust, "portfolio": find_portfolio}
 
 
 def reduce_finding(variant: str, g: Geometry, ops: list) -> tuple[list, object] | None:

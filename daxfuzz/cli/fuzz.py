@@ -1,6 +1,6 @@
 """`daxfuzz fuzz`: run an engine on a target for a time, save every finding reduced.
 
-    daxfuzz fuzz --engine atheris|hypothesis|random --target T --time 60 --jobs N
+    daxfuzz fuzz --engine portfolio|atheris|hypothesis|random --target T --time 60 --jobs N
 
 Before fuzzing, the reduced findings already in the findings folder are replayed,
 and so are the scenario corpus's documented divergences on the target (`expect 7.2:
@@ -68,8 +68,11 @@ def config(args: argparse.Namespace):
         except argparse.ArgumentTypeError as e:
             raise InputError(f"--db: {e}") from None
     findings = args.findings or default_path("findings")
-    corpus = args.corpus or (default_path("corpus") if args.engine != "atheris"
-                             else default_path("corpus", "atheris"))
+    if args.engine == "portfolio":  # atheris's corpus beside Hypothesis's database
+        corpus = os.path.join(args.corpus or default_path("corpus"), "atheris")
+    else:
+        corpus = args.corpus or (default_path("corpus") if args.engine != "atheris"
+                                 else default_path("corpus", "atheris"))
     return FuzzConfig(
         engine=args.engine, target=args.target, geometry=args.geometry or DEFAULT,
         seconds=args.time, jobs=args.jobs, seed=args.seed, findings=findings, corpus=corpus,
@@ -103,7 +106,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("fuzz", help="fuzz a target with an engine",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", choices=ENGINES, default="atheris")
+    p.add_argument("--engine", choices=ENGINES, default="portfolio",
+                   help="portfolio (default): random, Hypothesis and atheris in turn, "
+                        "sharing findings (see the README's mutation benchmark)")
     p.add_argument("--target", default=default_target(),
                    help="target name (see `daxfuzz targets`; default $DAXFUZZ_TARGET, else "
                         "mainline)")
@@ -116,7 +121,8 @@ def register(subparsers) -> None:
     p.add_argument("--corpus", type=out_dir, default=None,
                    help="atheris corpus dir (default corpus/atheris, which git ignores); "
                         "hypothesis keeps its example database in CORPUS/hypothesis-db "
-                        "(default corpus/); relative to DAXFUZZ_HOME or the checkout")
+                        "(default corpus/), the portfolio both in CORPUS; relative to "
+                        "DAXFUZZ_HOME or the checkout")
     p.add_argument("--findings", type=out_dir, default=None,
                    help="findings folder (default findings/ in DAXFUZZ_HOME or the checkout)")
     p.add_argument("--scenarios", default=None,

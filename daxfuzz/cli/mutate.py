@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "int-1, const+1, const-1, arith+1, arith-1, negate-cond, cond-true, "
                    "drop-operand, swap-stmts, head-tail, return-early")
     p.add_argument("--engine", action="append",
-                   choices=["random", "hypothesis", "atheris", "exhaust"],
+                   choices=["random", "hypothesis", "atheris", "portfolio", "exhaust"],
                    help="engine(s) to measure (repeatable; default random, hypothesis, "
                    "atheris; random is always measured)")
     p.add_argument("--budget", type=duration, default=5.0,

@@ -13,7 +13,7 @@ from daxfuzz.textio import show
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zoo", help="run each engine on every zoo variant; table of results")
     p.add_argument("--engine", action="append",
-                   choices=["random", "hypothesis", "atheris", "exhaust"],
+                   choices=["random", "hypothesis", "atheris", "portfolio", "exhaust"],
                    help="engine(s) to measure (repeatable; default: random, hypothesis, "
                    "atheris; exhaust runs once per variant, seeds do not apply)")
     p.add_argument("--budget", type=duration, default=None,
