@@ -1,6 +1,6 @@
 """Campaigns killed with SIGKILL at random moments lose no finding, and resume.
 
-Each round starts `daxfuzz fuzz` (random, hypothesis, atheris in turn) on one of a few
+Each round starts `daxfuzz fuzz` (random, hypothesis, atheris, portfolio in turn) on one of a few
 buggy targets into a shared findings folder and SIGKILLs the process: every other
 round after a random delay (start-up, fuzzing, reduction, writing), the others just
 after a finding is queued, i.e. during its reduction.  Every FINDING (or RECOVERED)
@@ -55,7 +55,7 @@ def _fuzz(findings: str, target: str, engine: str, seconds: float, seed: int) ->
             "--corpus", os.path.join(os.path.dirname(findings), "corpus"), "--no-report", "-q"]
 
 
-ENGINES = ["random", "hypothesis", "atheris"]
+ENGINES = ["random", "hypothesis", "atheris", "portfolio"]
 KILLS = int(os.environ.get("DAXFUZZ_KILLS", "50"))
 EPOCH = 25  # rounds per findings folder: a fresh folder re-finds, so kills hit reductions
 
@@ -71,7 +71,7 @@ def _wait_for_queue(findings: str, p: subprocess.Popen, limit: float) -> bool:
 
 
 def kill_loop(tmp: str, kills: int, seed: str = "7") -> dict:
-    """SIGKILL `kills` campaigns (random, hypothesis, atheris in turn, on buggy targets),
+    """SIGKILL `kills` campaigns (every engine in turn, on buggy targets),
     half at a random moment, half just after a finding is queued (during its reduction);
     then one unkilled run per target and folder.  Checks every finding reported before a
     kill, and every reduced trace in the folders, is a parsing trace with a test beside
@@ -86,7 +86,8 @@ def kill_loop(tmp: str, kills: int, seed: str = "7") -> dict:
             folders.append(os.path.join(tmp, f"findings{rnd // EPOCH}"))
         findings = folders[-1]
         target = TARGETS[rnd % len(TARGETS)]
-        engine = ENGINES[rnd % len(ENGINES)]
+        # as many engines as targets: shift each lap, or an engine would meet one target
+        engine = ENGINES[(rnd + rnd // len(TARGETS)) % len(ENGINES)]
         log = os.path.join(tmp, f"round{rnd}.log")
         with open(log, "w") as f:
             p = subprocess.Popen(_fuzz(findings, target, engine, 30, rnd), env=env,
@@ -146,7 +147,7 @@ def kill_loop(tmp: str, kills: int, seed: str = "7") -> dict:
 
 
 def test_sigkill_loop_loses_no_finding(tmp_path):
-    """>= 50 SIGKILLs over random, hypothesis and atheris campaigns (half of them during a
+    """>= 50 SIGKILLs over random, hypothesis, atheris and portfolio campaigns (half during a
     reduction): every finding ends as a trace and a test (DAXFUZZ_KILLS changes the count;
     `tools/kill_loop.py` runs it outside pytest and prints the counts)."""
     stats = kill_loop(str(tmp_path), KILLS, os.environ.get("DAXFUZZ_KILL_SEED", "7"))

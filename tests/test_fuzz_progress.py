@@ -104,3 +104,10 @@ def test_finding_past_the_reduction_limit_is_saved_unreduced(tmp_path):
 def test_reduce_deadline_is_proportional_to_the_budget():
     assert W.reduce_deadline(100.0, 8 * 3600) == 100.0 + 2 * 3600
     assert W.reduce_deadline(100.0, 10) == 100.0 + W.REDUCE_GRACE_MIN
+
+
+def test_the_summary_names_the_kernel_an_alias_stands_for():
+    from daxfuzz.campaign.progress import shown_target
+
+    assert shown_target("mainline") == "mainline (7.2)"
+    assert shown_target("7.2") == "7.2" and shown_target("zoo-get-no-ref") == "zoo-get-no-ref"

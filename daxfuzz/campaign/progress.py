@@ -142,9 +142,17 @@ def gup_note(saved: Finding) -> str:
             "GUP's fault-in)") if via else ""
 
 
+def shown_target(name: str) -> str:
+    """`name`, and the kernel an alias stands for: "mainline (7.2)"."""
+    from kdax.targets import target_name
+
+    canon = target_name(name)
+    return f"{name} ({canon})" if canon and canon != name else name
+
+
 def summary(st: Status, findings: str) -> str:
     """The end-of-run report (plain text, pasteable)."""
-    lines = [f"daxfuzz fuzz: {st.engine} on {st.target}, {st.elapsed():.1f}s: "
+    lines = [f"daxfuzz fuzz: {st.engine} on {shown_target(st.target)}, {st.elapsed():.1f}s: "
              f"{st.execs:,} execs ({st.rate()})"
              + (f", cov {st.cov}, corpus {st.corpus}" if st.corpus is not None
                 else f", {st.cov} folio transitions" if st.cov is not None else ""),
