@@ -37,14 +37,12 @@ from fuzz.codec import Codec, parse_weights
 #: 10,550 (and no feedback: libFuzzer keeps one input).  The oracle and runner cost
 #: nothing measurable and add coverage, so they stay in.
 INSTRUMENT = os.environ.get(
-    "DAXFUZZ_INSTRUMENT", "kdax,oracle,daxfuzz.core.runner,fuzz.transition_edges").split(",")
+    "DAXFUZZ_INSTRUMENT", "kdax,oracle,daxfuzz.core.runner").split(",")
 with atheris.instrument_imports(include=INSTRUMENT):
     import kdax.targets  # noqa: F401
     import oracle  # noqa: F401
     from daxfuzz.core.runner import Runner
-    from fuzz.transition_edges import hit
 from daxfuzz.core.known import NEW, Known, Wanted  # noqa: E402
-from daxfuzz.explore.transitions import Transitions, bucket  # noqa: E402
 
 
 class DivergenceFound(Exception):
@@ -73,10 +71,6 @@ if _MUTATED is not None and any(_MUTATED.__module__.startswith(p) for p in INSTR
 # minutes: under 30 bytes after 30 s, five ops; a divergence needing a 6-op sequence is
 # then out of reach.  0 lets the mutators use -max_len from the start.
 LEN_CONTROL = int(os.environ.get("DAXFUZZ_LEN_CONTROL", "0"))
-# State-transition feedback: each (state, op, state) bucket an input exercises is a
-# coverage edge of its own (DAXFUZZ_FEEDBACK=0 turns it off, for comparison).
-FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
-TRANSITIONS = Transitions()
 # `daxfuzz bench --engines` and `daxfuzz fuzz`'s ops count: inputs and ops so far,
 # rewritten to DAXFUZZ_STATS every 512 inputs and at a crash (libFuzzer leaves with
 # _exit: no atexit), with the time of the first write, so the rate is measured after
@@ -89,8 +83,6 @@ def TestOneInput(data: bytes) -> None:
     """Decode `data` to ops, run them; raise on a divergence KNOWN calls new."""
     RUNNER.reset()
     step = RUNNER.step
-    if FEEDBACK:
-        TRANSITIONS.reset()
     seq = CODEC.decode(data, max_ops=MAX_OPS)
     STATS[0] += 1
     STATS[1] += len(seq)
@@ -98,10 +90,6 @@ def TestOneInput(data: bytes) -> None:
         _write_stats()
     for op in seq:
         div = step(op)
-        if FEEDBACK:
-            TRANSITIONS.after_step(RUNNER, op)
-            for tr in TRANSITIONS.last:
-                hit(bucket(tr))
         if div is not None:
             if KNOWN.verdict(seq, div, record=False) != NEW:
                 return

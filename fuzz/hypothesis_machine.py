@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, Phase, Verbosity, settings, target
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import (
@@ -42,9 +42,6 @@ from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
 from daxfuzz.vocab.trace import Trace
 from fuzz.codec import DEFAULT_WEIGHTS
-
-#: state-transition feedback on (DAXFUZZ_FEEDBACK=0 turns it off, for comparison)
-FEEDBACK = os.environ.get("DAXFUZZ_FEEDBACK", "1") != "0"
 
 _COMMON = {"deadline": None,
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
@@ -162,7 +159,6 @@ class DaxMachine(RuleBasedStateMachine):
         self.div = None
         self.dead = False  # a known divergence or time up: the rest of the run is moot
         self.held: set[int] = set()
-        self.new_transitions = 0
         type(self).examples += 1
 
     def _do(self, op: O.Op) -> str | None:
@@ -186,8 +182,7 @@ class DaxMachine(RuleBasedStateMachine):
         cls.kinds[op.name] = cls.kinds.get(op.name, 0) + 1
         self.ops.append(op)
         div = self.runner.step(op)
-        if FEEDBACK:
-            self.new_transitions += len(type(self).transitions.after_step(self.runner, op))
+        type(self).transitions.after_step(self.runner, op)  # the campaign's coverage
         if div is not None:
             v = self.known.verdict(self.ops, div, record=False)
             if v != NEW:
@@ -202,14 +197,6 @@ class DaxMachine(RuleBasedStateMachine):
                 if cls.first_found is None:
                     cls.first_found = time.monotonic()
         return self.runner.last_result
-
-    def teardown(self) -> None:
-        # steer generation toward (state, op, state) transitions not seen before
-        if FEEDBACK:
-            try:
-                target(float(self.new_transitions), label="new folio transitions")
-            except Exception:  # noqa: BLE001 - outside a Hypothesis test (replays)
-                pass
 
     @invariant()
     def agrees(self) -> None:

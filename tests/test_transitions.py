@@ -5,19 +5,11 @@ from __future__ import annotations
 import os
 
 from daxfuzz.core.runner import Runner
-from daxfuzz.explore.transitions import IDLE, Transitions, bucket, edges_source, folio_state
+from daxfuzz.explore.transitions import IDLE, Transitions, folio_state
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import Geometry
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
-
-
-def test_edges_file_is_generated_source():
-    with open(os.path.join(ROOT, "fuzz", "transition_edges.py")) as f:
-        assert f.read() == edges_source()
-    from fuzz.transition_edges import hit
-
-    assert [hit(b) for b in range(256)] == list(range(256))
 
 
 def test_folio_states_along_a_pmd_life():
@@ -53,8 +45,3 @@ def test_new_transitions_reported_once():
     r.step(O.Mmap(0, 0, 0, huge=0))
     r.step(op)
     assert tr.after_step(r, op) == [] and len(tr.last) == 1
-
-
-def test_bucket_is_stable():
-    t = (IDLE, "fault", IDLE)
-    assert bucket(t) == bucket(tuple(t)) and 0 <= bucket(t) < 256
