@@ -58,7 +58,7 @@ RUN_FIELDS: dict[str, tuple] = {
     "geometry": (str,), "weights": (str,), "known": (list,), "execs": (int,),
     "steps": (int,), "cov": (int, type(None)), "corpus": (int, type(None)), "seconds": NUM,
     "op_mix": (dict,), "new_findings": (list,), "first_found": NUM + (type(None),),
-    "base_findings": (list,),
+    "base_findings": (list,), "members": (dict,),
 }
 RUN_STATUS = ("running", "done", "killed")
 

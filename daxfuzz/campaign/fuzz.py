@@ -123,7 +123,7 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
                     seconds=round(st.elapsed(), 2), op_mix=kinds,
                     new_findings=[f["signature"] for f in st.findings],
                     base_findings=sorted(st.base_found),
-                    first_found=st.first_found)
+                    first_found=st.first_found, members=st.members)  # {}: one engine
     return st, camp
 
 
@@ -145,6 +145,7 @@ def run_portfolio(cfg: FuzzConfig, slices: Slices, seed: int, st: Status, disp: 
             break
         known |= {f["signature"] for f in st.findings}
         st.member = member
+        t0, execs0 = time.monotonic(), st.execs
         if member == "atheris":
             st.cov, st.corpus = fuzzer_view
             rseed = None if slices.seed is None else slices.seed + 1_000_003 * rnd
@@ -162,6 +163,10 @@ def run_portfolio(cfg: FuzzConfig, slices: Slices, seed: int, st: Status, disp: 
             st.cov_by_worker.clear()
             if fuzzer_view[0] is not None:  # the summary's cov is libFuzzer's
                 st.cov, st.corpus = fuzzer_view
+        m = st.members.setdefault(member, {"slices": 0, "seconds": 0.0, "execs": 0})
+        m["slices"] += 1
+        m["seconds"] = round(m["seconds"] + time.monotonic() - t0, 2)
+        m["execs"] += st.execs - execs0
     st.member = ""
 
 

@@ -37,6 +37,7 @@ class Status:
     first_found: float | None = None
     note: str = ""
     member: str = ""  # the portfolio's member running now
+    members: dict = field(default_factory=dict)  # portfolio: member -> slices, seconds, execs
     reducing: dict = field(default_factory=dict)  # worker -> findings it is reducing
     # the scenario corpus's documented divergences (signature -> trace) and the world,
     # to tell a GUP finding that is one of them through GUP's fault-in
@@ -159,6 +160,10 @@ def summary(st: Status, findings: str) -> str:
              f"  findings: {len(st.findings)} new, {st.known} known "
              f"({st.known - len(st.documented)} stored in {findings}/, "
              f"{len(st.documented)} documented by the scenario corpus)"]
+    if st.members:
+        lines.append("  members: " + "; ".join(
+            f"{m} {v['seconds']:.1f}s in {v['slices']} slice(s), {v['execs']:,} execs"
+            for m, v in st.members.items()))
     if st.base_found:
         base = base_of(st.target)
         lines.append(f"  the base's: {len(st.base_found)} divergence(s) {base} shows too on "
