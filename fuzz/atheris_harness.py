@@ -38,6 +38,9 @@ from fuzz.codec import Codec, parse_weights
 #: nothing measurable and add coverage, so they stay in.
 INSTRUMENT = os.environ.get(
     "DAXFUZZ_INSTRUMENT", "kdax,oracle,daxfuzz.core.runner").split(",")
+from daxfuzz.core import watchdog  # noqa: E402
+
+watchdog.enable()  # a step that never returns is a crash (`OP:hang`), not a libFuzzer timeout
 with atheris.instrument_imports(include=INSTRUMENT):
     import kdax.targets  # noqa: F401
     import oracle  # noqa: F401

@@ -171,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from daxfuzz.core.watchdog import enable
+
+    enable()  # a target step that never returns is a finding, not a hung command
     try:
         return int(args.func(args))
     except DaxfuzzError as e:

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from daxfuzz.core.conventions import CONVENTIONS
+from daxfuzz.core.watchdog import STEP, StepHang, ensure
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.ops import Exchange, Op, Pin, Punch, Reflink, Truncate, Unmount
 from daxfuzz.vocab.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
@@ -92,6 +93,7 @@ class Runner:
         self.t = self.cls(self.g)
         self.nsteps = 0
         self.last_result = ""
+        ensure()  # this process's watchdog, if enabled
         self.convention = CONVENTIONS[getattr(self.t, "convention", "folio")]
         self.idle = self.t.idle_refcount
         self._mm_pairs = list(zip(self.o.mms, self.t.mms, strict=False))
@@ -105,9 +107,18 @@ class Runner:
         layout = isinstance(op, LAYOUT_OPS) and bool(t.handles)
         if layout:
             before = self._held_associated()
+        wd = STEP
+        wd[0] += 1
+        wd[1] = 1
         try:
             tres = t.apply(op)
+            wd[1] = 0
+        except StepHang as e:  # the target looped: its soft lockup (core.watchdog)
+            wd[1] = 0
+            self.last_result = "hang"
+            return self._div(op, "hang", o.apply(op), str(e))
         except Exception as e:  # a crash of the target is an oops, compared as a value
+            wd[1] = 0
             self.last_result = "exception"
             ores = o.apply(op)
             return self._div(op, "exception", ores, f"{type(e).__name__}: {e}")
