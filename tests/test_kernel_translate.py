@@ -633,3 +633,18 @@ def test_mmap_past_the_bound_keeps_the_models_eexist_first():
     # checks the slot, then mmap(2) at offset 1 is the kernel's EINVAL
     tr = parse_trace("mmap mm=0 vma=0 ino=1 pgoff=4 pages=16 sync=1\n")
     assert prog_lines(translate(tr).text)[-1] == "mmap 0 1 1 4096 3 1 1 0 0"
+
+
+def test_qemu_refusing_the_accelerator_is_the_boot_failure_said():
+    # what `--accel kvm` printed on a host whose nested KVM cannot run the guest
+    text = ("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\n"
+            "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: "
+            "Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.\n"
+            "\x1bc\x1b[?7l\x1b[2JKVM internal error. Suberror: 1\n"
+            "SeaBIOS (version 1.16.2-debian-1.16.2-1)\n")
+    boot, traces = parse_console(text)
+    assert traces == {}
+    assert boot == ["qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69",
+                    "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: "
+                    "Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.",
+                    "KVM internal error. Suberror: 1"]

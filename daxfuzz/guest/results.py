@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 
 KERNEL_BAD = re.compile(r"WARNING:|BUG:|BUG |Oops|KASAN|kernel BUG|general protection|"
                         r"Kernel panic|blocked for more than|refcount_t:")
+#: QEMU's own complaints (an accelerator or CPU model the host refuses): why a guest
+#: never booted, said where "boot: no output" would say nothing
+QEMU_ERROR = re.compile(r"^(?:\S*/)?qemu-system-\S+: |KVM internal error")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc")
 
 
@@ -104,7 +107,7 @@ def parse_console(text: str) -> tuple[list[str], dict[str, GuestTrace]]:
             last_step = 0
             continue
         if cur is None:
-            if KERNEL_BAD.search(line):
+            if KERNEL_BAD.search(line) or QEMU_ERROR.search(line):
                 boot.append(line)
             continue
         if line.startswith("@@T end"):
