@@ -79,3 +79,17 @@ def test_portfolio_campaign_runs_every_member_and_records_the_run(tmp_path, caps
     assert all(v["execs"] > 0 for v in members.values())
     assert sum(v["execs"] for v in members.values()) == run["execs"]
     assert "  members: random " in out
+
+
+def test_timed_cuts_slices_to_the_clock_and_stops_when_too_little_is_left():
+    from daxfuzz.campaign.portfolio import timed
+
+    now = [100.0]
+    got = []
+    for member, t, rnd in timed(10, clock=lambda: now[0]):
+        got.append((member, round(t, 6), rnd))
+        now[0] += t + (1.5 if member == "random" and rnd == 0 else 0)  # a reduction overran
+    # planned: random 2, hypothesis 1, random 4, hypothesis 2, random 1; the 1.5 s overrun
+    # leaves 1.5 s for the last hypothesis slice and nothing for random's last
+    assert got == [("random", 2, 0), ("hypothesis", 1, 0), ("random", 4, 1),
+                   ("hypothesis", 1.5, 1)]

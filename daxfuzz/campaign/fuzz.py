@@ -130,34 +130,28 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
 def run_portfolio(cfg: FuzzConfig, slices: Slices, seed: int, st: Status, disp: Display,
                   known: set[str], camp: C.Campaign) -> None:
     """The members in turn (daxfuzz.campaign.portfolio.schedule), each on every job for
-    its slice; what one found is known to the next.  Round r seeds the random and
-    Hypothesis workers with seed + 1000003 r; atheris resumes from its corpus and
-    Hypothesis from its database."""
+    its slice; what one found is known to the next.  Each round reseeds the members
+    (`member_seed`); atheris resumes from its corpus and Hypothesis from its database."""
     import time
 
-    from daxfuzz.campaign.portfolio import schedule
+    from daxfuzz.campaign.portfolio import member_seed, timed
 
-    end = time.monotonic() + cfg.seconds
+    reduce_by = reduce_deadline(time.monotonic() + cfg.seconds, cfg.seconds)
     fuzzer_view: tuple[int | None, int | None] = (None, None)  # libFuzzer's cov, corpus
-    for member, planned, rnd in schedule(cfg.seconds):
-        t = min(planned, end - time.monotonic())
-        if t < 0.5 or member == "atheris" and t < 1:
-            break
+    for member, t, rnd in timed(cfg.seconds):
         known |= {f["signature"] for f in st.findings}
         st.member = member
         t0, execs0 = time.monotonic(), st.execs
         if member == "atheris":
             st.cov, st.corpus = fuzzer_view
-            rseed = None if slices.seed is None else slices.seed + 1_000_003 * rnd
-            run_atheris(replace(slices, seconds=t, seed=rseed,
-                                reduce_by=reduce_deadline(end, cfg.seconds)),
+            rseed = None if slices.seed is None else member_seed(slices.seed, rnd)
+            run_atheris(replace(slices, seconds=t, seed=rseed, reduce_by=reduce_by),
                         st, disp, known, camp)
             fuzzer_view = (st.cov, st.corpus)
         else:
-            job = Job(cfg.target, cfg.geometry, t, seed + 1_000_003 * rnd,
+            job = Job(cfg.target, cfg.geometry, t, member_seed(seed, rnd),
                       cfg.parsed_weights, cfg.swarm, known, cfg.findings,
-                      max_ops=cfg.max_ops, db=cfg.db,
-                      reduce_by=reduce_deadline(end, cfg.seconds))
+                      max_ops=cfg.max_ops, db=cfg.db, reduce_by=reduce_by)
             spawn(hypothesis_worker if member == "hypothesis" else random_worker,
                   cfg.jobs, job, st, disp)
             st.cov_by_worker.clear()

@@ -16,7 +16,8 @@ default engine) and the zoo and mutation benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 #: (member, units of time per round)
 MEMBERS = (("random", 2), ("hypothesis", 1), ("atheris", 1))
@@ -29,6 +30,8 @@ SLICE_MAX = 300.0
 #: atheris spends 1-4 s instrumenting the kernel modules before its first input, and
 #: libFuzzer's -max_total_time is whole seconds: a shorter atheris slice is skipped
 ATHERIS_MIN = 3.0
+#: round r runs a member with seed + ROUND_SEED * r (round 0: the member's own run)
+ROUND_SEED = 1_000_003
 
 
 def schedule(seconds: float) -> Iterator[tuple[str, float, int]]:
@@ -50,3 +53,21 @@ def schedule(seconds: float) -> Iterator[tuple[str, float, int]]:
             left -= t
         rnd += 1
         unit = min(2 * unit, SLICE_MAX)
+
+
+def member_seed(seed: int, rnd: int) -> int:
+    """The seed a member runs with in round `rnd`."""
+    return seed + ROUND_SEED * rnd
+
+
+def timed(seconds: float, clock: Callable[[], float] = time.monotonic
+          ) -> Iterator[tuple[str, float, int]]:
+    """`schedule(seconds)` against the clock: each slice cut to the time left (a member
+    may overrun its slice: atheris's start-up, a reduction); it ends when what is left
+    is too short for the next member."""
+    end = clock() + seconds
+    for member, planned, rnd in schedule(seconds):
+        t = min(planned, end - clock())
+        if t < 0.5 or member == "atheris" and t < 1:
+            return
+        yield member, t, rnd

@@ -156,20 +156,16 @@ def find_exhaust(variant: str, g: Geometry, budget: float, seed: int):
 def find_portfolio(variant: str, g: Geometry, budget: float, seed: int,
                    want: str | None = None):
     """The members in turn (daxfuzz.campaign.portfolio.schedule) until one finds; the
-    time-to-find counts every slice before it, atheris's start-ups included.  Round r
-    runs a member with seed + 1000003 r (round 0: the member's own run); atheris keeps
-    its corpus from slice to slice."""
-    from daxfuzz.campaign.portfolio import schedule
+    time-to-find counts every slice before it, atheris's start-ups included; each
+    round reseeds the members (`member_seed`); atheris keeps its corpus from slice to
+    slice."""
+    from daxfuzz.campaign.portfolio import member_seed, timed
 
     t0 = time.monotonic()
-    end = t0 + budget
     execs = 0
     with tempfile.TemporaryDirectory() as corpus:
-        for member, slice_s, rnd in schedule(budget):
-            t = min(slice_s, end - time.monotonic())
-            if t < 0.05 or member == "atheris" and t < 1:
-                break
-            s = seed + 1_000_003 * rnd
+        for member, t, rnd in timed(budget):
+            s = member_seed(seed, rnd)
             start = time.monotonic()
             if member == "atheris":
                 found, secs, n, ops = find_atheris(variant, g, t, s, want, corpus=corpus)
