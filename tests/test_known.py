@@ -1,7 +1,7 @@
 """Known means the same bug, not the same signature (daxfuzz/core/known.py)."""
-
 from __future__ import annotations
 
+import json
 import os
 
 from daxfuzz.core.known import (
@@ -84,8 +84,21 @@ def test_deep_rows_time_one_real_bug_from_scratch():
     assert a.found and a.signature == "fault:mapping" and a.reduced_len == stale.minimal
 
 
-def test_deep_rows_refuse_exhaust_and_variants(capsys):
+def test_deep_rows_refuse_exhaust_and_unknown_rows(capsys):
     from daxfuzz.cli import main
 
     assert main(["zoo", "--deep", "--engine", "exhaust"]) == 2
     assert "--deep" in capsys.readouterr().err
+    # a zoo variant is not a deep row: the error names the rows there are
+    assert main(["zoo", "--deep", "--variant", "zoo-missing-put"]) == 2
+    assert "deep:6.15:divergence-stale-index-looks-shared" in capsys.readouterr().err
+
+
+def test_deep_rows_select_one_row(tmp_path, capsys):
+    from daxfuzz.cli import main
+
+    row = "deep:6.15:divergence-stale-index-looks-shared"
+    assert main(["zoo", "--deep", "--variant", row, "--engine", "random", "--seeds", "1",
+                 "--budget", "60", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "zoo.json").read_text())
+    assert list(summary["variants"]) == [row]

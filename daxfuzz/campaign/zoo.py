@@ -296,8 +296,8 @@ def run_zoo(engines: list[str], budget: float, seeds: list[int], jobs: int = 1,
     """Every (variant, engine, seed) attempt; with `deep`, the deep rows instead."""
     from kdax.zoo import ZOO
 
-    names = (list(deep_rows()) if deep else
-             [c.name for c in ZOO if not variants or c.name in variants])
+    names = [n for n in (list(deep_rows()) if deep else [c.name for c in ZOO])
+             if not variants or n in variants]
     work = [(v, e, s, budget) for v in names for e in engines
             for s in (seeds[:1] if e == "exhaust" else seeds)]
     out: list[Attempt] = []

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--deep 600)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seed list")
     p.add_argument("--jobs", type=jobs, default=1, help="parallel runs, at most 4 per core")
-    p.add_argument("--variant", action="append", help="only these variants (repeatable)")
+    p.add_argument("--variant", action="append",
+                   help="only these variants (repeatable; with --deep, deep row names)")
     p.add_argument("--deep", action="store_true",
                    help="the deep rows instead of the zoo: how long each engine takes to "
                         "find, from scratch, a real divergence the corpus documents (7.2's "
@@ -38,20 +39,23 @@ def run(args: argparse.Namespace) -> int:
     engines = args.engine or list(ENGINES)
     if args.budget is None:
         args.budget = 600.0 if args.deep else 60.0
-    if args.deep and ("exhaust" in engines or args.variant):
+    if args.deep and "exhaust" in engines:
         raise ConfigError("--deep measures the fuzzing engines on the deep rows: no "
-                          "--engine exhaust, no --variant")
+                          "--engine exhaust")
     try:
         seeds = [seed(s) for s in args.seeds.split(",") if s]
     except argparse.ArgumentTypeError:
         raise ConfigError(f"--seeds {show(args.seeds)}: comma-separated integers") from None
     if not seeds:
         raise ConfigError("--seeds: no seed given")
-    known = {c.name for c in ZOO}
+    known = list(deep_rows()) if args.deep else [c.name for c in ZOO]
     for v in args.variant or []:
         if v not in known:
-            raise ConfigError(f"unknown zoo variant {v!r}; `daxfuzz targets` lists them")
-    rows = len(deep_rows()) if args.deep else len(args.variant or known)
+            where = ("the deep rows are " + ", ".join(known) if args.deep
+                     else "`daxfuzz targets` lists them")
+            raise ConfigError(f"unknown {'deep row' if args.deep else 'zoo variant'} "
+                              f"{v!r}; {where}")
+    rows = len(args.variant or known)
     n = rows * sum(1 if e == "exhaust" else len(seeds) for e in engines)
     print(f"daxfuzz zoo: {n} runs ({', '.join(engines)}; seeds {seeds}; budget "
           f"{args.budget:g} s; {args.jobs} job(s))", file=sys.stderr)
