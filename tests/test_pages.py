@@ -92,9 +92,47 @@ def test_page_layout_of_the_hand_built_kernel():
     lay = btf.page_layout(btf.Btf(_page_btf()))
     assert lay == {"page_size": 64, "flags": 0, "compound_info": 8, "mapping": 24,
                    "index": 32, "mapcount": 48, "refcount": 52, "folio_flags_1": 64,
-                   "folio_large_mapcount": 80, "folio_entire_mapcount": 88,
+                   "folio_order": 64, "folio_large_mapcount": 80, "folio_entire_mapcount": 88,
                    "folio_pincount": 92, "folio_nr_pages": 120, "as_host": 0,
                    "inode_ino": 64, "pg_head": 6}
+
+
+def _page_btf_61() -> bytes:
+    """Linux 6.1's shape (offsets read from Debian 12's 6.1.0-57 BTF): struct page has
+    compound_head and index; struct folio _folio_order (81), _total_mapcount (84),
+    _pincount (88), _folio_nr_pages (92) and no _large_mapcount."""
+    b = _Blob()
+    ul = b.add("unsigned long", btf.INT, 0, 8, struct.pack("<I", 64))
+    i32 = b.add("int", btf.INT, 0, 4, struct.pack("<I", 32))
+    u8 = b.add("unsigned char", btf.INT, 0, 1, struct.pack("<I", 8))
+    atomic = b.struct("atomic_t", 4, [("counter", i32, 0)])
+    cache = b.struct("", 40, [("lru", ul, 0), ("mapping", ul, 128), ("index", ul, 192),
+                              ("private", ul, 256)])
+    tail = b.struct("", 8, [("compound_head", ul, 0)])
+    u1 = b.struct("", 40, [("", cache, 0), ("", tail, 0)], btf.UNION)
+    u2 = b.struct("", 4, [("page_type", i32, 0), ("_mapcount", atomic, 0)], btf.UNION)
+    b.struct("page", 64, [("flags", ul, 0), ("", u1, 64), ("", u2, 384),
+                          ("_refcount", atomic, 416)])
+    f1 = b.struct("", 64, [("_flags_1", ul, 0), ("_head_1", ul, 64),
+                           ("_folio_dtor", u8, 128), ("_folio_order", u8, 136),
+                           ("_total_mapcount", atomic, 160), ("_pincount", atomic, 192),
+                           ("_folio_nr_pages", i32, 224)])
+    b.struct("folio", 128, [("flags", ul, 0), ("", f1, 512)])
+    b.struct("address_space", 200, [("host", ul, 0)])
+    b.struct("inode", 600, [("i_mode", i32, 0), ("i_ino", ul, 512)])
+    b.add("pageflags", btf.ENUM, 2, 4, struct.pack("<IiIi", b.s("PG_locked"), 0,
+                                                   b.s("PG_head"), 16))
+    return b.bytes()
+
+
+def test_page_layout_of_a_6_1_shaped_kernel():
+    # the older member names, the order in its own byte, no large mapcount (-1)
+    lay = btf.page_layout(btf.Btf(_page_btf_61()))
+    assert lay == {"page_size": 64, "flags": 0, "compound_info": 8, "mapping": 24,
+                   "index": 32, "mapcount": 48, "refcount": 52, "folio_flags_1": 64,
+                   "folio_order": 81, "folio_large_mapcount": -1,
+                   "folio_entire_mapcount": 84, "folio_pincount": 88,
+                   "folio_nr_pages": 92, "as_host": 0, "inode_ino": 64, "pg_head": 16}
 
 
 def test_btf_errors_are_clear():
@@ -246,6 +284,29 @@ def test_a_pinned_small_page_counts_a_get_in_the_guest():
     (e,) = pp.steps[2]
     # the port: PTE 1 + FOLL_PIN 1024; the guest's vmsplice takes a FOLL_GET: 1 + 1
     assert e.fields["refcount"] == 2 and e.fields["order"] == 0
+
+
+def test_legacy_cow_page_is_dax_cow_with_its_count_on_both_sides():
+    # 6.1: a write fault over a reflinked page associates the CoW copy with
+    # PAGE_MAPPING_DAX_COW (0x1) and counts in ->index; the truncate's index-- keeps the
+    # flag at count 0 (the documented off-by-one) -- confirmed on Debian 12's 6.1
+    tr = parse_trace("mmap mm=0 vma=0 ino=0 huge=0\nfault mm=0 vma=0 pgoff=0 write=1\n"
+                     "reflink src=0 dst=1 pages=1\nfault mm=0 vma=0 pgoff=0 write=1\n"
+                     "truncate ino=0\n")
+    pp = pages.plan(tr, "legacy")
+    copy = next(e for e in pp.steps[3] if e.key == (0, 0))
+    assert copy.fields == {"head_delta": 0, "page_mapcount": 0, "order": 0, "refcount": 1,
+                           "mapping": "dax_cow", "share": 1, "extent_shared": False}
+    (freed,) = pp.steps[4]
+    assert freed.mode == 1 and freed.fields["mapping"] == "dax_cow"
+    assert freed.fields["share"] == 0
+    lay61 = btf.page_layout(btf.Btf(_page_btf_61()))
+    gp = pages.parse(["cfg ok=1 levels=4 vmemmap=0x0 files=0:4099,1:4100",
+                      "step=4 pfn=7 raw=" + _raw(mapping=1, index=1, refcount=1).hex(),
+                      "step=4 done reads=1 us=5"])
+    assert pages.guest_fields(gp, gp.steps[4], 7, lay61) == {
+        "head_delta": 0, "page_mapcount": 0, "refcount": 1, "order": 0,
+        "mapping": "dax_cow", "share": 1}
 
 
 def test_bad_guest_lines_never_raise():

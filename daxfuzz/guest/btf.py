@@ -170,22 +170,44 @@ class Btf:
         raise BtfError(f"BTF has no enumerator {name}")
 
 
-#: the fields the host decodes (struct page offsets) and the guest reads
-PAGE_FIELDS = {"flags": "flags", "compound_info": "compound_info", "mapping": "mapping",
-               "index": "__folio_index", "mapcount": "_mapcount", "refcount": "_refcount"}
-FOLIO_FIELDS = {"flags_1": "_flags_1", "large_mapcount": "_large_mapcount",
-                "entire_mapcount": "_entire_mapcount", "pincount": "_pincount",
-                "nr_pages": "_nr_pages"}
+#: the fields the host decodes (struct page offsets) and the guest reads: our name ->
+#: the kernel's member names, newest first (6.1 has ``compound_head`` and ``index``;
+#: 7.2 ``compound_info`` and ``__folio_index``)
+PAGE_FIELDS = {"flags": ("flags",), "compound_info": ("compound_info", "compound_head"),
+               "mapping": ("mapping",), "index": ("__folio_index", "index"),
+               "mapcount": ("_mapcount",), "refcount": ("_refcount",)}
+#: struct folio's (relative to the head, so past ``page_size`` is page[1]): the order is
+#: the low byte of ``_flags_1`` since 6.6, ``_folio_order`` before; 6.1's entire
+#: mapcount is ``_total_mapcount`` and it has no large mapcount (-1: absent)
+FOLIO_FIELDS = {"flags_1": ("_flags_1",), "order": ("_folio_order", "_flags_1"),
+                "large_mapcount": ("_large_mapcount", None),
+                "entire_mapcount": ("_entire_mapcount", "_total_mapcount"),
+                "pincount": ("_pincount",), "nr_pages": ("_nr_pages", "_folio_nr_pages")}
+#: changes when page_layout()'s output does (cached layouts of an older one are redone)
+LAYOUT_VERSION = 2
+
+
+def _first_offset(btf: Btf, struct_name: str, names: tuple[str | None, ...]) -> int:
+    """The offset of the first of `names` struct `struct_name` has (None: -1, absent)."""
+    for name in names:
+        if name is None:
+            return -1
+        try:
+            return btf.offset(struct_name, name)
+        except BtfError:
+            if name == names[-1]:
+                raise
+    raise BtfError(f"BTF: struct {struct_name} has none of {names}")
 
 
 def page_layout(btf: Btf) -> dict[str, int]:
     """Offsets (bytes) the page reader needs; folio_* are relative to the folio's head,
-    so those past ``page_size`` are in page[1]."""
+    so those past ``page_size`` are in page[1]; -1 for a field this kernel lacks."""
     out = {"page_size": btf.sizeof("page")}
-    for k, m in PAGE_FIELDS.items():
-        out[k] = btf.offset("page", m)
-    for k, m in FOLIO_FIELDS.items():
-        out["folio_" + k] = btf.offset("folio", m)
+    for k, names in PAGE_FIELDS.items():
+        out[k] = _first_offset(btf, "page", names)
+    for k, names in FOLIO_FIELDS.items():
+        out["folio_" + k] = _first_offset(btf, "folio", names)
     out["as_host"] = btf.offset("address_space", "host")
     out["inode_ino"] = btf.offset("inode", "i_ino")
     out["pg_head"] = btf.enum_value("PG_head")
@@ -255,7 +277,7 @@ def layout_for(vmlinuz: str, cache: Path) -> dict[str, int]:
     """:func:`page_layout` of a kernel image, cached in ``cache/pagelayout.json`` (keyed
     by the image's size and mtime)."""
     st = os.stat(vmlinuz)
-    key = f"{st.st_size}:{int(st.st_mtime)}"
+    key = f"v{LAYOUT_VERSION}:{st.st_size}:{int(st.st_mtime)}"
     p = cache / "pagelayout.json"
     try:
         d = json.loads(p.read_text())

@@ -1,4 +1,5 @@
-"""Raw struct page state from the real kernel, beside the 7.2 port's, at every step.
+"""Raw struct page state from the real kernel, beside the port's, at every step (the 7.2
+port for Linux 7.2, the legacy port for 6.1).
 
 Method: /proc/kcore, read by the guest helper (daxpages.c, in daxop only; reproducers
 do not carry it).  The host takes the kernel's own type layout from the BTF in the
@@ -35,7 +36,12 @@ Conventions (the runner's ``actual_page`` fields, translated):
 * a model pin holds a FOLL_PIN; the guest's is a vmsplice()d FOLL_GET (translate.py),
   so a pinned small folio has ``1024 - 1`` less refcount per pin in the kernel, and
   a large folio no ``_pincount``;
-* tail pages: compound head, own mapcount and refcount (0), as the runner compares.
+* tail pages: compound head, own mapcount and refcount (0), as the runner compares;
+* 6.1 (the legacy port): fs-DAX pages are never compound and pfn mappings take no
+  reference or mapcount, so an idle page is refcount 1, mapcount 0, order 0; a page
+  several files share has ``mapping`` PAGE_MAPPING_DAX_COW (0x1) and its count in
+  ``index``: ``dax_cow`` and ``share`` on both sides.  The layout's member names are
+  6.1's (btf.py: ``compound_head``, ``index``, ``_folio_order``).
 
 Fields compared: refcount, page mapcount, large/entire mapcount and pincount (large
 folios), order, compound head, mapping, index or share, and the extent's
@@ -52,11 +58,17 @@ from daxfuzz.guest.translate import PAGE, off
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.trace import Trace
 from daxfuzz.vocab.world import GUP_PIN_COUNTING_BIAS
+from kdax.legacy import PAGE_MAPPING_DAX_COW as LEGACY_DAX_COW
 
 #: the kernel's order of a PMD folio (2 MiB / 4 KiB)
 REAL_PMD_ORDER = 9
 #: daxpages.c limits
 MAX_FILES, MAX_PAGES = 8, 64
+#: 6.1's page->mapping of a page shared by several files (page-flags.h
+#: PAGE_MAPPING_DAX_COW, 0x1; 6.15 replaced it by mapping NULL + folio->share), and
+#: both sides' name for it (the legacy port's value is LEGACY_DAX_COW)
+PAGE_MAPPING_DAX_COW = 0x1
+DAX_COW = "dax_cow"
 
 
 @dataclass
@@ -114,6 +126,8 @@ def port_fields(r, pfn: int, pin_large: dict[int, bool] | None = None,
     if isinstance(page.mapping, int) and not isinstance(page.mapping, bool):
         exp["mapping"] = f"f{page.mapping}"
         exp["index"] = off(g, page.index) // PAGE
+    elif page.mapping == LEGACY_DAX_COW:
+        exp["mapping"], exp["share"] = DAX_COW, page.index
     else:
         exp["mapping"] = None
         exp["share"] = page.index
@@ -322,14 +336,19 @@ def guest_fields(gp: GuestPages, st: GuestStep, pfn: int, layout: dict[str, int]
         p1 = st.raw.get(pfn + 1)
         if p1 is None:
             return f"page[1] of large folio {pfn} not dumped"
-        got["order"] = _word(p1, layout["folio_flags_1"] - ps) & 0xFF
-        got["large_mapcount"] = _s32(_word(p1, layout["folio_large_mapcount"] - ps, 4)) + 1
+        got["order"] = _word(p1, layout.get("folio_order", layout["folio_flags_1"]) - ps,
+                             1)
+        if layout.get("folio_large_mapcount", -1) >= 0:  # 6.1 has none
+            got["large_mapcount"] = _s32(_word(p1, layout["folio_large_mapcount"] - ps,
+                                               4)) + 1
         got["entire_mapcount"] = _s32(_word(p1, layout["folio_entire_mapcount"] - ps, 4)) + 1
         got["pincount"] = _s32(_word(p1, layout["folio_pincount"] - ps, 4))
     mapping = _word(raw, layout["mapping"])
     index = _word(raw, layout["index"])
     if mapping == 0:
         got["mapping"], got["share"] = None, index
+    elif mapping == PAGE_MAPPING_DAX_COW:
+        got["mapping"], got["share"] = DAX_COW, index
     else:
         ino = st.spaces.get(mapping)
         fi = gp.files.get(ino) if ino is not None else None
@@ -535,13 +554,14 @@ class RawCheck:
     in the image, an unsupported geometry) programs go without page lines and nothing
     is compared; ``why`` says so."""
 
-    def __init__(self, manifest: dict) -> None:
+    def __init__(self, manifest: dict, target: str = "7.2") -> None:
         from pathlib import Path
 
         from daxfuzz.guest.btf import BtfError, layout_for
         from daxfuzz.guest.build import helper_is_current
 
         self.layout: dict[str, int] | None = None
+        self.target = target  # the port that predicts the pages (plan())
         self.why = ""
         self.plans: dict[str, PagePlan] = {}
         helper = manifest.get("helper")
@@ -558,7 +578,7 @@ class RawCheck:
         """The program `text` of `trace` with its page lines (or as it is)."""
         if self.layout is None or not supported(trace.geometry):
             return text
-        pp = plan(trace)
+        pp = plan(trace, self.target)
         self.plans[name] = pp
         return program_text(text, pp, self.layout)
 
