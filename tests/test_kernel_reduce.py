@@ -121,16 +121,19 @@ class FakeKernel:
     trace stored to page 1 before it (both succeeding); agrees otherwise.  Boots again
     after a BUG."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, target: str = "7.2"):
         from daxfuzz.guest import kreduce
 
         self.programs = 0
+        self.target = target  # the port this kernel runs as (legacy: a 6.1 stand-in)
         self.ops: dict[str, tuple] = {}
+        self.predicted_by: set[str] = set()  # the targets the reduction predicted with
         real = kreduce.candidate_case
 
-        def recording(name, g, ops):
+        def recording(name, g, ops, target="7.2"):
             self.ops[name] = tuple(ops)
-            return real(name, g, ops)
+            self.predicted_by.add(target)
+            return real(name, g, ops, target)
 
         monkeypatch.setattr(kreduce, "candidate_case", recording)
 
@@ -142,7 +145,7 @@ class FakeKernel:
             for k, (name, _text) in enumerate(todo):
                 self.programs += 1
                 ops = self.ops[name]
-                case = candidate_case(name, DEFAULT, ops)
+                case = candidate_case(name, DEFAULT, ops, self.target)
                 gt = _agreeing(case)
                 ok = [op for op, r in zip(ops, case.pred.port, strict=True) if r == "ok"]
                 bug = BUGGY in ok and O.Unmount() in ok[ok.index(BUGGY):]
@@ -226,6 +229,33 @@ def test_reduce_file_runs_it_first_then_reduces(tmp_path, monkeypatch):
     fig = reduce_file({}, str(q), seconds=1e9, runner=fake)
     assert fig["class"] == "agree" and "no disagreement" in fig["why"] and not fig["path"]
     assert not (tmp_path / "fine.reduced.trace").exists()
+
+
+def test_reduce_file_judges_with_the_kernels_own_port(tmp_path, monkeypatch):
+    from daxfuzz.guest.kreduce import reduce_file
+
+    # a 6.1 stand-in (runs every step as the legacy port says): 6.1 refuses a long-term
+    # pin of a private mapping's anonymous copy (EOPNOTSUPP), 7.2 takes it
+    p = tmp_path / "longterm.trace"
+    p.write_text("mmap mm=0 vma=0 ino=0 pages=4 shared=0 huge=0\n"
+                 "fault mm=0 vma=0 pgoff=0 write=1\npin mm=0 vma=0 pgoff=0 h=0 longterm=1\n")
+    fake = FakeKernel(monkeypatch, target="legacy")
+    fig = reduce_file({}, str(p), seconds=1e9, runner=fake, target="legacy")
+    assert fig["class"] == "agree" and not fig["path"], fig
+    assert fake.predicted_by == {"legacy"}
+    # judged by the 7.2 port, the same kernel run is a model gap at the pin
+    fig = reduce_file({}, str(p), seconds=1e9, runner=FakeKernel(monkeypatch, "legacy"))
+    assert fig["class"] == MODEL_GAP and fig["kind"].startswith("pin:"), fig
+    # and a legacy BUG trace reduces with legacy candidates only
+    q = tmp_path / "padded.trace"
+    q.write_text("mmap mm=0 vma=0 ino=0\nfault mm=0 vma=0 pgoff=0\n"
+                 "fault mm=0 vma=0 pgoff=1 write=1\ntruncate ino=1 pages=4\n"
+                 "munmap mm=0 vma=0\nunmount\n")
+    fake = FakeKernel(monkeypatch, target="legacy")
+    fig = reduce_file({}, str(q), seconds=1e9, runner=fake, target="legacy")
+    assert fig["after"] == 4 and fig["complete"] and fake.predicted_by == {"legacy"}
+    red = read_trace(fig["path"])
+    assert red.target == "legacy" and "reduced on Linux 6.1" in red.description[0]
 
 
 @pytest.mark.parametrize("argv", [

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from daxfuzz.cli.kernel import TARGET, guest_args, kernel_arg, kernel_or_none
+from daxfuzz.cli.kernel import guest_args, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
 
@@ -50,9 +50,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
                       step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
                       run_known=args.run_known, max_traces=args.max_traces, log=log,
                       progress=progress, target=kern.target,
-                      no_ops=tuple(kern.unexpressible),
-                      # kreduce judges candidates with the 7.2 port: not another target's
-                      reduce_seconds=args.reduce_time if kern.target == TARGET else 0)
+                      no_ops=tuple(kern.unexpressible), reduce_seconds=args.reduce_time)
     if tty:
         print(file=sys.stderr)
     mins = st.seconds / 60
@@ -87,7 +85,7 @@ def run_fuzz(args: argparse.Namespace) -> int:
 
 
 def run_reduce(args: argparse.Namespace) -> int:
-    from daxfuzz.guest.build import load_manifest
+    from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.kreduce import reduce_file
 
     if not args.reduce_time > 0 or args.step_timeout <= 0 or not args.trace_timeout > 0:
@@ -101,10 +99,13 @@ def run_reduce(args: argparse.Namespace) -> int:
     except InputError as e:
         print(f"daxfuzz: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    manifest = load_manifest()
+    kern = kernel_or_none(args)
+    if kern is None:
+        return EXIT_BAD_INPUT
+    manifest = kernel_manifest(kern)
     try:
         fig = reduce_file(manifest, args.file, seconds=args.reduce_time, output=args.output
-                          or "", run_opts={"step_timeout_ms": args.step_timeout,
+                          or "", target=kern.target, run_opts={"step_timeout_ms": args.step_timeout,
                                            "trace_timeout": args.trace_timeout,
                                            "accel": args.accel},
                           log=lambda s: print(f"kernel reduce: {s}", file=sys.stderr,
@@ -131,8 +132,9 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
         "fuzz", help="a conformance campaign: random traces in the guest against the port",
         description="Generate random op sequences (the random engine's codec, 4..30 ops, "
         "plus a teardown: release, munmap, unmount), run them in batches in the QEMU guest "
-        "(one boot per batch, fresh files per trace) and compare each step with the 7.2 "
-        "port's prediction and the kernel's WARNING/BUG/Oops lines.  Every disagreement is "
+        "(one boot per batch, fresh files per trace) and compare each step with the "
+        "port's prediction (7.2's; legacy's for --kernel 6.1) and the kernel's "
+        "WARNING/BUG/Oops lines.  Every disagreement is "
         "stored in DIR/kernel-finding/ or DIR/model-gap/ (DIR/summary.json: the figures). "
         "Traces where the port predicts a kernel warning (a known 7.2 bug) are cut before "
         "it: each would cost a reboot.  The first finding of each kind (the same kernel "
@@ -163,9 +165,10 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     d = ks.add_parser(
         "reduce", help="reduce a stored trace with the real kernel as the predicate",
         description="Run TRACE once in the guest to learn its kind of disagreement with the "
-        "7.2 port (a kernel report site, a hang, a forbidden SIGBUS/EIO, a model gap at "
+        "port (7.2's; legacy's for --kernel 6.1): a kernel report site, a hang, a "
+        "forbidden SIGBUS/EIO, a model gap at "
         "one op and results, or raw struct pages differing at one op and fields: "
-        "raw:OP:FIELDS), then reduce it: rounds of candidates (chunk removals, then "
+        "raw:OP:FIELDS; then reduce it: rounds of candidates (chunk removals, then "
         "single-op removals), all of a round in one boot, keeping the shortest that shows "
         "the same kind.  Writes STEM.reduced.trace beside TRACE (or -o FILE); in a finding "
         "folder of `kernel fuzz` also its README, C reproducer and console.",
@@ -176,4 +179,5 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     d.add_argument("--reduce-time", type=float, default=300, metavar="S",
                    help="budget in seconds, the first run included (default 300)")
     guest_args(d, trace_timeout=30)
+    kernel_arg(d)
     d.set_defaults(func=run_reduce)

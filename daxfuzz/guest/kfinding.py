@@ -148,6 +148,7 @@ def write_readme(d: str, info: Info, case: Case, gt: GuestTrace | None, v: Verdi
     """README.md of finding folder `d` from the shortest trace's run (`case`, `gt`)."""
     best = info.reduced or info.trace
     p = os.path.join(d, best)
+    kflag = "" if info.kernel == TARGET else f" --kernel {info.kernel}"
     port = f"{case.trace.target or TARGET} port"
     what = (f"A kernel finding: the kernel did something the {port} does not predict"
             if info.cls == KERNEL_FINDING else
@@ -171,13 +172,13 @@ def write_readme(d: str, info: Info, case: Case, gt: GuestTrace | None, v: Verdi
                    f"on the guest from {info.ops} in {r.get('rounds', 0)} round(s), "
                    f"{r.get('boots', 0)} boot(s), {r.get('seconds', 0):.0f} s"
                    + ("" if r.get("complete") else
-                      " (the budget stopped it: not 1-minimal; `daxfuzz kernel reduce "
-                      f"{p}` goes on)"))
+                      " (the budget stopped it: not 1-minimal; `daxfuzz kernel reduce"
+                      f"{kflag} {p}` goes on)"))
     elif info.reduction:
         out.append(f"- not reduced: {info.reduction.get('why', '')}")
-    out += ["", "## Replay it", "", f"    daxfuzz kernel run {p}"]
+    out += ["", "## Replay it", "", f"    daxfuzz kernel run{kflag} {p}"]
     if info.cls == KERNEL_FINDING:
-        out.append(f"    daxfuzz kernel repro {p} -o repro.c --run")
+        out.append(f"    daxfuzz kernel repro{kflag} {p} -o repro.c --run")
         out += ["", "## C reproducer", ""]
         out.append("[`repro.c`](repro.c): `gcc -static -O2 -Wall -o repro repro.c && "
                    "./repro /mnt /dev/pmem0` (as root, on fs-DAX XFS)"
@@ -246,13 +247,14 @@ def reduced_trace(case: Case, original: Trace, red, kind: str) -> Trace:
     from daxfuzz.core.reduce import UNREDUCED
 
     expect = f"divergence {case.pred.divergence}" if case.pred.divergence else "agree"
-    desc = [f"reduced on Linux {kernel_of(original.target)} under QEMU by `daxfuzz kernel "
+    target = case.trace.target or original.target or TARGET  # the port it was judged by
+    desc = [f"reduced on Linux {kernel_of(target)} under QEMU by `daxfuzz kernel "
             "reduce` from "
             f"{red.original} to {len(red.ops)} ops ({red.rounds} rounds, {red.boots} boots, "
             f"{red.seconds:.0f} s), keeping: {kind}", *original.description]
     if not red.complete:
         desc.insert(1, UNREDUCED.replace("daxfuzz reduce", "daxfuzz kernel reduce"))
-    return Trace(ops=tuple(red.ops), target=original.target or TARGET, geometry=original.geometry,
+    return Trace(ops=tuple(red.ops), target=target, geometry=original.geometry,
                  expect=expect, description=tuple(desc))
 
 

@@ -76,10 +76,10 @@ class Prediction:
     divergence: str = ""  # the model's first divergence signature ('' = agree)
 
 
-def predict(g: Geometry, ops: list[O.Op], runner=None) -> Prediction:
+def predict(g: Geometry, ops: list[O.Op], runner=None, target: str = TARGET) -> Prediction:
     from daxfuzz.core.runner import Runner
 
-    r = runner or Runner(TARGET, g)
+    r = runner or Runner(target, g)
     r.reset()
     p = Prediction([], [], [])
     for op in ops:

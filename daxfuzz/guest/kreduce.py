@@ -18,9 +18,10 @@ kernel report anything costs a fresh guest for the rest):
   the current trace (delta debugging's complements at granularity ``n``), of each
   single op, and -- when the previous round found several interesting removals -- of
   all of them at once; shortest first, none seen before;
-* the 7.2 port and the translator pre-filter them (:func:`guest_round`): a candidate
-  with a step the guest cannot express, or where the port predicts a kernel warning
-  the original did not (it would end the boot for nothing), is not run;
+* the port (7.2's, or legacy's for 6.1) and the translator pre-filter them
+  (:func:`guest_round`): a candidate with a step the guest cannot express, or where
+  the port predicts a kernel warning the original did not (it would end the boot for
+  nothing), is not run;
 * the shortest interesting candidate becomes the trace; a round stops booting guests
   once one is found (everything not run yet is longer); ``n`` stays after a chunk
   removal and doubles (up to the length) after a single-op one;
@@ -186,13 +187,16 @@ def _removed(ops: Ops, sub: Ops) -> set[int]:
 
 
 # ------------------------------------------------------------------ the guest ------
-def candidate_case(name: str, g: Geometry, ops: Sequence[O.Op]) -> Case | None:
-    """The case for a candidate (no teardown appended: the candidate keeps what is left
-    of the original's), or None when a step is not expressible in the guest."""
+def candidate_case(name: str, g: Geometry, ops: Sequence[O.Op],
+                   target: str = TARGET) -> Case | None:
+    """The case for a candidate, predicted by `target`'s port (no teardown appended: the
+    candidate keeps what is left of the original's), or None when a step is not
+    expressible in the guest."""
     if any(op_lines(g, op)[1] is not None for op in ops):
         return None
-    tr = Trace(ops=tuple(ops), target=TARGET, geometry=g)
-    return Case(name, tr, predict(g, list(ops)), translate(tr, name), len(ops))
+    tr = Trace(ops=tuple(ops), target=target, geometry=g)
+    return Case(name, tr, predict(g, list(ops), target=target), translate(tr, name),
+                len(ops))
 
 
 @dataclass
@@ -211,6 +215,7 @@ class GuestRound:
     prefix: str = "r"
     deadline: float | None = None  # no further boot in a round after it
     raw: object | None = None  # a pages.RawCheck: compare raw struct pages (raw kinds)
+    target: str = TARGET  # the port predicting the kernel (legacy for 6.1)
     n: int = 0
     prefiltered: int = 0
     best: tuple[Case, GuestTrace, Verdict, str] | None = None  # case, trace, verdict, console
@@ -222,7 +227,7 @@ class GuestRound:
         cases: list[Case | None] = []
         for ops in cands:
             self.n += 1
-            c = candidate_case(f"{self.prefix}{self.n:05d}", self.g, ops)
+            c = candidate_case(f"{self.prefix}{self.n:05d}", self.g, ops, self.target)
             if c is not None and ("exception" in c.pred.port or not {
                     e[0] for e in c.pred.events if e} <= self.events):
                 c = None
@@ -303,14 +308,15 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
     if not kind:
         fig["why"] = "no kind of disagreement to keep"
         return fig
+    target = case.trace.target or TARGET
     if kind.startswith("raw:") and raw is None:
         from daxfuzz.guest.kernels import raw_check
 
-        raw = raw_check(manifest, TARGET)
+        raw = raw_check(manifest, target)
     gr = GuestRound(manifest, case.trace.geometry, v.cls, kind,
                     frozenset(e[0] for e in case.pred.events if e), dict(run_opts or {}),
                     runner, log, prefix=f"{stem[-12:]}-r", deadline=deadline,
-                    raw=raw if kind.startswith("raw:") else None)
+                    raw=raw if kind.startswith("raw:") else None, target=target)
 
     def improved(red: Reduction) -> None:
         if gr.best is not None:
@@ -340,6 +346,7 @@ def reduce_finding(manifest: dict, trace_path: str, case: Case, v: Verdict, *,
 
 def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
                 run_opts: dict | None = None, runner: Callable | None = None, raw=None,
+                target: str = TARGET,
                 log: Callable[[str], None] = lambda s: None) -> dict:
     """`daxfuzz kernel reduce TRACE`: run the trace once on the guest (its kind of
     disagreement; for a trace that agrees with the port but made the kernel report --
@@ -358,7 +365,7 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
     tr = read_trace(path)
     name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in
                    os.path.basename(path).rsplit(".", 1)[0])[:40] or "trace"
-    case = candidate_case(name, tr.geometry, tr.ops)
+    case = candidate_case(name, tr.geometry, tr.ops, target)
     if case is None:
         bad = next(f"step {i} ({op})" for i, op in enumerate(tr.ops, 1)
                    if op_lines(tr.geometry, op)[1] is not None)
@@ -367,7 +374,7 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
     if raw is None:
         from daxfuzz.guest.kernels import raw_check
 
-        raw = raw_check(manifest, TARGET)
+        raw = raw_check(manifest, target)
     log(f"running {path} as it is ({len(tr.ops)} ops)")
     text = raw.text(case.name, case.trace, case.program.text)
     res = (runner or run_programs)(manifest, [(case.name, text)], reuse=True,
