@@ -24,6 +24,8 @@
  *       page (the folio's order, large/entire mapcount and pincount live there) --,
  *       "@@G step=N as=0xPTR ino=I" for each mapping seen (address_space.host->i_ino),
  *       "@@G step=N done reads=R us=T".
+ *       While a killed call other than umount is still running (6.1's spinning reflink
+ *       holds inode locks FIEMAP needs) only "@@G step=N error=..." instead.
  *
  * How a struct page is found.  pfn = (pmem data start + FIEMAP fe_physical + offset in
  * the extent) >> 12; its struct page is at vmemmap_base + pfn * PGSIZE.  /proc/kcore's
@@ -306,6 +308,15 @@ static void dp_dump(long pfn, int follow) {
 
 static void dp_pages(const char *p) {
   if (!dp_ok) return;
+  /* A killed call that never returned (6.1's reflink spins in
+   * xfs_mmaplock_two_inodes_and_break_dax_layout() with both inodes' i_rwsem held and
+   * no signal check) would block FIEMAP (xfs_ilock IOLOCK_SHARED) and so the helper:
+   * no dump while one is pending.  A pending umount holds no inode lock. */
+  if (pending_pid && pending_kind != L_UMOUNT) {
+    printf("@@G step=%d error=a_call_from_step_%d_is_still_running\n", cur_step, pending_step);
+    fflush(stdout);
+    return;
+  }
   double t0 = now_ms();
   dp_reads = 0;
   dp_ndumped = dp_nas = 0;

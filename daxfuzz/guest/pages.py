@@ -489,7 +489,9 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
             rs.skipped.append(skip[i])
             continue
         if not gp.ok or st is None or not st.done:
-            rs.skipped.append("no page dump" if gp.ok else f"no page reader: {gp.error}")
+            why = f": {st.errors[0]}" if st is not None and st.errors else ""
+            rs.skipped.append(f"no page dump{why}" if gp.ok else
+                              f"no page reader: {gp.error}")
             continue
         misplaced = misplaced_groups(pp.g, asked, st)
         for grp, why in misplaced.items():
