@@ -24,6 +24,8 @@ from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import DEFAULT
 from daxfuzz.vocab.trace import read_trace
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def _agreeing(case) -> GuestTrace:
     """What a kernel doing exactly as the port predicts prints."""
@@ -161,6 +163,40 @@ def test_campaign_batches_classifies_and_stores(tmp_path, monkeypatch):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["traces"] == 20 and len(summary["stored"]) == 2
     assert not [f for f in os.listdir(mg.parent) if f.startswith(".tmp")]
+
+
+def test_a_case_leaving_struct_pages_behind_is_named():
+    # 6.1's DAX_COW off-by-one leaves PAGE_MAPPING_DAX_COW on the freed CoW copy; the
+    # next program in the same boot warned at fs/dax.c:380 where it reused the block
+    # (confirmed on Debian 12's 6.1: s61-000454 warns after this trace, not alone)
+    from daxfuzz.guest.kfuzz import predict
+
+    tr = read_trace(os.path.join(ROOT, "corpus", "divergence-legacy-dax-cow-off-by-one.trace"))
+    p = predict(tr.geometry, list(tr.ops), target="legacy")
+    assert p.leaks == "pfn 4: mapping PAGE_MAPPING_DAX_COW, index 0, refcount 1"
+    # 7.2 frees the copy clean; a trace without CoW leaves nothing on 6.1 either
+    assert predict(tr.geometry, list(tr.ops), target="7.2").leaks == ""
+    assert predict(tr.geometry, list(tr.ops[:3]), target="legacy").leaks == ""
+
+
+def test_a_leaking_case_ends_its_boot_in_a_reduction_round():
+    from daxfuzz.guest.kfuzz import make_case
+
+    calls = []
+
+    def fake(manifest, progs, **kw):
+        calls.append(([n for n, _ in progs], set(kw.get("last_in_boot", ()))))
+        return BatchResult()
+
+    tr = read_trace(os.path.join(ROOT, "corpus", "divergence-legacy-dax-cow-off-by-one.trace"))
+    leaky = make_case("x-1", tr.geometry, list(tr.ops), target="legacy")
+    assert leaky is not None and leaky.pred.leaks
+    from daxfuzz.guest.kreduce import GuestRound
+
+    gr = GuestRound({}, tr.geometry, KERNEL_FINDING, "x", runner=fake, target="legacy")
+    gr([tuple(tr.ops), tuple(tr.ops[:3])])
+    (names, last), = calls
+    assert len(names) == 2 and last == {names[0]}  # the CoW one ends its boot
 
 
 @pytest.mark.kernel

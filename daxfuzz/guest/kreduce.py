@@ -252,12 +252,13 @@ class GuestRound:
                        if any(c.name == n for c in torun))
 
         def glog(s: str) -> None:
-            if "kernel said" in s or s.startswith("booting"):
+            if "rebooting" in s or s.startswith("booting"):
                 self.log(s.strip())
 
         run = self.runner or run_programs
         res = run(self.manifest, [(c.name, self.text(c)) for c in torun], reuse=True,
-                  log=glog, until=until, **self.run_opts)
+                  log=glog, until=until, **self.run_opts,
+                  last_in_boot={c.name for c in torun if c.pred.leaks})
         out = []
         for c in cases:
             if c is None:

@@ -128,6 +128,7 @@ def run_traces(kern: Kernel, runs: list[TraceRun], errors: list[InputError], *,
 
     from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.kernels import raw_check
+    from daxfuzz.guest.kfuzz import predict
     from daxfuzz.guest.pages import pending_windows, placed_steps, totals
     from daxfuzz.guest.qemu import run_programs
     from daxfuzz.guest.results import compare
@@ -135,10 +136,14 @@ def run_traces(kern: Kernel, runs: list[TraceRun], errors: list[InputError], *,
     manifest = kernel_manifest(kern)
     raw = raw_check(manifest, kern.target)  # raw struct pages beside the port's (pages.py)
     t0 = time.monotonic()
+    # a trace the port says leaves struct pages behind ends its boot (kfuzz.leaked_page)
+    last = {t.name for t in runs
+            if predict(t.trace.geometry, list(t.trace.ops), target=kern.target).leaks}
     res = run_programs(manifest, [(t.name, raw.text(t.name, t.trace, t.prog.text))
                                   for t in runs],
                        boot_timeout=boot_timeout, trace_timeout=trace_timeout,
-                       step_timeout_ms=step_timeout_ms, accel=accel, log=log)
+                       step_timeout_ms=step_timeout_ms, accel=accel, log=log,
+                       last_in_boot=last)
     wall = time.monotonic() - t0
     for t in runs:
         gt = res.traces.get(t.name)

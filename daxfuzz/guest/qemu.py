@@ -18,7 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,11 +83,13 @@ class ConsoleWatch:
     gets a fresh guest).  Kernel reports before the first program (boot noise) do not
     count: a fresh guest would print them again."""
 
-    def __init__(self) -> None:
+    def __init__(self, last: Collection[str] = ()) -> None:
         self.current: str | None = None
         self.begun = False  # a program began in this boot
         self.taint: str = ""  # the first tainting line after a program began
         self.stop = False
+        self.last = last  # programs that end the boot (run_programs' `last_in_boot`)
+        self.why = ""  # why the boot stopped
 
     def feed(self, line: str) -> str | None:
         """One console line; returns 'begin', 'end', 'ready', 'stop' or None.  After
@@ -99,6 +101,7 @@ class ConsoleWatch:
             self.taint = t
         if self.taint and self.current is None:
             self.stop = True  # between programs: whatever comes next is not trusted
+            self.why = f"kernel said {self.taint[:100]!r}"
             return "stop"
         at = line.find("@@")
         tag = line[at:].strip() if at >= 0 else ""
@@ -109,9 +112,14 @@ class ConsoleWatch:
             self.begun = True
             return "begin"
         if tag.startswith("@@T end"):
-            self.current = None
+            name, self.current = self.current, None
             if self.taint:
                 self.stop = True
+                self.why = f"kernel said {self.taint[:100]!r}"
+                return "stop"
+            if name in self.last:
+                self.stop = True
+                self.why = f"{name} leaves struct pages behind (the port)"
                 return "stop"
             return "end"
         if tag.startswith("@@B ready"):
@@ -121,7 +129,8 @@ class ConsoleWatch:
 
 def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float,
               trace_timeout: float, step_timeout_ms: int, accel: str,
-              log, reuse: bool = False) -> tuple[str, str | None, float]:
+              log, reuse: bool = False,
+              last: Collection[str] = ()) -> tuple[str, str | None, float]:
     """Boot once; (console text, name of a program that hung or None, seconds)."""
     c = Cpio()
     c.mkdir("progs")
@@ -143,7 +152,7 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
                                 stderr=subprocess.STDOUT, start_new_session=True)
         out = bytearray()
         buf = b""
-        watch = ConsoleWatch()
+        watch = ConsoleWatch(last)
         deadline = time.monotonic() + boot_timeout
         hung: str | None = None
         try:
@@ -172,8 +181,7 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
                     if ev in ("begin", "end", "ready"):
                         deadline = time.monotonic() + trace_timeout
                     elif ev == "stop":
-                        log(f"  guest: kernel said {watch.taint[:100]!r}; rebooting for "
-                            "the rest")
+                        log(f"  guest: {watch.why}; rebooting for the rest")
                         break
             if not watch.stop:
                 out += buf  # a partial last line (a hang, or the guest's end)
@@ -190,14 +198,18 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
 def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float = 180,
                  trace_timeout: float = 120, step_timeout_ms: int = 2000, accel: str = "tcg",
                  log=lambda s: None, reuse: bool = False,
-                 until: Callable[[dict[str, GuestTrace]], bool] | None = None) -> BatchResult:
+                 until: Callable[[dict[str, GuestTrace]], bool] | None = None,
+                 last_in_boot: Collection[str] = ()) -> BatchResult:
     """Run every program (a daxop program's text, or the bytes of a static executable the
     guest runs as ``BIN MOUNTPOINT DEVICE TIMEOUT_MS`` on the fresh mount instead); a hang
     kills the guest and the rest run in a new one.  With `reuse` the guest makes its
     filesystem once per boot instead of once per program: each program's files are
     unlinked after it (the init script's ``daxfuzz.reuse=1``; `kernel fuzz`).  `until`,
     asked after each boot with the traces so far, stops before the next boot when true
-    (a reduction round that found what it wanted)."""
+    (a reduction round that found what it wanted).  A program named in `last_in_boot`
+    ends its boot (the rest run in a new one): the port says it leaves struct pages in a
+    state a fresh kernel's are not in (kfuzz.leaked_page: 6.1's PAGE_MAPPING_DAX_COW on
+    a freed page), which a later program reusing the block would inherit."""
     res = BatchResult()
     todo = list(progs)
     t0 = time.monotonic()
@@ -207,7 +219,7 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
         text, hung, _secs = _one_boot(manifest, todo, boot_timeout=boot_timeout,
                                       trace_timeout=trace_timeout,
                                       step_timeout_ms=step_timeout_ms, accel=accel, log=log,
-                                      reuse=reuse)
+                                      reuse=reuse, last=last_in_boot)
         res.console += text
         boot, traces = parse_console(text)
         res.boot += boot
