@@ -17,6 +17,7 @@ from daxfuzz.guest.kfuzz import (
     judge,
     make_case,
     run_campaign,
+    spin_step,
 )
 from daxfuzz.guest.qemu import BatchResult
 from daxfuzz.guest.results import GuestTrace, StepResult, parse_console
@@ -89,6 +90,33 @@ def test_judge_classifies():
     gt = _agreeing(c)
     gt.error = "daxop exited 139"
     assert judge(c, gt).cls == HARNESS
+
+
+def test_judge_stops_at_a_killed_call_that_ran_on():
+    # the documented spin: a reflink blocked by a pin on its second inode is killed and
+    # runs on (state R, left pending); the helper skips what follows but the releases,
+    # and nothing after it is compared -- not a finding, not a gap
+    ops = [O.Mmap(1, 0, 1), O.Pin(1, 0, 0, 0), O.Mmap(0, 0, 0), O.Fault(0, 0, 0, 1),
+           O.Reflink(0, 1), O.Fault(0, 0, 1, 1), O.Unpin(0)]
+    c = make_case("spin", DEFAULT, ops)
+    assert c.pred.port[4].startswith("blocked")
+    gt = _agreeing(c)
+    gt.steps[5] = StepResult(5, "blocked", note="state=R,wchan=0_left_pending")
+    gt.steps[6] = StepResult(6, "skip", note="a_killed_call_from_step_5_still_runs")
+    gt.steps[7] = StepResult(7, "err", errno="EINVAL")  # as if its pin had been skipped
+    for k in range(8, len(c.ops) + 1):
+        gt.steps.pop(k, None)  # the teardown: no result
+    v = judge(c, gt)
+    assert v.cls == "agree" and v.spun == 5, v.notes
+    assert v.compared == 5 and v.agreed == 5
+    assert v.notes == [f"steps 6-{len(c.ops)} not compared: the killed reflink of step 5 "
+                       "ran on (the documented unkillable spin, docs/triage/"
+                       "killed-reflink-spins-on-pinned-second-inode.md)"]
+    # an umount left pending is not this: the model retries it as a later unmount
+    assert spin_step(c, _agreeing(c)) == 0
+    # a kernel report after it is still a finding
+    gt.kernel.append((7, "WARNING: fs/dax.c:452 at dax_folio_put"))
+    assert judge(c, gt).cls == KERNEL_FINDING
 
 
 def test_judge_data_loss_where_a_correct_kernel_succeeds_is_a_finding():

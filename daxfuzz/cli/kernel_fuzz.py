@@ -66,6 +66,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
              if st.raw_placement else ""))
     print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
           + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
+          + (f"; {len(st.spun)} trace(s) compared up to a killed reflink/exchange that "
+             "ran on (the documented spin)" if st.spun else "")
           + (f"; batches where the guest ran nothing: {st.never_booted}"
              if st.never_booted else ""))
     for cls, path, notes in st.stored:

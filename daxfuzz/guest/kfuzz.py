@@ -239,6 +239,25 @@ class Verdict:
     agreed: int = 0
     notes: list[str] = field(default_factory=list)  # one per disagreement
     kinds: list[str] = field(default_factory=list)  # their kinds: report sites, op results
+    spun: int = 0  # the step of a killed call that ran on (spin_step); none compared after
+
+
+#: the documented kernel finding a killed call that runs on is (kfuzz.spin_step)
+SPIN_DOC = "docs/triage/killed-reflink-spins-on-pinned-second-inode.md"
+
+
+def spin_step(case: Case, gt: GuestTrace) -> int:
+    """The first step whose call the guest killed and which ran on (``blocked ...
+    left_pending``; not an umount, whose pending end the model retries as a later
+    unmount), or 0.  On 6.1 and 7.2 that is a reflink or exchange spinning on a pinned
+    second inode (SPIN_DOC): the kernel goes on with a call the port has given up, so
+    no later step is comparable, and the helper runs only releases after it."""
+    for i, op in enumerate(case.ops, 1):
+        r = gt.steps.get(i)
+        if (r is not None and r.status == "blocked" and "left_pending" in r.note
+                and op.name != "unmount"):
+            return i
+    return 0
 
 
 _SITES = (  # (pattern, its site's name): a report's first line, without addresses
@@ -302,7 +321,13 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
     v = Verdict("agree")
     pred, ops = case.pred, case.ops
     finding = gap = harness = False
-    for i, op in enumerate(ops, 1):
+    v.spun = spin_step(case, gt)
+    last = v.spun or len(ops)
+    if v.spun and v.spun < len(ops):
+        v.notes.append(f"steps {v.spun + 1}-{len(ops)} not compared: the killed "
+                       f"{ops[v.spun - 1].name} of step {v.spun} ran on (the documented "
+                       f"unkillable spin, {SPIN_DOC})")
+    for i, op in enumerate(ops[:last], 1):
         r = gt.steps.get(i)
         port = oracle_outcome(pred.port[i - 1])
         if r is None:
@@ -335,7 +360,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
             v.notes.append(f"kernel log at step {s} (the port: no warning): {line}")
             v.kinds += [report_site(line)] if report_site(line) else []
             finding = True
-    for i, ev in enumerate(pred.events, 1):
+    for i, ev in enumerate(pred.events[:last], 1):
         if ev and not any(s in (i, i - 1) for s, _ in gt.kernel):
             v.notes.append(f"step {i} ({ops[i - 1]}): the port warns ({ev[0]}), the kernel "
                            "logged nothing")
@@ -364,8 +389,11 @@ def judge_pages(case: Case, gt: GuestTrace | None, raw=None) -> tuple[Verdict, i
         return v, 0, 0, 0
     from daxfuzz.guest.pages import judge_raw, pending_windows
 
+    skip = pending_windows(gt.steps, gt.pending)
+    for k in range(v.spun + 1, len(case.ops) + 1 if v.spun else 0):
+        skip[k] = f"after the killed call of step {v.spun}, which ran on"
     n, ok, rcls, placed = judge_raw(raw, case.name, gt.pages, len(case.ops), v.notes,
-                                    pending_windows(gt.steps, gt.pending), case.ops, v.kinds)
+                                    skip, case.ops, v.kinds)
     if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
         v.cls = rcls if v.cls == "agree" or rcls == KERNEL_FINDING else v.cls
     return v, n, ok, placed
@@ -421,6 +449,9 @@ class Stats:
     cut: int = 0
     generated: int = 0
     hung: list[str] = field(default_factory=list)
+    # traces whose killed reflink/exchange ran on (the documented spin, SPIN_DOC):
+    # compared up to that step, not a new finding
+    spun: list[str] = field(default_factory=list)
     never_booted: int = 0  # batches where the guest ran nothing
     failed_row: int = 0  # ... in a row
     stored: list[tuple[str, str, list[str]]] = field(default_factory=list)  # cls, path, notes
@@ -437,7 +468,7 @@ class Stats:
             "traces", "steps", "agreed_steps", "raw_steps", "raw_agreed", "raw_placement",
             "agree", "by_class",
             "boots", "batches",
-            "cut", "generated", "hung", "never_booted", "seconds", "guest_seconds",
+            "cut", "generated", "hung", "spun", "never_booted", "seconds", "guest_seconds",
             "gen_seconds", "reduce_seconds", "reductions")}
         d["per_minute"] = round(60 * self.traces / self.seconds, 1) if self.seconds else 0
         d["stored"] = [{"class": c, "path": p, "notes": n} for c, p, n in self.stored]
@@ -547,6 +578,8 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 st.cut += bool(c.cut.startswith("the port"))
                 st.steps += v.compared
                 st.agreed_steps += v.agreed
+                if v.spun:
+                    st.spun.append(c.name)
                 if v.cls == "agree":
                     st.agree += 1
                     continue
