@@ -114,6 +114,13 @@ def test_judge_stops_at_a_killed_call_that_ran_on():
                        "killed-reflink-spins-on-pinned-second-inode.md)"]
     # an umount left pending is not this: the model retries it as a later unmount
     assert spin_step(c, _agreeing(c)) == 0
+    # `kernel run`'s rows: the same steps are n/a, saying why
+    from daxfuzz.guest.results import compare
+
+    rows = compare([str(op) for op in c.ops], c.pred.oracle, gt)
+    assert [r.verdict for r in rows[:5]] == ["agree"] * 5
+    assert {r.verdict for r in rows[5:]} == {"n/a"}
+    assert rows[6].kernel == "EINVAL; not compared: the killed call of step 5 ran on"
     # a kernel report after it is still a finding
     gt.kernel.append((7, "WARNING: fs/dax.c:452 at dax_folio_put"))
     assert judge(c, gt).cls == KERNEL_FINDING

@@ -47,9 +47,11 @@ def run_run(args: argparse.Namespace) -> int:
         if not t.agrees:
             worst = EXIT_DIVERGENCE
         n = {v: t.count(v) for v in ("agree", "DIFFER", "n/a", "missing")}
+        spun = sum(1 for r in t.rows if "the killed call of step" in r.kernel)
         print(f"{t.path}: {'agree' if t.agrees else 'DIFFER'} on the kernel: {n['agree']} "
-              f"agree, {n['DIFFER']} differ, {n['n/a']} not expressible, {n['missing']} "
-              f"missing, {t.warnings} kernel warning line(s)"
+              f"agree, {n['DIFFER']} differ, {n['n/a'] - spun} not expressible, "
+              + (f"{spun} after a killed call that ran on, " if spun else "")
+              + f"{n['missing']} missing, {t.warnings} kernel warning line(s)"
               + (f"; {t.gt.error}" if t.gt.error else "")
               + (f"; raw pages: {t.raw_agreed} of {t.raw_compared} steps agree"
                  if t.gp is not None else "")

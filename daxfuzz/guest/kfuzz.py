@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from daxfuzz.guest.results import GuestTrace, oracle_outcome
+from daxfuzz.guest.results import GuestTrace, oracle_outcome, spun_at
 from daxfuzz.guest.translate import Program, op_lines, translate
 from daxfuzz.textio import write_text_atomic
 from daxfuzz.vocab import ops as O
@@ -252,12 +252,7 @@ def spin_step(case: Case, gt: GuestTrace) -> int:
     unmount), or 0.  On 6.1 and 7.2 that is a reflink or exchange spinning on a pinned
     second inode (SPIN_DOC): the kernel goes on with a call the port has given up, so
     no later step is comparable, and the helper runs only releases after it."""
-    for i, op in enumerate(case.ops, 1):
-        r = gt.steps.get(i)
-        if (r is not None and r.status == "blocked" and "left_pending" in r.note
-                and op.name != "unmount"):
-            return i
-    return 0
+    return spun_at([str(op) for op in case.ops], gt)
 
 
 _SITES = (  # (pattern, its site's name): a report's first line, without addresses

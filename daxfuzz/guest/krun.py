@@ -131,7 +131,7 @@ def run_traces(kern: Kernel, runs: list[TraceRun], errors: list[InputError], *,
     from daxfuzz.guest.kfuzz import predict
     from daxfuzz.guest.pages import pending_windows, placed_steps, totals
     from daxfuzz.guest.qemu import run_programs
-    from daxfuzz.guest.results import compare
+    from daxfuzz.guest.results import compare, spun_at
 
     manifest = kernel_manifest(kern)
     raw = raw_check(manifest, kern.target)  # raw struct pages beside the port's (pages.py)
@@ -151,9 +151,13 @@ def run_traces(kern: Kernel, runs: list[TraceRun], errors: list[InputError], *,
             gt = GuestTrace(t.name, error="the guest never ran this trace "
                             f"(boot: {'; '.join(res.boot[-3:]) or 'no output'})")
         t.gt = gt
-        t.rows = compare([str(op) for op in t.trace.ops], t.oracle, gt)
-        t.rawsteps, t.gp = raw.compare(t.name, gt.pages, len(t.rows),
-                                       pending_windows(gt.steps, gt.pending))
+        names = [str(op) for op in t.trace.ops]
+        t.rows = compare(names, t.oracle, gt)
+        skip = pending_windows(gt.steps, gt.pending)
+        stop = spun_at(names, gt)
+        for k in range(stop + 1, len(names) + 1 if stop else 0):
+            skip[k] = f"after the killed call of step {stop}, which ran on"
+        t.rawsteps, t.gp = raw.compare(t.name, gt.pages, len(t.rows), skip)
         t.raw_compared, t.raw_agreed = totals(t.rawsteps)
         t.raw_placed = placed_steps(t.rawsteps)
     return KernelRun(runs, res, wall, raw, manifest, errors)

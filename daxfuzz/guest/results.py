@@ -153,11 +153,30 @@ class Row:
     verdict: str  # agree / DIFFER / n/a / missing
 
 
+def spun_at(ops: list[str], gt: GuestTrace) -> int:
+    """The first step (1-based) whose call the guest killed and which ran on (``blocked
+    ... left_pending``, not an umount), or 0: nothing after it is comparable (the
+    documented unkillable reflink/exchange spin; kfuzz.spin_step)."""
+    for i, op in enumerate(ops, 1):
+        r = gt.steps.get(i)
+        if (r is not None and r.status == "blocked" and "left_pending" in r.note
+                and not op.startswith("unmount")):
+            return i
+    return 0
+
+
 def compare(ops: list[str], predicted: list[str], gt: GuestTrace) -> list[Row]:
-    """Per-step rows: the oracle's prediction beside what the kernel did."""
+    """Per-step rows: the oracle's prediction beside what the kernel did; the steps
+    after a killed call that ran on (:func:`spun_at`) are n/a."""
     rows = []
+    stop = spun_at(ops, gt)
     for i, (op, pred) in enumerate(zip(ops, predicted, strict=True), 1):
         r = gt.steps.get(i)
+        if stop and i > stop:
+            what = r.describe() if r is not None else "no result"
+            rows.append(Row(i, op, pred, f"{what}; not compared: the killed call of step "
+                            f"{stop} ran on", "n/a"))
+            continue
         if r is None:
             rows.append(Row(i, op, pred, "no result (guest stopped)", "missing"))
             continue
