@@ -13,14 +13,19 @@ from daxfuzz.guest.kernels import manifest, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("guest_61")]
 
 
-def test_a_pin_blocks_truncate_on_61(capsys):
+@pytest.fixture
+def guest_61() -> None:
+    """Skip unless `daxfuzz kernel setup --kernel 6.1` ran (CI does it, best effort)."""
     try:
         manifest(resolve("6.1"))
     except SetupError as e:
         pytest.skip(f"6.1 guest not set up: {e}")
+
+
+def test_a_pin_blocks_truncate_on_61(capsys):
     rc = main(["kernel", "run", "--kernel", "6.1",
                os.path.join(ROOT, "corpus/pin-blocks-truncate.trace")])
     out = capsys.readouterr().out
@@ -35,10 +40,6 @@ def test_a_leaked_dax_cow_page_does_not_reach_the_next_program_on_61(capsys):
     # the off-by-one trace leaves PAGE_MAPPING_DAX_COW on a freed page (the port says
     # so): the next trace runs in a fresh guest, so its fault-in does not warn at
     # fs/dax.c:380 (it did when both ran in one boot)
-    try:
-        manifest(resolve("6.1"))
-    except SetupError as e:
-        pytest.skip(f"6.1 guest not set up: {e}")
     rc = main(["kernel", "run", "--kernel", "6.1", "-q",
                os.path.join(ROOT, "corpus/divergence-legacy-dax-cow-off-by-one.trace"),
                os.path.join(ROOT, "tests/data/reuses-a-freed-cow-block.trace")])
@@ -52,10 +53,6 @@ def test_a_write_after_a_spinning_reflink_is_skipped_not_hung_on_61(capsys):
     # 6.1's reflink spins unkillably on a pinned second inode, holding both i_rwsem;
     # the pwrite(2) after it would wait with the guest: the helper skips it instead,
     # and nothing after the spin is compared
-    try:
-        manifest(resolve("6.1"))
-    except SetupError as e:
-        pytest.skip(f"6.1 guest not set up: {e}")
     rc = main(["kernel", "run", "--kernel", "6.1", "--trace-timeout", "60",
                os.path.join(ROOT, "docs/triage/killed-reflink-spins-on-61.reduced.trace")])
     out = capsys.readouterr().out
