@@ -49,16 +49,22 @@ class MemoryFailure(KernelAPI):
         self.unmap_and_kill(to_kill, ino, folio.index)
         return self._killed_result()
 
-    # mm/memory-failure.c collect_procs_fsdax() with force_early: current's VMAs of the
-    # file covering index; each with the size it is mapped at (dev_pagemap_mapping_shift)
+    # mm/memory-failure.c collect_procs_fsdax() with force_early (7.2; collect_procs_file()
+    # alike): current's VMAs of the file covering index, each with the size it is mapped
+    # at; __add_to_kill() frees the entry of a VMA that maps nothing there (size_shift 0)
     def collect_procs_fsdax(self, ino: int, index: int, mm: int) -> list[tuple[int, int]]:
         to_kill = []
         mmst = self.mms[mm]
         for vma in mmst.each_vma():
             if vma.ino == ino and vma.covers(index):
-                to_kill.append((mm, self.dev_pagemap_mapping_shift(mm, vma, index)))
+                shift = self.dev_pagemap_mapping_shift(mm, vma, index)
+                if shift:
+                    to_kill.append((mm, shift))
         return to_kill
 
+    # mm/memory-failure.c dev_pagemap_mapping_shift() (7.2): a leaf PMD, else a present
+    # PTE (6.1 also wants pte_devmap(): an anonymous copy's PTE is 0 there, which no
+    # expressible memory_failure can see -- current maps the page where it poisons it)
     def dev_pagemap_mapping_shift(self, mm: int, vma: Vma, index: int) -> int:
         va = vma.vaddr(index)
         mmst = self.mms[mm]

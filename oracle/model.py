@@ -1036,13 +1036,13 @@ class Oracle:
         return OK + " killed=" + ",".join(map(str, sorted(self.killed)))
 
     def _kill(self, mm: int, ino: int, idx: int) -> None:
-        """Signal `mm` (current) if it maps the file page, unmapping the largest size."""
+        """Signal `mm` (current) if it maps the file page, unmapping the largest size.
+        A VMA of the file that covers the page but maps nothing there is no reason to
+        signal: the process would not touch the poison through it."""
         size = 0
-        found = False
         mmst = self.mms[mm]
         for vma in mmst.each_vma():
             if vma.ino == ino and vma.covers(idx):
-                found = True
                 va = vma.vaddr(idx)
                 if va >> self.order in mmst.pmd:
                     size = max(size, self.nr)
@@ -1051,7 +1051,6 @@ class Oracle:
         if size:
             start = idx & ~(size - 1)
             self._unmap_file(ino, start, start + size - 1)
-        if found:
             self.killed.add(mm)
 
     _dispatch = {t: "op_" + t.name for t in O.OP_TYPES}

@@ -287,6 +287,18 @@ def test_memory_failure_shared_generic_vs_holder(name):
     small(t, 0, ref=1, mapcount=1, mapping=None, index=2)
 
 
+def test_memory_failure_spares_a_covering_vma_that_maps_nothing(name):
+    """__add_to_kill() (7.2, 6.1) frees the entry of a VMA whose page-table walk finds
+    nothing (size_shift 0): current is not signalled and nothing is unmapped, though
+    its VMA covers the page; another process's mapping stays."""
+    t = kernel(name)
+    do(t, PTE_MAP, "mmap mm=1 vma=0 ino=0 pages=4 huge=0", "fault mm=1 vma=0 pgoff=0 write=1",
+       "memory_failure pfn=0 mm=0 holder=0 => ok")
+    small(t, 0, ref=1, mapcount=1, mapping=0)
+    do(t, "memory_failure pfn=0 mm=1 holder=0 => ok killed=1")
+    small(t, 0, ref=0, mapcount=0, mapping=0)
+
+
 def test_stale_index_after_order0_put_differs_by_version(name):
     """6.15 dax_folio_put() returns before clearing ->share for order-0 folios;
     7.2's dax_folio_reset_order() clears it."""

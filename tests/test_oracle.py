@@ -171,6 +171,14 @@ def test_memory_failure_results():
     assert o.mms[1].pte == {}
 
 
+def test_memory_failure_needs_a_mapping_not_a_vma():
+    o = oracle(PTE_MAP, "mmap mm=1 vma=0 ino=0 pages=4 huge=0",
+               "fault mm=1 vma=0 pgoff=0 write=1", "memory_failure pfn=0 mm=0 holder=0 => ok")
+    assert o.mms[1].pte == {VA0: (0, True)} and not o.killed
+    run(o, "memory_failure pfn=0 mm=1 holder=0 => ok killed=1")
+    assert o.mms[1].pte == {}
+
+
 def test_defined_errors():
     o = oracle("munmap mm=0 vma=0 => EINVAL", "fault mm=0 vma=0 pgoff=0 => SIGSEGV",
                "msync mm=1 vma=1 => EINVAL", "unpin h=3 => EINVAL",
