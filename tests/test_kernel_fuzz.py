@@ -33,7 +33,9 @@ def _agreeing(case) -> GuestTrace:
     gt = GuestTrace(case.name, finished=True, exited=0)
     for i, res in enumerate(case.pred.port, 1):
         w = res.split()[0]
-        if w in ("ok", "blocked"):
+        if res.startswith("ok killed="):
+            gt.steps[i] = StepResult(i, "ok", note=res.split()[1])
+        elif w in ("ok", "blocked"):
             gt.steps[i] = StepResult(i, w)
         elif w in ("SIGBUS", "SIGSEGV"):
             gt.steps[i] = StepResult(i, w.lower())
@@ -49,10 +51,38 @@ def test_generated_cases_end_with_a_teardown_and_predict_no_warning():
     for c in cases:
         assert c.ops[-1] == O.Unmount() or not c.pred.port[-1].startswith("ok")
         assert not any(c.pred.events), c.cut  # cut before the port's predicted WARN/BUG
-        assert not any(isinstance(op, O.MemoryFailure) for op in c.ops)
+        # memory failures take the generic path, each where current maps its pfn
+        assert all(op.holder == 0 for op in c.ops if isinstance(op, O.MemoryFailure))
         assert c.program.text.startswith("# daxfuzz guest program: ")
         assert not c.program.skipped
     assert gen.cut > 0  # seed 3 reaches the swapext warning at least once
+    assert sum("\nhwpoison " in c.program.text for c in cases) >= 3
+
+
+def test_judge_takes_memory_failure_reports_as_the_steps_result():
+    ops = [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, 1), O.MemoryFailure(0, 0, 0),
+           O.Fault(0, 0, 0, 0)]
+    c = make_case("mf", DEFAULT, ops)
+    assert c.ops[2] == O.MemoryFailure(0, 0, 0) and c.pred.port[2] == "ok killed=0"
+    assert "step 3\nhwpoison 0 0 0\n" in c.program.text
+    gt = _agreeing(c)
+    gt.kernel += [(3, "Memory failure: 0x40200: Sending SIGBUS to daxop:122 due to "
+                      "hardware memory corruption"),
+                  (3, "Memory failure: 0x40200: recovery action for dax page: Recovered")]
+    gt.exited = len(gt.kernel)  # the helper exited after them
+    assert judge(c, gt).cls == "agree"
+    # the same report at another step is a kernel line the port does not predict
+    gt.kernel.append((4, "Memory failure: 0x40200: recovery action for dax page: Failed"))
+    gt.exited = len(gt.kernel)
+    assert judge(c, gt).cls == KERNEL_FINDING
+    # no signal where the port says current is killed: a model gap
+    gt = _agreeing(c)
+    gt.steps[3] = StepResult(3, "ok")
+    v = judge(c, gt)
+    assert v.cls == MODEL_GAP and "port ok killed=0" in v.notes[0]
+    # a pfn current does not map is dropped from a generated case; holder=1 becomes 0
+    c = make_case("mf2", DEFAULT, [*ops[:2], O.MemoryFailure(5, 0, 1), O.MemoryFailure(0)])
+    assert [op for op in c.ops if isinstance(op, O.MemoryFailure)] == [O.MemoryFailure(0, 0, 0)]
 
 
 def test_a_predicted_warning_is_cut_or_kept_with_run_known():

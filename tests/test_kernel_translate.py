@@ -11,11 +11,18 @@ from daxfuzz.errors import InputError
 from daxfuzz.guest.apt import parse_mirror, resolve_name
 from daxfuzz.guest.build import Cpio
 from daxfuzz.guest.qemu import ConsoleWatch, taint_line
-from daxfuzz.guest.results import compare, oracle_outcome, parse_console
-from daxfuzz.guest.translate import PMD, off, reflink_segments, span, translate
+from daxfuzz.guest.results import StepResult, compare, oracle_outcome, parse_console
+from daxfuzz.guest.translate import (
+    PMD,
+    off,
+    reflink_segments,
+    span,
+    translate,
+    unexpressible,
+)
 from daxfuzz.vocab.geometry import Geometry
-from daxfuzz.vocab.ops import Reflink
-from daxfuzz.vocab.trace import parse_trace, read_trace
+from daxfuzz.vocab.ops import Reflink, parse_op
+from daxfuzz.vocab.trace import Trace, parse_trace, read_trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 G = Geometry()  # pmd_order=2
@@ -108,13 +115,37 @@ def test_write_with_other_pmd_orders():
         "init 2 2097152 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "pwrite 0 -1 4096"]
 
 
-def test_memory_failure_is_reported_not_dropped():
+def test_memory_failure_holder_path_is_reported_not_dropped():
     tr = read_trace(os.path.join(ROOT, "corpus/memory-failure-shared-holder.trace"))
     p = translate(tr)
     mf = [i for i, op in enumerate(tr.ops, 1) if op.name == "memory_failure"]
     assert sorted(p.skipped) == mf
     assert all(f"step {i}" in p.text for i in range(1, len(tr.ops) + 1))
-    assert p.text.count("skip memory_failure not expressible") == len(mf)
+    assert p.text.count("skip memory_failure holder=1 not expressible") == len(mf)
+
+
+def test_memory_failure_is_madv_hwpoison_where_current_maps_the_pfn():
+    # memory-failure-unshared-generic: the PMD write fault maps pfn 0..3 at file pages
+    # 0..3 of slot 0 (pmd_order=2); pfn 2 is file page 2: off(2) = 2 * 4 KiB.  mm 1 maps
+    # nothing: not expressible.
+    tr = read_trace(os.path.join(ROOT, "corpus/memory-failure-unshared-generic.trace"))
+    p = translate(tr)
+    assert "step 3\nhwpoison 0 8192 0\n" in p.text
+    assert list(p.skipped) == [4] and "mm 1 does not map it" in p.skipped[4]
+    # two model mms the director plays, both mapping file 0 at the page's index
+    g = Geometry(pages=8, pmd_order=1, inodes=2, mms=2, vmas=2, handles=2, file_pages=4)
+    two = Trace(ops=tuple(parse_op(x) for x in (
+        "mmap mm=0 vma=0 ino=0 pages=4 huge=0", "mmap mm=1 vma=1 ino=0 pages=4 huge=0",
+        "fault mm=0 vma=0 pgoff=1 write=1", "memory_failure pfn=1 mm=0 holder=0")),
+        target="7.2", geometry=g)
+    assert "same guest process" in unexpressible(two)[4]
+    # after a fork into mm 1, mm 1 is a process of its own: expressible
+    forked = Trace(ops=tuple(parse_op(x) for x in (
+        "mmap mm=0 vma=0 ino=0 pages=4 huge=0", "fault mm=0 vma=0 pgoff=1 write=1",
+        "fork mm=0 child=1", "fault mm=1 vma=0 pgoff=1", "memory_failure pfn=1 mm=1 holder=0")),
+        target="7.2", geometry=g)
+    assert unexpressible(forked) == {}
+    assert "hwpoison 2 4096 1" in translate(forked).text
 
 
 def test_reflink_segments():
@@ -274,7 +305,9 @@ def test_an_oops_between_programs_ends_the_boot_at_once():
 
 def test_oracle_outcome():
     assert oracle_outcome("blocked pfn=3") == "blocked"
-    assert oracle_outcome("ok killed=0,1") == "ok"
+    assert oracle_outcome("ok killed=0,1") == "ok killed=0,1"
+    assert StepResult(3, "ok", note="killed=0").outcome() == "ok killed=0"
+    assert StepResult(3, "ok", note="off=0_len=4096").outcome() == "ok"
     assert oracle_outcome("EOPNOTSUPP") == "EOPNOTSUPP"
 
 

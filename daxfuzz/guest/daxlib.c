@@ -36,6 +36,12 @@
  *                                   then each page spliced on to its own pipe H, H+1, ...
  *                                   (KIND 1); all or nothing; WRITE stores to each first
  *   gupl SLOT OFF                   io_uring fixed buffer (FOLL_PIN|FOLL_LONGTERM)
+ *   hwpoison SLOT OFF MM            madvise(MADV_HWPOISON) of the page at file offset OFF
+ *                                   of the slot: the kernel GUPs it, drops that reference
+ *                                   and runs memory_failure() on its pfn with this process
+ *                                   current.  A SIGBUS it sends (BUS_MCEERR_AR, delivered
+ *                                   as the call returns) is reported "ok" with note
+ *                                   killed=MM, MM being the model mm the process plays
  *   release H KIND [N]              drain pipes H..H+N-1 (N 1 by default; each must hold
  *                                   a KIND reference, else EINVAL and none is drained)
  *   fork MM CHILD VMAS              fork(2) of the process playing model mm MM (its slots
@@ -480,6 +486,23 @@ static void do_madv(int slot, long off, long len) {
   else result("ok", now_ms() - t0, 0, "off=%ld_len=%ld", lo, hi - lo);
 }
 
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON 100
+#endif
+static void do_hwpoison(int slot, long off, int mm) {
+  double t0 = now_ms();
+  volatile int r = 0, e = 0;
+  fault_sig = 0;
+  if (sigsetjmp(jb, 1) == 0) {
+    r = madvise(addr_of(slot, off), 4096, MADV_HWPOISON);
+    e = errno;
+  }
+  if (fault_sig == SIGBUS) result("ok", now_ms() - t0, 0, "killed=%d", mm);
+  else if (fault_sig) result("sigsegv", now_ms() - t0, 0, NULL);
+  else if (r) result("err", now_ms() - t0, e, "madvise_hwpoison");
+  else result("ok", now_ms() - t0, 0, NULL);
+}
+
 static void do_touch(int slot, long off, int write) {
   double t0 = now_ms();
   char *p = addr_of(slot, off);
@@ -697,7 +720,8 @@ static long slot_of(const char *cmd, const long *a) {
   if (!strcmp(cmd, "fork")) return a[0] * a[2];
   if (!strcmp(cmd, "mmap") || !strcmp(cmd, "munmap") || !strcmp(cmd, "msync") ||
       !strcmp(cmd, "madv") || !strcmp(cmd, "touch") || !strcmp(cmd, "gupl") ||
-      !strcmp(cmd, "pwrite_from") || !strcmp(cmd, "mprotect") || !strcmp(cmd, "mremap"))
+      !strcmp(cmd, "pwrite_from") || !strcmp(cmd, "mprotect") || !strcmp(cmd, "mremap") ||
+      !strcmp(cmd, "hwpoison"))
     return a[0];
   return -1;
 }
@@ -712,6 +736,7 @@ static int slot_cmd(const char *cmd, const long *a) {
   else if (!strcmp(cmd, "msync")) do_msync((int)a[0]);
   else if (!strcmp(cmd, "madv")) do_madv((int)a[0], a[1], a[2]);
   else if (!strcmp(cmd, "touch")) do_touch((int)a[0], a[1], (int)a[2]);
+  else if (!strcmp(cmd, "hwpoison")) do_hwpoison((int)a[0], a[1], (int)a[2]);
   else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
   else if (!strcmp(cmd, "pwrite_from"))
     do_pwrite_from((int)a[0], (int)a[1], a[2], (int)a[3], a + 4);

@@ -258,7 +258,7 @@ def translate_for(k: Kernel, trace, path: str = "<trace>"):
     ``skip`` lines (reported like memory_failure: not expressible, naming the step)."""
     from daxfuzz.guest.translate import Program, translate
 
-    prog = translate(trace, path)
+    prog = translate(trace, path, k.target)
     bad = {i: k.why_not(op.name) for i, op in enumerate(trace.ops, 1) if k.why_not(op.name)}
     if not bad:
         return prog

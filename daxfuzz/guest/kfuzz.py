@@ -1,8 +1,11 @@
 """`daxfuzz kernel fuzz`: a conformance campaign on the real kernel (Linux 7.2 under QEMU).
 
 Op sequences come from the random engine's generator (random bytes through
-:class:`fuzz.codec.Codec`, 4..30 ops, ``memory_failure`` weighted 0: the guest
-cannot express it).  Each becomes a :class:`Case`:
+:class:`fuzz.codec.Codec`, 4..30 ops).  A ``memory_failure`` is made ``holder=0`` (the
+guest's XFS has no rmapbt: the kernel takes the generic path), its ``pfn`` one that
+``mm`` maps (``pfn`` itself if mapped, else the ``pfn % n``-th of them), and dropped
+where the guest cannot express it (``mm`` maps nothing; see translate.py "Memory
+failure").  Each becomes a :class:`Case`:
 
 * a *teardown* is appended -- release every GUP handle the model holds, munmap every
   VMA slot that maps something, unmount -- so every inode is evicted inside the trace,
@@ -51,7 +54,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daxfuzz.guest.results import GuestTrace, oracle_outcome, spun_at
-from daxfuzz.guest.translate import Program, op_lines, translate
+from daxfuzz.guest.translate import (
+    Program,
+    mapped_pfns,
+    memory_failure_lines,
+    op_lines,
+    translate,
+)
 from daxfuzz.textio import write_text_atomic
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
@@ -166,10 +175,29 @@ def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = Fals
     runner = runner or Runner(target, g)
     n0 = len(ops)
     cut = ""
-    for i, op in enumerate(ops):  # the guest cannot express it: stop before it
-        if op_lines(g, op)[1] is not None:
-            ops, cut = ops[:i], f"step {i + 1} ({op.name}) not expressible"
+    kept: list[O.Op] = []
+    workers: set[int] = set()  # mms a fork gave a guest process of their own
+    runner.reset()
+    for i, op in enumerate(ops):
+        if isinstance(op, O.MemoryFailure):
+            # the guest's only path is the generic one (HOLDER_WHY), and MADV_HWPOISON
+            # poisons a page current maps: the generated pfn picks one of those (as
+            # the Hypothesis machine draws from live pfns); none mapped, no op
+            live = sorted(mapped_pfns(runner.t, g, op.mm))
+            if not live:
+                continue
+            op = O.MemoryFailure(op.pfn if op.pfn in live else live[op.pfn % len(live)],
+                                 op.mm, 0)
+            if memory_failure_lines(runner.t, g, op, workers)[1] is not None:
+                continue  # e.g. another model mm of the director maps the file there
+        elif op_lines(g, op)[1] is not None:  # the guest cannot express it: stop before it
+            cut = f"step {i + 1} ({op.name}) not expressible"
             break
+        runner.step(op)
+        if isinstance(op, O.Fork) and runner.last_result == "ok":
+            workers.add(op.child)
+        kept.append(op)
+    ops = kept
     full, pred = _with_teardown(g, ops, runner)
     if not run_known:
         k = len(ops)
@@ -198,7 +226,6 @@ class Generator:
         self.g = g
         self.rng = random.Random(seed)
         w = dict(DEFAULT_WEIGHTS)
-        w["memory_failure"] = 0  # not expressible in the guest
         for name in no_ops:  # nor on this kernel (kernels.Kernel.unexpressible)
             w[name] = 0
         self.codec = Codec(g, w)
@@ -307,6 +334,23 @@ def _expected_line(pred: Prediction, step: int, line: str) -> bool:
     return line.endswith("[console]") and 0 <= step < len(ev) and bool(ev[step])
 
 
+#: what memory_failure() logs for a DAX page (mm/memory-failure.c, 6.1 and 7.2):
+#: action_result()'s verdict and kill_proc()'s signal to current
+MF_LINE = re.compile(r"Memory failure: 0x[0-9a-f]+: (recovery action for dax page: "
+                     r"(Recovered|Failed)|Sending SIGBUS to \S+ due to hardware memory "
+                     r"corruption)")
+
+
+def memory_failure_report(ops: tuple[O.Op, ...] | list[O.Op], step: int, line: str) -> bool:
+    """Whether `line` is the report of the memory_failure step that logged it (its
+    verdict and signal are compared as the step's result, not as a warning)."""
+    if not MF_LINE.search(line):
+        return False
+    steps = (step, step + 1) if line.endswith("[console]") else (step,)
+    return any(1 <= s <= len(ops) and isinstance(ops[s - 1], O.MemoryFailure)
+               for s in steps)
+
+
 def judge(case: Case, gt: GuestTrace | None) -> Verdict:
     """Compare one case's guest run with the port (see the module docstring)."""
     if gt is None:
@@ -351,7 +395,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
             v.notes.append(f"kernel log after the trace (clean-up): {line}")
             v.kinds += [f"{report_site(line)} (clean-up)"] if report_site(line) else []
             finding = True
-        elif not _expected_line(pred, s, line):
+        elif not (_expected_line(pred, s, line) or memory_failure_report(ops, s, line)):
             v.notes.append(f"kernel log at step {s} (the port: no warning): {line}")
             v.kinds += [report_site(line)] if report_site(line) else []
             finding = True

@@ -53,7 +53,7 @@ from daxfuzz.guest.kfuzz import (
     report_site,
 )
 from daxfuzz.guest.results import GuestTrace
-from daxfuzz.guest.translate import op_lines, translate
+from daxfuzz.guest.translate import translate, unexpressible
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.trace import Trace, write_trace_atomic
@@ -192,9 +192,9 @@ def candidate_case(name: str, g: Geometry, ops: Sequence[O.Op],
     """The case for a candidate, predicted by `target`'s port (no teardown appended: the
     candidate keeps what is left of the original's), or None when a step is not
     expressible in the guest."""
-    if any(op_lines(g, op)[1] is not None for op in ops):
-        return None
     tr = Trace(ops=tuple(ops), target=target, geometry=g)
+    if unexpressible(tr):
+        return None
     return Case(name, tr, predict(g, list(ops), target=target), translate(tr, name),
                 len(ops))
 
@@ -368,8 +368,8 @@ def reduce_file(manifest: dict, path: str, *, seconds: float, output: str = "",
                    os.path.basename(path).rsplit(".", 1)[0])[:40] or "trace"
     case = candidate_case(name, tr.geometry, tr.ops, target)
     if case is None:
-        bad = next(f"step {i} ({op})" for i, op in enumerate(tr.ops, 1)
-                   if op_lines(tr.geometry, op)[1] is not None)
+        i, why = min(unexpressible(tr, target).items())
+        bad = f"step {i} ({tr.ops[i - 1]}: {why})"
         raise InputError(f"the guest cannot express {bad}: nothing to reduce on it",
                          path=path)
     if raw is None:

@@ -73,7 +73,14 @@ class TraceRun:
 
     @property
     def warnings(self) -> int:
-        return len(self.gt.kernel) if self.gt else 0
+        """Kernel report lines, but for a memory_failure step's own report (its verdict
+        and signal are that step's result: kfuzz.memory_failure_report)."""
+        from daxfuzz.guest.kfuzz import memory_failure_report
+
+        if not self.gt:
+            return 0
+        return sum(not memory_failure_report(self.trace.ops, s, line)
+                   for s, line in self.gt.kernel)
 
     @property
     def agrees(self) -> bool:
@@ -173,7 +180,7 @@ def store_run_finding(out: str, t: TraceRun, console: str, target: str = "7.2",
 
     assert t.gt is not None
     stem = safe_stem(t.path)[:60] or "trace"
-    case = candidate_case(stem, t.trace.geometry, t.trace.ops)
+    case = candidate_case(stem, t.trace.geometry, t.trace.ops, target)
     if case is None:
         return None  # a step the guest cannot express: judged step by step, not stored
     v = judge(case, t.gt)

@@ -138,7 +138,7 @@ def plan(trace: Trace, target: str = "7.2") -> PagePlan:
     """Replay `trace` on the port: per step, the touched model pages with a file
     identity and their expected fields."""
     from daxfuzz.core.runner import Runner
-    from daxfuzz.guest.translate import op_lines
+    from daxfuzz.guest.translate import unexpressible
 
     g = trace.geometry
     r = Runner(target, g)
@@ -146,9 +146,8 @@ def plan(trace: Trace, target: str = "7.2") -> PagePlan:
     pin_large: dict[int, bool] = {}  # live pin handle -> its folio was large then
     pinned: dict[int, int] = {}  # live pin handle -> pfn
     offset: dict[int, int] = {}  # pfn -> port refcount beyond the guest's (module doc)
-    # a step the guest cannot express (memory_failure) leaves the two apart for good
-    stop = next((i for i, op in enumerate(trace.ops) if op_lines(g, op)[1] is not None),
-                len(trace.ops))
+    # a step the guest cannot express leaves the two apart for good
+    stop = min(unexpressible(trace, target), default=len(trace.ops) + 1) - 1
     cur: dict[tuple[int, int], int] = {}  # file page -> its model pfn now
     last_key: dict[int, tuple[int, int]] = {}  # pfn -> the file page that last had it
     for n, op in enumerate(trace.ops):

@@ -28,7 +28,7 @@ import textwrap
 
 from daxfuzz.errors import InputError
 from daxfuzz.guest import build
-from daxfuzz.guest.translate import PAGE, PMD, op_lines, translate
+from daxfuzz.guest.translate import PAGE, PMD, translate, unexpressible
 from daxfuzz.vocab.trace import Trace
 
 DEFAULT_MNT = "/mnt"
@@ -147,6 +147,10 @@ class _Gloss:
         if cmd == "gupl":
             return (f"io_uring_register(IORING_REGISTER_BUFFERS) of the page at "
                     f"{self._where(a[0], a[1])}: FOLL_PIN|FOLL_LONGTERM")
+        if cmd == "hwpoison":
+            return (f"madvise(MADV_HWPOISON) of the page at {self._where(a[0], a[1])}: "
+                    f"GUP, then memory_failure() of its pfn with this process current (a "
+                    f"SIGBUS it sends is caught: the model's killed={a[2]})")
         if cmd == "release":
             if len(a) > 2 and a[2] != 1:
                 return (f"drain pipes {a[0]}..{a[0] + a[2] - 1} (each must hold a pin, else "
@@ -191,11 +195,8 @@ class _Gloss:
 def refuse_unexpressible(trace: Trace, path: str) -> None:
     """InputError naming the file, the step and the op of the first step the guest
     cannot express (the whole list in the message)."""
-    bad = []
-    for i, op in enumerate(trace.ops, 1):
-        _cmds, why = op_lines(trace.geometry, op)
-        if why:
-            bad.append(f"step {i} ({op}): {why}")
+    bad = [f"step {i} ({trace.ops[i - 1]}): {why}"
+           for i, why in sorted(unexpressible(trace).items())]
     if bad:
         raise InputError("no reproducer written: the guest translation cannot express "
                          + "; ".join(bad), path=path)

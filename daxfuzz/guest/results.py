@@ -37,8 +37,8 @@ class StepResult:
 
     def outcome(self) -> str:
         """The result in the model's vocabulary: ok, blocked, SIGBUS, EBUSY, ... or n/a."""
-        if self.status == "ok":
-            return "ok"
+        if self.status == "ok":  # a memory_failure's signal to current: killed=MM
+            return f"ok {self.note}" if self.note.startswith("killed=") else "ok"
         if self.status == "blocked":
             return "blocked"
         if self.status == "sigbus":
@@ -73,9 +73,11 @@ class GuestTrace:
 
 
 def oracle_outcome(result: str) -> str:
-    """An oracle/target result in the comparable vocabulary ('blocked pfn=2' -> 'blocked',
-    'ok killed=1' -> 'ok')."""
+    """An oracle/target result in the comparable vocabulary ('blocked pfn=2' -> 'blocked';
+    who memory_failure signals stays: 'ok killed=1', as the helper reports it)."""
     w = result.split()
+    if len(w) > 1 and w[0] == "ok" and w[1].startswith("killed="):
+        return f"ok {w[1]}"
     return w[0] if w else result
 
 

@@ -221,9 +221,24 @@ all N pipes hold pins (none drained then), else each is drained.  The kernel's
 ``gup_put_folio(folio, nr)``; draining the pipes puts each page by itself, which is the
 same counts (the model's own note: count for count the per-page release).
 
-Not expressible: ``memory_failure`` (MADV_HWPOISON on pmem poisons the block for the
-rest of the boot and kills the caller; ``holder=0`` needs a device with no holder,
-which XFS on pmem never is).  Such steps are reported as ``skip``, never dropped.
+Memory failure.  ``memory_failure pfn mm holder=0`` is ``hwpoison SLOT OFF MM``:
+madvise(MADV_HWPOISON) by the process playing ``mm`` at a page where that process maps
+``pfn`` (mm/madvise.c madvise_inject_error(): GUP-fast of the page, memory_failure()
+with MF_COUNT_INCREASED, whose put_ref_page() drops that reference first, then
+memory_failure_dev_pagemap()).  The guest's XFS has no rmapbt (MKFS_CMD), so the holder
+(xfs_dax_notify_failure) answers -EOPNOTSUPP and the kernel takes the generic path,
+mf_generic_kill_procs(): the model's ``holder=0``.  The address is found on the port
+before the step (:func:`memory_failure_lines`: the first slot of ``mm``, by slot and
+file page, whose PTE or PMD maps ``pfn``); the signal current gets (BUS_MCEERR_AR) is
+the helper's ``killed=MM``, compared with the model's ``killed=``.  Not expressible, and
+reported ``skip`` with the reason: ``holder=1`` (the rmap path needs rmapbt); a ``pfn``
+that ``mm`` does not map (GUP would fault in, and poison, whatever page is there); and
+an ``mm`` that shares the director with another model mm whose VMA covers the folio's
+index in its file (collect_procs() walks current->mm's VMAs: it would see both).  The
+HWPoison flag a DAX page keeps for the rest of the boot is read by nothing fs/dax.c,
+GUP or the fault path do (DAX faults return VM_FAULT_NOPAGE before __do_fault()'s
+PageHWPoison test; memory_failure_dev_pagemap() does not test it), so such a program
+does not end its boot.
 """
 
 from __future__ import annotations
@@ -271,8 +286,10 @@ MAX_SEGS = 16  # daxop.c segments per reflink
 PROT_READ, PROT_WRITE = 1, 2
 KIND_PIN, KIND_GET = 1, 2
 
-MEMORY_FAILURE_WHY = ("memory_failure not expressible: MADV_HWPOISON on pmem poisons the "
-                      "block for the rest of the boot and kills the caller")
+MEMORY_FAILURE_WHY = ("memory_failure not expressible without the state before it: "
+                      "MADV_HWPOISON poisons the page current maps at an address")
+HOLDER_WHY = ("memory_failure holder=1 not expressible: the guest's XFS has no rmapbt, so "
+              "its holder answers -EOPNOTSUPP and the kernel takes the generic path (holder=0)")
 
 
 def off(g: Geometry, i: int) -> int:
@@ -465,6 +482,88 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
     return [f"skip op {op.name} has no guest translation"], f"no translation for {op.name}"
 
 
+def mapped_pfns(t, g: Geometry, mm: int) -> dict[int, tuple[int, int]]:
+    """Device pfn -> (slot, file page) of its first mapping in `mm` on the port `t`, by
+    slot and file page: where a PTE or a PMD of `mm` maps it."""
+    mmst = t.mms[mm]
+    out: dict[int, tuple[int, int]] = {}
+    for slot in sorted(mmst.vmas):
+        for vma in mmst.vmas[slot]:
+            for idx in range(vma.pgoff, vma.pgoff + vma.pages):
+                va = vma.vaddr(idx)
+                pmd = mmst.pmd.get(va >> g.pmd_order)
+                if pmd is not None:
+                    here = pmd[0] + (va & g.pmd_colour)
+                else:
+                    here = mmst.pte.get(va, (-1, False))[0]
+                if 0 <= here < len(t.pages):
+                    out.setdefault(here, (slot, idx))
+    return out
+
+
+def memory_failure_lines(t, g: Geometry, op: MemoryFailure, workers: set[int]
+                         ) -> tuple[list[str], str | None]:
+    """The helper command for `op` on the port `t` in the state before it, or a skip
+    and why (see "Memory failure" in the module docstring).  `workers`: the model mms
+    a fork gave a process of their own; the director plays every other one."""
+    if op.holder:
+        return [f"skip {HOLDER_WHY}"], HOLDER_WHY
+    if not 0 <= op.pfn < len(t.pages) or not 0 <= op.mm < len(t.mms):
+        why = f"memory_failure of pfn {op.pfn} in mm {op.mm}: outside the geometry"
+        return [f"skip {why}"], why
+    site = mapped_pfns(t, g, op.mm).get(op.pfn)
+    if site is None:
+        why = (f"memory_failure of pfn {op.pfn}: mm {op.mm} does not map it (MADV_HWPOISON "
+               "poisons the page at an address of current)")
+        return [f"skip {why}"], why
+    folio = t.page_folio(t.pages[op.pfn])
+    ino = folio.mapping
+    if op.mm not in workers and isinstance(ino, int) and ino >= 0:
+        for other, st in enumerate(t.mms):
+            if other == op.mm or other in workers:
+                continue
+            if any(v.ino == ino and v.covers(folio.index) for v in st.each_vma()):
+                why = (f"memory_failure with mm {op.mm} current: mm {other} maps the page's "
+                       "file at its index and is played by the same guest process, whose "
+                       "VMAs collect_procs() would see too")
+                return [f"skip {why}"], why
+    slot, idx = site
+    return [f"hwpoison {op.mm * g.vmas + slot} {off(g, idx)} {op.mm}"], None
+
+
+def stateful_lines(trace: Trace, target: str | None = None
+                   ) -> dict[int, tuple[list[str], str | None]]:
+    """The lines of each step whose translation depends on the state before it (today
+    memory_failure), by step number, from `target`'s port (the trace's own target when
+    None) replaying the trace."""
+    if not any(isinstance(op, MemoryFailure) for op in trace.ops):
+        return {}
+    from daxfuzz.core.runner import Runner
+
+    g = trace.geometry
+    r = Runner(target or trace.target or "7.2", g)
+    workers: set[int] = set()
+    out: dict[int, tuple[list[str], str | None]] = {}
+    for i, op in enumerate(trace.ops, 1):
+        if isinstance(op, MemoryFailure):
+            out[i] = memory_failure_lines(r.t, g, op, workers)
+        r.step(op)
+        if isinstance(op, Fork) and r.last_result == "ok":
+            workers.add(op.child)
+    return out
+
+
+def unexpressible(trace: Trace, target: str | None = None) -> dict[int, str]:
+    """Step number -> why, for every step of `trace` the guest cannot express."""
+    state = stateful_lines(trace, target)
+    out = {}
+    for i, op in enumerate(trace.ops, 1):
+        why = state[i][1] if i in state else op_lines(trace.geometry, op)[1]
+        if why:
+            out[i] = why
+    return out
+
+
 def check_geometry(g: Geometry, path: str = "<trace>") -> None:
     if g.mms * g.vmas > MAX_SLOTS:
         raise InputError(f"geometry mms*vmas={g.mms * g.vmas}: the guest helper has "
@@ -477,15 +576,17 @@ def check_geometry(g: Geometry, path: str = "<trace>") -> None:
                          "(pmem in the guest is 1 GiB)", path=path)
 
 
-def translate(trace: Trace, path: str = "<trace>") -> Program:
-    """The guest program for `trace` (steps numbered from 1, as replay numbers them)."""
+def translate(trace: Trace, path: str = "<trace>", target: str | None = None) -> Program:
+    """The guest program for `trace` (steps numbered from 1, as replay numbers them);
+    `target`'s port (the trace's target when None) places its memory failures."""
     g = trace.geometry
     check_geometry(g, path)
     lines = [f"# daxfuzz guest program: {path}",
              f"init {g.inodes} {off(g, g.file_pages)} {COWEXTSIZE}"]
     skipped: dict[int, str] = {}
+    state = stateful_lines(trace, target)
     for i, op in enumerate(trace.ops, 1):
-        cmds, why = op_lines(g, op)
+        cmds, why = state[i] if i in state else op_lines(g, op)
         lines.append(f"step {i}")
         lines.extend(cmds)
         if why:
