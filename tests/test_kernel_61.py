@@ -61,3 +61,13 @@ def test_a_write_after_a_spinning_reflink_is_skipped_not_hung_on_61(capsys):
     assert "1 after a killed call that ran on" in out, out
     assert "hung" not in out.splitlines()[-1], out
     assert rc == 0, out
+
+
+def test_hwpoison_of_a_cow_copy_oopses_61_as_the_legacy_port_says(capsys):
+    # 6.1 marks the page a CoW write fault copied to as PAGE_MAPPING_DAX_COW (0x1), and
+    # the generic memory_failure path's dax_lock_page() reads mapping->host through it
+    rc = main(["kernel", "run", "--kernel", "6.1",
+               os.path.join(ROOT, "corpus/memory-failure-cow-copy-legacy-oops.trace")])
+    out = capsys.readouterr().out
+    assert "BUG: kernel NULL pointer dereference, address: 0000000000000001" in out, out
+    assert rc == 1, out

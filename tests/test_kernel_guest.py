@@ -328,3 +328,20 @@ def test_munmap_mprotect_mremap_of_parts_of_a_pmd_mapping():
         got = [gt.steps[i].outcome() for i in range(1, len(want[name]) + 1)]
         assert got == want[name], (name, gt.steps)
         assert gt.kernel == [], (name, gt.kernel)
+
+
+def test_memory_failure_is_madv_hwpoison_on_the_kernel(capsys):
+    # memory_failure holder=0 as MADV_HWPOISON where current maps the pfn: the generic
+    # path signals current (killed=0) on an unshared page and answers EBUSY on a shared
+    # one (no folio->mapping); its own log lines are its result, not warnings, and the
+    # poisoned pages do not end the boot
+    _manifest()
+    rc = main(["kernel", "run",
+               os.path.join(ROOT, "corpus/memory-failure-unshared-generic.trace"),
+               os.path.join(ROOT, "corpus/memory-failure-shared-generic-ebusy.trace"),
+               os.path.join(ROOT, "corpus/memory-failure-cow-copy-legacy-oops.trace")])
+    out = capsys.readouterr().out
+    assert "kernel: ok killed=0" in out and "kernel: EBUSY" in out, out
+    assert "Sending SIGBUS to daxop" in out  # kill_proc()'s line, shown under the step
+    assert "1 boot(s)" in out, out
+    assert rc == 0, out  # every expressible step agrees, no kernel warning line

@@ -41,7 +41,9 @@
  *                                   and runs memory_failure() on its pfn with this process
  *                                   current.  A SIGBUS it sends (BUS_MCEERR_AR, delivered
  *                                   as the call returns) is reported "ok" with note
- *                                   killed=MM, MM being the model mm the process plays
+ *                                   killed=MM, MM being the model mm the process plays.
+ *                                   ENXIO, nothing poisoned, when the page there is not
+ *                                   a present pmem page (/proc/self/pagemap, /proc/iomem)
  *   release H KIND [N]              drain pipes H..H+N-1 (N 1 by default; each must hold
  *                                   a KIND reference, else EINVAL and none is drained)
  *   fork MM CHILD VMAS              fork(2) of the process playing model mm MM (its slots
@@ -233,6 +235,7 @@ static const char *ename(int e) {
   case EXDEV: return "EXDEV";
   case ENOSYS: return "ENOSYS";
   case EIO: return "EIO";
+  case ENXIO: return "ENXIO";
   case ETXTBSY: return "ETXTBSY";
   case EBADF: return "EBADF";
   case EROFS: return "EROFS";
@@ -489,9 +492,44 @@ static void do_madv(int slot, long off, long len) {
 #ifndef MADV_HWPOISON
 #define MADV_HWPOISON 100
 #endif
+/* the pfn /proc/self/pagemap gives for a present page at p (root sees pfns), else 0 */
+static uint64_t pagemap_pfn(const void *p) {
+  uint64_t ent = 0;
+  int fd = open("/proc/self/pagemap", O_RDONLY);
+  if (fd < 0) return 0;
+  ssize_t n = pread(fd, &ent, sizeof ent, (off_t)((uintptr_t)p / 4096) * 8);
+  close(fd);
+  return n == sizeof ent && (ent >> 63) ? ent & ((1ULL << 55) - 1) : 0;
+}
+
+/* whether pfn lies in a "Persistent Memory" range of /proc/iomem */
+static int pmem_pfn(uint64_t pfn) {
+  char line[256];
+  int in = 0;
+  FILE *f = fopen("/proc/iomem", "r");
+  if (!f) return 0;
+  while (!in && fgets(line, sizeof line, f)) {
+    unsigned long long lo, hi;
+    if (strstr(line, "Persistent Memory") && sscanf(line, " %llx-%llx", &lo, &hi) == 2)
+      in = pfn >= lo / 4096 && pfn <= hi / 4096;
+  }
+  fclose(f);
+  return in;
+}
+
 static void do_hwpoison(int slot, long off, int mm) {
   double t0 = now_ms();
   volatile int r = 0, e = 0;
+  /* Poison only a pmem page this process maps: GUP would fault in, and poison, whatever
+   * is there -- a page of RAM (the huge zero page of a hole, an anonymous copy) stays
+   * poisoned for the boot.  The model said a device page is mapped here; if the kernel
+   * disagrees, say so (ENXIO) and poison nothing. */
+  uint64_t pfn = pagemap_pfn(addr_of(slot, off));
+  if (!pfn || !pmem_pfn(pfn)) {
+    result("err", now_ms() - t0, ENXIO, pfn ? "not_a_pmem_page_(pfn_0x%llx)" :
+           "no_page_mapped_there", (unsigned long long)pfn);
+    return;
+  }
   fault_sig = 0;
   if (sigsetjmp(jb, 1) == 0) {
     r = madvise(addr_of(slot, off), 4096, MADV_HWPOISON);

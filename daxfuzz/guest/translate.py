@@ -484,8 +484,11 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
 
 def mapped_pfns(t, g: Geometry, mm: int) -> dict[int, tuple[int, int]]:
     """Device pfn -> (slot, file page) of its first mapping in `mm` on the port `t`, by
-    slot and file page: where a PTE or a PMD of `mm` maps it."""
+    slot and file page: where a PTE or a PMD of `mm` maps it.  Not the (huge) zero page
+    of a hole nor an anonymous copy: MADV_HWPOISON there poisons a RAM page (memory
+    failure of the huge zero folio: "unhandlable page", and it stays poisoned)."""
     mmst = t.mms[mm]
+    npages = len(t.pages)
     out: dict[int, tuple[int, int]] = {}
     for slot in sorted(mmst.vmas):
         for vma in mmst.vmas[slot]:
@@ -493,10 +496,11 @@ def mapped_pfns(t, g: Geometry, mm: int) -> dict[int, tuple[int, int]]:
                 va = vma.vaddr(idx)
                 pmd = mmst.pmd.get(va >> g.pmd_order)
                 if pmd is not None:
-                    here = pmd[0] + (va & g.pmd_colour)
+                    head = pmd[0]
+                    here = head + (va & g.pmd_colour) if 0 <= head < npages else -1
                 else:
                     here = mmst.pte.get(va, (-1, False))[0]
-                if 0 <= here < len(t.pages):
+                if 0 <= here < npages:
                     out.setdefault(here, (slot, idx))
     return out
 
