@@ -64,6 +64,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
           f"{st.raw_agreed} of {st.raw_steps} steps agree"
           + (f", {st.raw_placement} differ by the kernel's block placement"
              if st.raw_placement else ""))
+    print(f"  {st.long_traces} traces ran 8 or more generated ops; steps compared (agreeing) "
+          "per op: " + ", ".join(f"{k} {c} ({a})" for k, (c, a) in sorted(st.by_op.items())))
     print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
           + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
           + (f"; {len(st.spun)} trace(s) compared up to a killed reflink/exchange that "

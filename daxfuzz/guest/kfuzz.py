@@ -160,6 +160,7 @@ class Case:
     generated: int  # ops the generator gave
     cut: str = ""  # why the ops were cut ('' = not cut)
     tries: int = 0  # times it was sent to a guest
+    kept: int = 0  # generated ops it runs, before the teardown (0: not generated)
 
     @property
     def ops(self) -> tuple[O.Op, ...]:
@@ -212,7 +213,7 @@ def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = Fals
         if not ops:
             return None
     tr = Trace(ops=tuple(full), target=target, geometry=g)
-    return Case(name, tr, pred, translate(tr, name), n0, cut)
+    return Case(name, tr, pred, translate(tr, name), n0, cut, kept=len(ops))
 
 
 class Generator:
@@ -267,6 +268,7 @@ class Verdict:
     notes: list[str] = field(default_factory=list)  # one per disagreement
     kinds: list[str] = field(default_factory=list)  # their kinds: report sites, op results
     spun: int = 0  # the step of a killed call that ran on (spin_step); none compared after
+    by_op: dict[str, list[int]] = field(default_factory=dict)  # op -> [compared, agreed]
 
 
 #: the documented kernel finding a killed call that runs on is (kfuzz.spin_step)
@@ -378,8 +380,11 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         if k == "n/a":
             continue
         v.compared += 1
+        tally = v.by_op.setdefault(op.name, [0, 0])
+        tally[0] += 1
         if k == port:
             v.agreed += 1
+            tally[1] += 1
             continue
         right = oracle_outcome(pred.oracle[i - 1])
         forbidden = right == "ok" and k in DATA_LOSS
@@ -501,6 +506,10 @@ class Stats:
     guest_seconds: float = 0.0  # summed over batches (jobs overlap)
     gen_seconds: float = 0.0
     per_minute: float = 0.0
+    # every op kind: steps compared and agreeing per op name; traces running >= 8
+    # generated ops (the teardown not counted)
+    by_op: dict[str, list[int]] = field(default_factory=dict)
+    long_traces: int = 0
 
     def summary(self) -> dict:
         d = {k: getattr(self, k) for k in (
@@ -508,7 +517,9 @@ class Stats:
             "agree", "by_class",
             "boots", "batches",
             "cut", "generated", "hung", "spun", "never_booted", "seconds", "guest_seconds",
-            "gen_seconds", "reduce_seconds", "reductions")}
+            "gen_seconds", "reduce_seconds", "reductions", "long_traces")}
+        d["by_op"] = {k: {"compared": c, "agreed": a}
+                      for k, (c, a) in sorted(self.by_op.items())}
         d["per_minute"] = round(60 * self.traces / self.seconds, 1) if self.seconds else 0
         d["stored"] = [{"class": c, "path": p, "notes": n} for c, p, n in self.stored]
         return d
@@ -617,6 +628,11 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                 st.cut += bool(c.cut.startswith("the port"))
                 st.steps += v.compared
                 st.agreed_steps += v.agreed
+                st.long_traces += c.kept >= 8
+                for name, (n_c, n_a) in v.by_op.items():
+                    tally = st.by_op.setdefault(name, [0, 0])
+                    tally[0] += n_c
+                    tally[1] += n_a
                 if v.spun:
                     st.spun.append(c.name)
                 if v.cls == "agree":
