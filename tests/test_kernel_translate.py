@@ -700,3 +700,43 @@ def test_qemu_refusing_the_accelerator_is_the_boot_failure_said():
                     "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: "
                     "Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.",
                     "KVM internal error. Suberror: 1"]
+
+
+def test_a_guest_dies_with_the_process_that_started_it(tmp_path):
+    # a SIGKILLed `kernel fuzz` left QEMU running (it has a session of its own)
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from daxfuzz.guest.qemu import dies_with_us
+
+    cmd = dies_with_us(["sleep", "60"])
+    if cmd[0] == "sleep":
+        pytest.skip("no setpriv on this machine")
+    pidfile = tmp_path / "pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen({cmd!r}, start_new_session=True)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(60)\n")])
+    for _ in range(100):
+        if pidfile.exists() and pidfile.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        try:  # reap it if it became ours (it does not: it is re-parented to init)
+            os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the child outlived its parent")

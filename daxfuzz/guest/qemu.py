@@ -14,6 +14,7 @@ import gzip
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -147,7 +148,7 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
         with open(initrd, "wb") as f:
             f.write(base)
             f.write(gzip.compress(c.finish(), compresslevel=1))
-        cmd = qemu_command(manifest, initrd, step_timeout_ms, accel, reuse)
+        cmd = dies_with_us(qemu_command(manifest, initrd, step_timeout_ms, accel, reuse))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         out = bytearray()
@@ -193,6 +194,15 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
                     pass
             proc.wait()
     return out.decode(errors="replace"), hung, time.monotonic() - t0
+
+
+def dies_with_us(cmd: list[str]) -> list[str]:
+    """`cmd` run so that it gets SIGKILL when the daxfuzz process that started it dies
+    (util-linux's ``setpriv --pdeathsig KILL``, when the machine has it): QEMU runs in a
+    session of its own, and a campaign killed by SIGTERM or SIGKILL left its guest
+    running, a core busy until the guest's own timeouts."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
 
 
 def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float = 180,
