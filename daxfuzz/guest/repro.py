@@ -16,7 +16,8 @@ helper), and the file is
 So a fork runs through daxop's multi-process director, blocking calls are timed and
 interrupted as in the guest, and the output is daxop's ``@@R``/``@@K`` lines, each step
 announced by ``== step N: OP``.  A trace with a step the guest cannot express (a
-``memory_failure``, a reflink needing more segments than the helper takes) is refused
+``memory_failure`` with ``holder=1`` or of a pfn current does not map, a reflink needing
+more segments than the helper takes) is refused
 (:class:`InputError`: file, step, op, why): the file never silently does less.
 """
 
