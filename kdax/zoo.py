@@ -472,7 +472,7 @@ class SpuriousLargeWarn(Kernel72):
         super().free_zone_device_folio(folio)
 
 
-@zoo(4, scope="ops=mmap,fault,get,memory_failure processes=2")
+@zoo(5, scope="ops=mmap,fault,get,memory_failure processes=2")
 class MfGenericStaleIndex(Kernel72):
     name = "zoo-mf-uses-page-index"
     summary = "mf_generic_kill_procs() unmaps at the failing page's own index, ignoring folio"
