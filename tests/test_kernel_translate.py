@@ -10,7 +10,7 @@ import pytest
 from daxfuzz.errors import InputError
 from daxfuzz.guest.apt import parse_mirror, resolve_name
 from daxfuzz.guest.build import Cpio
-from daxfuzz.guest.qemu import ConsoleWatch, taint_line
+from daxfuzz.guest.qemu import ConsoleWatch, run_programs, taint_line
 from daxfuzz.guest.results import StepResult, compare, oracle_outcome, parse_console
 from daxfuzz.guest.translate import (
     PMD,
@@ -308,6 +308,45 @@ def test_an_oops_between_programs_ends_the_boot_at_once():
     w, evs = _events(text)
     assert [e for e, _ in evs] == ["ready", "begin", "end", "stop"]
     assert "unable to handle" in evs[-1][1] and w.current is None
+
+
+def _fake_boots(consoles: list[str]):
+    """A `run_programs` boot stand-in replaying `consoles` one boot each; the programs
+    each boot was given."""
+    given: list[list[str]] = []
+
+    def boot(manifest, progs, **kw):
+        given.append([n for n, _ in progs])
+        text = consoles.pop(0)
+        return text, ("<boot>" if text == "" else None), 1.0
+    return boot, given
+
+
+PANIC_AT_BOOT = ("[    1.700918] Oops: int3: 0000 [#1] SMP NOPTI\n"
+                 "[    1.700918] Kernel panic - not syncing: Fatal exception in interrupt\n")
+
+
+def test_a_guest_that_dies_before_its_first_program_is_booted_again():
+    # the CI guest once oopsed on an int3 at 1.7 s (TCG, the kernel patching its text):
+    # no program ran, so the batch gets a fresh guest instead of "never ran"
+    ran = "@@B ready\n@@T begin 000-a\n@@R step=1 status=ok ms=1.0 errno=0 note=-\n" \
+          "@@T exit 000-a 0\n@@T end 000-a\n"
+    boot, given = _fake_boots([PANIC_AT_BOOT, ran])
+    res = run_programs({}, [("000-a", "x")], one_boot=boot)
+    assert given == [["000-a"], ["000-a"]] and res.boots == 2 and res.failed_boots == 1
+    assert res.traces["000-a"].finished and not res.hung
+    assert "Oops: int3" in res.console  # the failed boot's console is kept
+    # a guest that never gets a program going stops after boot_retries fresh guests
+    boot, given = _fake_boots([PANIC_AT_BOOT, "", PANIC_AT_BOOT, ran])
+    res = run_programs({}, [("000-a", "x")], one_boot=boot, boot_retries=2)
+    assert len(given) == 3 and res.failed_boots == 3 and "000-a" not in res.traces
+    # retries are counted in a row: a boot that ran a program resets them
+    two = ran + PANIC_AT_BOOT  # 000-a runs, then the guest dies between programs
+    b_ran = ran.replace("000-a", "001-b")
+    boot, given = _fake_boots([PANIC_AT_BOOT, two, PANIC_AT_BOOT, b_ran])
+    res = run_programs({}, [("000-a", "x"), ("001-b", "y")], one_boot=boot, boot_retries=1)
+    assert given == [["000-a", "001-b"], ["000-a", "001-b"], ["001-b"], ["001-b"]]
+    assert set(res.traces) == {"000-a", "001-b"} and res.failed_boots == 2
 
 
 def test_oracle_outcome():

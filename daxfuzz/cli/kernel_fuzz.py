@@ -68,6 +68,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
           "per op: " + ", ".join(f"{k} {c} ({a})" for k, (c, a) in sorted(st.by_op.items())))
     print("  " + ", ".join(f"{c}: {st.by_class[c]}" for c in CLASSES)
           + (f"; hung: {', '.join(st.hung)}" if st.hung else "")
+          + (f"; {st.failed_boots} boot(s) died before their first program (rebooted)"
+             if st.failed_boots else "")
           + (f"; {len(st.spun)} trace(s) compared up to a killed reflink/exchange that "
              "ran on (the documented spin)" if st.spun else "")
           + (f"; batches where the guest ran nothing: {st.never_booted}"

@@ -488,6 +488,7 @@ class Stats:
     raw_placement: int = 0
     by_class: dict[str, int] = field(default_factory=lambda: {c: 0 for c in CLASSES})
     boots: int = 0
+    failed_boots: int = 0  # boots that died before their first program (rebooted)
     batches: int = 0
     started: int = 0  # traces begun in a guest (live)
     cut: int = 0
@@ -515,7 +516,7 @@ class Stats:
         d = {k: getattr(self, k) for k in (
             "traces", "steps", "agreed_steps", "raw_steps", "raw_agreed", "raw_placement",
             "agree", "by_class",
-            "boots", "batches",
+            "boots", "failed_boots", "batches",
             "cut", "generated", "hung", "spun", "never_booted", "seconds", "guest_seconds",
             "gen_seconds", "reduce_seconds", "reductions", "long_traces")}
         d["by_op"] = {k: {"compared": c, "agreed": a}
@@ -607,6 +608,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
         with lock:
             st.batches += 1
             st.boots += res.boots
+            st.failed_boots += res.failed_boots
             st.guest_seconds += took
             st.gen_seconds += gen_s
             st.hung += res.hung

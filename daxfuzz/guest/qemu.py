@@ -34,6 +34,7 @@ class BatchResult:
     traces: dict[str, GuestTrace] = field(default_factory=dict)
     boots: int = 0
     hung: list[str] = field(default_factory=list)  # names killed for hanging
+    failed_boots: int = 0  # boots that ended before their first program began
     seconds: float = 0.0
 
 
@@ -209,7 +210,8 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
                  trace_timeout: float = 120, step_timeout_ms: int = 2000, accel: str = "tcg",
                  log=lambda s: None, reuse: bool = False,
                  until: Callable[[dict[str, GuestTrace]], bool] | None = None,
-                 last_in_boot: Collection[str] = ()) -> BatchResult:
+                 last_in_boot: Collection[str] = (), boot_retries: int = 2,
+                 one_boot: Callable | None = None) -> BatchResult:
     """Run every program (a daxop program's text, or the bytes of a static executable the
     guest runs as ``BIN MOUNTPOINT DEVICE TIMEOUT_MS`` on the fresh mount instead); a hang
     kills the guest and the rest run in a new one.  With `reuse` the guest makes its
@@ -219,14 +221,22 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
     (a reduction round that found what it wanted).  A program named in `last_in_boot`
     ends its boot (the rest run in a new one): the port says it leaves struct pages in a
     state a fresh kernel's are not in (kfuzz.leaked_page: 6.1's PAGE_MAPPING_DAX_COW on
-    a freed page), which a later program reusing the block would inherit."""
+    a freed page), which a later program reusing the block would inherit.
+
+    A guest that dies or stops printing before its first program began (a panic at
+    boot: TCG's multi-threaded guest has oopsed on an int3 while the kernel patched its
+    own text, once in many hundred boots) is booted afresh, up to `boot_retries` times
+    in a row; its console is kept, and `res.failed_boots` counts such boots.  `one_boot`
+    stands in for the boot itself (tests)."""
+    boot_once = one_boot or _one_boot
     res = BatchResult()
     todo = list(progs)
     t0 = time.monotonic()
+    failed_in_a_row = 0
     while todo:
         res.boots += 1
         log(f"booting the guest ({len(todo)} program(s), {accel})")
-        text, hung, _secs = _one_boot(manifest, todo, boot_timeout=boot_timeout,
+        text, hung, _secs = boot_once(manifest, todo, boot_timeout=boot_timeout,
                                       trace_timeout=trace_timeout,
                                       step_timeout_ms=step_timeout_ms, accel=accel, log=log,
                                       reuse=reuse, last=last_in_boot)
@@ -234,9 +244,18 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
         boot, traces = parse_console(text)
         res.boot += boot
         res.traces.update(traces)
-        if hung == "<boot>" and not traces:
-            res.hung.append("<boot>")
+        if not traces and hung in (None, "<boot>"):
+            res.failed_boots += 1
+            failed_in_a_row += 1
+            if failed_in_a_row <= boot_retries:
+                why = "stopped printing" if hung else "stopped"
+                said = "; ".join(boot[-2:]) or "no output"
+                log(f"  guest {why} before its first program ({said}); booting a fresh one")
+                continue
+            if hung == "<boot>":
+                res.hung.append("<boot>")
             break  # the guest does not boot: do not loop
+        failed_in_a_row = 0
         if hung is not None:
             res.hung.append(hung)
             gt = res.traces.setdefault(hung, GuestTrace(hung))
