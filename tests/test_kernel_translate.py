@@ -764,9 +764,16 @@ def test_a_guest_dies_with_the_process_that_started_it(tmp_path):
             break
         time.sleep(0.05)
     child = int(pidfile.read_text())
+    # setpriv asks for the signal (prctl PR_SET_PDEATHSIG) after its exec, then execs
+    # sleep: a parent killed before that is not the case tested (CI once was that fast)
+    for _ in range(200):
+        with open(f"/proc/{child}/comm") as f:
+            if f.read().strip() == "sleep":
+                break
+        time.sleep(0.05)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    for _ in range(100):
+    for _ in range(200):
         try:
             os.kill(child, 0)
         except ProcessLookupError:
