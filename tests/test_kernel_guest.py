@@ -88,7 +88,7 @@ def test_write_over_a_mapped_shared_extent_warns():
     progs = [(name, translate(parse_trace(text)).text)
              for name, text in (("a-unmapped", WRITE_UNMAPPED), ("b-mapped", WRITE_MAPPED))]
     res = run_programs(m, progs)
-    assert res.boots == 1 and not res.hung, res.console[-3000:]
+    assert res.boots - res.failed_boots == 1 and not res.hung, res.console[-3000:]
     b, a = res.traces["a-unmapped"], res.traces["b-mapped"]
     for gt, n in ((b, 6), (a, 7)):
         assert gt.finished and not gt.error, gt
@@ -251,9 +251,9 @@ def test_write_from_own_mapping_over_a_shared_extent_leaves_a_sigbus():
     texts = (("a-control", control), ("b-pte", WRITE_FROM_STALE),
              ("c-pmd", WRITE_FROM_STALE.replace(" huge=0", "")))  # aligned, huge
     progs = [(name, translate(parse_trace(text)).text) for name, text in texts]
-    assert "pwrite_from 0 0 0 1 0 0 4096" in progs[1][1]
+    assert "pwrite_from 0 0 0 1 0 1 0 4096" in progs[1][1]
     res = run_programs(m, progs)
-    assert res.boots == 1 and not res.hung, res.console[-3000:]
+    assert res.boots - res.failed_boots == 1 and not res.hung, res.console[-3000:]
     for name, _ in texts:
         gt = res.traces[name]
         assert gt.finished and not gt.error, gt
@@ -312,7 +312,7 @@ def test_munmap_mprotect_mremap_of_parts_of_a_pmd_mapping():
     texts = (("a-munmap-mprotect", PIECES_MUNMAP_MPROTECT), ("b-mremap", PIECES_MREMAP))
     progs = [(name, translate(parse_trace(text)).text) for name, text in texts]
     res = run_programs(m, progs)
-    assert res.boots == 1 and not res.hung, res.console[-3000:]
+    assert res.boots - res.failed_boots == 1 and not res.hung, res.console[-3000:]
     want = {
         "a-munmap-mprotect": ["ok", "ok", "ok", "ok", "ok", "SIGSEGV", "ENOMEM", "ENOMEM",
                               "ENOMEM", "SIGSEGV", "ok", "ok", "EFAULT", "ok", "ok", "ok",
@@ -345,3 +345,20 @@ def test_memory_failure_is_madv_hwpoison_on_the_kernel(capsys):
     assert "Sending SIGBUS to daxop" in out  # kill_proc()'s line, shown under the step
     assert "1 boot(s)" in out, out
     assert rc == 0, out  # every expressible step agrees, no kernel warning line
+
+
+def test_write_from_faults_in_what_the_model_does(capsys):
+    # a write_from whose source is a group's last model page (the rest of a 2 MiB extent
+    # in the guest) copies only its first 4 KiB from the mapping, the rest from the heap:
+    # copied whole, the copy faulted 508 more real pages in, which made a PTE-only VMA
+    # map 509 pages of one PMD folio (refcount and large mapcount 510, the port's 2) and
+    # a private mapping's read faults leave DAX entries a swapext then warned about
+    _manifest()
+    triage = os.path.join(ROOT, "docs/triage")
+    rc = main(["kernel", "run",
+               os.path.join(triage, "raw-write-from-misaligned-sync-large-mapcount.trace"),
+               os.path.join(triage, "swapext-after-write-from-own-private-copy.trace")])
+    out = capsys.readouterr().out
+    assert "raw pages: 2 of 2 steps agree" in out, out
+    assert out.count("agree on the kernel: 4 agree, 0 differ") == 2, out
+    assert rc == 0, out

@@ -252,6 +252,8 @@ write_from mm=0 vma=0 src_pgoff=2 ino=1 pgoff=0 pages=1
 write_from mm=0 vma=0 src_pgoff=1 ino=1 pgoff=15 pages=2
 fork mm=0 child=1
 write_from mm=1 vma=0 src_pgoff=1 ino=0 pgoff=5 pages=1
+mmap mm=0 vma=1 ino=1 pages=4 huge=0
+write_from mm=0 vma=1 src_pgoff=2 ino=0 pgoff=6 pages=2
 """
 
 
@@ -261,8 +263,8 @@ def test_write_from_reproducer_checks_its_source_first_on_a_plain_directory(tmp_
     # for no VMA, a source page outside it or past EOF; in a forked child's process too
     tr = parse_trace(WRITE_FROM, path="wf.trace")
     src = repro_source(tr, "wf.trace", predicted=[], port=[])
-    assert "pwrite_from 0 1 8192 2 4096 8192 4096 8192 12288 4096" in program_lines(src)
-    assert "/* pwrite(f1) of 4 KiB from file offset 0x1000 (4 KiB) of f0 through mapping 0" \
+    assert "pwrite_from 0 1 8192 2 8192 1 4096 4096 12288 1 8192 4096" in program_lines(src)
+    assert "/* pwritev(f1) of 4 KiB from file offset 0x1000 (4 KiB) of f0 through mapping 0" \
            in src
     exe = _gcc(src, tmp_path, "-O2")
     d = tmp_path / "dir"
@@ -284,6 +286,12 @@ def test_write_from_reproducer_checks_its_source_first_on_a_plain_directory(tmp_
     with open(d / "f1", "rb") as f:  # model page 2 of f1 got the byte stored to page 1
         f.seek(8192)
         assert f.read(1) == b"\x5a"  # the helper stores 0x5a (a store, no load)
+    # the same shape ending on a group's last page: one pwritev of 2 MiB - 8 KiB, the
+    # model pages' first 4 KiB from the mapping, the rest of page 3's 2 MiB from the heap
+    assert "pwrite_from 1 0 12288 1 2105344 2 8192 8192 -1 2080768" in program_lines(src)
+    assert "status=ok" in r[13] and "wrote_2088960_bytes_in_1_calls" in r[13], r[13]
+    assert "8 KiB from file offset 0x2000 (8 KiB) of f1 through mapping 1 + 2032 KiB from " \
+           "a heap buffer" in src
 
 
 PIECES = """\

@@ -606,18 +606,22 @@ def test_write_from_is_pwrite_from_the_slots_mapping():
                      "write_from mm=0 vma=0 src_pgoff=15 ino=1 pgoff=15 pages=4\n")  # ENOENT
     p = translate(tr)
     assert p.steps == 9 and not p.skipped
-    # pwrite_from SLOT INO LAST NSEG (SOFF DOFF LEN)...; LAST = off(src_pgoff + pages - 1)
+    # pwrite_from SLOT INO LAST NSEG (DOFF NIOV (SOFF LEN)*NIOV)...;
+    # LAST = off(src_pgoff + pages - 1); SOFF -1 is the heap
     assert prog_lines(p.text) == [
         "init 2 4194304 2097152",
-        "step 1", "pwrite_from 0 0 0 1 0 0 4096",
-        "step 2", "pwrite_from 1 1 8192 1 4096 2101248 8192",
-        "step 3", "pwrite_from 2 0 12288 1 12288 2109440 2084864",    # the rest of both 2 MiB
-        "step 4", "pwrite_from 0 1 2109440 1 2097152 4194304 2097152",  # a whole extent
+        "step 1", "pwrite_from 0 0 0 1 0 1 0 4096",
+        "step 2", "pwrite_from 1 1 8192 1 2101248 1 4096 8192",
+        # the rest of both 2 MiB: the source's first 4 KiB, then 2 MiB - 16 KiB of heap
+        "step 3", "pwrite_from 2 0 12288 1 2109440 2 12288 4096 -1 2080768",
+        # a whole extent: four model pages' first 4 KiB from the mapping, the rest heap
+        "step 4", "pwrite_from 0 1 2109440 1 4194304 2 2097152 16384 -1 2080768",
         # model pages 0->2, 1->3, 2->4: each one's first 4 KiB, in order
-        "step 5", "pwrite_from 0 1 8192 3 0 8192 4096 4096 12288 4096 8192 2097152 4096",
+        "step 5", "pwrite_from 0 1 8192 3 8192 1 0 4096 12288 1 4096 4096 "
+                  "2097152 1 8192 4096",
         "step 6", "pwrite 1 -1 4096",  # past max: EINVAL after open, as for write
         "step 7", "umount",
-        "step 8", "pwrite_from 0 0 0 1 0 0 4096",
+        "step 8", "pwrite_from 0 0 0 1 0 1 0 4096",
         "step 9", "pwrite 1 -1 4096",  # past max, unmounted: open's ENOENT (kf-2028 1797)
     ]
     tr = parse_trace("geometry: max_file_pages=32\n"
@@ -635,8 +639,8 @@ def test_write_from_with_pmd_order_9_is_the_identity():
                      "write_from mm=0 vma=0 src_pgoff=0 ino=0 pgoff=1000 pages=25\n")
     assert prog_lines(translate(tr).text) == [
         "init 2 2097152 2097152",
-        "step 1", "pwrite_from 0 1 2093056 1 0 2097152 2097152",
-        "step 2", "pwrite_from 3 0 28672 1 12288 2867200 20480",
+        "step 1", "pwrite_from 0 1 2093056 1 2097152 1 0 2097152",
+        "step 2", "pwrite_from 3 0 28672 1 2867200 1 12288 20480",
         "step 3", "pwrite 0 -1 4096",
     ]
 

@@ -67,10 +67,11 @@ def run_run(args: argparse.Namespace) -> int:
                       t.diffs() or (skipped if n["n/a"] else "")))
     res = kr.result
     print(f"kernel run ({kern.label}, {kr.manifest.get('kernel_version', '?')}): {len(runs)} "
-          f"trace(s), {res.boots} boot(s), {kr.seconds:.1f} s wall"
-          + (f"; hung: {', '.join(res.hung)}" if res.hung else "")
-          + (f"; {res.failed_boots} boot(s) died before their first program"
-             if res.failed_boots else ""))
+          f"trace(s), {res.boots - res.failed_boots} boot(s)"
+          + (f" (+{res.failed_boots} that died before their first program)"
+             if res.failed_boots else "")
+          + f", {kr.seconds:.1f} s wall"
+          + (f"; hung: {', '.join(res.hung)}" if res.hung else ""))
     if args.table:
         _print_table(table, kr.raw.why)
     return EXIT_BAD_INPUT if errors else worst

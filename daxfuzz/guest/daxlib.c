@@ -53,15 +53,17 @@
  *   truncate INO SIZE | punch INO OFF LEN
  *   pwrite INO OFF LEN              pwrite(2) LEN bytes of a non-zero pattern from a heap
  *                                   buffer (no DAX mapping) at OFF, over short writes
- *   pwrite_from SLOT INO LAST NSEG SOFF DOFF LEN ...
+ *   pwrite_from SLOT INO LAST NSEG [DOFF NIOV SOFF LEN ...] ...
  *                                   pwrite(2) to INO from the slot's own mapping: per
- *                                   segment LEN bytes from the mapping's file offset SOFF
- *                                   to DOFF, in order, over short writes (the copy faults
- *                                   the source pages in).  First, EFAULT with nothing
- *                                   written when the slot maps nothing, a segment's source
- *                                   is outside the mapping, or LAST (the source's last
- *                                   page) is at or past its file's EOF.  Runs in the
- *                                   process playing the slot, not in a child.
+ *                                   segment one pwritev(2) at DOFF of NIOV pieces, each
+ *                                   LEN bytes from the mapping's file offset SOFF, or from
+ *                                   a heap buffer when SOFF is -1; segments in order, over
+ *                                   short writes (the copy faults the mapped pieces in).
+ *                                   First, EFAULT with nothing written when the slot maps
+ *                                   nothing, a mapped piece is outside the mapping, or
+ *                                   LAST (the source's last page) is at or past its file's
+ *                                   EOF.  Runs in the process playing the slot, not in a
+ *                                   child.
  *   reflink SRC DST NSEG SOFF DOFF LEN ...   FICLONERANGE per segment
  *   exchange INO1 INO2 NSEG OFF1 OFF2 LEN ...
  *                                   XFS_IOC_EXCHANGE_RANGE per segment, in the given order
@@ -552,17 +554,47 @@ static void do_touch(int slot, long off, int write) {
 
 /* pwrite(2) to ino from the slot's mapping (see the header); checks first, then each
  * segment (soff doff len) in order, over short writes */
-static void do_pwrite_from(int slot, int ino, long last, int nseg, const long *seg) {
+/* write all of iov[0..n) at off, over short writes and EINTR; 0 or the errno */
+static int pwritev_all(int fd, struct iovec *iov, int n, long off, long *total) {
+  while (n > 0) {
+    ssize_t w = pwritev(fd, iov, n, off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 ? errno : EIO;
+    off += w;
+    *total += w;
+    while (n > 0 && (size_t)w >= iov->iov_len) { w -= (ssize_t)iov->iov_len; iov++; n--; }
+    if (n > 0) { iov->iov_base = (char *)iov->iov_base + w; iov->iov_len -= (size_t)w; }
+  }
+  return 0;
+}
+
+#define MAXIOV 32
+static void do_pwrite_from(int slot, int ino, long last, int nseg, const long *seg, int nargs) {
   double t0 = now_ms();
   if (nseg < 1 || nseg > 16) { result("err", 0, EINVAL, "segments"); return; }
+  /* the segments' extent in the argument list: DOFF NIOV (SOFF LEN)*NIOV each */
+  int at = 0;
+  for (int i = 0; i < nseg; i++) {
+    if (at + 2 > nargs || seg[at + 1] < 1 || seg[at + 1] > MAXIOV ||
+        at + 2 + 2 * seg[at + 1] > nargs) { result("err", 0, EINVAL, "segments"); return; }
+    at += 2 + 2 * (int)seg[at + 1];
+  }
   int fd = open(path_of(ino), O_RDWR);
   if (fd < 0) { result("err", now_ms() - t0, errno, "open"); return; }
   const char *why = NULL;
+  long heap = 0; /* the longest heap piece */
   if (slot < 0 || slot >= MAXSLOTS || !slots[slot].np) why = "no_vma";
   else {
-    for (int i = 0; !why && i < nseg; i++) /* every source byte in a mapped piece */
-      if (seg[3 * i + 2] < 1 || !covered(slot, seg[3 * i], seg[3 * i] + seg[3 * i + 2]))
-        why = "source_outside_the_vma";
+    at = 0;
+    for (int i = 0; !why && i < nseg; i++) { /* every mapped source byte in a piece */
+      for (int k = 0; !why && k < seg[at + 1]; k++) {
+        long so = seg[at + 2 + 2 * k], len = seg[at + 3 + 2 * k];
+        if (len < 1) why = "source_outside_the_vma";
+        else if (so < 0) heap = len > heap ? len : heap;
+        else if (!covered(slot, so, so + len)) why = "source_outside_the_vma";
+      }
+      at += 2 + 2 * (int)seg[at + 1];
+    }
     struct stat st;
     if (!why && !covered(slot, last, last + 1)) why = "source_outside_the_vma";
     if (!why && stat(path_of(slots[slot].ino), &st)) why = "source_file_stat_failed";
@@ -573,19 +605,24 @@ static void do_pwrite_from(int slot, int ino, long last, int nseg, const long *s
     result("err", now_ms() - t0, EFAULT, "%s_(checked_before_writing)", why);
     return;
   }
+  char *buf = heap ? malloc(heap) : NULL;
+  if (heap && !buf) { close(fd); result("err", now_ms() - t0, ENOMEM, "malloc"); return; }
+  if (buf) memset(buf, 0x5a, heap);
   long total = 0;
   int e = 0;
+  at = 0;
   for (int i = 0; !e && i < nseg; i++) {
-    const char *src = addr_of(slot, seg[3 * i]);
-    long doff = seg[3 * i + 1], len = seg[3 * i + 2];
-    for (long done = 0; done < len;) {
-      ssize_t n = pwrite(fd, src + done, len - done, doff + done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) { e = n < 0 ? errno : EIO; break; }
-      done += n;
-      total += n;
+    struct iovec iov[MAXIOV];
+    int n = (int)seg[at + 1];
+    for (int k = 0; k < n; k++) {
+      long so = seg[at + 2 + 2 * k];
+      iov[k].iov_base = so < 0 ? buf : addr_of(slot, so);
+      iov[k].iov_len = (size_t)seg[at + 3 + 2 * k];
     }
+    e = pwritev_all(fd, iov, n, seg[at], &total);
+    at += 2 + 2 * n;
   }
+  free(buf);
   close(fd);
   if (e) result("err", now_ms() - t0, e, "pwrite_after_%ld_bytes", total);
   else result("ok", now_ms() - t0, 0, "wrote_%ld_bytes_in_%d_calls", total, nseg);
@@ -777,7 +814,7 @@ static int slot_cmd(const char *cmd, const long *a) {
   else if (!strcmp(cmd, "hwpoison")) do_hwpoison((int)a[0], a[1], (int)a[2]);
   else if (!strcmp(cmd, "gupl")) do_gupl((int)a[0], a[1]);
   else if (!strcmp(cmd, "pwrite_from"))
-    do_pwrite_from((int)a[0], (int)a[1], a[2], (int)a[3], a + 4);
+    do_pwrite_from((int)a[0], (int)a[1], a[2], (int)a[3], a + 4, MAXARGS - 4);
   else if (!strcmp(cmd, "gup")) return do_gup((int)a[0], (int)a[1], a[2], (int)a[3]);
   else if (!strcmp(cmd, "gupv")) return do_gupv((int)a[0], (int)a[1], (int)a[2], (int)a[3], a + 4);
   else if (!strcmp(cmd, "fork")) return do_fork((int)a[0], (int)a[1]);

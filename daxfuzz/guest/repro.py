@@ -167,10 +167,17 @@ class _Gloss:
                     "in a child process (timed)")
         if cmd == "pwrite_from":
             slot, ino, last, nseg = a[:4]
-            segs = [a[4 + 3 * i:7 + 3 * i] for i in range(nseg)]
-            parts = ", ".join(f"{_size(n)} from {self._where(slot, s)} to offset {_off(d)}"
-                              for s, d, n in segs)
-            return (f"pwrite(f{ino}) of {parts} (the copy faults the source in), in this "
+            calls, at = [], 4
+            for _ in range(nseg):  # DOFF NIOV (SOFF LEN)*NIOV per pwritev
+                d, niov = a[at], a[at + 1]
+                src = " + ".join(f"{_size(n)} from " + (self._where(slot, s) if s >= 0
+                                                        else "a heap buffer")
+                                 for s, n in zip(a[at + 2:at + 2 + 2 * niov:2],
+                                                 a[at + 3:at + 3 + 2 * niov:2], strict=True))
+                calls.append(f"{src} to offset {_off(d)}")
+                at += 2 + 2 * niov
+            parts = "; ".join(calls)
+            return (f"pwritev(f{ino}) of {parts} (the copy faults the source in), in this "
                     f"process; EFAULT first, nothing written, when mapping {slot} is gone, "
                     f"does not cover the source, or its file ends at or before {_off(last)}")
         if cmd == "reflink":

@@ -90,20 +90,25 @@ EOF is SIGSEGV, not the load's SIGBUS).  The helper catches SIGBUS and SIGSEGV.
 
 Write from a mapping.  ``write_from mm vma src_pgoff ino pgoff pages`` is pwrite(2) to
 ``ino`` whose source buffer is slot ``(mm, vma)``'s own DAX mapping at model page
-``src_pgoff`` (command ``pwrite_from SLOT INO LAST NSEG SOFF DOFF LEN ...``), so the
-kernel faults the source pages in during the copy, as the model's write does after each
-extent's blocks are in place.  When the source and destination runs have the same real
-shape (``off(src_pgoff + k) - off(src_pgoff) == off(pgoff + k) - off(pgoff)`` for every
-``k`` up to ``pages``; always with ``pmd_order=9``) it is one pwrite of
-``span(pgoff, pages)`` from the address of ``off(src_pgoff)``: the source bytes are
-contiguous in the mapping.  Otherwise each model page's first 4 KiB is its own pwrite,
-in order (:func:`write_from_segments`), and the model's write_from is then as many
-one-page writes (``daxfuzz/vocab/world.py write_from_calls``: an earlier call's copy may
-read a source page through a mapping before a later call allocates it); more than 16 is
+``src_pgoff`` (command ``pwrite_from SLOT INO LAST NSEG [DOFF NIOV SOFF LEN ...] ...``:
+one pwritev(2) per segment), so the kernel faults the source pages in during the copy,
+as the model's write does after each extent's blocks are in place.  When the source
+and destination runs have the same real shape (``off(src_pgoff + k) - off(src_pgoff)
+== off(pgoff + k) - off(pgoff)`` for every ``k`` up to ``pages``; always with
+``pmd_order=9``) it is one pwritev of ``span(pgoff, pages)``.  Its source is each model
+page's first 4 KiB in the mapping and, for a page that stands for the rest of its
+2 MiB, the rest from a heap buffer (``SOFF -1``): copied from the mapping, the rest
+made a PTE-only source VMA map 509 real pages of one large folio, and the folio's
+refcount and large mapcount went up by 509 where the model's one page adds 1 (kernel
+fuzz seed 3002, docs/triage/raw-write-from-misaligned-sync-large-mapcount.trace).
+Otherwise each model page's first 4 KiB is its own pwrite, in order
+(:func:`write_from_segments`), and the model's write_from is then as many one-page
+writes (``daxfuzz/vocab/world.py write_from_calls``: an earlier call's copy may read a
+source page through a mapping before a later call allocates it); more than 16 is
 a ``skip``.  The model's
 EFAULT (no VMA in the slot, a source page no VMA of it covers, or the last source page
 ``src_pgoff + pages - 1`` at or past its file's EOF) is the helper's check before
-anything is written: every byte of every segment's source inside the slot's mapped
+anything is written: every byte of every piece from the mapping inside the slot's mapped
 pieces (the pieces are unions of whole model pages' extents, so that is the model's
 cover, holes included), and ``LAST = off(src_pgoff + pages - 1)`` below the source
 file's size (stat).  Past ``max_file_pages`` it is ``pwrite INO -1 4096``, as for
@@ -342,14 +347,32 @@ def exchange_segments(g: Geometry, op: Exchange) -> list[tuple[int, int, int]]:
     return [(off(g, p1 + k), off(g, p2 + k), PAGE) for k in reversed(range(n))]
 
 
-def write_from_segments(g: Geometry, op: WriteFrom) -> list[tuple[int, int, int]]:
-    """pwrite calls (source file offset in the mapping, destination offset, length), in
-    the order they are issued, for a model write_from (see the module docstring)."""
+#: a pwrite_from segment: (destination offset, [(source offset in the mapping or -1 for
+#: the heap, length)...]), one pwritev(2)
+Segment = tuple[int, list[tuple[int, int]]]
+MAX_IOV = 32  # daxlib.c MAXIOV: pieces per segment
+
+
+def write_from_segments(g: Geometry, op: WriteFrom) -> list[Segment]:
+    """pwritev calls for a model write_from, in the order they are issued (see the module
+    docstring): the destination offset and the source pieces of each.  Only each model
+    page's first 4 KiB comes from the mapping; the rest of a page that stands for more
+    (a group's last) comes from a heap buffer, so the copy faults in what the model's
+    does: its PTE faults map one real page per model page, as the model's map one."""
     s, p, n = op.src_pgoff, op.pgoff, op.pages
     so, po = off(g, s), off(g, p)
     if all(off(g, s + k) - so == off(g, p + k) - po for k in range(1, n + 1)):
-        return [(so, po, off(g, p + n) - po)]  # the same real shape: one call
-    return [(off(g, s + k), off(g, p + k), PAGE) for k in range(n)]
+        pieces: list[tuple[int, int]] = []
+        for k in range(n):  # the same real shape: one call
+            a, end = off(g, s + k), off(g, s + k + 1)
+            if pieces and pieces[-1][0] >= 0 and sum(pieces[-1]) == a:
+                pieces[-1] = (pieces[-1][0], pieces[-1][1] + PAGE)
+            else:
+                pieces.append((a, PAGE))
+            if end - a > PAGE:
+                pieces.append((-1, end - a - PAGE))
+        return [(po, pieces)]
+    return [(off(g, p + k), [(off(g, s + k), PAGE)]) for k in range(n)]
 
 
 def pin_runs(g: Geometry, first: int, n: int) -> list[tuple[int, int]]:
@@ -444,8 +467,12 @@ def op_lines(g: Geometry, op: Op) -> tuple[list[str], str | None]:
         if len(segs) > MAX_SEGS:
             return [f"skip write_from of {op.pages} pages of different shapes needs "
                     f"{len(segs)} calls (max {MAX_SEGS})"], "too many segments"
+        if len(segs[0][1]) > MAX_IOV:
+            return [f"skip write_from of {op.pages} pages needs {len(segs[0][1])} source "
+                    f"pieces (max {MAX_IOV})"], "too many segments"
         slot = op.mm * g.vmas + op.vma
-        flat = " ".join(f"{a} {b} {n}" for a, b, n in segs)
+        flat = " ".join(f"{d} {len(ps)} " + " ".join(f"{a} {n}" for a, n in ps)
+                        for d, ps in segs)
         last = off(g, op.src_pgoff + op.pages - 1)
         return [f"pwrite_from {slot} {op.ino} {last} {len(segs)} {flat}"], None
     if isinstance(op, Reflink):
