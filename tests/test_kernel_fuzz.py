@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from daxfuzz.guest.build import FS_RMAPBT_LINE
 from daxfuzz.guest.kfuzz import (
     HARNESS,
     KERNEL_FINDING,
@@ -51,12 +52,18 @@ def test_generated_cases_end_with_a_teardown_and_predict_no_warning():
     for c in cases:
         assert c.ops[-1] == O.Unmount() or not c.pred.port[-1].startswith("ok")
         assert not any(c.pred.events), c.cut  # cut before the port's predicted WARN/BUG
-        # memory failures take the generic path, each where current maps its pfn
-        assert all(op.holder == 0 for op in c.ops if isinstance(op, O.MemoryFailure))
+        # a case's memory failures take one path, its filesystem's, each where current
+        # maps its pfn
+        holders = {op.holder for op in c.ops if isinstance(op, O.MemoryFailure)}
+        assert len(holders) <= 1
+        assert (FS_RMAPBT_LINE in c.program.text) == (holders == {1})
         assert c.program.text.startswith("# daxfuzz guest program: ")
         assert not c.program.skipped
     assert gen.cut > 0  # seed 3 reaches the swapext warning at least once
     assert sum("\nhwpoison " in c.program.text for c in cases) >= 2
+    assert sum(FS_RMAPBT_LINE in c.program.text for c in cases) >= 1  # both paths run
+    assert sum("\nhwpoison " in c.program.text and FS_RMAPBT_LINE not in c.program.text
+               for c in cases) >= 1
 
 
 def test_judge_takes_memory_failure_reports_as_the_steps_result():
@@ -80,10 +87,18 @@ def test_judge_takes_memory_failure_reports_as_the_steps_result():
     gt.steps[3] = StepResult(3, "ok")
     v = judge(c, gt)
     assert v.cls == MODEL_GAP and "port ok killed=0" in v.notes[0]
-    assert v.by_op["memory_failure"] == [1, 0] and v.by_op["fault"] == [2, 2]
-    # a pfn current does not map is dropped from a generated case; holder=1 becomes 0
+    assert v.by_op["memory_failure holder=0"] == [1, 0] and v.by_op["fault"] == [2, 2]
+    # a pfn current does not map becomes one it maps (pfn 5 -> 0), and after the first
+    # poison killed current's mapping the second has none: dropped.  The first one's
+    # holder=1 makes the case's filesystem rmapbt=1
     c = make_case("mf2", DEFAULT, [*ops[:2], O.MemoryFailure(5, 0, 1), O.MemoryFailure(0)])
-    assert [op for op in c.ops if isinstance(op, O.MemoryFailure)] == [O.MemoryFailure(0, 0, 0)]
+    assert [op for op in c.ops if isinstance(op, O.MemoryFailure)] == [O.MemoryFailure(0, 0, 1)]
+    assert FS_RMAPBT_LINE in c.program.text
+    # holder=0 first: every later one takes the generic path too
+    c = make_case("mf3", DEFAULT, [*ops[:2], O.MemoryFailure(0, 0, 0), *ops[:2],
+                                   O.MemoryFailure(0, 0, 1)])
+    assert [op.holder for op in c.ops if isinstance(op, O.MemoryFailure)] == [0, 0]
+    assert FS_RMAPBT_LINE not in c.program.text
 
 
 def test_a_predicted_warning_is_cut_or_kept_with_run_known():

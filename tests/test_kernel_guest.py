@@ -339,9 +339,13 @@ def test_memory_failure_is_madv_hwpoison_on_the_kernel(capsys):
     rc = main(["kernel", "run",
                os.path.join(ROOT, "corpus/memory-failure-unshared-generic.trace"),
                os.path.join(ROOT, "corpus/memory-failure-shared-generic-ebusy.trace"),
-               os.path.join(ROOT, "corpus/memory-failure-cow-copy-legacy-oops.trace")])
+               os.path.join(ROOT, "corpus/memory-failure-cow-copy-legacy-oops.trace"),
+               os.path.join(ROOT, "corpus/memory-failure-shared-holder-rmap.trace")])
     out = capsys.readouterr().out
     assert "kernel: ok killed=0" in out and "kernel: EBUSY" in out, out
+    # holder=1 on an rmapbt=1 filesystem: the page two files share is no EBUSY there,
+    # each owner's process is signalled (the generic path's EBUSY above)
+    assert "rmapbt=1" in out and "kernel: ok killed=1" in out, out
     assert "Sending SIGBUS to daxop" in out  # kill_proc()'s line, shown under the step
     assert "1 boot(s)" in out, out
     assert rc == 0, out  # every expressible step agrees, no kernel warning line

@@ -372,3 +372,15 @@ def test_munmap_mprotect_mremap_reproducer_keeps_the_pieces_on_a_plain_directory
     assert "note=2_pieces_left" in r[2]
     assert re.search(r"note=to=0x[0-9a-f]*200000_2_pieces_left", r[13]), r[13]  # 2 MiB in
     assert re.search(r"note=to=0x[0-9a-f]*1000_1_pieces_left", r[25]), r[25]  # + 4 KiB
+
+
+def test_a_holder_path_reproducer_asks_for_the_reverse_map():
+    # memory_failure holder=1 needs mkfs.xfs -m rmapbt=1: the header says so, and the
+    # program table keeps the line `kernel repro --run` finds in the binary
+    from daxfuzz.guest.build import FS_RMAPBT_LINE
+
+    path = os.path.join(ROOT, "corpus/memory-failure-shared-holder-rmap.trace")
+    src = repro_source(read_trace(path), path, predicted=[], port=[])
+    assert f'"{FS_RMAPBT_LINE}",' in src and "-m reflink=1,rmapbt=1 " in src
+    assert "init 2 4194304 2097152 1" in program_lines(src)
+    assert "reverse-mapping btree" in src

@@ -9,7 +9,7 @@ import pytest
 
 from daxfuzz.errors import InputError
 from daxfuzz.guest.apt import parse_mirror, resolve_name
-from daxfuzz.guest.build import Cpio
+from daxfuzz.guest.build import FS_RMAPBT_LINE, Cpio
 from daxfuzz.guest.qemu import ConsoleWatch, run_programs, taint_line
 from daxfuzz.guest.results import StepResult, compare, oracle_outcome, parse_console
 from daxfuzz.guest.translate import (
@@ -115,13 +115,31 @@ def test_write_with_other_pmd_orders():
         "init 2 2097152 2097152", "step 1", "pwrite 0 2101248 8192", "step 2", "pwrite 0 -1 4096"]
 
 
-def test_memory_failure_holder_path_is_reported_not_dropped():
-    tr = read_trace(os.path.join(ROOT, "corpus/memory-failure-shared-holder.trace"))
+def test_memory_failure_holder_path_runs_on_an_rmapbt_filesystem():
+    # holder=1: the program asks /init for a filesystem with the reverse map and daxop's
+    # init checks it got one; each mm is a process of its own (the fork comes first)
+    tr = read_trace(os.path.join(ROOT, "corpus/memory-failure-shared-holder-rmap.trace"))
     p = translate(tr)
-    mf = [i for i, op in enumerate(tr.ops, 1) if op.name == "memory_failure"]
-    assert sorted(p.skipped) == mf
-    assert all(f"step {i}" in p.text for i in range(1, len(tr.ops) + 1))
-    assert p.text.count("skip memory_failure holder=1 not expressible") == len(mf)
+    assert not p.skipped
+    assert p.text.splitlines()[1:3] == [FS_RMAPBT_LINE, "init 2 4194304 2097152 1"]
+    assert "step 8\nhwpoison 2 0 1\nstep 9\nhwpoison 0 0 0\n" in p.text
+    # the filesystem decides the path for a whole program: the first memory_failure's
+    # holder wins, a step of the other kind is reported, not dropped
+    mixed = Trace(ops=(*tr.ops, parse_op("memory_failure pfn=0 mm=0 holder=0")),
+                  target="7.2", geometry=tr.geometry)
+    assert list(unexpressible(mixed)) == [10]
+    assert "holder=0 not expressible" in unexpressible(mixed)[10]
+    assert "rmapbt=1" in unexpressible(mixed)[10]
+    generic = Trace(ops=(parse_op("memory_failure pfn=0 mm=0 holder=0"), *tr.ops),
+                    target="7.2", geometry=tr.geometry)
+    p = translate(generic)
+    assert FS_RMAPBT_LINE not in p.text and "init 2 4194304 2097152\n" in p.text
+    assert sorted(p.skipped) == [1, 9, 10]  # 1: mm 0 maps nothing yet; 9, 10: holder=1
+    # the old corpus trace: both mms in the director, so collect_procs_fsdax() would see
+    # the other's VMA of an owner file: not expressible, with that reason
+    old = translate(read_trace(os.path.join(ROOT, "corpus/memory-failure-shared-holder.trace")))
+    assert sorted(old.skipped) == [7, 8]
+    assert all("same guest process" in w for w in old.skipped.values())
 
 
 def test_memory_failure_is_madv_hwpoison_where_current_maps_the_pfn():

@@ -7,10 +7,13 @@
  * API: daxop_start(MOUNTPOINT, DEVICE, TIMEOUT_MS); daxop_line(LINE)...; daxop_end().
  *
  * A program is text, one command a line (daxfuzz/guest/translate.py writes it):
- *   init NFILES SIZE [COWEXTSIZE]   create f0..f{N-1} of SIZE bytes (holes); with
+ *   init NFILES SIZE [COWEXTSIZE [RMAPBT]]
+ *                                   create f0..f{N-1} of SIZE bytes (holes); with
  *                                   COWEXTSIZE > 0, first give each (still empty) file
  *                                   that XFS CoW extent size hint in bytes
- *                                   (FS_IOC_FSSETXATTR, FS_XFLAG_COWEXTSIZE)
+ *                                   (FS_IOC_FSSETXATTR, FS_XFLAG_COWEXTSIZE); with RMAPBT
+ *                                   0 or 1, the filesystem must have (1) or lack (0) the
+ *                                   reverse-mapping btree (XFS_IOC_FSGEOMETRY_V1)
  *   step N [TITLE]                  the following command is trace step N (with echo_steps,
  *                                   "== step N: TITLE" is printed first)
  *   mmap SLOT INO OFF LEN PROT SHARED HUGE MISALIGN SYNC
@@ -1112,7 +1115,25 @@ static int set_cowextsize(int fd, long bytes) {
              ? 0 : EINVAL;
 }
 
-static void do_init(int n, long size, long cowextsize) {
+/* XFS_IOC_FSGEOMETRY_V1 (fs/xfs/libxfs/xfs_fs.h): the filesystem's feature flags, to
+ * check that a program wanting the reverse map got it; -1 when not XFS */
+struct xfs_fsop_geom_v1 {
+  uint32_t blocksize, rtextsize, agblocks, agcount, logblocks, sectsize, inodesize, imaxpct;
+  uint64_t datablocks, rtblocks, rtextents, logstart;
+  unsigned char uuid[16];
+  uint32_t sunit, swidth;
+  int32_t version;
+  uint32_t flags, logsectsize, rtsectsize, dirblocksize;
+};
+#define XFS_IOC_FSGEOMETRY_V1 _IOR('X', 100, struct xfs_fsop_geom_v1)
+#define XFS_FSOP_GEOM_FLAGS_RMAPBT (1 << 19)
+static int fs_rmapbt(int fd) {
+  struct xfs_fsop_geom_v1 g;
+  if (ioctl(fd, XFS_IOC_FSGEOMETRY_V1, &g)) return -1;
+  return !!(g.flags & XFS_FSOP_GEOM_FLAGS_RMAPBT);
+}
+
+static void do_init(int n, long size, long cowextsize, long rmapbt) {
   for (int i = 0; i < n; i++) {
     int fd = open(path_of(i), O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
@@ -1137,8 +1158,18 @@ static void do_init(int n, long size, long cowextsize) {
     int dax = -1;
     if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0)
       dax = !!(sx.stx_attributes & STATX_ATTR_DAX);
-    if (i == 0) printf("@@I dax=%d files=%d size=%ld cowextsize=%ld\n", dax, n, size,
-                       cowextsize);
+    int rmap = i == 0 && rmapbt >= 0 ? fs_rmapbt(fd) : -1;
+    if (i == 0 && rmapbt >= 0 && rmap != rmapbt && !echo_steps) { /* the guest's /init */
+      printf("@@I error=EINVAL rmapbt=%d wanted=%ld (the filesystem is not the kind the "
+             "program asks for)\n", rmap, rmapbt);
+      exit(3);
+    }
+    if (i == 0 && rmapbt >= 0 && rmap != rmapbt)
+      printf("warning: the filesystem of %s has %s reverse-mapping btree (rmapbt): "
+             "memory_failure holder=1 wants mkfs.xfs -m rmapbt=1\n", path_of(i),
+             rmap < 0 ? "an unknown" : "no");
+    if (i == 0) printf("@@I dax=%d files=%d size=%ld cowextsize=%ld%s\n", dax, n, size,
+                       cowextsize, rmap == 1 ? " rmapbt=1" : "");
     if (i == 0 && echo_steps && dax != 1)
       printf("warning: %s is not DAX (statx STATX_ATTR_DAX %s): mount an fsdax pmem device "
              "with -o dax=always (see the header of this file)\n", path_of(i),
@@ -1221,7 +1252,7 @@ static void daxop_line(const char *text) {
     result("skip", 0, 0, "a_killed_call_from_step_%d_still_runs", pending_step);
     return;
   }
-  if (!strcmp(cmd, "init")) do_init((int)a[0], a[1], na > 2 ? a[2] : 0);
+  if (!strcmp(cmd, "init")) do_init((int)a[0], a[1], na > 2 ? a[2] : 0, na > 3 ? a[3] : -1);
   else if (!strcmp(cmd, "fork")) director_fork((int)a[0], (int)a[1], (int)a[2], line, a);
   else if (!strcmp(cmd, "gup")) {
     int h = (int)a[0];

@@ -147,7 +147,7 @@ def nomod_initramfs(base: dict) -> Path:
 
 
 # ------------------------------------------------------------------ Linux 6.1 ---------
-INIT_SCRIPT_61 = build.INIT_SCRIPT.replace(build.MKFS_CMD, MKFS_CMD_61)
+INIT_SCRIPT_61 = build.init_script(MKFS_CMD_61)
 #: 6.1's libcrc32c (xfs needs it) allocates the "crc32c" shash at load, which modprobes
 #: crc32c (a soft dependency modinfo's `depends` does not list): load it first
 MODULES_61 = ("crc32c_generic", *build.MODULES)

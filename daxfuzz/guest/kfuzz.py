@@ -1,11 +1,11 @@
 """`daxfuzz kernel fuzz`: a conformance campaign on the real kernel (Linux 7.2 under QEMU).
 
 Op sequences come from the random engine's generator (random bytes through
-:class:`fuzz.codec.Codec`, 4..30 ops).  A ``memory_failure`` is made ``holder=0`` (the
-guest's XFS has no rmapbt: the kernel takes the generic path), its ``pfn`` one that
-``mm`` maps (``pfn`` itself if mapped, else the ``pfn % n``-th of them), and dropped
-where the guest cannot express it (``mm`` maps nothing; see translate.py "Memory
-failure").  Each becomes a :class:`Case`:
+:class:`fuzz.codec.Codec`, 4..30 ops).  A ``memory_failure`` takes the ``holder`` of the
+case's first one (the filesystem decides the path for a whole program: rmapbt=1 for the
+holder's, rmapbt=0 for the generic one), its ``pfn`` one that ``mm`` maps (``pfn``
+itself if mapped, else the ``pfn % n``-th of them), and dropped where the guest cannot
+express it (``mm`` maps nothing; see translate.py "Memory failure").  Each becomes a :class:`Case`:
 
 * a *teardown* is appended -- release every GUP handle the model holds, munmap every
   VMA slot that maps something, unmount -- so every inode is evicted inside the trace,
@@ -178,19 +178,23 @@ def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = Fals
     cut = ""
     kept: list[O.Op] = []
     workers: set[int] = set()  # mms a fork gave a guest process of their own
+    rmapbt: bool | None = None  # the program's filesystem: its first memory_failure's
     runner.reset()
     for i, op in enumerate(ops):
         if isinstance(op, O.MemoryFailure):
-            # the guest's only path is the generic one (HOLDER_WHY), and MADV_HWPOISON
-            # poisons a page current maps: the generated pfn picks one of those (as
-            # the Hypothesis machine draws from live pfns); none mapped, no op
+            # the filesystem decides the path for the whole program (translate.py,
+            # "Memory failure"): the first memory_failure's holder holds for the rest;
+            # MADV_HWPOISON poisons a page current maps: the generated pfn picks one of
+            # those (as the Hypothesis machine draws from live pfns); none mapped, no op
             live = sorted(mapped_pfns(runner.t, g, op.mm))
             if not live:
                 continue
+            rmap = bool(op.holder) if rmapbt is None else rmapbt
             op = O.MemoryFailure(op.pfn if op.pfn in live else live[op.pfn % len(live)],
-                                 op.mm, 0)
-            if memory_failure_lines(runner.t, g, op, workers)[1] is not None:
+                                 op.mm, int(rmap))
+            if memory_failure_lines(runner.t, g, op, workers, rmap)[1] is not None:
                 continue  # e.g. another model mm of the director maps the file there
+            rmapbt = rmap
         elif op_lines(g, op)[1] is not None:  # the guest cannot express it: stop before it
             cut = f"step {i + 1} ({op.name}) not expressible"
             break
@@ -380,7 +384,10 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         if k == "n/a":
             continue
         v.compared += 1
-        tally = v.by_op.setdefault(op.name, [0, 0])
+        kind = op.name  # memory_failure's two paths apart: the holder's runs on rmapbt=1
+        if isinstance(op, O.MemoryFailure):
+            kind = f"memory_failure holder={op.holder}"
+        tally = v.by_op.setdefault(kind, [0, 0])
         tally[0] += 1
         if k == port:
             v.agreed += 1

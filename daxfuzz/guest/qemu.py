@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daxfuzz.guest.build import GUEST_MEM_RUN, MEMMAP, Cpio
+from daxfuzz.guest.build import FS_RMAPBT_LINE, GUEST_MEM_RUN, MEMMAP, Cpio
 from daxfuzz.guest.results import GuestTrace, parse_console
 
 
@@ -139,7 +139,10 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
     for name, text in progs:
         if isinstance(text, bytes):  # a static executable (a `kernel repro`), run instead
             c.file(f"progs/{name}.bin", text, 0o755)  # of daxop, with the same arguments
-            c.file(f"progs/{name}.prog", b"# runs progs/NAME.bin\n")
+            # the reproducer's program lines are in it: one asking for the reverse map
+            # asks /init for that filesystem (build.FS_RMAPBT_LINE)
+            fs = FS_RMAPBT_LINE.encode() + b"\n" if FS_RMAPBT_LINE.encode() in text else b""
+            c.file(f"progs/{name}.prog", b"# runs progs/NAME.bin\n" + fs)
         else:
             c.file(f"progs/{name}.prog", text.encode())
     base = Path(manifest["initramfs"]).read_bytes()

@@ -16,7 +16,8 @@ helper), and the file is
 So a fork runs through daxop's multi-process director, blocking calls are timed and
 interrupted as in the guest, and the output is daxop's ``@@R``/``@@K`` lines, each step
 announced by ``== step N: OP``.  A trace with a step the guest cannot express (a
-``memory_failure`` with ``holder=1`` or of a pfn current does not map, a reflink needing
+``memory_failure`` of the other holder than the trace's first or of a pfn current
+does not map, a reflink needing
 more segments than the helper takes) is refused
 (:class:`InputError`: file, step, op, why): the file never silently does less.
 """
@@ -29,7 +30,7 @@ import textwrap
 
 from daxfuzz.errors import InputError
 from daxfuzz.guest import build
-from daxfuzz.guest.translate import PAGE, PMD, translate, unexpressible
+from daxfuzz.guest.translate import PAGE, PMD, translate, unexpressible, wants_rmapbt
 from daxfuzz.vocab.trace import Trace
 
 DEFAULT_MNT = "/mnt"
@@ -91,8 +92,11 @@ class _Gloss:
         if cmd == "init":
             hint = (f", give it a {_size(a[2])} XFS CoW extent size hint "
                     f"(FS_IOC_FSSETXATTR, FS_XFLAG_COWEXTSIZE)" if len(a) > 2 and a[2] else "")
+            rmap = (", and check the filesystem has the reverse-mapping btree (XFS_IOC_"
+                    "FSGEOMETRY_V1; memory_failure's holder path needs it)"
+                    if len(a) > 3 and a[3] == 1 else "")
             return (f"create f0..f{a[0] - 1} in the DAX directory{hint}, ftruncate each to "
-                    f"{_size(a[1])} (holes)")
+                    f"{_size(a[1])} (holes){rmap}")
         if cmd == "mmap":
             slot, ino, o, n, prot, shared, huge, mis, sync = a
             self.ino[slot] = ino
@@ -227,6 +231,7 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
     kernels = list(dict.fromkeys([*confirmations(raw_text, trace), *(confirmed or [])]))
     uses_mount = any(str(op).split()[0] in ("unmount", "mount") for op in trace.ops)
     uses_exchange = any(str(op).split()[0] == "exchange" for op in trace.ops)
+    rmapbt = wants_rmapbt(trace.ops)
     h: list[str] = []
     h.append(f"{name}: Linux fs-DAX reproducer (written by `daxfuzz kernel repro`)")
     h.append("")
@@ -261,7 +266,7 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
         f"  pmem     a real NVDIMM, or emulated: kernel command line {build.MEMMAP} on a",
         f"           {build.GUEST_MEM_RUN} machine, modules {' '.join(build.MODULES)}, then",
         f"             {build.NDCTL_CMD}",
-        f"  mkfs     {build.MKFS_CMD}",
+        f"  mkfs     {build.rmapbt_variant(build.MKFS_CMD) if rmapbt else build.MKFS_CMD}",
         "           (xfsprogs >= 6.10 for -i exchange=1"
         + ("; without it the exchange steps fail EOPNOTSUPP)" if uses_exchange
            else ", which only exchange steps need)"),
@@ -308,6 +313,9 @@ def repro_source(trace: Trace, path: str, *, raw_text: str = "",
     gloss = _Gloss(g.vmas)
     step = 0
     for line in prog.text.splitlines():
+        if line == build.FS_RMAPBT_LINE:  # kept: `kernel repro --run` finds it in the
+            out.append(f"    {_c_string(line)},  /* binary and makes that filesystem */")
+            continue
         if line.startswith("#"):
             continue
         if line.startswith("step "):

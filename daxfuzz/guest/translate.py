@@ -226,20 +226,27 @@ all N pipes hold pins (none drained then), else each is drained.  The kernel's
 ``gup_put_folio(folio, nr)``; draining the pipes puts each page by itself, which is the
 same counts (the model's own note: count for count the per-page release).
 
-Memory failure.  ``memory_failure pfn mm holder=0`` is ``hwpoison SLOT OFF MM``:
+Memory failure.  ``memory_failure pfn mm holder`` is ``hwpoison SLOT OFF MM``:
 madvise(MADV_HWPOISON) by the process playing ``mm`` at a page where that process maps
 ``pfn`` (mm/madvise.c madvise_inject_error(): GUP-fast of the page, memory_failure()
 with MF_COUNT_INCREASED, whose put_ref_page() drops that reference first, then
-memory_failure_dev_pagemap()).  The guest's XFS has no rmapbt (MKFS_CMD), so the holder
-(xfs_dax_notify_failure) answers -EOPNOTSUPP and the kernel takes the generic path,
-mf_generic_kill_procs(): the model's ``holder=0``.  The address is found on the port
-before the step (:func:`memory_failure_lines`: the first slot of ``mm``, by slot and
-file page, whose PTE or PMD maps ``pfn``); the signal current gets (BUS_MCEERR_AR) is
-the helper's ``killed=MM``, compared with the model's ``killed=``.  Not expressible, and
-reported ``skip`` with the reason: ``holder=1`` (the rmap path needs rmapbt); a ``pfn``
-that ``mm`` does not map (GUP would fault in, and poison, whatever page is there); and
-an ``mm`` that shares the director with another model mm whose VMA covers the folio's
-index in its file (collect_procs() walks current->mm's VMAs: it would see both).  The
+memory_failure_dev_pagemap(), which asks the pmem holder, XFS's
+xfs_dax_notify_failure(), first).  The filesystem decides the path, so a program has
+one kind: without the reverse-mapping btree (MKFS_CMD, rmapbt=0) the holder answers
+-EOPNOTSUPP and the kernel takes the generic path, mf_generic_kill_procs(): the model's
+``holder=0``.  A trace with a ``holder=1`` step gets a filesystem with it (the program's
+first lines hold build.FS_RMAPBT_LINE and ``init ... 1``, which the guest's /init and
+daxop check): the holder queries the rmap btree and calls mf_dax_kill_procs() for every
+file owning the block: the model's ``holder=1``; its ``holder=0`` steps are then not
+expressible.  The address is found on the port before the step
+(:func:`memory_failure_lines`: the first slot of ``mm``, by slot and file page, whose
+PTE or PMD maps ``pfn``); the signal current gets (BUS_MCEERR_AR) is the helper's
+``killed=MM``, compared with the model's ``killed=``.  Not expressible, and reported
+``skip`` with the reason: a step of the other kind than its trace's filesystem; a
+``pfn`` that ``mm`` does not map (GUP would fault in, and poison, whatever page is
+there); and an ``mm`` that shares the director with another model mm whose VMA covers
+the folio's index in its file, or with holder=1 an owner's index in its file
+(collect_procs_fsdax() walks current->mm's VMAs: it would see both).  The
 HWPoison flag a DAX page keeps for the rest of the boot is read by nothing fs/dax.c,
 GUP or the fault path do (DAX faults return VM_FAULT_NOPAGE before __do_fault()'s
 PageHWPoison test; memory_failure_dev_pagemap() does not test it), so such a program
@@ -251,6 +258,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from daxfuzz.errors import InputError
+from daxfuzz.guest.build import FS_RMAPBT_LINE
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.ops import (
     Dontneed,
@@ -293,8 +301,18 @@ KIND_PIN, KIND_GET = 1, 2
 
 MEMORY_FAILURE_WHY = ("memory_failure not expressible without the state before it: "
                       "MADV_HWPOISON poisons the page current maps at an address")
-HOLDER_WHY = ("memory_failure holder=1 not expressible: the guest's XFS has no rmapbt, so "
-              "its holder answers -EOPNOTSUPP and the kernel takes the generic path (holder=0)")
+HOLDER_WHY = ("memory_failure holder={holder} not expressible in a trace whose other "
+              "memory_failure steps need holder={other}: the guest's filesystem, {fs}, decides "
+              "the path for the whole program")
+
+
+def wants_rmapbt(ops) -> bool:
+    """True when the program of `ops` runs on a filesystem with the reverse-mapping btree:
+    its first memory_failure asks for the holder path (holder=1)."""
+    for op in ops:
+        if isinstance(op, MemoryFailure):
+            return bool(op.holder)
+    return False
 
 
 def off(g: Geometry, i: int) -> int:
@@ -532,13 +550,16 @@ def mapped_pfns(t, g: Geometry, mm: int) -> dict[int, tuple[int, int]]:
     return out
 
 
-def memory_failure_lines(t, g: Geometry, op: MemoryFailure, workers: set[int]
-                         ) -> tuple[list[str], str | None]:
+def memory_failure_lines(t, g: Geometry, op: MemoryFailure, workers: set[int],
+                         rmapbt: bool = False) -> tuple[list[str], str | None]:
     """The helper command for `op` on the port `t` in the state before it, or a skip
     and why (see "Memory failure" in the module docstring).  `workers`: the model mms
-    a fork gave a process of their own; the director plays every other one."""
-    if op.holder:
-        return [f"skip {HOLDER_WHY}"], HOLDER_WHY
+    a fork gave a process of their own; the director plays every other one.  `rmapbt`:
+    the program's filesystem has the reverse map (:func:`wants_rmapbt`)."""
+    if bool(op.holder) != rmapbt:
+        why = HOLDER_WHY.format(holder=op.holder, other=int(rmapbt),
+                                fs="rmapbt=1" if rmapbt else "rmapbt=0")
+        return [f"skip {why}"], why
     if not 0 <= op.pfn < len(t.pages) or not 0 <= op.mm < len(t.mms):
         why = f"memory_failure of pfn {op.pfn} in mm {op.mm}: outside the geometry"
         return [f"skip {why}"], why
@@ -548,12 +569,16 @@ def memory_failure_lines(t, g: Geometry, op: MemoryFailure, workers: set[int]
                "poisons the page at an address of current)")
         return [f"skip {why}"], why
     folio = t.page_folio(t.pages[op.pfn])
-    ino = folio.mapping
-    if op.mm not in workers and isinstance(ino, int) and ino >= 0:
+    if op.holder:  # mf_dax_kill_procs() per rmap owner of the block
+        places = list(t.fs.owners(op.pfn))
+    else:  # mf_generic_kill_procs(): folio->mapping and ->index
+        places = [(folio.mapping, folio.index)] if isinstance(folio.mapping, int) else []
+    if op.mm not in workers:
         for other, st in enumerate(t.mms):
             if other == op.mm or other in workers:
                 continue
-            if any(v.ino == ino and v.covers(folio.index) for v in st.each_vma()):
+            if any(ino >= 0 and v.ino == ino and v.covers(idx)
+                   for ino, idx in places for v in st.each_vma()):
                 why = (f"memory_failure with mm {op.mm} current: mm {other} maps the page's "
                        "file at its index and is played by the same guest process, whose "
                        "VMAs collect_procs() would see too")
@@ -574,10 +599,11 @@ def stateful_lines(trace: Trace, target: str | None = None
     g = trace.geometry
     r = Runner(target or trace.target or "7.2", g)
     workers: set[int] = set()
+    rmapbt = wants_rmapbt(trace.ops)
     out: dict[int, tuple[list[str], str | None]] = {}
     for i, op in enumerate(trace.ops, 1):
         if isinstance(op, MemoryFailure):
-            out[i] = memory_failure_lines(r.t, g, op, workers)
+            out[i] = memory_failure_lines(r.t, g, op, workers, rmapbt)
         r.step(op)
         if isinstance(op, Fork) and r.last_result == "ok":
             workers.add(op.child)
@@ -612,8 +638,12 @@ def translate(trace: Trace, path: str = "<trace>", target: str | None = None) ->
     `target`'s port (the trace's target when None) places its memory failures."""
     g = trace.geometry
     check_geometry(g, path)
-    lines = [f"# daxfuzz guest program: {path}",
-             f"init {g.inodes} {off(g, g.file_pages)} {COWEXTSIZE}"]
+    rmapbt = wants_rmapbt(trace.ops)
+    lines = [f"# daxfuzz guest program: {path}"]
+    if rmapbt:  # the guest's /init makes the filesystem with the reverse map; init checks
+        lines += [FS_RMAPBT_LINE, f"init {g.inodes} {off(g, g.file_pages)} {COWEXTSIZE} 1"]
+    else:
+        lines.append(f"init {g.inodes} {off(g, g.file_pages)} {COWEXTSIZE}")
     skipped: dict[int, str] = {}
     state = stateful_lines(trace, target)
     for i, op in enumerate(trace.ops, 1):
