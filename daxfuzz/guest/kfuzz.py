@@ -59,6 +59,7 @@ from daxfuzz.guest.translate import (
     mapped_pfns,
     memory_failure_lines,
     op_lines,
+    step_tracking_workers,
     translate,
 )
 from daxfuzz.textio import write_text_atomic
@@ -198,9 +199,7 @@ def make_case(name: str, g: Geometry, ops: list[O.Op], *, run_known: bool = Fals
         elif op_lines(g, op)[1] is not None:  # the guest cannot express it: stop before it
             cut = f"step {i + 1} ({op.name}) not expressible"
             break
-        runner.step(op)
-        if isinstance(op, O.Fork) and runner.last_result == "ok":
-            workers.add(op.child)
+        step_tracking_workers(runner, op, workers)
         kept.append(op)
     ops = kept
     full, pred = _with_teardown(g, ops, runner)

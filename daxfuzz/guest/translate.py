@@ -587,6 +587,14 @@ def memory_failure_lines(t, g: Geometry, op: MemoryFailure, workers: set[int],
     return [f"hwpoison {op.mm * g.vmas + slot} {off(g, idx)} {op.mm}"], None
 
 
+def step_tracking_workers(r, op: Op, workers: set[int]) -> None:
+    """Step the runner `r` by `op`; a fork that succeeded gives its child a guest process
+    of its own (daxop's worker), so the child mm joins `workers`."""
+    r.step(op)
+    if isinstance(op, Fork) and r.last_result == "ok":
+        workers.add(op.child)
+
+
 def stateful_lines(trace: Trace, target: str | None = None
                    ) -> dict[int, tuple[list[str], str | None]]:
     """The lines of each step whose translation depends on the state before it (today
@@ -604,9 +612,7 @@ def stateful_lines(trace: Trace, target: str | None = None
     for i, op in enumerate(trace.ops, 1):
         if isinstance(op, MemoryFailure):
             out[i] = memory_failure_lines(r.t, g, op, workers, rmapbt)
-        r.step(op)
-        if isinstance(op, Fork) and r.last_result == "ok":
-            workers.add(op.child)
+        step_tracking_workers(r, op, workers)
     return out
 
 
