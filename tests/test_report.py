@@ -25,6 +25,8 @@ def campaign(tmp_path_factory):
                 "-q", "--findings", f]) == 1
     assert cli(["fuzz", "--engine", "random", "--target", "6.15", "--time", "1.5", "--seed", "1",
                 "-q", "--findings", f, "--no-report"]) in (0, 1)
+    # the report of both runs, whichever test (and xdist worker) uses the fixture first
+    assert cli(["report", f]) == 0
     return os.path.join(f, "campaign")
 
 
