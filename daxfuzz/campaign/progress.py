@@ -157,9 +157,10 @@ def summary(st: Status, findings: str) -> str:
              f"{st.execs:,} execs ({st.rate()})"
              + (f", cov {st.cov}, corpus {st.corpus}" if st.corpus is not None
                 else f", {st.cov} folio transitions" if st.cov is not None else ""),
-             f"  findings: {len(st.findings)} new, {st.known} known "
-             f"({st.known - len(st.documented)} stored in {findings}/, "
-             f"{len(st.documented)} documented by the scenario corpus)"]
+             f"  findings: {len(st.findings)} new"
+             + (f" (stored in {findings}/, below)" if st.findings else "")
+             + f", {st.known} known ({st.known - len(st.documented)} already in {findings}/"
+             f" from an earlier run, {len(st.documented)} documented by the scenario corpus)"]
     if st.members:
         lines.append("  members: " + "; ".join(
             f"{m} {v['seconds']:.1f}s in {v['slices']} slice(s), {v['execs']:,} execs"
