@@ -17,9 +17,9 @@ def run_fuzz(args: argparse.Namespace) -> int:
     from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.kfuzz import CLASSES, run_campaign
 
-    if args.time <= 0 or args.jobs < 1 or args.reduce_time < 0:
-        print("daxfuzz: error: --time and --jobs must be positive, --reduce-time not "
-              "negative", file=sys.stderr)
+    if args.time <= 0 or args.jobs < 1 or args.reduce_time < 0 or args.vcpus < 0:
+        print("daxfuzz: error: --time and --jobs must be positive, --reduce-time and "
+              "--vcpus not negative", file=sys.stderr)
         return EXIT_BAD_INPUT
     kern = kernel_or_none(args)
     if kern is None:
@@ -50,7 +50,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
                       step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
                       run_known=args.run_known, max_traces=args.max_traces, log=log,
                       progress=progress, target=kern.target,
-                      no_ops=tuple(kern.unexpressible), reduce_seconds=args.reduce_time)
+                      no_ops=tuple(kern.unexpressible), reduce_seconds=args.reduce_time,
+                      vcpus=args.vcpus)
     if tty:
         print(file=sys.stderr)
     mins = st.seconds / 60
@@ -153,7 +154,10 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
                    help="seconds to run (a suffix m or h is not accepted: give seconds)")
     f.add_argument("--seed", type=int, default=0, metavar="S")
     f.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="guests at once (default 1; each takes 2 vCPUs)")
+                   help="guests at once (default 1)")
+    f.add_argument("--vcpus", type=int, default=0, metavar="N",
+                   help="CPUs of each guest (default: the host's cores shared out among "
+                        "the --jobs guests, 1 or 2)")
     f.add_argument("--out", default="kfuzz-out", metavar="DIR",
                    help="where disagreements and summary.json go (default kfuzz-out)")
     f.add_argument("--batch", type=int, default=0, metavar="N",

@@ -532,6 +532,11 @@ class Stats:
         return d
 
 
+def guest_vcpus(jobs: int) -> int:
+    """Each of `jobs` guests' CPUs: the host's cores shared out, 1 or 2."""
+    return max(1, min(2, (os.cpu_count() or 2) // max(jobs, 1)))
+
+
 def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1,
                  out: str = "kfuzz-out", batch: int = 0, accel: str = "tcg",
                  step_timeout_ms: int = 2000, trace_timeout: float = 30,
@@ -540,15 +545,19 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
                  log: Callable[[str], None] = lambda s: None,
                  progress: Callable[[Stats], None] = lambda st: None,
                  runner: Callable | None = None, reduce_seconds: float = 0,
-                 target: str = TARGET, no_ops: tuple[str, ...] = ()) -> Stats:
+                 target: str = TARGET, no_ops: tuple[str, ...] = (),
+                 vcpus: int = 0) -> Stats:
     """Run batches until `seconds` pass (or `max_traces` are judged); see the module
-    docstring.  Each stored disagreement of a kind not seen before is reduced on the
-    guest for up to `reduce_seconds` (within `seconds`; 0: none).  `runner` replaces
+    docstring.  `vcpus`: each guest's CPUs; 0: the host's cores shared out among the
+    `jobs` guests (at least 1, at most 2).  Each stored disagreement of a kind not seen
+    before is reduced on the guest for up to `reduce_seconds` (within `seconds`; 0:
+    none).  `runner` replaces
     :func:`daxfuzz.guest.qemu.run_programs` (tests)."""
     from daxfuzz.guest.kernels import raw_check
     from daxfuzz.guest.qemu import run_programs
 
     run = runner or run_programs
+    vcpus = vcpus or guest_vcpus(jobs)
     raw = raw_check(manifest, target)
     if raw.why:
         log(f"raw struct pages are not compared: {raw.why}")
@@ -609,7 +618,7 @@ def run_campaign(manifest: dict, *, seconds: float, seed: int = 0, jobs: int = 1
         res = run(manifest, [(c.name, raw.text(c.name, c.trace, c.program.text)) for c in cases],
                   boot_timeout=boot_timeout, trace_timeout=trace_timeout,
                   step_timeout_ms=step_timeout_ms, accel=accel, log=glog, reuse=True,
-                  last_in_boot={c.name for c in cases if c.pred.leaks})
+                  last_in_boot={c.name for c in cases if c.pred.leaks}, vcpus=vcpus)
         took = time.monotonic() - tb
         with lock:
             st.batches += 1

@@ -39,9 +39,9 @@ class BatchResult:
 
 
 def qemu_command(manifest: dict, initrd: str, step_timeout_ms: int, accel: str,
-                 reuse: bool = False) -> list[str]:
+                 reuse: bool = False, vcpus: int = 2) -> list[str]:
     cpu = "host" if accel == "kvm" else "max"
-    return [manifest["qemu"], "-M", "pc", "-m", GUEST_MEM_RUN, "-smp", "2", "-cpu", cpu,
+    return [manifest["qemu"], "-M", "pc", "-m", GUEST_MEM_RUN, "-smp", str(vcpus), "-cpu", cpu,
             "-accel", accel if accel == "kvm" else "tcg,thread=multi",
             "-nographic", "-no-reboot", "-monitor", "none", "-serial", "stdio",
             "-display", "none", "-nic", "none",
@@ -131,7 +131,7 @@ class ConsoleWatch:
 
 def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_timeout: float,
               trace_timeout: float, step_timeout_ms: int, accel: str,
-              log, reuse: bool = False,
+              log, reuse: bool = False, vcpus: int = 2,
               last: Collection[str] = ()) -> tuple[str, str | None, float]:
     """Boot once; (console text, name of a program that hung or None, seconds)."""
     c = Cpio()
@@ -152,7 +152,8 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
         with open(initrd, "wb") as f:
             f.write(base)
             f.write(gzip.compress(c.finish(), compresslevel=1))
-        cmd = dies_with_us(qemu_command(manifest, initrd, step_timeout_ms, accel, reuse))
+        cmd = dies_with_us(qemu_command(manifest, initrd, step_timeout_ms, accel, reuse,
+                                        vcpus))
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         out = bytearray()
@@ -214,7 +215,7 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
                  log=lambda s: None, reuse: bool = False,
                  until: Callable[[dict[str, GuestTrace]], bool] | None = None,
                  last_in_boot: Collection[str] = (), boot_retries: int = 2,
-                 one_boot: Callable | None = None) -> BatchResult:
+                 one_boot: Callable | None = None, vcpus: int = 2) -> BatchResult:
     """Run every program (a daxop program's text, or the bytes of a static executable the
     guest runs as ``BIN MOUNTPOINT DEVICE TIMEOUT_MS`` on the fresh mount instead); a hang
     kills the guest and the rest run in a new one.  With `reuse` the guest makes its
@@ -230,7 +231,7 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
     boot: TCG's multi-threaded guest has oopsed on an int3 while the kernel patched its
     own text, once in many hundred boots) is booted afresh, up to `boot_retries` times
     in a row; its console is kept, and `res.failed_boots` counts such boots.  `one_boot`
-    stands in for the boot itself (tests)."""
+    stands in for the boot itself (tests).  `vcpus`: the guest's CPUs (QEMU -smp)."""
     boot_once = one_boot or _one_boot
     res = BatchResult()
     todo = list(progs)
@@ -242,7 +243,7 @@ def run_programs(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_t
         text, hung, _secs = boot_once(manifest, todo, boot_timeout=boot_timeout,
                                       trace_timeout=trace_timeout,
                                       step_timeout_ms=step_timeout_ms, accel=accel, log=log,
-                                      reuse=reuse, last=last_in_boot)
+                                      reuse=reuse, last=last_in_boot, vcpus=vcpus)
         res.console += text
         boot, traces = parse_console(text)
         res.boot += boot
