@@ -17,6 +17,7 @@ from daxfuzz.guest.kfuzz import (
     Generator,
     judge,
     make_case,
+    placed_memory_failures,
     run_campaign,
     spin_step,
 )
@@ -99,6 +100,26 @@ def test_judge_takes_memory_failure_reports_as_the_steps_result():
                                    O.MemoryFailure(0, 0, 1)])
     assert [op.holder for op in c.ops if isinstance(op, O.MemoryFailure)] == [0, 0]
     assert FS_RMAPBT_LINE not in c.program.text
+
+
+def test_memory_failure_enxio_on_a_misplaced_group_is_placement_not_a_gap():
+    # kernel fuzz --seed 3003 s3003-000447, reduced on the guest to 6 ops: XFS placed
+    # file 0's group 4..7 where no PMD maps it, the kernel's fault mapped only page 4 by
+    # a PTE, and MADV_HWPOISON of page 6 (the port's PMD maps it) found no pmem page
+    tr = read_trace(os.path.join(ROOT, "docs/triage/memory-failure-enxio-on-misplaced-group.trace"))
+    c = make_case("p", tr.geometry, list(tr.ops), run_known=True)
+    mf = next(i for i, op in enumerate(c.ops, 1) if isinstance(op, O.MemoryFailure))
+    gt = _agreeing(c)
+    gt.steps[mf] = StepResult(mf, "err", errno="ENXIO", note="not_a_pmem_page_(pfn_0x0)")
+    v = judge(c, gt)
+    assert v.cls == MODEL_GAP and v.gap_steps == [mf] and not v.other_gap
+    assert placed_memory_failures(c, gt, v, {mf: {(0, 4)}})
+    assert "block placement" in v.notes[-1]
+    v = judge(c, gt)
+    assert not placed_memory_failures(c, gt, v, {mf: {(1, 4)}})  # another group: a gap
+    assert not placed_memory_failures(c, gt, v, {})
+    gt.steps[mf] = StepResult(mf, "err", errno="EBUSY")  # not the helper's ENXIO: a gap
+    assert not placed_memory_failures(c, gt, judge(c, gt), {mf: {(0, 4)}})
 
 
 def test_a_predicted_warning_is_cut_or_kept_with_run_known():

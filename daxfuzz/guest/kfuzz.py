@@ -272,6 +272,8 @@ class Verdict:
     kinds: list[str] = field(default_factory=list)  # their kinds: report sites, op results
     spun: int = 0  # the step of a killed call that ran on (spin_step); none compared after
     by_op: dict[str, list[int]] = field(default_factory=dict)  # op -> [compared, agreed]
+    gap_steps: list[int] = field(default_factory=list)  # results a model gap differs in
+    other_gap: bool = False  # a model gap not in a step's result (a warning missed)
 
 
 #: the documented kernel finding a killed call that runs on is (kfuzz.spin_step)
@@ -396,6 +398,8 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         forbidden = right == "ok" and k in DATA_LOSS
         finding |= forbidden
         gap |= not forbidden
+        if not forbidden:
+            v.gap_steps.append(i)
         v.notes.append(f"step {i} ({op}): {case.trace.target} port {port}"
                        + (f", a correct kernel {right}" if right != port else "")
                        + f"; kernel {r.describe()}" + (" [forbidden]" if forbidden else ""))
@@ -415,7 +419,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
             v.notes.append(f"step {i} ({ops[i - 1]}): the port warns ({ev[0]}), the kernel "
                            "logged nothing")
             v.kinds.append(f"{ops[i - 1].name}: the port warns, the kernel is silent")
-            gap = True
+            gap = v.other_gap = True
     if gt.error:
         v.notes.append(f"guest: {gt.error}")
         v.kinds.append("hang" if "hung" in gt.error else "guest error")
@@ -426,6 +430,37 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
     v.cls = (KERNEL_FINDING if finding else MODEL_GAP if gap else HARNESS if harness
              else "agree")
     return v
+
+
+def placed_memory_failures(case: Case, gt: GuestTrace, v: Verdict,
+                           misplaced: dict[int, set[tuple[int, int]]]) -> bool:
+    """True when every result a model gap differs in is a memory_failure the helper
+    answered ENXIO (no pmem page at the address: translate.py "Memory failure") on a
+    page of a group the kernel's XFS placed where no PMD maps it (pages.misplaced_groups):
+    the port's PMD maps the page, the kernel's PTE fallback mapped only the page that
+    faulted, so MADV_HWPOISON finds nothing there.  That is the kernel's block placement,
+    which the model does not predict, not a model gap; the step is noted as such."""
+    if v.other_gap or not v.gap_steps:
+        return False
+    from daxfuzz.core.runner import Runner
+
+    ops = case.ops
+    if not all(isinstance(ops[i - 1], O.MemoryFailure) and i in gt.steps
+               and gt.steps[i].outcome() == "ENXIO" for i in v.gap_steps):
+        return False
+    g = case.trace.geometry
+    r = Runner(case.trace.target, g)
+    last = max(v.gap_steps)
+    for i, op in enumerate(ops[:last], 1):
+        if i in v.gap_steps:
+            groups = {(ino, idx & ~g.pmd_colour) for ino, idx in r.t.fs.owners(op.pfn)}
+            if not groups & misplaced.get(i, set()):
+                return False
+        r.step(op)
+    v.notes += [f"step {i} ({ops[i - 1]}): ENXIO set apart: the page's group is not "
+                "PMD-mappable in the kernel (block placement), so no PTE maps the page "
+                "there" for i in v.gap_steps]
+    return True
 
 
 def judge_pages(case: Case, gt: GuestTrace | None, raw=None) -> tuple[Verdict, int, int, int]:
@@ -442,8 +477,12 @@ def judge_pages(case: Case, gt: GuestTrace | None, raw=None) -> tuple[Verdict, i
     skip = pending_windows(gt.steps, gt.pending)
     for k in range(v.spun + 1, len(case.ops) + 1 if v.spun else 0):
         skip[k] = f"after the killed call of step {v.spun}, which ran on"
+    misplaced: dict[int, set[tuple[int, int]]] = {}
     n, ok, rcls, placed = judge_raw(raw, case.name, gt.pages, len(case.ops), v.notes,
-                                    skip, case.ops, v.kinds)
+                                    skip, case.ops, v.kinds, misplaced)
+    if v.cls == MODEL_GAP and placed_memory_failures(case, gt, v, misplaced):
+        v.cls = "agree"  # the kernel's block placement, set apart as the raw pages are
+        placed += 1
     if rcls and v.cls in ("agree", MODEL_GAP, HARNESS):
         v.cls = rcls if v.cls == "agree" or rcls == KERNEL_FINDING else v.cls
     return v, n, ok, placed

@@ -365,6 +365,8 @@ class RawStep:
     # :func:`misplaced_groups`): the kernel's block placement, not a model gap
     placed: list[str] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)  # the differing fields of `diffs`
+    # the (inode, group base) groups misplaced by this step (this one's included)
+    misplaced: set[tuple[int, int]] = field(default_factory=set)
 
     def verdict(self) -> str:
         """'agree', 'DIFFER', 'placement' (only :attr:`placed` differences) or ''
@@ -480,6 +482,7 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
     first: dict[tuple[int, int], tuple[int, str]] = {}  # misplaced group -> (step, why)
     for i in range(1, nsteps + 1):
         rs = out.setdefault(i, RawStep())
+        rs.misplaced = set(first)
         asked = pp.steps[i - 1] if i <= len(pp.steps) else []
         st = gp.steps.get(i)
         if not asked:
@@ -495,6 +498,7 @@ def compare(pp: PagePlan, gp: GuestPages, layout: dict[str, int], nsteps: int,
         misplaced = misplaced_groups(pp.g, asked, st)
         for grp, why in misplaced.items():
             first.setdefault(grp, (i, why))
+        rs.misplaced = set(first)
         # a group once misplaced stays apart from the port's: PTEs and a PTE table
         # where the port has a PMD, a small folio where it has a large one
         misplaced = {grp: why if grp in misplaced else f"after step {s}: {why}"
@@ -619,7 +623,8 @@ def raw_kind(op_name: str, fields: Iterable[str], negative: bool = False) -> str
 
 def judge_raw(check: RawCheck, name: str, lines: list[str], nsteps: int,
               notes: list[str], skip: dict[int, str] | None = None,
-              ops: Sequence | None = None, kinds: list[str] | None = None
+              ops: Sequence | None = None, kinds: list[str] | None = None,
+              misplaced: dict[int, set[tuple[int, int]]] | None = None
               ) -> tuple[int, int, str, int]:
     """`kernel fuzz`'s verdict on one trace's raw pages: (steps compared, steps that
     agree, class of a disagreement or '', steps differing only by the kernel's block
@@ -627,8 +632,11 @@ def judge_raw(check: RawCheck, name: str, lines: list[str], nsteps: int,
     negative (an underflow no correct kernel shows), else a model gap -- unless it is
     on a group the kernel's XFS placed where no PMD maps it (:func:`misplaced_groups`),
     which is no class; each differing step is added to `notes`, and with the trace's
-    `ops` its :func:`raw_kind` to `kinds` (once each, in step order)."""
+    `ops` its :func:`raw_kind` to `kinds` (once each, in step order).  `misplaced`, when
+    given, gets the groups misplaced by each step (:attr:`RawStep.misplaced`)."""
     raw, _gp = check.compare(name, lines, nsteps, skip)
+    if misplaced is not None:
+        misplaced.update({i: rs.misplaced for i, rs in raw.items()})
     n, ok = totals(raw)
     cls = ""
     for step, rs in sorted(raw.items()):
