@@ -188,8 +188,16 @@ def test_judge_stops_at_a_killed_call_that_ran_on():
     assert [r.verdict for r in rows[:5]] == ["agree"] * 5
     assert {r.verdict for r in rows[5:]} == {"n/a"}
     assert rows[6].kernel == "EINVAL; not compared: the killed call of step 5 ran on"
+    # the guest timing the program out after the spin is the spin (s3003-000673: it ran
+    # on 12.5 s of --trace-timeout's 15), not a new hang
+    gt.error = "guest hung in this trace: killed after 15 s"
+    v = judge(c, gt)
+    assert v.cls == "agree" and "the documented spin" in v.notes[-1] and "hang" not in v.kinds
     # a kernel report after it is still a finding
     gt.kernel.append((7, "WARNING: fs/dax.c:452 at dax_folio_put"))
+    assert judge(c, gt).cls == KERNEL_FINDING
+    gt.kernel.clear()
+    gt.steps[5] = StepResult(5, "ok")  # no spin: a hang is a finding
     assert judge(c, gt).cls == KERNEL_FINDING
 
 
