@@ -266,6 +266,9 @@ def test_reduce_file_judges_with_the_kernels_own_port(tmp_path, monkeypatch):
     ["kernel", "fuzz", "--time", "10", "--reduce-time", "-1"],
     ["kernel", "reduce"],
     ["kernel", "fuzz", "--time", "10", "--reduce-time", "x"],
+    ["kernel", "fuzz", "--time", "10", "--jobs", "-1"],
+    ["kernel", "fuzz", "--time", "10", "--vcpus", "-2"],
+    ["kernel", "fuzz", "--time", "0"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     from daxfuzz.cli import main

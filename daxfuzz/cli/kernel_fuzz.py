@@ -15,10 +15,10 @@ from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputErr
 
 def run_fuzz(args: argparse.Namespace) -> int:
     from daxfuzz.guest.kernels import manifest as kernel_manifest
-    from daxfuzz.guest.kfuzz import CLASSES, run_campaign
+    from daxfuzz.guest.kfuzz import CLASSES, default_jobs, run_campaign
 
-    if args.time <= 0 or args.jobs < 1 or args.reduce_time < 0 or args.vcpus < 0:
-        print("daxfuzz: error: --time and --jobs must be positive, --reduce-time and "
+    if args.time <= 0 or args.jobs < 0 or args.reduce_time < 0 or args.vcpus < 0:
+        print("daxfuzz: error: --time must be positive, --jobs, --reduce-time and "
               "--vcpus not negative", file=sys.stderr)
         return EXIT_BAD_INPUT
     kern = kernel_or_none(args)
@@ -45,7 +45,8 @@ def run_fuzz(args: argparse.Namespace) -> int:
     def log(s: str) -> None:
         print(("\r\x1b[K" if tty else "") + s, file=sys.stderr, flush=True)
 
-    st = run_campaign(manifest, seconds=args.time, seed=args.seed, jobs=args.jobs,
+    st = run_campaign(manifest, seconds=args.time, seed=args.seed,
+                      jobs=args.jobs or default_jobs(),
                       out=args.out, batch=args.batch, accel=args.accel,
                       step_timeout_ms=args.step_timeout, trace_timeout=args.trace_timeout,
                       run_known=args.run_known, max_traces=args.max_traces, log=log,
@@ -153,8 +154,9 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     f.add_argument("--time", type=float, required=True, metavar="T",
                    help="seconds to run (a suffix m or h is not accepted: give seconds)")
     f.add_argument("--seed", type=int, default=0, metavar="S")
-    f.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="guests at once (default 1)")
+    f.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="guests at once (default: one per core, at most 4, as memory "
+                        "allows; each with 1 vCPU)")
     f.add_argument("--vcpus", type=int, default=0, metavar="N",
                    help="CPUs of each guest (default: the host's cores shared out among "
                         "the --jobs guests, 1 or 2)")
