@@ -65,7 +65,7 @@ class Syscalls(KernelAPI):
         return res
 
     def sys_mmap(self, op: O.Mmap) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         mmst = self.mms[op.mm]
         if op.vma in mmst.vmas:
@@ -204,23 +204,23 @@ class Syscalls(KernelAPI):
         return self._release(op.h, False)
 
     def sys_truncate(self, op: O.Truncate) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         return self.xfs_setattr_size(op.ino, op.pages)
 
     def sys_punch(self, op: O.Punch) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         return self.xfs_free_file_space(op.ino, op.pgoff, op.pages)
 
     def sys_reflink(self, op: O.Reflink) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         return self.xfs_file_remap_range(op.src, op.dst, op.src_pgoff, op.dst_pgoff, op.pages)
 
     # fs/read_write.c ksys_pwrite64() -> xfs_file_write_iter() -> xfs_file_dax_write()
     def sys_write(self, op: O.Write) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL  # the model's bound on a file, as for mmap
@@ -230,7 +230,7 @@ class Syscalls(KernelAPI):
     # whole (EFAULT) before anything happens.  One pwrite(2), or one per page when the
     # runs' real shapes differ (write_from_calls), the first error ending it
     def sys_write_from(self, op: O.WriteFrom) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
@@ -280,13 +280,13 @@ class Syscalls(KernelAPI):
 
     # fs/xfs/xfs_ioctl.c XFS_IOC_EXCHANGE_RANGE -> xfs_exchange_range()
     def sys_exchange(self, op: O.Exchange) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         return self.xfs_exchange_range(op.ino1, op.ino2, op.pgoff1, op.pgoff2, op.pages)
 
     # fs/xfs/xfs_ioctl.c XFS_IOC_SWAPEXT -> xfs_ioc_swapext() -> xfs_swap_extents()
     def sys_swapext(self, op: O.Swapext) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         if op.ino == op.tmp:
             return EINVAL  # "I_INO(ip) == I_INO(tip)"
@@ -302,17 +302,23 @@ class Syscalls(KernelAPI):
         self.dup_mmap(op.mm, op.child)
         return OK
 
-    # fs/super.c generic_shutdown_super() -> evict_inodes(): busy while mapped
+    # fs/super.c generic_shutdown_super() -> evict_inodes(): busy while mapped.
+    # fs/namespace.c do_umount() (7.2): umount_tree() takes the mount out of the
+    # namespace first; the final mntput()'s cleanup_mnt() -> deactivate_super() then
+    # runs the teardown, which may wait (dax_break_layout_final()) with the files
+    # already unreachable by path (ENOENT); a later unmount is that wait's end
     def sys_unmount(self, op: O.Unmount) -> str:
         if not self.mounted:
             return EINVAL
         if any(mmst.vmas for mmst in self.mms):
             return EBUSY
+        self.detached = True
         for ino in range(self.g.inodes):
             self.xfs_fs_evict_inode(ino)
             # xfs_fs_destroy_inode() -> inodegc -> xfs_inactive(): the CoW fork is freed
             self.fs.cancel_cow_range(ino, 0, 1 << 40)
         self.mounted = False
+        self.detached = False
         self.holder_registered = False
         return OK
 

@@ -73,6 +73,7 @@ class KernelBase:
         self.fs = BlockFS(g)
         self.handles: dict[int, tuple[int, str]] = {}  # GUP handle -> (pfn, "pin"|"get")
         self.mounted = True
+        self.detached = False  # an unmount waits in the teardown: no path reaches the files
         self.holder_registered = True  # fs_dax_get_by_bdev holder ops (XFS rmap path)
         self.events: list[str] = []  # WARN_ON_ONCE / VM_BUG_ON hits of the current op
         self.touched: set[int] = set()  # PFNs whose struct page changed in the current op

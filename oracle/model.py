@@ -80,6 +80,9 @@ class Oracle:
         self.dirty: list[set[int]] = [set() for _ in range(g.inodes)]
         self.handles: dict[int, tuple[int, str]] = {}
         self.mounted = True
+        # an unmount that waits: the mount has left the namespace already (no path
+        # reaches the files: ENOENT), the superblock is still being torn down
+        self.detached = False
         self.holder = True
         n = g.pages
         self.pte_maps = [0] * n  # PTEs reaching each pfn
@@ -483,7 +486,7 @@ class Oracle:
 
     # ================================================================ ops ========
     def op_mmap(self, op: O.Mmap) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         mmst = self.mms[op.mm]
         if op.vma in mmst.vmas:
@@ -784,7 +787,7 @@ class Oracle:
         return self._release(op.h, "get")
 
     def op_truncate(self, op: O.Truncate) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         self._break_layout(op.ino)
         old = self.fs.size[op.ino]
@@ -798,7 +801,7 @@ class Oracle:
         return OK
 
     def op_punch(self, op: O.Punch) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         self._break_layout(op.ino)
         size = self.fs.size[op.ino]
@@ -810,7 +813,7 @@ class Oracle:
         return OK
 
     def op_reflink(self, op: O.Reflink) -> str:
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         ip1, ip2 = sorted((op.src, op.dst))
         self._break_layout(ip1)
@@ -831,12 +834,16 @@ class Oracle:
             return EINVAL
         if any(mmst.vmas for mmst in self.mms):
             return EBUSY
+        # the mount leaves the namespace before the teardown that may wait (below): a
+        # blocked unmount leaves the files unreachable; a later unmount is its end
+        self.detached = True
         for ino in range(self.g.inodes):
             if self.rules.unmount_waits:
                 self._break_layout(ino)
             self._delete_entries(ino)
             self.fs.cancel_cow_range(ino, 0, 1 << 40)  # inactivation drops the CoW fork
         self.mounted = False
+        self.detached = False
         self.holder = False
         return OK
 
@@ -853,7 +860,7 @@ class Oracle:
         while a copy-on-write is still pending, so they see the old blocks -- but once
         the write is over, nothing of the written range may reach a block it replaced
         (a source that is the written range itself must not stay mapped or cached)."""
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
@@ -877,7 +884,7 @@ class Oracle:
         mapping keeps reaching the old block.  No layout break: GUP holders keep their
         page (the old block stays owned by its other file).  The file grows to the end
         of what was written; nothing written at all is ENOSPC."""
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         if op.pgoff + op.pages > self.g.max_file_pages:
             return EINVAL
@@ -946,7 +953,7 @@ class Oracle:
         ranges lose their mappings and entries and exchange their blocks."""
         if not self.rules.exchange_range:
             return ENOTTY
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         ip1, ip2 = sorted((op.ino1, op.ino2))
         self._break_layout(ip1)
@@ -969,7 +976,7 @@ class Oracle:
         no layout break, GUP holders are not waited for -- then, if they have the same
         size and `ino` has at least as many extents as `tmp`, all their blocks are
         swapped.  A page cache that could not be emptied refuses the swap."""
-        if not self.mounted:
+        if not self.mounted or self.detached:
             return ENOENT
         if op.ino == op.tmp:
             return EINVAL

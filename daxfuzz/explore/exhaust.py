@@ -224,7 +224,7 @@ def state_key(r: Runner) -> tuple:
               tuple(sorted(o.shared)), tuple(o.page_assoc), tuple(o.page_owner),
               tuple(sorted(o.page_cow)), tuple(tuple(sorted(d)) for d in o.dirty))
     return (mms, ent, marks, pages, ofacts, t.fs.facts(), tuple(t.fs.meta_dirty),
-            tuple(sorted(t.handles.items())), t.mounted, t.holder_registered,
+            tuple(sorted(t.handles.items())), t.mounted, t.detached, t.holder_registered,
             tuple(t.nrpages))
 
 
