@@ -366,7 +366,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         return Verdict("rerun", notes=[gt.error])
     v = Verdict("agree")
     pred, ops = case.pred, case.ops
-    finding = gap = harness = False
+    finding = harness = False
     v.spun = spin_step(case, gt)
     last = v.spun or len(ops)
     if v.spun and v.spun < len(ops):
@@ -397,7 +397,6 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
         right = oracle_outcome(pred.oracle[i - 1])
         forbidden = right == "ok" and k in DATA_LOSS
         finding |= forbidden
-        gap |= not forbidden
         if not forbidden:
             v.gap_steps.append(i)
         v.notes.append(f"step {i} ({op}): {case.trace.target} port {port}"
@@ -419,7 +418,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
             v.notes.append(f"step {i} ({ops[i - 1]}): the port warns ({ev[0]}), the kernel "
                            "logged nothing")
             v.kinds.append(f"{ops[i - 1].name}: the port warns, the kernel is silent")
-            gap = v.other_gap = True
+            v.other_gap = True
     if gt.error and "hung" in gt.error and v.spun and not gt.kernel:
         # the documented spin ran on for most of --trace-timeout (s3003-000673: 12.5 s
         # of 15), and the program's remaining steps ran out the rest: the same finding
@@ -432,6 +431,7 @@ def judge(case: Case, gt: GuestTrace | None) -> Verdict:
             finding = True
         else:
             harness = True
+    gap = bool(v.gap_steps) or v.other_gap
     v.cls = (KERNEL_FINDING if finding else MODEL_GAP if gap else HARNESS if harness
              else "agree")
     return v
