@@ -301,6 +301,7 @@ class Codec:
         #: bytes one op of each kind takes (its kind byte and its fields)
         self.op_len: dict[type[O.Op], int] = {
             cls: 1 + sum(p[3] for p in plan) for cls, plan in self.plan.items()}
+        self.max_len = max(self.op_len.values())
 
     @staticmethod
     def _kind_table(weights: Mapping[str, int]) -> tuple[type[O.Op], ...]:
@@ -331,7 +332,7 @@ class Codec:
         sh = _Shadow(self.g)
         ops: list[O.Op] = []
         i, end = 0, len(data)
-        table, table0, plan = self.table, self.table0, self.plan
+        table, table0 = self.table, self.table0
         vmas = sh.vmas
         while i < end and (max_ops is None or len(ops) < max_ops):
             mapped = any(vmas)
@@ -342,37 +343,57 @@ class Codec:
                 if b is not None:
                     data[i] = b  # type: ignore[index]
             cls = (table if mapped else table0)[data[i]]
-            i += 1
-            vals: list[int] = []
-            for _name, lo, n, w, split, chooser in plan[cls]:
-                if w == 1:
-                    x = data[i] if i < end else 0
-                else:
-                    x = int.from_bytes(data[i:i + w].ljust(w, b"\0"), "big")
-                i += w
-                if chooser != RAW and x < split:
-                    k = x
-                    if chooser == LIVE_PGOFF:  # first half of the live zone: a written page, if any
-                        if x < split >> 1:
-                            hot = sh.touched_in(vals[0], vals[1])
-                            if hot:
-                                vals.append(hot[x % len(hot)])
-                                continue
-                        else:
-                            k = x - (split >> 1)
-                    live = sh.live(chooser, vals)
-                    if live:
-                        vals.append(live[k % len(live)])
-                        continue
-                elif chooser != RAW:
-                    x -= split
-                vals.append(lo + x % n)
+            vals, i = self._fields(cls, data, i + 1, sh)
             op = cls(*vals)
             sh.update(op)
             ops.append(op)
         if starts is not None:
             starts.append((i, any(vmas)))
         return ops
+
+    def _fields(self, cls: type[O.Op], data: bytes, i: int, sh: _Shadow
+                ) -> tuple[list[int], int]:
+        """The field values of a `cls` op whose fields start at data[i] (zero bytes past
+        the end), and the offset after them."""
+        end = len(data)
+        vals: list[int] = []
+        for _name, lo, n, w, split, chooser in self.plan[cls]:
+            if w == 1:
+                x = data[i] if i < end else 0
+            else:
+                x = int.from_bytes(data[i:i + w].ljust(w, b"\0"), "big")
+            i += w
+            if chooser != RAW and x < split:
+                k = x
+                if chooser == LIVE_PGOFF:  # first half of the live zone: a written page, if any
+                    if x < split >> 1:
+                        hot = sh.touched_in(vals[0], vals[1])
+                        if hot:
+                            vals.append(hot[x % len(hot)])
+                            continue
+                    else:
+                        k = x - (split >> 1)
+                live = sh.live(chooser, vals)
+                if live:
+                    vals.append(live[k % len(live)])
+                    continue
+            elif chooser != RAW:
+                x -= split
+            vals.append(lo + x % n)
+        return vals, i
+
+    def shadow(self) -> _Shadow:
+        """A fresh shadow, for `decode_op` (what an empty sequence made live)."""
+        return _Shadow(self.g)
+
+    def decode_op(self, data: bytes, sh: _Shadow) -> O.Op:
+        """The one op `data` starts with, after the ops `sh` has seen (`sh` is updated):
+        op by op, as `decode` reads a whole string.  ``len(data) >= 1``; a byte string
+        of `max_len` bytes holds any op."""
+        cls = (self.table if any(sh.vmas) else self.table0)[data[0]]
+        op = cls(*self._fields(cls, data, 1, sh)[0])
+        sh.update(op)
+        return op
 
     def encode(self, ops: Iterable[O.Op]) -> bytes:
         """The canonical bytes of `ops`; ValueError if an op is invalid or disabled."""

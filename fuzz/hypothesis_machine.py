@@ -41,7 +41,7 @@ from daxfuzz.explore.transitions import Transitions
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
 from daxfuzz.vocab.trace import Trace
-from fuzz.codec import DEFAULT_WEIGHTS
+from fuzz.codec import DEFAULT_WEIGHTS, Codec
 
 _COMMON = {"deadline": None,
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much]}
@@ -146,6 +146,7 @@ class DaxMachine(RuleBasedStateMachine):
     first_found: float | None = None  # monotonic time of the first new divergence
     last_failing_ops: list[O.Op] | None = None  # newest failing steps (shrinking goes on)
     last_finding: Finding | None = None
+    codec: Codec | None = None  # the op decoder of the codec generation (machine_for)
 
     vmas = Bundle("vmas")
     handles = Bundle("handles")
@@ -159,6 +160,7 @@ class DaxMachine(RuleBasedStateMachine):
         self.div = None
         self.dead = False  # a known divergence or time up: the rest of the run is moot
         self.held: set[int] = set()
+        self.shadow = self.codec.shadow() if self.codec is not None else None
         type(self).examples += 1
 
     def _do(self, op: O.Op) -> str | None:
@@ -464,12 +466,45 @@ _DESTRUCTIVE = frozenset({"truncate", "punch", "reflink", "unmount", "memory_fai
                           "write", "exchange", "swapext", "write_from"})
 
 
+#: most ops one step of the codec generation decodes (a run: one Hypothesis draw of a
+#: list of op strings, so Hypothesis's per-step cost is shared by up to RUN ops)
+RUN = 8
+
+
+def _codec_rule(codec: Codec) -> Callable:
+    """The one rule of the codec generation: a run of 1..RUN ops, each decoded from a
+    byte string of `codec.max_len` by `Codec.decode_op` against the example's shadow --
+    live VMAs, handles and written pages chosen as the random engine and atheris choose
+    them, the op mix as the codec's weights."""
+    chunk = st.binary(min_size=codec.max_len, max_size=codec.max_len)
+
+    @rule(run=st.lists(chunk, min_size=1, max_size=RUN))
+    def ops(self, run):
+        for data in run:
+            if self._do(codec.decode_op(data, self.shadow)) is None or self.div is not None:
+                return
+
+    return ops
+
+
+#: how the machine generates ops: "codec" (default: one rule, runs of ops decoded by
+#: the codec, 5x the steps per second of "rules") or "rules" (a rule per op kind, with
+#: bundles of live VMAs and handles: the first design, kept to measure against)
+GENERATIONS = ("codec", "rules")
+
+
 def machine_for(target: str, g: Geometry = DEFAULT, *,
                 weights: Mapping[str, int] | None = None, known: Known | Iterable[str] = (),
                 findings: str | None = None, deadline: float | None = None,
-                reduce_deadline: float | None = None) -> type[DaxMachine]:
-    """A machine class for `target`; an op kind of weight w gets ceil(w/8) copies of its rule
-    (weight 0 drops it: the swarm and ``--weights`` op mix)."""
+                reduce_deadline: float | None = None,
+                generation: str = os.environ.get("DAXFUZZ_HYPOTHESIS_GENERATION", "codec")
+                ) -> type[DaxMachine]:
+    """A machine class for `target`.  With `generation` "codec", one rule decodes runs
+    of ops with a codec of `weights`; with "rules", an op kind of weight w gets
+    ceil(w/4) copies of its rule (weight 0 drops it: the swarm and ``--weights`` op
+    mix)."""
+    if generation not in GENERATIONS:
+        raise ValueError(f"hypothesis: unknown generation {generation!r}")
     w = DEFAULT_WEIGHTS if weights is None else weights
     ns: dict[str, object] = {
         "target_name": target, "g": g, "deadline": deadline,
@@ -479,14 +514,18 @@ def machine_for(target: str, g: Geometry = DEFAULT, *,
         "first_found": None, "examples": 0, "last_failing_ops": None, "kinds": {},
         "transitions": Transitions(),
     }
-    for kind, fns in _rules(g).items():
-        # destructive ops (truncate, punch, reflink, unmount, memory failure) wipe what an
-        # example built: they get one rule each; the rest one per 4 of weight
-        wk = w.get(kind, 0)
-        copies = min(1, wk) if kind in _DESTRUCTIVE else -(-wk // 4)
-        for fn in fns:
-            for i in range(copies):
-                ns[f"{fn.__name__}_{i}" if i else fn.__name__] = fn
+    if generation == "codec":
+        ns["codec"] = codec = Codec(g, w)
+        ns["ops"] = _codec_rule(codec)
+    else:
+        for kind, fns in _rules(g).items():
+            # destructive ops (truncate, punch, reflink, unmount, memory failure) wipe
+            # what an example built: they get one rule each; the rest one per 4 of weight
+            wk = w.get(kind, 0)
+            copies = min(1, wk) if kind in _DESTRUCTIVE else -(-wk // 4)
+            for fn in fns:
+                for i in range(copies):
+                    ns[f"{fn.__name__}_{i}" if i else fn.__name__] = fn
     safe = "".join(c if c.isalnum() else "_" for c in target)
     return type(f"DaxMachine_{safe}", (DaxMachine,), ns)
 

@@ -195,3 +195,30 @@ def test_parse_weights_errors():
             assert "--weights" in str(e)
         else:
             raise AssertionError(bad)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=codec_for(DEFAULT).max_len), max_size=30))
+def test_decode_op_reads_one_op_a_string_as_decode_reads_them_all(chunks):
+    # the Hypothesis engine's codec generation decodes op by op from strings of
+    # max_len bytes (short ones read zero bytes past their end); the ops are those
+    # `decode` reads from the strings cut to each op's length and joined
+    c = codec_for(DEFAULT)
+    sh = c.shadow()
+    ops = [c.decode_op(data.ljust(c.max_len, b"\0"), sh) for data in chunks]
+    joined = b"".join(d.ljust(c.max_len, b"\0")[:c.op_len[type(op)]]
+                      for d, op in zip(chunks, ops, strict=True))
+    assert c.decode(joined) == ops
+    for op in ops:
+        op.check(DEFAULT)
+
+
+def test_decode_op_follows_the_shadow():
+    # nothing mapped: kind byte 0 reads from the mmap-heavy table; once a VMA is in the
+    # shadow, a fault's live fields name it
+    c = Codec(DEFAULT, {"mmap": 1, "fault": 1})
+    sh = c.shadow()
+    mm = c.decode_op(bytes([c.kind_byte0[O.Mmap]]) + bytes(c.max_len - 1), sh)
+    assert type(mm) is O.Mmap and sh.vmas[mm.mm] == {mm.vma: mm}
+    f = c.decode_op(bytes([c.kind_byte[O.Fault]]) + bytes(c.max_len - 1), sh)
+    assert type(f) is O.Fault and (f.mm, f.vma) == (mm.mm, mm.vma)
+    assert mm.pgoff <= f.pgoff < mm.pgoff + mm.pages

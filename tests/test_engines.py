@@ -198,12 +198,12 @@ def test_corpus_build_round_trips(tmp_path, capsys):
 
 
 def test_hypothesis_rules_aim_at_allocated_blocks():
-    # with `backed`, faults and GUP through a VMA pick a page whose block is allocated;
-    # memory failure with `allocated` picks an allocated PFN
+    # the "rules" generation: with `backed`, faults and GUP through a VMA pick a page
+    # whose block is allocated; memory failure with `allocated` picks an allocated PFN
     from daxfuzz.vocab import ops as O
     from fuzz.hypothesis_machine import VmaRef
 
-    cls = machine_for("7.2")
+    cls = machine_for("7.2", generation="rules")
     m = cls()
     m._do(O.Mmap(0, 0, 0, 0, 8, huge=0))
     ref = VmaRef(0, 0, 0, 8)
