@@ -1,7 +1,11 @@
-"""The Hypothesis engine: a rule-based state machine whose rules are the ops.
+"""The Hypothesis engine: a rule-based state machine that runs op sequences.
 
-Bundles hold the live things (mapped VMAs, held GUP handles), so most generated
-steps hit something real; every rule hands its op to the runner, and the
+Two generations (`machine_for`): "codec", the default, has one rule that draws a run
+of byte strings and decodes each into an op with the codec against the example's
+shadow (`fuzz.codec.Codec.decode_op`), so ops name live VMAs, handles and written
+pages as the random engine's and atheris's do, and Hypothesis's per-step cost is
+shared by the run; "rules", the first design, has a rule per op kind and bundles of
+the live things (mapped VMAs, held GUP handles).  Every op goes to the runner, and the
 ``agrees`` invariant fails on the first divergence.  The final (shrunk) failing
 run writes its steps as a trace into the findings folder, reduces it, emits a
 pytest reproducer, and names the files in the failure message.
