@@ -31,6 +31,7 @@ from daxfuzz.explore.exhaust import (  # noqa: E402
     SMALL,
     alphabet,
     first_use_ok,
+    observe,
     replay,
     state_key,
     world_rejects,
@@ -41,7 +42,7 @@ _GLOBAL = (O.Mount, O.Unmount, O.Fork, O.MemoryFailure)
 _INO_FIELDS = ("ino", "src", "dst", "ino1", "ino2", "tmp")
 
 
-def footprint(r: Runner, op: O.Op) -> tuple[set[int], set[int], set[int], bool] | None:
+def footprint(r: Runner, op: O.Op) -> tuple[set[int], set[int], set[int]] | None:
     """(inodes, VMA slots, handles) `op` names at the runner's state; None: global."""
     if isinstance(op, _GLOBAL):
         return None
@@ -59,11 +60,6 @@ def footprint(r: Runner, op: O.Op) -> tuple[set[int], set[int], set[int], bool] 
         hs.update(range(op.h, op.h + getattr(op, "pages", 1))
                   if isinstance(op, (O.PinPages, O.UnpinPages)) else (op.h,))
     return inos, vmas, hs
-
-
-def _observe(r: Runner, op: O.Op) -> tuple:
-    d = r.step(op)
-    return r.last_result, tuple(r.t.events), d.field if d else None
 
 
 def main() -> int:
@@ -95,9 +91,9 @@ def main() -> int:
                 dis = (fa is not None and fb is not None
                        and not any(x & y for x, y in zip(fa, fb, strict=True)))
                 replay(r, path)
-                ab = (_observe(r, a), _observe(r, b), state_key(r))
+                ab = (observe(r, a), observe(r, b), state_key(r))
                 replay(r, path)
-                ba = (_observe(r, b), _observe(r, a), state_key(r))
+                ba = (observe(r, b), observe(r, a), state_key(r))
                 same = ab[2] == ba[2] and ab[0] == ba[1] and ab[1] == ba[0]
                 pairs += 1
                 commute += same
