@@ -11,7 +11,14 @@ from daxfuzz.errors import InputError
 from daxfuzz.guest.apt import parse_mirror, resolve_name
 from daxfuzz.guest.build import FS_RMAPBT_LINE, Cpio
 from daxfuzz.guest.qemu import ConsoleWatch, run_programs, taint_line
-from daxfuzz.guest.results import StepResult, compare, oracle_outcome, parse_console
+from daxfuzz.guest.results import (
+    ConsoleMender,
+    StepResult,
+    compare,
+    console_lines,
+    oracle_outcome,
+    parse_console,
+)
 from daxfuzz.guest.translate import (
     PMD,
     off,
@@ -252,6 +259,50 @@ def test_parse_console_and_compare():
     assert [r.verdict for r in rows] == ["agree", "agree", "agree", "DIFFER", "n/a", "missing"]
     y = traces["001-y"]
     assert not y.finished and y.steps[1].outcome() == "SIGBUS"
+
+
+# printk writes to the UART while the tty drains the helper's line: the kernel's line
+# lands inside one of ours (seen in CI: step 7's @@R lost, "no result (guest stopped)")
+CUT_CONSOLE = """\
+@@T begin 000-mf\r
+@@R step=6 status=ok ms=0.8 errno=0 note=-\r
+@@R step=7 status=e[    9.486393] Memory failure: 0x40208: recovery action for dax page: Failed\r
+rr ms=4.9 errno=EBUSY note=madvise_hwpoison\r
+@@K step=7 Memory failure: 0x40208: recovery action for dax page: Failed\r
+@[    9.489307] Memory failure: 0x40208: recovery action for dax page: Failed\r
+[    9.489400] kernel BUG at fs/inode.c:777!\r
+@R step=8 status=err ms=1.0 errno=EBUSY note=madvise_hwpoison\r
+@@T e[    9.5] BUG: Bad page state in process daxop\r
+nd 000-mf\r
+"""
+
+
+def test_a_printk_line_inside_one_of_ours_is_cut_out():
+    lines = console_lines(CUT_CONSOLE)
+    assert lines == [
+        "@@T begin 000-mf",
+        "@@R step=6 status=ok ms=0.8 errno=0 note=-",
+        "[    9.486393] Memory failure: 0x40208: recovery action for dax page: Failed",
+        "@@R step=7 status=err ms=4.9 errno=EBUSY note=madvise_hwpoison",
+        "@@K step=7 Memory failure: 0x40208: recovery action for dax page: Failed",
+        "[    9.489307] Memory failure: 0x40208: recovery action for dax page: Failed",
+        "[    9.489400] kernel BUG at fs/inode.c:777!",
+        "@@R step=8 status=err ms=1.0 errno=EBUSY note=madvise_hwpoison",
+        "[    9.5] BUG: Bad page state in process daxop",
+        "@@T end 000-mf"]
+    _boot, traces = parse_console(CUT_CONSOLE)
+    gt = traces["000-mf"]
+    assert gt.finished
+    assert [gt.steps[i].outcome() for i in (6, 7, 8)] == ["ok", "EBUSY", "EBUSY"]
+    # the console's own kernel lines go to the step reported last before them
+    assert (7, "kernel BUG at fs/inode.c:777!  [console]") in gt.kernel
+    assert (8, "BUG: Bad page state in process daxop  [console]") in gt.kernel
+    # the watch sees the mended lines too: the BUG taints, the cut @@T end ends the boot
+    w = ConsoleWatch()
+    m = ConsoleMender()
+    evs = [w.feed(x) for raw in CUT_CONSOLE.splitlines() for x in m.feed(raw)]
+    assert evs[0] == "begin" and evs[-1] == "stop"
+    assert "kernel BUG at fs/inode.c:777" in w.why
 
 
 # at loglevel=4 a WARNING reaches the console only as the helper's @@K copy of it

@@ -31,13 +31,12 @@ from daxfuzz.guest.kfuzz import (
     primary_kind,
     report_site,
 )
-from daxfuzz.guest.results import GuestTrace, oracle_outcome
+from daxfuzz.guest.results import GuestTrace, console_lines, oracle_outcome
 from daxfuzz.textio import write_text_atomic
 from daxfuzz.vocab.trace import Trace, write_trace_atomic
 
 #: most console lines kept (the head of the trace and the tail with the report)
 CONSOLE_LINES = 400
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc")
 
 
 def slug(cls: str) -> str:
@@ -54,7 +53,7 @@ def cut_console(console: str, name: str) -> str:
     where the guest died (the next boot's firmware banner is left out); escapes
     stripped, at most CONSOLE_LINES lines (head and tail kept: the report is at the
     end)."""
-    lines = [_ANSI.sub("", x).replace("\r", "") for x in console.splitlines()]
+    lines = console_lines(console)
     start = next((i for i in range(len(lines) - 1, -1, -1)
                   if lines[i].endswith(f"@@T begin {name}")), None)
     if start is None:  # already one program's console (kernel run's), or none

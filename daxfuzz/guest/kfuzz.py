@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from daxfuzz.guest.results import GuestTrace, oracle_outcome, spun_at
+from daxfuzz.guest.results import GuestTrace, console_lines, oracle_outcome, spun_at
 from daxfuzz.guest.translate import (
     Program,
     mapped_pfns,
@@ -497,13 +497,13 @@ def judge_pages(case: Case, gt: GuestTrace | None, raw=None) -> tuple[Verdict, i
 def console_of(console: str, name: str) -> str:
     """The console lines of program `name` (from its ``@@T begin`` to its ``@@T end``, or
     to the end of that boot's output), the last time it ran."""
-    lines = console.splitlines()
-    starts = [i for i, x in enumerate(lines) if x.rstrip("\r").endswith(f"@@T begin {name}")]
+    lines = console_lines(console)
+    starts = [i for i, x in enumerate(lines) if x.endswith(f"@@T begin {name}")]
     if not starts:
         return ""
     out = []
     for x in lines[starts[-1]:]:
-        out.append(x.rstrip("\r"))
+        out.append(x)
         if re.search(r"@@T (end|begin) ", x) and len(out) > 1:
             break
     return "\n".join(out) + "\n"

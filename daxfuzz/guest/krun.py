@@ -18,7 +18,7 @@ from daxfuzz.errors import InputError
 from daxfuzz.guest.kernels import Kernel
 from daxfuzz.guest.pages import RawCheck
 from daxfuzz.guest.qemu import BatchResult
-from daxfuzz.guest.results import GuestTrace, Row
+from daxfuzz.guest.results import GuestTrace, Row, console_lines
 from daxfuzz.guest.translate import Program
 from daxfuzz.vocab.trace import Trace
 
@@ -196,7 +196,7 @@ def guest_output(console: str, name: str) -> str:
     """The console lines of program `name`, kernel printk lines included: from its first
     line (the mount's noise before it is left out) to the guest's ``@@T end``."""
     out, inside, started = [], False, False
-    for raw in console.replace("\r", "").splitlines():
+    for raw in console_lines(console):
         at = raw.find("@@T ")
         if at >= 0 and raw[at:].startswith(f"@@T begin {name}"):
             inside = True

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daxfuzz.guest.build import FS_RMAPBT_LINE, GUEST_MEM_RUN, MEMMAP, Cpio
-from daxfuzz.guest.results import GuestTrace, parse_console
+from daxfuzz.guest.results import ConsoleMender, GuestTrace, parse_console
 
 
 @dataclass
@@ -159,6 +159,7 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
         out = bytearray()
         buf = b""
         watch = ConsoleWatch(last)
+        mender = ConsoleMender()  # a printk line inside one of the helper's, cut out
         deadline = time.monotonic() + boot_timeout
         hung: str | None = None
         try:
@@ -181,13 +182,16 @@ def _one_boot(manifest: dict, progs: list[tuple[str, str | bytes]], *, boot_time
                     # keep the console only up to the line that stopped the boot: the
                     # next program may have begun in the same read, and it reruns
                     out += raw + b"\n"
-                    ev = watch.feed(raw.decode(errors="replace"))
-                    if ev == "begin":
-                        log(f"  guest: {watch.current}")
-                    if ev in ("begin", "end", "ready"):
-                        deadline = time.monotonic() + trace_timeout
-                    elif ev == "stop":
-                        log(f"  guest: {watch.why}; rebooting for the rest")
+                    for line in mender.feed(raw.decode(errors="replace")):
+                        ev = watch.feed(line)
+                        if ev == "begin":
+                            log(f"  guest: {watch.current}")
+                        if ev in ("begin", "end", "ready"):
+                            deadline = time.monotonic() + trace_timeout
+                        elif ev == "stop":
+                            log(f"  guest: {watch.why}; rebooting for the rest")
+                            break
+                    if watch.stop:
                         break
             if not watch.stop:
                 out += buf  # a partial last line (a hang, or the guest's end)

@@ -12,6 +12,12 @@ The guest prints (see daxop.c and build.INIT_SCRIPT):
 
 Kernel log lines that reach the console outside a program's output (a panic, say) are
 attached to the trace (and the last step seen) by :func:`parse_console`.
+
+The helper and printk share the one serial port: the 8250 console writes a printk line
+straight to the UART while the tty still drains the helper's line, so a kernel line can
+land inside one of ours (``@@R step=7 status=e[  9.48] Memory failure: ...`` and then
+``rr ms=4.9 ...`` on the next line).  :class:`ConsoleMender` puts such a line back
+together before anything reads it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,44 @@ KERNEL_BAD = re.compile(r"WARNING:|BUG:|BUG |Oops|KASAN|kernel BUG|general prote
 #: never booted, said where "boot: no output" would say nothing
 QEMU_ERROR = re.compile(r"^(?:\S*/)?qemu-system-\S+: |KVM internal error")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc")
+#: a printk line's time stamp (CONFIG_PRINTK_TIME=y in the guest's kernel.config)
+_PRINTK_TS = re.compile(r"\[\s*\d+\.\d+\] ")
+
+
+class ConsoleMender:
+    """Takes console lines in order and gives back lines of the helper that a printk
+    line cut in two, whole, with the printk line on its own.  A line that begins with a
+    time stamp is the kernel's and is never cut: only text before a stamp that is not
+    the kernel's (ours) is held, and joined to the next line that is not the kernel's."""
+
+    def __init__(self) -> None:
+        self.held = ""  # the head of a line of ours, cut by a printk line
+
+    def feed(self, line: str) -> list[str]:
+        """One console line (no newline); the whole lines it completes, in order."""
+        line = line.replace("\r", "")
+        if self.held:
+            if _PRINTK_TS.match(line):  # a second printk line inside the same one of ours
+                return [line]
+            line, self.held = self.held + line, ""
+        m = _PRINTK_TS.search(line, 1)
+        if m is not None and not _PRINTK_TS.match(line):
+            self.held = line[:m.start()]
+            return [line[m.start():]]
+        return [line]
+
+    def flush(self) -> list[str]:
+        """The held head, if the console ended inside it."""
+        held, self.held = self.held, ""
+        return [held] if held else []
+
+
+def console_lines(text: str) -> list[str]:
+    """The console's lines, escapes and carriage returns gone, every line of ours that a
+    printk line cut in two put back whole (:class:`ConsoleMender`)."""
+    m = ConsoleMender()
+    out = [x for raw in text.splitlines() for x in m.feed(_ANSI.sub("", raw))]
+    return out + m.flush()
 
 
 @dataclass
@@ -95,8 +139,8 @@ def parse_console(text: str) -> tuple[list[str], dict[str, GuestTrace]]:
     traces: dict[str, GuestTrace] = {}
     cur: GuestTrace | None = None
     last_step = 0
-    for raw in text.splitlines():
-        line = _ANSI.sub("", raw).replace("\r", "").strip()
+    for raw in console_lines(text):
+        line = raw.strip()
         at = line.find("@@")
         if at > 0:
             line = line[at:]
