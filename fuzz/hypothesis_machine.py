@@ -497,6 +497,10 @@ def _codec_rule(codec: Codec) -> Callable:
 GENERATIONS = ("codec", "rules")
 
 
+#: the __module__ of machine_for's classes: never imported, so no source file to parse
+_MACHINES_MODULE = "fuzz.hypothesis_machine.machine_for"
+
+
 def machine_for(target: str, g: Geometry = DEFAULT, *,
                 weights: Mapping[str, int] | None = None, known: Known | Iterable[str] = (),
                 findings: str | None = None, deadline: float | None = None,
@@ -530,6 +534,12 @@ def machine_for(target: str, g: Geometry = DEFAULT, *,
             for fn in fns:
                 for i in range(copies):
                     ns[f"{fn.__name__}_{i}" if i else fn.__name__] = fn
+    # Hypothesis keys a machine by hypothesis.internal.reflection.function_digest(), which
+    # asks inspect.getsource() for the class: for a class made here that parses all of
+    # this file (CPython 3.11's inspect finds classes by walking the module's AST) only
+    # to fail and fall back to the class's name -- 15-30 ms on every batch of examples.
+    # A module name that is not imported makes inspect fail at once: same key, no parse.
+    ns["__module__"] = _MACHINES_MODULE
     safe = "".join(c if c.isalnum() else "_" for c in target)
     return type(f"DaxMachine_{safe}", (DaxMachine,), ns)
 

@@ -270,3 +270,24 @@ def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():
     # a refcount or mapping difference through another op could be that op's own bug
     assert same_warning("write:mapping") == {"write:mapping"}
     assert same_warning("pin:warning@dax_folio_put") == {"pin:warning@dax_folio_put"}
+
+
+def test_a_machines_database_key_needs_no_source_parse():
+    # Hypothesis keys a machine by function_digest(): for a class made by machine_for
+    # inspect finds no source, so the key falls back to the class's name -- and it
+    # must stay the key it was when inspect parsed this module's file to find that out
+    # (example databases a fleet shares were written under it)
+    import inspect
+
+    from hypothesis.internal.reflection import function_digest
+
+    from fuzz.hypothesis_machine import DaxMachine
+
+    cls = machine_for("7.2")
+    with pytest.raises(TypeError):  # no file to parse: inspect gives up at once
+        inspect.getsource(cls)
+    old = type(cls.__name__, (DaxMachine,), {"__module__": "fuzz.hypothesis_machine"})
+    with pytest.raises(OSError):  # the old way: the whole module parsed, no class found
+        inspect.getsource(old)
+    assert function_digest(cls) == function_digest(old)
+    assert function_digest(cls) != function_digest(machine_for("6.15"))
