@@ -107,6 +107,13 @@ def test_planted_mutant_is_killed(tmp_path):
     assert data["summary"]["engines"]["random"]["killed"] == len(data["rows"])
     md = (tmp_path / "out" / "mutants.md").read_text()
     assert "| random | 2/2 | 100.0% |" in md
+    # inputs to kill: the seeded loop's count, the same on every run; none for the union
+    execs = sorted(r["kills"]["random"]["execs"] for r in data["rows"])
+    assert all(n >= 1 for n in execs)
+    s = data["summary"]["engines"]
+    assert s["random"]["median_execs_to_kill"] == (execs[0] + execs[1]) / 2
+    assert s["union"]["median_execs_to_kill"] is None
+    assert f" | {(execs[0] + execs[1]) / 2:g} | 2 |" in md.split("| random |")[1].split("\n")[0]
 
 
 def test_survivor_is_listed_and_checked(tmp_path):

@@ -311,6 +311,10 @@ def summarize(rows: Sequence[Row], engines: Sequence[str]) -> dict:
         out["engines"][e] = {
             "killed": len(ks), "rate": len(ks) / n if n else 0.0,
             "median_time_to_kill": statistics.median(k.seconds for k in ks) if ks else None,
+            # inputs run to the kill (programs, examples, libFuzzer runs): unlike the
+            # seconds, the same on every run and machine; the union's mixes engines
+            "median_execs_to_kill": (statistics.median(k.execs for k in ks)
+                                     if ks and e != "union" else None),
             "median_reduced_len": statistics.median(k.reduced_len for k in ks
                                                     if k.reduced_len) if ks else None}
     out["modules"] = {}
@@ -338,13 +342,16 @@ def table(sel: Selection, rows: Sequence[Row], engines: Sequence[str], params: d
           f"generated, {sel.tried} built, dropped: {drop}); engines "
           f"{', '.join(engines)}; {params['budget']:g} s per engine and mutant; seed "
           f"{params['seed']}.", "",
-          "| engine | killed | kill rate | median time-to-kill (s) | median reduced length |",
-          "|---|---|---|---|---|"]
+          "| engine | killed | kill rate | median time-to-kill (s) | median inputs to kill "
+          "| median reduced length |",
+          "|---|---|---|---|---|---|"]
     for e in [*engines, "union"]:
         x = s["engines"][e]
         mt = f"{x['median_time_to_kill']:.2f}" if x["median_time_to_kill"] is not None else "-"
+        mx = f"{x['median_execs_to_kill']:g}" if x["median_execs_to_kill"] is not None else "-"
         mr = f"{x['median_reduced_len']:g}" if x["median_reduced_len"] is not None else "-"
-        md.append(f"| {e} | {x['killed']}/{len(rows)} | {100 * x['rate']:.1f}% | {mt} | {mr} |")
+        md.append(f"| {e} | {x['killed']}/{len(rows)} | {100 * x['rate']:.1f}% | {mt} | {mx} "
+                  f"| {mr} |")
     md += ["", f"Survivors: {s['survivors']} ({s['likely_equivalent']} likely equivalent: "
            f"exhaust to {params['equiv_depth']} ops complete and a {params['equiv_seconds']:g} s "
            f"random run found nothing; {s['not_equivalent_survivors']} killable: the check "
