@@ -291,3 +291,26 @@ def test_a_machines_database_key_needs_no_source_parse():
         inspect.getsource(old)
     assert function_digest(cls) == function_digest(old)
     assert function_digest(cls) != function_digest(machine_for("6.15"))
+
+
+def test_hypothesis_batches_alternate_short_and_long_examples(monkeypatch):
+    # the zoo/mutate finder runs batch after batch of 20 examples, 10 then 50 steps
+    # each, on a seed of its own: hunting a divergence no run shows, it runs them all
+    import fuzz.hypothesis_machine as H
+    from daxfuzz.campaign.zoo import find_hypothesis
+
+    seen = []
+    run_batch = H.run_batch
+
+    def spy(machine, seed, s):
+        seen.append((seed, s.stateful_step_count, s.max_examples))
+        if len(seen) >= 4:  # enough: make the budget end
+            machine.deadline = 0.0
+        return run_batch(machine, seed, s)
+
+    monkeypatch.setattr(H, "run_batch", spy)
+    found, _secs, examples, _ops = find_hypothesis("7.2", DEFAULT, 3.0, 5, want="none:such")
+    assert not found and examples > 0
+    assert [x[1] for x in seen[:4]] == [10, 50, 10, 50]
+    assert [x[0] for x in seen[:4]] == [5 * 1_000_003 + i for i in range(4)]
+    assert {x[2] for x in seen} == {20}

@@ -158,13 +158,20 @@ def random_worker(q: Outbox, job: Job, parent: int | None = None) -> None:
 
 
 def hypothesis_worker(q: Outbox, job: Job, parent: int | None = None) -> None:
-    """The Hypothesis state machine in batches of 20 examples, a seed per batch."""
+    """The Hypothesis state machine in batches of 20 examples, a seed per batch, the
+    examples 10 and 50 steps long in turn (`batch_steps`)."""
     from daxfuzz.campaign.hypothesis_db import open_database
     from daxfuzz.core.emit import save_finding
     from daxfuzz.core.known import Known
     from daxfuzz.explore.transitions import Transitions
     from daxfuzz.vocab.trace import Trace
-    from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
+    from fuzz.hypothesis_machine import (
+        BATCH_STEPS,
+        batch_settings,
+        batch_steps,
+        machine_for,
+        run_batch,
+    )
 
     die_with_parent(parent)
     rng = random.Random(job.seed)
@@ -219,7 +226,10 @@ def hypothesis_worker(q: Outbox, job: Job, parent: int | None = None) -> None:
         if reuse:
             last_reuse = time.monotonic()
         try:
-            run_batch(m, batch_seed, batch_settings(20, 50, db, reuse))
+            # short and long examples in turn; a batch replaying the database gets the
+            # longest, so that a failure it holds from a long example fits
+            steps = max(BATCH_STEPS) if reuse else batch_steps(batch)
+            run_batch(m, batch_seed, batch_settings(20, steps, db, reuse))
         except Exception:  # noqa: BLE001 - a divergence (or Flaky after the deadline)
             saved = m.last_finding
             if saved is None and m.last_failing_ops:

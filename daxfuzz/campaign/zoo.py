@@ -62,7 +62,7 @@ def find_random(variant: str, g: Geometry, budget: float, seed: int,
 
 def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
                     want: str | None = None):
-    from fuzz.hypothesis_machine import batch_settings, machine_for, run_batch
+    from fuzz.hypothesis_machine import batch_settings, batch_steps, machine_for, run_batch
 
     t0 = time.monotonic()
     end = t0 + budget
@@ -76,7 +76,8 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
             # every batch would rerun the same 20 examples until the budget ends)
             batch += 1
             try:
-                run_batch(m, seed * 1_000_003 + batch - 1, batch_settings(20, 50))
+                run_batch(m, seed * 1_000_003 + batch - 1,
+                          batch_settings(20, batch_steps(batch - 1)))
             except Exception:  # noqa: BLE001 - the divergence
                 if m.first_found is not None and m.last_failing_ops:
                     return (True, m.first_found - t0, examples + m.examples,
