@@ -265,7 +265,7 @@ def test_parse_console_and_compare():
 # lands inside one of ours (seen in CI: step 7's @@R lost, "no result (guest stopped)")
 CUT_CONSOLE = """\
 @@T begin 000-mf\r
-@@R step=6 status=ok ms=0.8 errno=0 note=-\r
+\x1b[0m@@R step=6 status=ok ms=0.8 errno=0 note=-\r
 @@R step=7 status=e[    9.486393] Memory failure: 0x40208: recovery action for dax page: Failed\r
 rr ms=4.9 errno=EBUSY note=madvise_hwpoison\r
 @@K step=7 Memory failure: 0x40208: recovery action for dax page: Failed\r

@@ -45,8 +45,9 @@ class ConsoleMender:
         self.held = ""  # the head of a line of ours, cut by a printk line
 
     def feed(self, line: str) -> list[str]:
-        """One console line (no newline); the whole lines it completes, in order."""
-        line = line.replace("\r", "")
+        """One console line (no newline); the whole lines it completes, in order, escapes
+        and carriage returns gone."""
+        line = _ANSI.sub("", line).replace("\r", "")
         if self.held:
             if _PRINTK_TS.match(line):  # a second printk line inside the same one of ours
                 return [line]
@@ -67,7 +68,7 @@ def console_lines(text: str) -> list[str]:
     """The console's lines, escapes and carriage returns gone, every line of ours that a
     printk line cut in two put back whole (:class:`ConsoleMender`)."""
     m = ConsoleMender()
-    out = [x for raw in text.splitlines() for x in m.feed(_ANSI.sub("", raw))]
+    out = [x for raw in text.splitlines() for x in m.feed(raw)]
     return out + m.flush()
 
 
