@@ -109,7 +109,7 @@ def kill_loop(tmp: str, kills: int, seed: str = "7") -> dict:
         assert not [k for k in kids if _alive(k)], "a worker outlived its killed campaign"
         with open(log) as f:
             for line in f.read().splitlines():
-                m = LINE.match(line.split(" (as a fault")[0])
+                m = LINE.match(line)
                 if m:
                     reported[m.group(3)] = target
     for path in reported:  # every finding reported before a kill is on disk, whole

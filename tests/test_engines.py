@@ -219,44 +219,60 @@ def test_hypothesis_rules_aim_at_allocated_blocks():
     assert m.ops[-1] == O.MemoryFailure(17, 0, 1)
 
 
-def test_a_gup_finding_that_is_a_documented_fault_divergence_says_so(tmp_path):
-    from daxfuzz.core.known import documented_known, through_gup
+def test_a_gup_divergence_that_is_a_known_fault_divergence_is_not_news(tmp_path):
+    from daxfuzz.core.known import DOCUMENTED, DUP, NEW, Known, documented_known
+    from daxfuzz.core.runner import run_ops
+    from daxfuzz.vocab.ops import Fault
+    from daxfuzz.vocab.trace import parse_trace
 
-    corpus = os.path.join(ROOT, "corpus")
-    on72 = documented_known(corpus, "7.2", DEFAULT)
+    on72 = documented_known(os.path.join(ROOT, "corpus"), "7.2", DEFAULT)
+    assert "fault:refcount" in on72 and "pin:refcount" not in on72
+
+    def verdicts(text: str, target: str = "7.2") -> tuple[str, str, str, str]:
+        ops = parse_trace(text).ops
+        d, _ = run_ops(target, DEFAULT, ops)
+        assert d is not None and d.step == len(ops)
+        return (d.signature(),
+                Known(target, DEFAULT, documented=on72).verdict(ops, d),
+                Known(target, DEFAULT, own=set(on72)).verdict(ops, d),  # as `fuzz` passes it
+                Known(target, DEFAULT).verdict(ops, d))  # nothing known: news
+
     # the documented PTE-then-PMD mixed share (fault:refcount), its PMD faulted in by a
-    # get instead (found by atheris on mainline): still a finding, labelled
-    f = tmp_path / "get.trace"
-    f.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0 pages=8\n"
-                 "fault mm=0 vma=0 pgoff=4 write=1\nreflink src=0 dst=1 src_pgoff=3 pages=5\n"
-                 "mmap mm=1 vma=0 ino=1 huge=0\npin mm=1 vma=0 pgoff=2 h=1 write=0\n"
-                 "get mm=0 vma=0 pgoff=4\n")
-    assert through_gup(str(f), "7.2", DEFAULT, on72) == \
-        "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
-    assert through_gup(str(f), "7.2", DEFAULT, {}) is None  # nothing documented
-    # a finding that does not end in GUP, or whose fault agrees, gets no label
-    g = tmp_path / "fault.trace"
-    g.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0\nfault mm=0 vma=0 pgoff=0\n")
-    assert through_gup(str(g), "7.2", DEFAULT, on72) is None
-    h = tmp_path / "pin.trace"
-    h.write_text("target: 7.2\nmmap mm=0 vma=0 ino=0\npin mm=0 vma=0 pgoff=0\n")
-    assert through_gup(str(h), "7.2", DEFAULT, on72) is None
-    # the same mixed share, the PMD faulted in by write(2)'s copy from the mapping
-    # (found by atheris on mainline in the quick start's 60 s)
-    w = tmp_path / "write_from.trace"
-    w.write_text("target: 7.2\nmmap mm=1 vma=0 ino=0\nfault mm=1 vma=0 pgoff=0 write=1\n"
-                 "reflink src=0 dst=1\nmmap mm=0 vma=0 ino=1 huge=0\n"
-                 "fault mm=0 vma=0 pgoff=1\n"
-                 "write_from mm=1 vma=0 src_pgoff=0 ino=0 pgoff=4\n")
-    assert through_gup(str(w), "7.2", DEFAULT, on72) == \
-        "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
+    # get instead (found by atheris on mainline)
+    assert verdicts("mmap mm=0 vma=0 ino=0 pages=8\nfault mm=0 vma=0 pgoff=4 write=1\n"
+                    "reflink src=0 dst=1 src_pgoff=3 pages=5\nmmap mm=1 vma=0 ino=1 huge=0\n"
+                    "pin mm=1 vma=0 pgoff=2 h=1 write=0\nget mm=0 vma=0 pgoff=4\n") == (
+        "get:refcount", DOCUMENTED, DUP, NEW)
+    # ... by a pin (random, the quick start's 60 s on mainline)
+    assert verdicts("mmap mm=0 vma=1 ino=0 pgoff=2 huge=0\nmmap mm=0 vma=0 ino=1 pages=8\n"
+                    "write ino=0 pgoff=4 pages=4\nreflink src=0 dst=1 pages=8\n"
+                    "fault mm=0 vma=1 pgoff=5\npin mm=0 vma=0 pgoff=4 write=0\n") == (
+        "pin:refcount", DOCUMENTED, DUP, NEW)
+    # ... by write(2)'s copy from the mapping (atheris on mainline)
+    assert verdicts("mmap mm=1 vma=0 ino=0\nfault mm=1 vma=0 pgoff=0 write=1\n"
+                    "reflink src=0 dst=1\nmmap mm=0 vma=0 ino=1 huge=0\n"
+                    "fault mm=0 vma=0 pgoff=1\n"
+                    "write_from mm=1 vma=0 src_pgoff=0 ino=0 pgoff=4\n") == (
+        "write_from:refcount", DOCUMENTED, DUP, NEW)
     # ... and by a multi-page pin (atheris on 7.2, seed 2)
-    p = tmp_path / "pin_pages.trace"
-    p.write_text("target: 7.2\nmmap mm=1 vma=0 ino=1 huge=0\nmmap mm=0 vma=0 ino=0\n"
-                 "fault mm=0 vma=0 pgoff=0 write=1\nreflink src=0 dst=1\n"
-                 "fault mm=1 vma=0 pgoff=1\npin_pages mm=0 vma=0 pgoff=0 write=0\n")
-    assert through_gup(str(p), "7.2", DEFAULT, on72) == \
-        "fault:refcount (divergence-mixed-pte-then-pmd-share.trace)"
+    assert verdicts("mmap mm=1 vma=0 ino=1 huge=0\nmmap mm=0 vma=0 ino=0\n"
+                    "fault mm=0 vma=0 pgoff=0 write=1\nreflink src=0 dst=1\n"
+                    "fault mm=1 vma=0 pgoff=1\npin_pages mm=0 vma=0 pgoff=0 write=0\n") == (
+        "pin_pages:refcount", DOCUMENTED, DUP, NEW)
+    # the documented CoW/PTE-under-PMD-entry SIGBUS (fault:result), as a pin's EFAULT
+    # (random, the quick start on mainline)
+    assert verdicts("mmap mm=0 vma=0 ino=0 pages=8\nfault mm=0 vma=0 pgoff=4 write=1\n"
+                    "reflink src=0 dst=1 src_pgoff=4 dst_pgoff=4\n"
+                    "mmap mm=0 vma=1 ino=1 pages=5 huge=0\nfault mm=0 vma=1 pgoff=4\n"
+                    "pin mm=0 vma=0 pgoff=4 write=0\n") == ("pin:result", DOCUMENTED, DUP, NEW)
+    # a GUP divergence whose fault agrees, or shows an unknown fault divergence, is
+    # news: zoo-get-no-ref's missing reference is GUP's own
+    ops = parse_trace("mmap mm=0 vma=0 ino=0 huge=0\nget mm=0 vma=0 pgoff=0 write=1\n").ops
+    d, _ = run_ops("zoo-get-no-ref", DEFAULT, ops)
+    assert d is not None and d.signature() == "get:refcount"
+    assert run_ops("zoo-get-no-ref", DEFAULT, [*ops[:-1], Fault(0, 0, 0, 1)])[0] is None
+    k = Known("zoo-get-no-ref", DEFAULT, own={"fault:refcount"})
+    assert k.through_fault_in(ops) is None and k.verdict(ops, d) == NEW
 
 
 def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():

@@ -18,7 +18,7 @@ import sys
 
 import pytest
 
-from daxfuzz.core.known import as_faults, documented_known
+from daxfuzz.core.known import NEW, Known, documented_known
 from daxfuzz.core.runner import run_ops
 from daxfuzz.vocab.geometry import DEFAULT
 from daxfuzz.vocab.trace import read_trace
@@ -38,14 +38,15 @@ def check_news(target: str, findings) -> None:
     """Undocumented findings fail on a mainline target; on an older one each must replay
     as found (a flaky or misreported divergence fails everywhere)."""
     news = []
-    documented = documented_known(os.path.join(ROOT, "corpus"), target, DEFAULT)
+    known = Known(target, DEFAULT,
+                  documented=documented_known(os.path.join(ROOT, "corpus"), target, DEFAULT))
     for ops, d in findings:
         again, _ = run_ops(target, DEFAULT, ops)
         assert again is not None and (again.step, again.signature()) == (
             d.step, d.signature()), f"{target}: {d.signature()} does not replay"
-        # a GUP or copy fault-in showing what a fault of the same pages documents (the
-        # FINDING line of `daxfuzz fuzz` says the same): not news for a smoke run
-        if as_faults(target, DEFAULT, ops[:d.step], documented) is None:
+        # what the engines' Known calls news (a GUP or copy fault-in showing what a fault
+        # of the same pages documents is not)
+        if known.verdict(ops, d, record=False) == NEW:
             news.append(d.report())
     if target in MAINLINE and news:
         pytest.fail("new divergence on a mainline target:\n" + "\n\n".join(news))

@@ -82,8 +82,7 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
               flush=True)
     stored, documented = gather_known(cfg)
     known = stored | set(documented)
-    st = Status(cfg.engine, cfg.target, cfg.seconds, known=len(known),
-                documented=documented, geometry=g)
+    st = Status(cfg.engine, cfg.target, cfg.seconds, known=len(known), documented=documented)
     camp.start_run(engine=cfg.engine, target=cfg.target, jobs=cfg.jobs, budget=cfg.seconds,
                    seed=cfg.seed, findings_dir=os.path.abspath(cfg.findings),
                    corpus_dir=os.path.abspath(cfg.corpus), geometry=g.text(),

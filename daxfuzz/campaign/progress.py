@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daxfuzz.core.emit import Finding
-from daxfuzz.core.known import base_of, through_gup
-from daxfuzz.vocab.geometry import Geometry
+from daxfuzz.core.known import base_of
 
 
 @dataclass
@@ -39,10 +38,8 @@ class Status:
     member: str = ""  # the portfolio's member running now
     members: dict = field(default_factory=dict)  # portfolio: member -> slices, seconds, execs
     reducing: dict = field(default_factory=dict)  # worker -> findings it is reducing
-    # the scenario corpus's documented divergences (signature -> trace) and the world,
-    # to tell a GUP finding that is one of them through GUP's fault-in
+    # the scenario corpus's documented divergences (signature -> trace), for the summary
     documented: dict = field(default_factory=dict)
-    geometry: Geometry | None = None
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -76,9 +73,6 @@ class Status:
     def found(self, saved: Finding) -> None:
         if self.first_found is None:
             self.first_found = self.elapsed()
-        if self.documented and self.geometry is not None:
-            saved["through_gup"] = through_gup(saved["trace_path"], self.target,
-                                               self.geometry, self.documented)
         self.findings.append(saved)
 
 
@@ -126,7 +120,7 @@ class Display:
 def finding_line(saved: Finding, st: Status) -> str:
     return (f"FINDING {saved['signature']} after {st.elapsed():.1f}s: reduced "
             f"{saved['original_ops']} -> {saved['ops']} ops; {saved['trace_path']}"
-            + gup_note(saved) + aside_note(saved))
+            + aside_note(saved))
 
 
 def aside_note(saved: Finding) -> str:
@@ -135,12 +129,6 @@ def aside_note(saved: Finding) -> str:
         return ""
     return (f"\n  the old {os.path.basename(saved['trace_path'])} could not stand for it "
             f"({saved['set_aside_why']}): replaced, and kept as {saved['set_aside']}")
-
-
-def gup_note(saved: Finding) -> str:
-    via = saved.get("through_gup")
-    return (f" (as a fault, this is the documented {via}: likely the same bug through "
-            "GUP's fault-in)") if via else ""
 
 
 def shown_target(name: str) -> str:
@@ -173,7 +161,7 @@ def summary(st: Status, findings: str) -> str:
     if st.first_found is not None:
         lines.append(f"  time to first finding: {st.first_found:.1f}s (the target's own)")
     for s in st.findings:
-        lines.append(f"  {s['signature']}: {s['ops']} ops  {s['trace_path']}{gup_note(s)}")
+        lines.append(f"  {s['signature']}: {s['ops']} ops  {s['trace_path']}")
         lines.append(f"      replay: daxfuzz replay --explain {s['trace_path']}")
         lines.append(f"      test:   {s['test_path']}")
     return "\n".join(lines)

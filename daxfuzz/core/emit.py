@@ -101,7 +101,6 @@ class Finding(TypedDict, total=False):
     reduced: bool  # False: the reduction's deadline stopped it (saved as far as it got)
     set_aside: str  # an old trace that could not stand for the bug, kept under this name
     set_aside_why: str
-    through_gup: str | None  # a documented fault divergence this is, through GUP's fault-in
     artifact: str  # the libFuzzer crash input it came from (atheris)
 
 

@@ -13,6 +13,12 @@ fleet's harnesses all ask the same question of a divergence: is it news?
 - **A kernel target** (no base) knows the divergences the scenario corpus documents on
   it (`expect 7.2: divergence ...`) by signature, with the warning families of
   ``same_warning`` (a warning documented through a fault shows through GUP's fault-in).
+  A divergence at a GUP (pin, get, pin_pages) or a write_from, whose copy faults its
+  source in, is known when faults of the same pages after the same ops show a known
+  fault divergence (``fault_in``): GUP faults a page in through the fault handler
+  (faultin_page -> handle_mm_fault), and a fault bug seen through it is the same bug
+  reached another way, whatever field it shows in.  A target with a base never needs
+  this: its base replay says whose the divergence is.
 - **Its own findings**: a signature this target already showed (stored reduced
   findings that still reproduce, or found earlier in the run) is a duplicate.
 
@@ -71,6 +77,7 @@ class Known:
         self.documented = set() if self.base else set(documented)
         self.base_found: dict[str, int] = {}  # the base's divergences met: sig -> times
         self._base_runner: Runner | None = None
+        self._runner: Runner | None = None  # the target itself, for `through_fault_in`
 
     def verdict(self, ops: Sequence[Op], div, record: bool = True) -> str:
         """NEW, DUP, BASE or DOCUMENTED for divergence `div`, shown by `ops` (the ops
@@ -87,9 +94,34 @@ class Known:
                 return BASE
         elif sig in self.documented:
             return DOCUMENTED
+        else:
+            via = self.through_fault_in(ops[:div.step])
+            if via is not None:
+                return DUP if via in self.own else DOCUMENTED
         if record:
             self.own.add(sig)
         return NEW
+
+    def through_fault_in(self, ops: Sequence[Op]) -> str | None:
+        """The known fault divergence (own or documented) that faults of the same pages
+        show when the last of `ops` is a GUP or a write_from (`fault_in`), else None."""
+        faults = fault_in(ops)
+        if faults is None:
+            return None
+        known = {s for s in self.own | self.documented if s.startswith("fault:")}
+        if not known:
+            return None
+        from daxfuzz.core.runner import Runner
+
+        r = self._runner
+        if r is None:
+            r = self._runner = Runner(self.target, self.g)
+        r.reset()
+        for op in faults:
+            d = r.step(op)
+            if d is not None:
+                return d.signature() if d.signature() in known else None
+        return None
 
     def base_shows(self, ops: Sequence[Op], div) -> bool:
         """Whether the base kernel shows `div` (same step, same signature) on `ops`."""
@@ -156,8 +188,9 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
     `expect:` line if its `target:` header names `target`, or it has no header and
     `target` is a kernel (no base: a patch's bugs are never the corpus's).  A warning
     documented through a fault also stands for the same warning through pin and get
-    (FAULT_FAMILY; a warning names its site, while a refcount or mapping difference
-    through GUP could be a GUP bug).
+    (FAULT_FAMILY: a warning names its site, so no replay is needed; a refcount or
+    mapping difference through GUP is matched by replaying it as faults,
+    `Known.through_fault_in`).
     """
     from daxfuzz.core.runner import run_ops
     from daxfuzz.vocab.trace import read_trace
@@ -218,32 +251,14 @@ def replay_known(findings: str, target: str, g: Geometry) -> set[str]:
     return out
 
 
-def through_gup(path: str, target: str, g: Geometry, documented: Mapping[str, str]
-                ) -> str | None:
-    """For a reduced finding that diverges at a pin, get or pin_pages (or a write_from,
-    whose copy faults its source in): if faults of the same pages instead show a
-    divergence the corpus documents, that one and its trace (the finding is probably the
-    documented bug reached through GUP's or the copy's fault-in; it stays a finding,
-    with this said beside it).  Else None."""
-    from daxfuzz.vocab.trace import read_trace
-
-    try:
-        t = read_trace(path)
-    except InputError:
-        return None
-    return as_faults(target, g, t.ops, documented)
-
-
-def as_faults(target: str, g: Geometry, ops: Sequence[Op], documented: Mapping[str, str]
-              ) -> str | None:
-    """The documented divergence (signature and trace) that faults of the same pages
-    show when the last op of `ops` is a GUP (pin, get, pin_pages) or a write_from (whose
-    copy faults its source in), or None: see `through_gup`."""
-    from daxfuzz.core.runner import run_ops
+def fault_in(ops: Sequence[Op]) -> list[Op] | None:
+    """`ops` with its last op, a GUP (pin, get, pin_pages) or a write_from (whose copy
+    faults its source in), replaced by faults of the pages it faults in; None for any
+    other last op.  GUP faults a page in through the fault handler (faultin_page ->
+    handle_mm_fault, mm/gup.c 7.2), with FOLL_WRITE as a write fault."""
     from daxfuzz.vocab import ops as O
 
     last = ops[-1] if ops else None
-    faults: list[O.Op]
     if isinstance(last, (O.Pin, O.Get)):
         faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
     elif isinstance(last, O.PinPages):
@@ -254,8 +269,4 @@ def as_faults(target: str, g: Geometry, ops: Sequence[Op], documented: Mapping[s
                   for j in range(last.pages)]
     else:
         return None
-    div, _ = run_ops(target, g, list(ops[:-1]) + faults)
-    sig = div.signature() if div is not None else None
-    if sig is not None and sig in documented and sig.startswith("fault:"):
-        return f"{sig} ({os.path.basename(documented[sig])})"
-    return None
+    return list(ops[:-1]) + faults
