@@ -20,6 +20,8 @@ from daxfuzz.vocab.geometry import DEFAULT
 from daxfuzz.vocab.trace import read_trace
 from fuzz import random_engine
 from fuzz.hypothesis_machine import DivergenceFound, machine_for
+from kdax.gup import FOLL_GET
+from kdax.v7_2 import Kernel72
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKEN = "test-broken-unmap-ref"
@@ -220,7 +222,9 @@ def test_hypothesis_rules_aim_at_allocated_blocks():
 
 
 def test_a_gup_divergence_that_is_a_known_fault_divergence_is_not_news(tmp_path):
-    from daxfuzz.core.known import DOCUMENTED, DUP, NEW, Known, documented_known
+    from dataclasses import replace
+
+    from daxfuzz.core.known import DOCUMENTED, DUP, NEW, Known, documented_known, fault_in
     from daxfuzz.core.runner import run_ops
     from daxfuzz.vocab.ops import Fault
     from daxfuzz.vocab.trace import parse_trace
@@ -265,14 +269,36 @@ def test_a_gup_divergence_that_is_a_known_fault_divergence_is_not_news(tmp_path)
                     "reflink src=0 dst=1 src_pgoff=4 dst_pgoff=4\n"
                     "mmap mm=0 vma=1 ino=1 pages=5 huge=0\nfault mm=0 vma=1 pgoff=4\n"
                     "pin mm=0 vma=0 pgoff=4 write=0\n") == ("pin:result", DOCUMENTED, DUP, NEW)
-    # a GUP divergence whose fault agrees, or shows an unknown fault divergence, is
-    # news: zoo-get-no-ref's missing reference is GUP's own
+    # the same route known only in another field: news (a refcount through GUP is not
+    # a result through a fault)
+    pin = parse_trace("mmap mm=0 vma=1 ino=0 pgoff=2 huge=0\nmmap mm=0 vma=0 ino=1 pages=8\n"
+                      "write ino=0 pgoff=4 pages=4\nreflink src=0 dst=1 pages=8\n"
+                      "fault mm=0 vma=1 pgoff=5\npin mm=0 vma=0 pgoff=4 write=0\n").ops
+    d, _ = run_ops("7.2", DEFAULT, pin)
+    assert Known("7.2", DEFAULT, own={"fault:result"}).verdict(pin, d) == NEW
+    # a longterm pin is refused before any fault-in: never stood in for by faults
+    assert fault_in([*pin[:-1], replace(pin[-1], longterm=1)]) is None
+    assert fault_in(pin)[-1] == Fault(0, 0, 4, 0)
+    # a GUP divergence whose faults agree is news on a kernel target that knows the
+    # fault divergences: a mainline kernel whose FOLL_GET forgets folio_ref_add()
     ops = parse_trace("mmap mm=0 vma=0 ino=0 huge=0\nget mm=0 vma=0 pgoff=0 write=1\n").ops
-    d, _ = run_ops("zoo-get-no-ref", DEFAULT, ops)
+    d, _ = run_ops(GetNoRef72, DEFAULT, ops)
     assert d is not None and d.signature() == "get:refcount"
-    assert run_ops("zoo-get-no-ref", DEFAULT, [*ops[:-1], Fault(0, 0, 0, 1)])[0] is None
-    k = Known("zoo-get-no-ref", DEFAULT, own={"fault:refcount"})
-    assert k.through_fault_in(ops) is None and k.verdict(ops, d) == NEW
+    assert run_ops(GetNoRef72, DEFAULT, [*ops[:-1], Fault(0, 0, 0, 1)])[0] is None
+    k = Known(GetNoRef72, DEFAULT, own={s for s in on72 if s.startswith("fault:")})
+    assert k.base is None and k.verdict(ops, d) == NEW
+
+
+class GetNoRef72(Kernel72):
+    """7.2 whose FOLL_GET forgets folio_ref_add(): a kernel target (no base) with a GUP
+    bug of its own beside 7.2's fault bugs."""
+
+    name = "test-get-no-ref-72"
+
+    def try_grab_folio(self, folio, refs: int, flags: int) -> int:
+        if flags & FOLL_GET:
+            return 0
+        return super().try_grab_folio(folio, refs, flags)
 
 
 def test_a_warning_is_the_same_through_its_family_and_nothing_else_is():

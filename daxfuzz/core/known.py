@@ -15,10 +15,12 @@ fleet's harnesses all ask the same question of a divergence: is it news?
   ``same_warning`` (a warning documented through a fault shows through GUP's fault-in).
   A divergence at a GUP (pin, get, pin_pages) or a write_from, whose copy faults its
   source in, is known when faults of the same pages after the same ops show a known
-  fault divergence (``fault_in``): GUP faults a page in through the fault handler
-  (faultin_page -> handle_mm_fault), and a fault bug seen through it is the same bug
-  reached another way, whatever field it shows in.  A target with a base never needs
-  this: its base replay says whose the divergence is.
+  fault divergence in the same field (``fault_in``): GUP faults a page in through the
+  fault handler (faultin_page -> handle_mm_fault), and a fault bug seen through it is
+  that bug reached another way.  A longterm pin is refused before any fault-in and is
+  never matched so.  A target with a base never needs this: its base replay says whose
+  the divergence is.  A reduction keeps a GUP divergence whose faults agree a GUP
+  divergence whose faults agree (`daxfuzz.core.reduce`), so it cannot shrink into one.
 - **Its own findings**: a signature this target already showed (stored reduced
   findings that still reproduce, or found earlier in the run) is a duplicate.
 
@@ -95,33 +97,29 @@ class Known:
         elif sig in self.documented:
             return DOCUMENTED
         else:
-            via = self.through_fault_in(ops[:div.step])
+            via = self.through_fault_in(ops[:div.step], div)
             if via is not None:
                 return DUP if via in self.own else DOCUMENTED
         if record:
             self.own.add(sig)
         return NEW
 
-    def through_fault_in(self, ops: Sequence[Op]) -> str | None:
-        """The known fault divergence (own or documented) that faults of the same pages
-        show when the last of `ops` is a GUP or a write_from (`fault_in`), else None."""
-        faults = fault_in(ops)
-        if faults is None:
-            return None
-        known = {s for s in self.own | self.documented if s.startswith("fault:")}
+    def through_fault_in(self, ops: Sequence[Op], div) -> str | None:
+        """The known fault divergence (own or documented) of `div`'s field that faults
+        of the same pages show when the last of `ops` is a GUP or a write_from
+        (`fault_in`), else None."""
+        field = div.signature().partition(":")[2]
+        known = {s for s in self.own | self.documented
+                 if s.startswith("fault:") and s.partition(":")[2] == field}
         if not known:
             return None
-        from daxfuzz.core.runner import Runner
-
         r = self._runner
         if r is None:
+            from daxfuzz.core.runner import Runner
+
             r = self._runner = Runner(self.target, self.g)
-        r.reset()
-        for op in faults:
-            d = r.step(op)
-            if d is not None:
-                return d.signature() if d.signature() in known else None
-        return None
+        d = fault_in_divergence(r, ops)
+        return d.signature() if d is not None and d.signature() in known else None
 
     def base_shows(self, ops: Sequence[Op], div) -> bool:
         """Whether the base kernel shows `div` (same step, same signature) on `ops`."""
@@ -259,6 +257,8 @@ def fault_in(ops: Sequence[Op]) -> list[Op] | None:
     from daxfuzz.vocab import ops as O
 
     last = ops[-1] if ops else None
+    if isinstance(last, O.Pin) and last.longterm:
+        return None  # FOLL_LONGTERM on fs-DAX is refused before any fault-in
     if isinstance(last, (O.Pin, O.Get)):
         faults = [O.Fault(last.mm, last.vma, last.pgoff, last.write)]
     elif isinstance(last, O.PinPages):
@@ -270,3 +270,17 @@ def fault_in(ops: Sequence[Op]) -> list[Op] | None:
     else:
         return None
     return list(ops[:-1]) + faults
+
+
+def fault_in_divergence(r: Runner, ops: Sequence[Op]):
+    """The first divergence of `fault_in(ops)` on runner `r` (reset first), or None:
+    no GUP or write_from last, or its faults agree."""
+    faults = fault_in(ops)
+    if faults is None:
+        return None
+    r.reset()
+    for op in faults:
+        d = r.step(op)
+        if d is not None:
+            return d
+    return None

@@ -283,8 +283,8 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     target's, and its ``expect`` header names the signature.  Stopped by `deadline`,
     the trace is the shortest failing one reached, and its description says so.
     """
-    from daxfuzz.core.known import Known, own_divergence
-    from daxfuzz.core.runner import explain, run_ops
+    from daxfuzz.core.known import Known, fault_in, fault_in_divergence, own_divergence
+    from daxfuzz.core.runner import Runner, explain, run_ops
 
     div, _ = run_ops(target, g, ops)
     if div is None:
@@ -296,9 +296,17 @@ def reduce_divergence(target: str, g: Geometry, ops: Sequence[O.Op],
     run = own_divergence if known.base is not None and not known.base_shows(ops, div) \
         else run_ops
 
+    # a GUP's own divergence (faults of its pages agree) stays one: a candidate that is a
+    # fault bug reached through GUP's fault-in is another bug (daxfuzz.core.known)
+    gup_own = fault_in(ops[:div.step]) is not None and \
+        fault_in_divergence(Runner(target, g), ops[:div.step]) is None
+    stand_in = Runner(target, g) if gup_own else None
+
     def same(cand: Sequence[O.Op]) -> bool:
         d, _ = run(target, g, cand)
-        return d is not None and d.signature() == sig
+        if d is None or d.signature() != sig:
+            return False
+        return stand_in is None or fault_in_divergence(stand_in, cand[:d.step]) is None
 
     stats: dict[str, float] = {}
     head = list(ops)[:div.step]  # nothing after the first divergence (step is 1-based)
