@@ -83,3 +83,49 @@ def test_corpus_covers_the_hard_results():
                   for op, r in zip(read_trace(p).ops, read_trace(p).results, strict=True)
                   if r is not None and r.startswith("blocked")}
     assert {O.Truncate, O.Punch, O.Reflink, O.Unmount} <= blocked_by
+
+
+#: the corpus traces after which 7.2 and 6.15 keep a mapping->nrpages its entries do
+#: not account for, and the step that makes the gap: the CoW PTE fault that stores an
+#: order-0 entry over a real PMD entry (nrpages 4, entries 1 page), and the fork variant
+NRPAGES_GAP = {
+    "divergence-cow-fork-leftover-unshared-write.trace": 6,
+    "divergence-cow-pte-under-pmd-entry-gup.trace": 7,
+    "divergence-cow-pte-under-pmd-entry-misaligned-write.trace": 6,
+    "divergence-cow-pte-under-pmd-entry-nrpages.trace": 6,
+    "divergence-cow-pte-under-pmd-entry-read.trace": 6,
+    "divergence-cow-pte-under-pmd-entry-sigbus.trace": 6,
+    "divergence-cow-pte-under-pmd-entry-swapext.trace": 6,
+}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_nrpages_matches_the_entries_but_where_the_cow_pmd_bug_leaks_it(target):
+    from daxfuzz.core.runner import Runner
+
+    gaps = {}
+    for path in FILES:
+        trace = read_trace(path)
+        r = Runner(target, trace.geometry)
+        for i, op in enumerate(trace.ops, 1):
+            d = r.step(op)
+            if r.nrpages_gaps():
+                gaps[os.path.basename(path)] = (i, r.nrpages_gaps())
+                break
+            if d is not None:
+                break
+    assert {n: s for n, (s, _g) in gaps.items()} == NRPAGES_GAP
+    assert gaps["divergence-cow-pte-under-pmd-entry-nrpages.trace"][1] == [(1, 4, 1)]
+    assert gaps["divergence-cow-pte-under-pmd-entry-swapext.trace"][1] == [(0, 4, 1)]
+
+
+def test_replay_shows_the_nrpages_leak_at_the_step_that_makes_it(capsys):
+    from daxfuzz.cli import main as cli
+
+    path = os.path.join(CORPUS, "divergence-cow-pte-under-pmd-entry-nrpages.trace")
+    assert cli(["replay", path]) == 1  # the BUG at unmount, step 8
+    out = capsys.readouterr().out
+    step6, rest = out.split("\n   6  ")[1].split("\n   7  ")
+    assert ("ino1: mapping->nrpages=4 but its entries hold 1 page(s): clear_inode() will "
+            "BUG() at eviction") in step6
+    assert "nrpages=" not in out.split("\n   6  ")[0] and "nrpages=" not in rest

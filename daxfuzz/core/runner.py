@@ -300,6 +300,14 @@ class Runner:
         return None
 
     # ------------------------------------------------------------------ explain ----
+    def nrpages_gaps(self) -> list[tuple[int, int, int]]:
+        """(ino, mapping->nrpages, pages its entries hold) of each inode of the target
+        where the two differ: a leak clear_inode() will BUG() on (fs/inode.c), shown by
+        `daxfuzz replay` at the step that makes it, ops before the unmount that hits it."""
+        t = self.t
+        return [(ino, t.nrpages[ino], t.entries_nrpages(ino)) for ino in range(self.g.inodes)
+                if t.nrpages[ino] != t.entries_nrpages(ino)]
+
     def facts_of(self, pfn: int) -> tuple[str, ...]:
         """Human-readable oracle facts about `pfn`'s folio."""
         o = self.o
