@@ -54,3 +54,14 @@ def bad_counter(pfn: int, refcount: int, mapcount: int, pincount: int,
     if share is not None and share >= ULONG_SIGN:
         return f"pfn={pfn} share {share:#x} wrapped below zero"
     return None
+
+
+def nrpages_leak(ino: int, nrpages: int, entry_pages: int) -> str | None:
+    """mapping->nrpages counts the pages of the inode's DAX entries: fs/dax.c adds
+    1 << order for each entry it stores and takes 1 << dax_entry_order(entry) off for
+    each it erases, so once the two differ, erasing every entry leaves nrpages non-zero
+    and clear_inode() BUG()s when the inode is evicted (fs/inode.c, 6.15 and 7.2)."""
+    if nrpages != entry_pages:
+        return (f"ino{ino} mapping->nrpages={nrpages} but its entries hold {entry_pages} "
+                f"page(s): clear_inode() will BUG() at eviction")
+    return None

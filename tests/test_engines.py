@@ -47,9 +47,11 @@ KNOWN_REAL = {
     | {"write:warning@dax_folio_put", "swapext:warning@dax_folio_put", "write_from:pte",
        "write_from:pmd",
        "swapext:warning@truncate_folio_batch_exceptionals"}
-    | {f"{op}:safety:freed-in-use" for op in ("truncate", "punch", "reflink")},
+    | {f"{op}:safety:freed-in-use" for op in ("truncate", "punch", "reflink")}
+    | {f"{op}:safety:nrpages" for op in GUP_FAULTS},
     "7.2": {f"{op}:warning@dax_folio_put" for op in (*GUP_FAULTS, "write", "swapext")}
-    | {"fault:result", "unmount:warning@clear_inode", "write_from:pte", "write_from:pmd",
+    | {f"{op}:safety:nrpages" for op in GUP_FAULTS}
+    | {"fault:result", "write_from:pte", "write_from:pmd",
        "write_from:warning@dax_associate_entry",
        "swapext:warning@truncate_folio_batch_exceptionals"},
 }
@@ -139,7 +141,7 @@ def test_documented_divergences_are_known_not_news(tmp_path, capsys):
     on72 = documented_known(corpus, "7.2", DEFAULT)
     # the CoW-of-a-GUP-held-folio warning and the nrpages leak (plain `expect:` line,
     # no target header) are 7.2's; the alias documents as the version it stands for
-    assert {"fault:warning@dax_folio_put", "unmount:warning@clear_inode"} <= set(on72)
+    assert {"fault:warning@dax_folio_put", "fault:safety:nrpages"} <= set(on72)
     # and the same warning through GUP's fault-in
     assert {"pin:warning@dax_folio_put", "get:warning@dax_folio_put"} <= set(on72)
     assert "fault:refcount" in on72 and "pin:refcount" not in on72  # warnings only

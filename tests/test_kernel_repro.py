@@ -75,8 +75,7 @@ def test_header_names_the_setup_the_trace_and_where_it_was_confirmed():
     src = _source(NRPAGES)
     head = src.split("*/", 1)[0]
     for s in (MKFS_CMD, MOUNT_CMD, NDCTL_CMD, "memmap=1G!1G", "expect: divergence "
-              "unmount:warning@clear_inode",
-              "expect legacy: divergence unmount:warning@clear_inode",
+              "fault:safety:nrpages", "expect legacy: divergence fault:safety:nrpages",
               "Confirmed on: Linux 7.2.13", "gcc -static", "clear_inode() hits"):
         assert s in " ".join(head.replace("\n *", " ").split()), s
     sig = _source(SIGBUS)

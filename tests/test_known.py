@@ -24,27 +24,30 @@ CORPUS = os.path.join(HERE, "..", "corpus")
 # zoo-cow-no-unmap (7.2 without the unmap before a CoW): its bug shows as fault:result,
 # a signature the corpus documents for 7.2 itself (a CoW fault after a failed reflink)
 COW = read_trace(os.path.join(CORPUS, "zoo", "zoo-cow-no-unmap.trace"))
-# 7.2's own CoW/PTE-under-PMD-entry BUG at unmount
+# zoo-fault-forgot-put: its leaked reference shows as fault:refcount, a signature the
+# corpus documents for 7.2 itself (the mixed PTE-then-PMD share)
+FORGOT = read_trace(os.path.join(CORPUS, "zoo", "zoo-fault-forgot-put.trace"))
+# 7.2's own CoW/PTE-under-PMD-entry bug (its nrpages leak; the BUG at unmount)
 NRPAGES = read_trace(os.path.join(CORPUS, "divergence-cow-pte-under-pmd-entry-nrpages.trace"))
 
 
 def test_a_patch_bug_with_a_documented_base_signature_is_news():
     documented = documented_known(CORPUS, "7.2", DEFAULT)
-    d, _ = run_ops(COW.target, COW.geometry, COW.ops)
+    d, _ = run_ops(FORGOT.target, FORGOT.geometry, FORGOT.ops)
     assert d is not None and d.signature() in documented  # the same signature as 7.2's...
-    assert run_ops("7.2", COW.geometry, COW.ops)[0] is None  # ...but 7.2 agrees here
-    k = Known(COW.target, COW.geometry, documented=documented)
-    assert k.verdict(COW.ops, d) == NEW
-    assert k.verdict(COW.ops, d) == DUP  # then it is the variant's own, seen
+    assert run_ops("7.2", FORGOT.geometry, FORGOT.ops)[0] is None  # ...but 7.2 agrees here
+    k = Known(FORGOT.target, FORGOT.geometry, documented=documented)
+    assert k.verdict(FORGOT.ops, d) == NEW
+    assert k.verdict(FORGOT.ops, d) == DUP  # then it is the variant's own, seen
     # by signature alone (a kernel target), the same divergence would have been hidden
-    assert Known("7.2", COW.geometry, documented=documented).verdict(COW.ops, d) == DOCUMENTED
+    assert Known("7.2", FORGOT.geometry, documented=documented).verdict(FORGOT.ops, d) == DOCUMENTED
 
 
 def test_the_base_s_own_bug_on_a_patch_is_the_base_s():
     d, _ = run_ops("7.2-fix-cow-pmd", NRPAGES.geometry, NRPAGES.ops)
     assert d is None  # the fix fixes it...
     d, _ = run_ops(COW.target, NRPAGES.geometry, NRPAGES.ops)
-    assert d is not None and d.signature() == "unmount:warning@clear_inode"
+    assert d is not None and d.signature() == "fault:safety:nrpages"
     k = Known(COW.target, NRPAGES.geometry)  # ...a variant of 7.2 without it shows it
     assert k.verdict(NRPAGES.ops, d) == BASE and k.base_found == {d.signature(): 1}
     assert own_divergence(COW.target, NRPAGES.geometry, NRPAGES.ops)[0] is None
@@ -77,7 +80,7 @@ def test_deep_rows_time_one_real_bug_from_scratch():
 
     rows = deep_rows()
     assert {(r.target, r.want) for r in rows.values()} >= {
-        ("7.2", "unmount:warning@clear_inode"), ("6.15", "fault:mapping")}
+        ("7.2", "fault:safety:nrpages"), ("6.15", "fault:mapping")}
     stale = next(r for r in rows.values() if r.target == "6.15")
     a = attempt(stale.name, "random", 1, 60)
     # found, and reduced to the documented 4-op trace's length with its signature

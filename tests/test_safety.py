@@ -51,6 +51,14 @@ def test_bad_counter():
     assert "wrapped" in safety.bad_counter(3, 0, -1, 0, (1 << 64) - 1)
 
 
+def test_nrpages_leak():
+    assert safety.nrpages_leak(0, 0, 0) is None
+    assert safety.nrpages_leak(1, 5, 5) is None  # a PMD entry (4 pages) and a PTE entry
+    assert safety.nrpages_leak(1, 4, 1) == (
+        "ino1 mapping->nrpages=4 but its entries hold 1 page(s): clear_inode() will BUG() "
+        "at eviction")
+
+
 # ------------------------------------------------------- planted-bug targets ------
 
 
@@ -161,3 +169,25 @@ def test_runner_layout_check_on_hand_made_state():
     assert d is not None and d.field == "safety:completed-over-pin"
     assert d.actual == "completed although pfn=0 is held by GUP"
     assert r._check_layout(Truncate(0), "blocked pfn=0", before) is None
+
+
+class TruncateKeepsNrpages(Kernel72):
+    """dax_delete_mapping_range() erases the entries but forgets nrpages: the inode
+    leaks pages that clear_inode() finds at eviction."""
+
+    name = "test-truncate-keeps-nrpages"
+
+    def dax_delete_mapping_range(self, ino: int, start: int, end: int) -> None:
+        nr = list(self.nrpages)
+        super().dax_delete_mapping_range(ino, start, end)
+        self.nrpages[:] = nr
+
+
+def test_nrpages_leak_is_caught_where_it_is_made():
+    seq = ops("mmap mm=0 vma=0 ino=0 pages=4 huge=0", "fault mm=0 vma=0 pgoff=1 write=1",
+              "munmap mm=0 vma=0", "truncate ino=0", "unmount")
+    assert run_ops(Kernel72, Geometry(), seq)[0] is None
+    div, _ = run_ops(TruncateKeepsNrpages, Geometry(), seq)
+    assert div is not None  # at the truncate, not at the unmount's clear_inode() BUG
+    assert (div.step, div.field) == (4, "safety:nrpages")
+    assert div.actual.startswith("ino0 mapping->nrpages=1 but its entries hold 0 page(s)")

@@ -245,6 +245,7 @@ class DeepRow:
 
 def deep_rows(corpus: str | None = None) -> dict[str, DeepRow]:
     """The deep rows, read from the corpus traces (their expectation on the target)."""
+    from daxfuzz.core.runner import run_ops
     from daxfuzz.vocab.trace import read_trace
 
     if corpus is None:
@@ -257,8 +258,9 @@ def deep_rows(corpus: str | None = None) -> dict[str, DeepRow]:
         words = t.expectation(target).split()
         if len(words) != 2 or words[0] != "divergence":
             raise ValueError(f"{name}: documents no divergence on {target}")
+        d, _ = run_ops(target, t.geometry, t.ops)  # the known minimal: ops to the divergence
         row = DeepRow(f"{DEEP_PREFIX}{target}:{name.removesuffix('.trace')}", target,
-                      words[1], len(t.ops), t.geometry)
+                      words[1], d.step if d is not None else len(t.ops), t.geometry)
         out[row.name] = row
     return out
 

@@ -67,7 +67,6 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
     div: Divergence | None = None
     mism = None
     mism_step = 0
-    last_gaps: list[tuple[int, int, int]] = []
     if not args.quiet:
         print(f"== {path}  (target {target}; {trace.geometry.text()})")
         for d in trace.description:
@@ -82,12 +81,6 @@ def replay_one(path: str, args: argparse.Namespace) -> tuple[bool, Divergence | 
                            | r.o.changed})
             for pfn in pfns:
                 print(f"        {page_line(r, pfn)}")
-            gaps = r.nrpages_gaps()
-            if gaps != last_gaps:
-                for ino, nr, held in gaps:
-                    print(f"        ino{ino}: mapping->nrpages={nr} but its entries hold "
-                          f"{held} page(s): clear_inode() will BUG() at eviction")
-                last_gaps = gaps
         check = trace.expectation(target) == "agree"  # annotations describe agreement
         if check and want is not None and want != res and mism is None:
             mism = f"step {i}: {op}: trace expects '{want}', target gave '{res}'"

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deep", action="store_true",
                    help="the deep rows instead of the zoo: how long each engine takes to "
                         "find, from scratch, a real divergence the corpus documents (7.2's "
-                        "CoW/PTE-under-PMD-entry BUG, 6.15's stale index, 7.2's mixed "
+                        "CoW/PTE-under-PMD-entry nrpages leak, 6.15's stale index, 7.2's mixed "
                         "PTE-then-PMD share); only that bug's signature counts")
     p.add_argument("--out", default="zoo-results", help="folder for zoo.md and zoo.json")
     p.set_defaults(func=run)

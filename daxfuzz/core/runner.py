@@ -26,7 +26,15 @@ from daxfuzz.core.conventions import CONVENTIONS
 from daxfuzz.core.watchdog import STEP, StepHang, ensure
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.ops import Exchange, Op, Pin, Punch, Reflink, Truncate, Unmount
-from daxfuzz.vocab.world import ANON, ENTRY_SHIFT, HUGE_ZERO, ZERO_PFN, entry_kind, entry_text
+from daxfuzz.vocab.world import (
+    ANON,
+    ENTRY_PMD,
+    ENTRY_SHIFT,
+    HUGE_ZERO,
+    ZERO_PFN,
+    entry_kind,
+    entry_text,
+)
 from oracle import Oracle, safety
 
 LAYOUT_OPS = (Truncate, Punch, Reflink, Unmount, Exchange)
@@ -96,6 +104,7 @@ class Runner:
         ensure()  # this process's watchdog, if enabled
         self.convention = CONVENTIONS[getattr(self.t, "convention", "folio")]
         self.idle = self.t.idle_refcount
+        self._pmd_nr = 1 << self.t.PMD_ORDER
         self._mm_pairs = list(zip(self.o.mms, self.t.mms, strict=False))
         self._entry_pairs = [(self.o.entries[i], self.t.i_pages[i].ties)
                              for i in range(self.g.inodes)]
@@ -143,6 +152,12 @@ class Runner:
             v = safety.freed_while_in_use(t.freed, self._t_mapped(), self._t_held())
             if v:
                 return self._div(op, "safety:freed-in-use", "no block freed while in use", v)
+        if self._nrpages_moved():
+            ino, nr, held = self.nrpages_gaps()[0]
+            v = safety.nrpages_leak(ino, nr, held)
+            if v:
+                return self._div(op, "safety:nrpages",
+                                 "mapping->nrpages = the pages of its entries", v)
         if t.touched and not t.handles and self._nothing_mapped():
             pages = t.pages
             v = safety.not_idle(t.touched, {p: pages[p]._refcount for p in t.touched},
@@ -300,6 +315,19 @@ class Runner:
         return None
 
     # ------------------------------------------------------------------ explain ----
+    def _nrpages_moved(self) -> bool:
+        """Whether some inode's nrpages differs from its entries' pages (the hot-path
+        form of `nrpages_gaps`: ~0.6 us a step)."""
+        t = self.t
+        pmd = self._pmd_nr
+        for xa, nr in zip(t.i_pages, t.nrpages, strict=True):
+            n = 0
+            for _o, e in xa.ties.values():
+                n += pmd if e & ENTRY_PMD else 1
+            if n != nr:
+                return True
+        return False
+
     def nrpages_gaps(self) -> list[tuple[int, int, int]]:
         """(ino, mapping->nrpages, pages its entries hold) of each inode of the target
         where the two differ: a leak clear_inode() will BUG() on (fs/inode.c), shown by
