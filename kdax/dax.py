@@ -48,14 +48,6 @@ class FsDax(KernelAPI):
     def dax_entry_order(self, entry: int) -> int:
         return self.PMD_ORDER if entry & DAX_PMD else 0
 
-    def entries_nrpages(self, ino: int) -> int:
-        """What deleting every entry of `ino` takes off mapping->nrpages: 1 <<
-        dax_entry_order(entry) per tie, as dax_delete_mapping_range() and
-        __dax_invalidate_entry() subtract it.  Not a kernel function: nrpages equals
-        this after every op of a correct kernel (fs/dax.c adds 1 << order when it stores
-        a new entry), or clear_inode() BUG()s when the inode is evicted."""
-        return sum(1 << self.dax_entry_order(e) for _o, e in self.i_pages[ino].ties.values())
-
     # fs/dax.c dax_to_folio() (6.15): page_folio(pfn_to_page(dax_to_pfn(entry)))
     # An empty entry holds pfn 0 and a zero entry the zero page: neither is a device
     # page (device PFNs are device-relative here), so they map to those struct pages.
