@@ -39,15 +39,54 @@ def test_symmetry_and_state_counts_by_hand():
     r2 = exhaust("7.2", TINY, 2, alpha=alpha)
     # depth 2: from each mapped state, mmap over the taken slot is pruned (EEXIST before
     # any kernel code), munmap is tried: it gives the empty world with mm 0 and slot 0
-    # named -- a new (world, ids) state.  Edges 2 + 2, states 3 + 1 (both munmaps land
-    # on the same state).
-    assert (r2.edges, r2.states, r2.depth) == (4, 4, 2)
+    # named.  In a world of one slot "named" and "not yet named" have the same futures
+    # (ids_key): that is the root, already seen.  Edges 2 + 2, no new state.
+    assert (r2.edges, r2.states, r2.depth) == (4, 3, 2)
     r3 = exhaust("7.2", TINY, 3, alpha=alpha)
-    # depth 3: from the unmapped-but-named state both mmaps are tried (munmap pruned) and
-    # land on the two mapped states, already seen: 2 more edges, no new state.
-    assert (r3.edges, r3.states, r3.depth) == (6, 4, 3)
+    # depth 3: nothing left to expand
+    assert (r3.edges, r3.states, r3.depth) == (4, 3, 3)
     assert not r3.counterexamples
     assert "no divergence in every sequence up to 3 ops" in r3.verdict()
+
+
+def test_ids_used_past_the_last_value_are_one_state(monkeypatch):
+    # two slots, map file 0 into either, unmap either.  Depth 1: mmap slot 0 (slot 1
+    # must wait for slot 0: canonical first use) -> S1.  Depth 2 from S1: mmap slot 1
+    # -> S2 (both mapped, 2 slots named), munmap slot 0 -> E1 (empty, 1 named).
+    # Depth 3 from S2: munmap slot 0 -> S3 (slot 1 mapped), munmap slot 1 -> S1's
+    # world with 2 slots named; from E1: mmap slot 0 -> S1, mmap slot 1 -> S3's world.
+    # With 2 slots, "2 named" allows what "1 named" does (every slot), so S1's world
+    # with 2 named is S1: 5 states.  Counting them apart finds 6, through the same edges.
+    from daxfuzz.explore import exhaust as explore  # noqa: PLC0415
+
+    g = replace(TINY, vmas=2)
+    alpha = [O.Mmap(0, 0, 0, 0, 2), O.Mmap(0, 1, 0, 0, 2), O.Munmap(0, 0), O.Munmap(0, 1)]
+    r = exhaust("7.2", g, 3, alpha=alpha)
+    assert (r.edges, r.states) == (7, 5)
+    assert explore.ids_key((1, 2, 0, 1), g) == (0, 1, 0, 0)
+    monkeypatch.setattr(explore, "ids_key", lambda used, g: used)
+    r = exhaust("7.2", g, 3, alpha=alpha)
+    assert (r.edges, r.states) == (7, 6)
+
+
+def test_merging_ids_finds_the_same_counterexamples(monkeypatch):
+    # the merge is sound: the same signatures at the same shortest lengths, as
+    # counting used ids apart finds them
+    from daxfuzz.explore import exhaust as explore  # noqa: PLC0415
+
+    def found(r):
+        out: dict[str, int] = {}
+        for ops, d in r.counterexamples:
+            out[d.signature()] = min(len(ops), out.get(d.signature(), 99))
+        return out
+
+    g = replace(MINI, vmas=2, handles=2)
+    bugs = "zoo-put-always-decrements"  # wrong counts on many paths: many signatures
+    merged = exhaust(bugs, g, 3, stop_at_first=False)
+    monkeypatch.setattr(explore, "ids_key", lambda used, g: used)
+    apart = exhaust(bugs, g, 3, stop_at_first=False)
+    assert merged.states < apart.states and merged.complete and apart.complete
+    assert found(merged) == found(apart) and len(found(merged)) >= 8
 
 
 def _targets_for_pruning() -> list[str]:

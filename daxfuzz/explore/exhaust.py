@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import marshal
 import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -153,6 +154,15 @@ def first_use_ok(op: O.Op, used: tuple[int, ...]) -> tuple[int, ...] | None:
     return tuple(u)
 
 
+def ids_key(used: tuple[int, ...], g: Geometry) -> tuple[int, ...]:
+    """The part of `used` that can change the future, for the state key: once a kind
+    has named all but its last value, `first_use_ok` allows every value of it (n <=
+    used), so counts past ``size - 1`` are one (in a world of one VMA slot, "slot 0
+    named" and "not yet named" have the same futures)."""
+    return (min(used[0], g.mms - 1), min(used[1], g.vmas - 1), used[2],
+            min(used[3], g.handles - 1))
+
+
 def tries(items: Sequence[tuple[tuple[int, ...], tuple]], alpha: Sequence[O.Op]
           ) -> Iterator[tuple[int, tuple[O.Op, ...], int, O.Op, tuple]]:
     """Every op canonical first use allows from each frontier item of the breadth-first
@@ -212,7 +222,8 @@ def world_rejects(r: Runner, op: O.Op) -> bool:
 def state_key(r: Runner) -> tuple:
     """Everything that can influence the future: oracle facts and target raw state."""
     o, t = r.o, r.t
-    mms = tuple((tuple(sorted(m.vmas.items())), tuple(sorted(m.pte.items())),
+    mms = tuple((tuple((s, tuple(map(tuple, vs))) for s, vs in sorted(m.vmas.items())),
+                 tuple(sorted(m.pte.items())),
                  tuple(sorted(m.pmd.items())), tuple(sorted(m.tables)),
                  tuple(sorted(m.anon))) for m in t.mms)
     ent = tuple(tuple(sorted(xa.ties.items())) for xa in t.i_pages)
@@ -268,14 +279,21 @@ def replay(r: Runner, path: Sequence[O.Op]) -> None:
 def digest(key: tuple) -> bytes:
     """128 bits standing for a state key in the seen set: a key is kilobytes of tuples
     (depth 5 holds millions), a digest 16 bytes, and workers send back digests, not
-    keys.  Pickled without its memo, so equal keys give equal bytes (a key whose equal
-    parts are one object or two pickles alike); blake2b makes two different states
-    sharing a digest a 2**-128 event, not a pattern of the data."""
-    buf = io.BytesIO()
-    p = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
-    p.fast = True  # no memo: the bytes depend on the values only
-    p.dump(key)
-    return hashlib.blake2b(buf.getbuffer(), digest_size=16).digest()
+    keys.  The key is serialized by `marshal` format 2 (C, no back-references: equal
+    values give equal bytes, an interned string or a fresh one alike); a key holding
+    anything marshal does not take (a tuple subclass) goes through pickle without its
+    memo instead -- slower, and never equal to a marshalled one, which can only split
+    a state in two, never merge two.  blake2b makes two different states sharing a
+    digest a 2**-128 event, not a pattern of the data."""
+    try:
+        data = marshal.dumps(key, 2)
+    except ValueError:
+        buf = io.BytesIO()
+        p = pickle.Pickler(buf, pickle.HIGHEST_PROTOCOL)
+        p.fast = True  # no memo: the bytes depend on the values only
+        p.dump(key)
+        data = b"P" + buf.getvalue()
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 #: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?)
@@ -328,7 +346,7 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
                 moved = True
             else:
                 k = state_key(r)
-                key = digest((k, nu))
+                key = digest((k, ids_key(nu, _g)))
                 moved = snap is None or k != parent
             out.append((n, j, nu, key, d))
     return out
