@@ -254,6 +254,7 @@ def _flag_cases():
                 yield [cmd, *extra.get(cmd, []), flag, v], flag
     yield ["fuzz", "--engine", "nope"], "--engine"
     yield ["replay"], "FILE"
+    yield ["exhaust", "--world", "wide"], "--world"
     yield ["fuzz", "--target", "nope", "--time", "1"], "--target"
     yield ["fuzz", "--scenarios", "/dev/null", "--time", "1", "--engine", "random"], \
         "--scenarios"

@@ -265,3 +265,18 @@ def test_verdict_names_the_longest_counterexample_searched():
     r = exhaust("7.2", MINI, 3, stop_at_first=False)
     assert r.complete and r.depth == 3 and r.counterexamples
     assert "within 3 ops" in r.verdict()
+
+
+def test_world_presets_and_size_flags(capsys, tmp_path):
+    # --world deep is the narrow world; a size flag changes one size of the preset
+    from daxfuzz.cli import main  # noqa: PLC0415
+    from daxfuzz.explore.exhaust import DEEP  # noqa: PLC0415
+
+    assert main(["exhaust", "--world", "deep", "--max-ops", "1",
+                 "--findings", str(tmp_path)]) == 0
+    assert f"geometry {DEEP.text()}," in capsys.readouterr().out
+    assert main(["exhaust", "--world", "deep", "--vmas", "2", "--max-ops", "1",
+                 "--findings", str(tmp_path)]) == 0
+    assert f"geometry {replace(DEEP, vmas=2).text()}," in capsys.readouterr().out
+    assert main(["exhaust", "--max-ops", "1", "--findings", str(tmp_path)]) == 0
+    assert f"geometry {SMALL.text()}," in capsys.readouterr().out

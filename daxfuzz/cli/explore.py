@@ -6,6 +6,7 @@ import argparse
 import glob
 import os
 import sys
+from dataclasses import replace
 
 from daxfuzz.cli import count, duration, jobs, out_dir
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
@@ -18,13 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("exhaust", help="check every op sequence up to K ops over a small world")
     p.add_argument("--target", default="7.2")
     p.add_argument("--max-ops", type=count(1, 64, "an op count"), default=4, metavar="K")
-    p.add_argument("--pmd-order", type=count(1, LIMITS["pmd_order"]), default=1)
-    p.add_argument("--pages", type=count(1, LIMITS["pages"]), default=8)
-    p.add_argument("--inodes", type=count(1, LIMITS["inodes"]), default=2)
-    p.add_argument("--processes", type=count(1, LIMITS["mms"]), default=1)
-    p.add_argument("--vmas", type=count(1, LIMITS["vmas"]), default=2)
-    p.add_argument("--handles", type=count(1, LIMITS["handles"]), default=2)
-    p.add_argument("--file-pages", type=count(1, LIMITS["max_file_pages"]), default=4)
+    p.add_argument("--world", choices=("small", "deep"), default="small",
+                   help="small (default): 8 pfns, 2 files x 4 pages, 2 VMA slots, 2 "
+                   "handles, K = 4 in ~2 min; deep: 6 pfns, 2 files x 2 pages (one PMD "
+                   "each), 1 VMA slot, 1 handle, K = 6 in ~10 min with --jobs 2.  The "
+                   "flags below change single sizes of either")
+    p.add_argument("--pmd-order", type=count(1, LIMITS["pmd_order"]), default=None)
+    p.add_argument("--pages", type=count(1, LIMITS["pages"]), default=None)
+    p.add_argument("--inodes", type=count(1, LIMITS["inodes"]), default=None)
+    p.add_argument("--processes", type=count(1, LIMITS["mms"]), default=None)
+    p.add_argument("--vmas", type=count(1, LIMITS["vmas"]), default=None)
+    p.add_argument("--handles", type=count(1, LIMITS["handles"]), default=None)
+    p.add_argument("--file-pages", type=count(1, LIMITS["max_file_pages"]), default=None)
     p.add_argument("--ops", default="", metavar="KINDS",
                    help="only these op kinds, comma-separated (e.g. mmap,fault,reflink): a "
                    "smaller scope that reaches deeper; default every kind")
@@ -48,9 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _geometry(a: argparse.Namespace) -> Geometry:
-    return Geometry(pages=a.pages, pmd_order=a.pmd_order, inodes=a.inodes, mms=a.processes,
-                    vmas=a.vmas, handles=a.handles, file_pages=a.file_pages,
-                    max_file_pages=a.file_pages)
+    from daxfuzz.explore.exhaust import WORLDS
+
+    g = WORLDS[a.world]
+    sizes = {"pages": a.pages, "pmd_order": a.pmd_order, "inodes": a.inodes,
+             "mms": a.processes, "vmas": a.vmas, "handles": a.handles,
+             "file_pages": a.file_pages, "max_file_pages": a.file_pages}
+    return replace(g, **{k: v for k, v in sizes.items() if v is not None})
 
 
 def _progress(msg: str) -> None:

@@ -38,6 +38,15 @@ from daxfuzz.vocab.world import buffer_readable
 SMALL = Geometry(pages=8, pmd_order=1, inodes=2, mms=1, vmas=2, handles=2, file_pages=4,
                  max_file_pages=4)
 
+#: a narrower world that reaches deeper: 6 PFNs, 2 files of one PMD (2 pages) each, 1
+#: VMA slot, 1 handle.  Every op kind but pin_pages, unpin_pages, mremap and fork (they
+#: need a second handle, slot or process); ~10x fewer states at depth 4 than SMALL, so
+#: K = 6 (~13 M edges) takes what K = 4 does there.  Neither world finds all the other
+#: does (README "Patch review"), so SMALL stays the default
+DEEP = Geometry(pages=6, pmd_order=1, inodes=2, mms=1, vmas=1, handles=1, file_pages=2,
+                max_file_pages=2)
+WORLDS = {"small": SMALL, "deep": DEEP}
+
 _ID_DOMAINS = {O.MM: "mm", O.VMA: "vma", O.INO: "ino", O.HANDLE: "h"}
 
 
