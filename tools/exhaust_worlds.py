@@ -11,10 +11,10 @@ its first divergence its base (7.2) does not show; the row keeps the depth compl
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
+from daxfuzz.campaign.folder import write_json_atomic
 from daxfuzz.core import watchdog
 from daxfuzz.explore.exhaust import WORLDS, exhaust
 
@@ -33,9 +33,7 @@ def main(world: str, cap: float, table: str, out: str) -> None:
                   "len": len(ce[0]) if ce else None,
                   "sig": ce[1].signature() if ce else None, "status": row["status"]}
         print(m, res[m], flush=True)
-        with open(out + ".tmp", "w") as f:
-            json.dump(res, f, indent=1)
-        os.replace(out + ".tmp", out)
+        write_json_atomic(out, res)
 
 
 if __name__ == "__main__":

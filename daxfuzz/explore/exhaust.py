@@ -496,7 +496,8 @@ class TargetDiff:
                 elif oa[2] is not None:  # both diverge from the oracle alike: stop
                     out.append((n, j, nu, None, None))
                 else:
-                    out.append((n, j, nu, digest((state_key(ra), state_key(rb), nu)), None))
+                    out.append((n, j, nu, digest((state_key(ra), state_key(rb),
+                                                         ids_key(nu, g))), None))
             return out
 
         def record(path: tuple[int, ...], diff: object) -> None:

@@ -104,7 +104,15 @@ def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -
     """Transitions reachable within `max_ops` over the small exhaustive world."""
     from daxfuzz.core.runner import Runner
     from daxfuzz.explore.bfs import NO_IDS, breadth_first
-    from daxfuzz.explore.exhaust import SMALL, alphabet, digest, replay, state_key, tries
+    from daxfuzz.explore.exhaust import (
+        SMALL,
+        alphabet,
+        digest,
+        ids_key,
+        replay,
+        state_key,
+        tries,
+    )
 
     tr = Transitions()
     r = Runner(target, SMALL)
@@ -117,7 +125,8 @@ def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -
             _prime(tr, r)
             d = r.step(op)
             tr.after_step(r, op)
-            out.append((n, j, nu, None if d else digest((state_key(r), nu)), None))
+            out.append((n, j, nu, None if d else digest((state_key(r), ids_key(nu, SMALL))),
+                        None))
         return out
 
     breadth_first(digest((state_key(r), NO_IDS)), expand, max_ops, seconds)
