@@ -11,13 +11,16 @@ from daxfuzz.core.known import (
     NEW,
     Known,
     documented_known,
+    fault_in_divergence,
     own_divergence,
 )
 from daxfuzz.core.reduce import reduce_divergence
-from daxfuzz.core.runner import run_ops
+from daxfuzz.core.runner import Runner, run_ops
 from daxfuzz.vocab.geometry import DEFAULT
-from daxfuzz.vocab.trace import read_trace
+from daxfuzz.vocab.trace import parse_trace, read_trace
 from fuzz import random_engine
+from kdax.gup import FOLL_GET
+from kdax.v7_2 import Kernel72
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "..", "corpus")
@@ -105,3 +108,43 @@ def test_deep_rows_select_one_row(tmp_path, capsys):
                  "--budget", "60", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "zoo.json").read_text())
     assert list(summary["variants"]) == [row]
+
+
+class TwoRefBugs72(Kernel72):
+    """7.2 with two reference bugs of the same signature through GUP: FOLL_GET forgets
+    its reference on the folio at file index 1 (GUP's own bug), and a write fault that
+    maps index 0 takes its reference twice (a fault bug GUP reaches by faulting in)."""
+
+    name = "test-two-ref-bugs-72"
+
+    def try_grab_folio(self, folio, refs: int, flags: int) -> int:
+        if flags & FOLL_GET and folio.index == 1:
+            return 0
+        return super().try_grab_folio(folio, refs, flags)
+
+    def insert_page_into_pte_locked(self, vmf, pfn: int, mkwrite: bool) -> int:
+        ret = super().insert_page_into_pte_locked(vmf, pfn, mkwrite)
+        if not ret and mkwrite and 0 <= pfn < len(self.pages) and self.pages[pfn].index == 0:
+            self.folio_get(self.page_folio(self.pages[pfn]))
+        return ret
+
+
+def test_reducing_a_gup_own_divergence_never_slips_into_a_fault_bug(monkeypatch):
+    ops = parse_trace("mmap mm=0 vma=0 ino=0 huge=0\nfault mm=0 vma=0 pgoff=1 write=1\n"
+                      "get mm=0 vma=0 pgoff=1 write=1\n").ops
+    d, _ = run_ops(TwoRefBugs72, DEFAULT, ops)
+    assert d is not None and d.signature() == "get:refcount"
+    assert fault_in_divergence(Runner(TwoRefBugs72, DEFAULT), ops) is None  # GUP's own
+    red = reduce_divergence(TwoRefBugs72, DEFAULT, list(ops))
+    assert red is not None and red.divergence.signature() == "get:refcount"
+    assert [str(o) for o in red.trace.ops] == ["mmap mm=0 vma=0 ino=0 huge=0",
+                                               "get mm=0 vma=0 pgoff=1 write=1"]
+    assert fault_in_divergence(Runner(TwoRefBugs72, DEFAULT), red.trace.ops) is None
+    # without the guard the same reduction simplifies pgoff 1 -> 0, where the get's
+    # fault-in double-counts: the same signature, the other bug
+    import daxfuzz.core.known as known
+
+    monkeypatch.setattr(known, "fault_in", lambda ops: None)
+    slipped = reduce_divergence(TwoRefBugs72, DEFAULT, list(ops))
+    assert slipped is not None and slipped.divergence.signature() == "get:refcount"
+    assert str(slipped.trace.ops[-1]) == "get mm=0 vma=0 pgoff=0 write=1"
