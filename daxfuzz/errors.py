@@ -2,7 +2,9 @@
 
     DaxfuzzError                 base of every error the tool raises on purpose
     +-- InputError               malformed user input: trace, corpus file, flag, config
-    |                            (exit code 2; names the file and line)
+    |   |                        (exit code 2; names the file and line)
+    |   +-- OutputError          a path daxfuzz was told to write cannot be written (exit
+    |                            code 2; also an OSError, for callers that tolerate one)
     +-- ConfigError              an unknown target, engine or geometry value (exit code 2)
 
 A divergence between oracle and target is *not* an exception: it is a value
@@ -39,6 +41,11 @@ class InputError(DaxfuzzError):
         elif line is not None:
             where = f"line {line}: "
         super().__init__(where + message)
+
+
+class OutputError(InputError, OSError):
+    """A file or folder daxfuzz writes cannot be written there: a directory, device or
+    FIFO in the way, a read-only or full file system, no permission."""
 
 
 class ConfigError(DaxfuzzError):

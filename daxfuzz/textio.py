@@ -11,14 +11,19 @@ surrounding Unicode space, which ``int()`` would all accept.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
 
-from daxfuzz.errors import InputError
+from daxfuzz.errors import InputError, OutputError
 
 #: largest trace or crash input read (1 MiB: the longest corpus trace is ~3 KiB)
 MAX_FILE_BYTES = 1 << 20
+#: largest JSON state file read (campaign state, summaries, finding records, build info)
+MAX_JSON_BYTES = 64 << 20
+#: largest series.jsonl read (a sample line is ~300 bytes: ~800 k samples)
+MAX_SERIES_BYTES = 256 << 20
 #: longest trace line (an op line is ~60 characters; a description rarely 200)
 MAX_LINE_CHARS = 4096
 #: most digits a number may have (every geometry limit is below 10**6)
@@ -68,8 +73,7 @@ def read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         st = os.fstat(fd)
         kind = _kind(st.st_mode)
         if kind is not None:
-            raise InputError(f"{kind}, not a regular file: refused (name a trace file)",
-                             path=path)
+            raise InputError(f"{kind}, not a regular file: refused", path=path)
         if st.st_size > limit:
             raise InputError(f"{st.st_size} bytes: larger than the {limit}-byte limit for "
                              "an input file", path=path)
@@ -102,6 +106,18 @@ def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
                          line=line) from None
 
 
+def read_json(path: str, limit: int = MAX_JSON_BYTES) -> object:
+    """The JSON value in the regular file at `path` (read as :func:`read_file` does: no
+    FIFO waited on, no device read to exhaustion); InputError naming the file and line
+    otherwise.  The caller checks the value's shape."""
+    text = read_text(path, limit)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise InputError(f"not JSON ({getattr(e, 'msg', e)})", path=path,
+                         line=getattr(e, "lineno", None)) from None
+
+
 def lines(text: str) -> list[str]:
     """`text` split into lines on ``\\n`` only (a ``\\r`` before it is dropped).
 
@@ -126,10 +142,27 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
     """Write `data` to `path` atomically: a temp file in the same folder, fsync, rename;
     the temp file is removed if anything fails (nothing half-written is ever seen).
     The one atomic write of daxfuzz: findings, traces, campaign state, the example
-    database, seeds and the guest's cached files all go through it."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    database, seeds and the guest's cached files all go through it.
+
+    Only a regular file (or nothing) is replaced: a directory, device, FIFO or socket
+    at `path` (or behind a symlink there) is refused, since the rename would put a file
+    in its place -- ``-o /dev/null`` as root replaced the device.  Any failure is an
+    OutputError naming `path` (exit code 2, and an OSError)."""
+    name = os.fspath(path)
+    try:
+        kind = _kind(os.stat(name).st_mode)
+    except FileNotFoundError:
+        kind = None
+    except OSError as e:
+        raise OutputError(f"cannot write: {e.strerror}", path=name) from None
+    if kind is not None:
+        raise OutputError(f"{kind} is there: refusing to replace it with a file", path=name)
+    d = os.path.dirname(os.path.abspath(name))
+    try:
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    except OSError as e:
+        raise OutputError(f"cannot write: {e.strerror}", path=name) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -137,10 +170,12 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
             os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        os.replace(tmp, name)
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write: {e.strerror}", path=name) from None
         raise

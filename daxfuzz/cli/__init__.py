@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from daxfuzz.errors import EXIT_INTERNAL, ConfigError, DaxfuzzError, InputError
+from daxfuzz.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, ConfigError, DaxfuzzError, InputError
 
 #: subcommand modules; each has register(subparsers) setting func=run(args) -> int
 COMMANDS = (
@@ -121,6 +121,21 @@ def out_dir(text: str) -> str:
     if not os.path.isdir(p):
         where = "" if p == os.path.abspath(text) else f" ({p} is in the way)"
         raise argparse.ArgumentTypeError(f"{text}: not a directory{where}")
+    if not os.access(p, os.W_OK | os.X_OK):  # read-only file system, no permission
+        where = "" if p == os.path.abspath(text) else f" ({p})"
+        raise argparse.ArgumentTypeError(f"{text}: cannot write there{where}")
+    return text
+
+
+def out_file(text: str) -> str:
+    """A file daxfuzz writes (replaced atomically): not empty, not a directory, device
+    or FIFO, in a folder it can write or create -- checked before the work, so a long
+    run does not end on an unwritable path."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    if os.path.exists(text) and not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text}: not a regular file (refusing to replace it)")
+    out_dir(os.path.dirname(os.path.abspath(text)))
     return text
 
 
@@ -184,11 +199,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        if e.filename is None:  # not about a path: our bug, below
+            return _internal()
+        print(f"daxfuzz: error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception:  # noqa: BLE001 - the one place our own bugs become an exit code
-        traceback.print_exc()
-        print("daxfuzz: internal error (a daxfuzz bug; please report it with the trace above)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal()
+
+
+def _internal() -> int:
+    traceback.print_exc()
+    print("daxfuzz: internal error (a daxfuzz bug; please report it with the trace above)",
+          file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from daxfuzz.cli import out_dir
 from daxfuzz.errors import InputError
 from daxfuzz.home import default as default_path
 from daxfuzz.vocab.geometry import Geometry
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
     b = sub.add_parser("build", help="encode corpus/*.trace into atheris seed inputs")
     b.add_argument("--from", dest="src", default=default_path("corpus"),
                    help="trace folder (default corpus/ of DAXFUZZ_HOME or the checkout)")
-    b.add_argument("--to", dest="dst", default=default_path("corpus", "atheris"),
+    b.add_argument("--to", dest="dst", type=out_dir, default=default_path("corpus", "atheris"),
                    help="seed folder (default corpus/atheris, which git ignores)")
     b.add_argument("--geometry", default=None,
                    help="only traces of this geometry (trace-header form)")

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from daxfuzz.cli import out_dir, out_file
 from daxfuzz.cli.kernel import guest_args, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
@@ -160,7 +161,7 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     f.add_argument("--vcpus", type=int, default=0, metavar="N",
                    help="CPUs of each guest (default: the host's cores shared out among "
                         "the --jobs guests, 1 or 2)")
-    f.add_argument("--out", default="kfuzz-out", metavar="DIR",
+    f.add_argument("--out", type=out_dir, default="kfuzz-out", metavar="DIR",
                    help="where disagreements and summary.json go (default kfuzz-out)")
     f.add_argument("--batch", type=int, default=0, metavar="N",
                    help="traces per boot (default: sized to the time left, at most 400)")
@@ -187,7 +188,8 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
         epilog="exit codes: 0 reduced trace written, 1 the trace shows no disagreement on "
         "the kernel (nothing written), 2 bad input / not expressible / guest not set up")
     d.add_argument("file", metavar="TRACE")
-    d.add_argument("-o", "--output", metavar="FILE", help="write the reduced trace here")
+    d.add_argument("-o", "--output", type=out_file, metavar="FILE",
+                   help="write the reduced trace here")
     d.add_argument("--reduce-time", type=float, default=300, metavar="S",
                    help="budget in seconds, the first run included (default 300)")
     guest_args(d, trace_timeout=30)

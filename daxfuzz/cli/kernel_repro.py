@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from daxfuzz.cli import out_file
 from daxfuzz.cli.kernel import kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
@@ -100,7 +101,7 @@ def register_repro(ks: argparse._SubParsersAction) -> None:
         "kernel logged a WARNING/BUG/Oops), 2 bad input / not expressible / no gcc or "
         "guest for --run")
     x.add_argument("file", metavar="TRACE")
-    x.add_argument("-o", "--output", metavar="FILE",
+    x.add_argument("-o", "--output", type=out_file, metavar="FILE",
                    help="write the C file here (default: standard output)")
     x.add_argument("--confirmed", action="append", default=[], metavar="KERNEL",
                    help="add to the header's 'Confirmed on' list (repeatable; the trace's "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from daxfuzz.cli import duration
+from daxfuzz.cli import duration, out_dir
 from daxfuzz.errors import ConfigError
 
 
@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "exhaust to --equiv-depth (default 30)")
     p.add_argument("--list", action="store_true",
                    help="print the selected mutants and their diffs; run nothing")
-    p.add_argument("--out", default="mutate-results", help="folder for mutants.md and "
-                   "mutants.json")
+    p.add_argument("--out", type=out_dir, default="mutate-results",
+                   help="folder for mutants.md and mutants.json")
     p.set_defaults(func=run)
 
 

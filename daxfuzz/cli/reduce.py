@@ -13,9 +13,9 @@ import os
 import re
 import sys
 
-from daxfuzz.cli import DEFAULT_TARGET, geometry, out_dir, trace_target
+from daxfuzz.cli import DEFAULT_TARGET, geometry, out_dir, out_file, trace_target
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
-from daxfuzz.textio import read_file, read_text
+from daxfuzz.textio import read_file, read_text, write_text_atomic
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
 from daxfuzz.vocab.trace import Trace, parse_trace, write_trace_atomic
 from fuzz.codec import decode
@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from daxfuzz.core.emit import emit_pytest, save_finding
     from daxfuzz.core.reduce import reduce_divergence
 
+    if args.output and os.path.exists(args.output) and os.path.samefile(args.output,
+                                                                          args.file):
+        raise InputError("the reduced trace would replace its input (its other expect "
+                         "lines and description with it): name another -o FILE",
+                         path=args.output)
     t = load_input(args.file, None, args.geometry)
     target = trace_target(t, args.target, args.file)
     t = Trace(ops=t.ops, target=target, geometry=t.geometry, expect=t.expect,
@@ -85,15 +90,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file}: agrees on {target}: nothing to reduce", file=sys.stderr)
         return EXIT_AGREE
     out = args.output or _default_output(args.file)
+    sys.stdout.write(str(red.trace))  # first: an unwritable `out` loses nothing
+    sys.stdout.flush()
     write_trace_atomic(out, red.trace)
-    sys.stdout.write(str(red.trace))
     print(f"# {red.divergence.signature()}: {red.original_len} -> {len(red.trace.ops)} ops "
           f"in {red.runs} runs ({red.seconds:.2f} s); wrote {out}", file=sys.stderr)
     if args.emit_test:
-        test = os.path.join(os.path.dirname(out) or ".", "test_" + os.path.basename(
-            out).removesuffix(".trace").replace("-", "_").replace(".", "_") + ".py")
-        with open(test, "w", encoding="utf-8") as fh:
-            fh.write(emit_pytest(red.trace, red.divergence))
+        stem = re.sub(r"\W+", "_", os.path.basename(out).removesuffix(".trace"), flags=re.A)
+        test = os.path.join(os.path.dirname(out) or ".", f"test_{stem.strip('_')}.py")
+        write_text_atomic(test, emit_pytest(red.trace, red.divergence))
         print(f"# wrote {test}", file=sys.stderr)
     return EXIT_DIVERGENCE
 
@@ -112,7 +117,8 @@ def register(subparsers) -> None:
     p.add_argument("--target", help="target (default: the trace's, else $DAXFUZZ_TARGET, "
                    f"else {DEFAULT_TARGET})")
     p.add_argument("--geometry", type=geometry, help="geometry (trace-header form) for crash bytes")
-    p.add_argument("-o", "--output", help="reduced trace path (default FILE.reduced.trace)")
+    p.add_argument("-o", "--output", type=out_file,
+                   help="reduced trace path (default FILE.reduced.trace)")
     p.add_argument("--emit-test", action="store_true",
                    help="also write a pytest reproducer beside the reduced trace")
     p.add_argument("--findings", type=out_dir,

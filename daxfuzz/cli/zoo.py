@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from daxfuzz.cli import duration, jobs, seed
+from daxfuzz.cli import duration, jobs, out_dir, seed
 from daxfuzz.errors import ConfigError
 from daxfuzz.textio import show
 
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "find, from scratch, a real divergence the corpus documents (7.2's "
                         "CoW/PTE-under-PMD-entry nrpages leak, 6.15's stale index, 7.2's mixed "
                         "PTE-then-PMD share); only that bug's signature counts")
-    p.add_argument("--out", default="zoo-results", help="folder for zoo.md and zoo.json")
+    p.add_argument("--out", type=out_dir, default="zoo-results",
+                   help="folder for zoo.md and zoo.json")
     p.set_defaults(func=run)
 
 

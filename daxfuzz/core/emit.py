@@ -71,17 +71,22 @@ def slug(target: str, signature: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{target}__{signature}").strip("-")
 
 
+def _in_triple_quotes(text: str) -> str:
+    """`text` escaped for a non-raw triple-quoted literal: a trace's description may
+    name a file with a backslash or hold triple quotes."""
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return text[:-1] + '\\"' if text.endswith('"') else text
+
+
 def emit_pytest(trace: Trace, divergence) -> str:
     """The text of a standalone pytest file replaying `trace` (target from its header)."""
     if trace.target is None:
         raise ValueError("emit_pytest: the trace names no target")
     sig = divergence.signature()
-    text = str(trace)
-    if '"""' in text or "\\" in text:
-        raise ValueError("emit_pytest: trace text cannot hold triple quotes or backslashes")
+    text = _in_triple_quotes(str(trace))
     return PYTEST_TEMPLATE.format(
         signature=sig, target=trace.target, nops=len(trace.ops), trace=text,
-        report_first=divergence.report().splitlines()[0],
+        report_first=_in_triple_quotes(divergence.report().splitlines()[0]),
         func=re.sub(r"\W+", "_", slug(trace.target, sig)).strip("_").lower())
 
 
