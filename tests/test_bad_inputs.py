@@ -245,9 +245,15 @@ def _flag_cases():
              ("reduce", "--findings"): ["/dev/null"],
              ("reduce", "--geometry"): ["handles=1000000"],
              ("report", "--findings"): ["/nonexistent", "/dev/null"],
-             ("exhaust", "--findings"): ["/dev/null"]}
+             ("exhaust", "--findings"): ["/dev/null"],
+             # output files and folders: checked before the work, never replaced when
+             # not a regular file (`-o /dev/null` as root once replaced the device)
+             ("reduce", "-o"): ["/dev/null", "/proc", "", "/dev/null/x"],
+             ("zoo", "--out"): ["/dev/null", "/proc/version/x", ""],
+             ("mutate", "--out"): ["/dev/null", ""],
+             ("corpus", "--to"): ["/dev/null", "/proc/version/x"]}
     extra = {"diff": ["--from", "6.15", "--to", "7.2"], "reduce": ["X.trace"],
-             "report": ["."]}
+             "report": ["."], "corpus": ["build"]}
     for table in (ints, paths):
         for (cmd, flag), values in table.items():
             for v in values:
@@ -482,3 +488,69 @@ def test_kernel_repro_refuses_non_regular_files(tmp_path):
     os.mkfifo(fifo)
     for path in (str(fifo), "/dev/zero", str(tmp_path)):
         assert main(["kernel", "repro", path, "-o", str(tmp_path / "x.c")]) == 2
+
+
+def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys):
+    from daxfuzz.errors import OutputError
+    from daxfuzz.textio import write_bytes_atomic
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    dev = tmp_path / "null"
+    dev.symlink_to("/dev/null")
+    for path, kind in ((fifo, "a FIFO"), (dev, "a character device"),
+                       (tmp_path, "a directory")):
+        with pytest.raises(OutputError, match=kind) as e:
+            write_bytes_atomic(path, b"x")
+        assert isinstance(e.value, OSError) and str(path) in str(e.value)
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    assert dev.is_symlink() and not os.listdir(tmp_path)[2:]  # no temp file left
+    # reduce: the output may not replace its own input (its other lines would go)
+    src = tmp_path / "t.trace"
+    src.write_text(open(os.path.join(ROOT, "corpus", "zoo", "zoo-fault-forgot-put.trace"),
+                        encoding="utf-8").read())
+    before = src.read_text()
+    rc, err, _ = _run(["reduce", str(src), "-o", str(src)], capsys)
+    assert rc == 2 and "replace its input" in err and src.read_text() == before
+
+
+def test_reduce_emits_a_test_for_any_file_name(tmp_path, capsys):
+    src = tmp_path / 'we\\ird"""name.trace'
+    src.write_text(open(os.path.join(ROOT, "corpus", "zoo", "zoo-fault-forgot-put.trace"),
+                        encoding="utf-8").read())
+    out = tmp_path / "r.trace"
+    rc, err, _ = _run(["reduce", str(src), "-o", str(out), "--emit-test"], capsys)
+    assert rc == 1 and "Traceback" not in err, err
+    test = tmp_path / "test_r.py"
+    ns: dict = {}
+    exec(compile(test.read_text(), str(test), "exec"), ns)  # noqa: S102 -- our own output
+    assert 'we\\ird"""name.trace' in ns["TRACE"]
+
+
+def test_campaign_files_that_would_block_or_flood_are_named_not_read(tmp_path):
+    """FIFOs and devices where a campaign or report folder keeps its JSON: refused by
+    name within the timeout (no blocking open, no read to exhaustion)."""
+    f = tmp_path / "f"
+    (f / "campaign").mkdir(parents=True)
+    os.mkfifo(f / "campaign" / "series.jsonl")
+    rc, err, _rss, _s = _limited(["fuzz", "--engine", "random", "--time", "1", "-q",
+                                  "--scenarios", "none", "--findings", str(f),
+                                  "--corpus", str(tmp_path / "c")], timeout=60)
+    assert rc in (0, 1) and "series.jsonl: not a regular file; moved to" in err, err
+    r = tmp_path / "r"
+    (r / "campaign").mkdir(parents=True)
+    (r / "campaign" / "state.json").symlink_to("/dev/zero")
+    rc, err, _rss, _s = _limited(["report", str(r)], timeout=60)
+    assert rc == 0 and "state.json" in err and "a character device" in err, err
+    k = tmp_path / "k"
+    (k / "kernel-finding" / "f1").mkdir(parents=True)
+    os.mkfifo(k / "summary.json")
+    (k / "kernel-finding" / "f1" / "finding.json").write_text(
+        '{"name": 1, "cls": 2, "kind": "k", "ops": 1, "trace": "t"}')
+    rc, err, _rss, _s = _limited(["report", str(k)], timeout=60)
+    assert rc == 0 and "summary.json" in err and "a FIFO" in err, err
+    assert "f1: no readable finding.json" in err and "Traceback" not in err
+    os.unlink(k / "summary.json")
+    (k / "summary.json").write_text('{"seconds": "x", "reductions": [1]}')
+    rc, err, _rss, _s = _limited(["report", str(k)], timeout=60)
+    assert rc == 0 and "'seconds' is not a number" in err and "Traceback" not in err, err

@@ -28,13 +28,19 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
 
 from daxfuzz.core.emit import QUEUE, Finding
 from daxfuzz.errors import InputError
-from daxfuzz.textio import write_text_atomic
+from daxfuzz.textio import (
+    MAX_SERIES_BYTES,
+    read_file,
+    read_json,
+    write_text_atomic,
+)
 
 Report = Callable[[str], None]
 
@@ -149,8 +155,7 @@ class Campaign:
         if not os.path.exists(self.state_path):
             return empty
         try:
-            with open(self.state_path, encoding="utf-8") as f:
-                st = json.load(f)
+            st = read_json(self.state_path)
             if not isinstance(st, dict) or not isinstance(st.get("runs"), list):
                 raise ValueError("not a campaign state object")
             done = st.get("artifacts_done", [])
@@ -162,7 +167,7 @@ class Campaign:
                     sl.get("max_ops", 1), int) or not 1 <= sl.get("max_ops", 1) <= 10000:
                 raise ValueError("'atheris_slice' is not {weights, target, geometry: str, "
                                  "max_ops: 1..10000}")
-        except (OSError, ValueError) as e:
+        except (InputError, ValueError) as e:
             aside = f"{self.state_path}.corrupt-{int(time.time())}"
             os.replace(self.state_path, aside)
             self.report(f"{self.state_path}: unreadable campaign state ({e}); kept as "
@@ -189,6 +194,15 @@ class Campaign:
         runs.append(run)
         self.run = run
         self.save()
+        try:
+            regular = stat.S_ISREG(os.stat(self.series_path).st_mode)
+        except FileNotFoundError:
+            regular = True
+        if not regular:  # a FIFO or device there would block or swallow the appends
+            aside = f"{self.series_path}.corrupt-{int(time.time())}"
+            os.replace(self.series_path, aside)
+            self.report(f"{self.series_path}: not a regular file; moved to {aside}, "
+                        "starting a new time series")
         self._series = open(self.series_path, "a", encoding="utf-8")  # noqa: SIM115
         return run
 
@@ -222,29 +236,34 @@ def _finite(v: object) -> bool:
 
 
 def read_series(path: str, report: Report = say) -> list[dict]:
-    """The records of a series file; a malformed line is reported (file:line) and skipped."""
+    """The records of a series file; a malformed line is reported (file:line) and skipped,
+    an unreadable file (a FIFO, a device, past MAX_SERIES_BYTES) reported and left out."""
     out: list[dict] = []
     if not os.path.exists(path):
         return out
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise ValueError
-            except ValueError:
-                report(f"{path}:{n}: not a JSON record (a write cut short?); skipped")
-                continue
-            bad = [k for k in ("run", "t") if not _finite(rec.get(k))]
-            bad += [k for k, v in rec.items() if k not in ("run", "t") and v is not None
-                    and not _finite(v)]
-            if bad:
-                report(f"{path}:{n}: record with a missing or non-finite "
-                       f"{', '.join(bad)}; skipped")
-                continue
-            out.append(rec)
+    try:
+        text = read_file(path, MAX_SERIES_BYTES).decode("utf-8", errors="replace")
+    except InputError as e:
+        report(f"{e}; time series left out")
+        return out
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError
+        except ValueError:
+            report(f"{path}:{n}: not a JSON record (a write cut short?); skipped")
+            continue
+        bad = [k for k in ("run", "t") if not _finite(rec.get(k))]
+        bad += [k for k, v in rec.items() if k not in ("run", "t") and v is not None
+                and not _finite(v)]
+        if bad:
+            report(f"{path}:{n}: record with a missing or non-finite "
+                   f"{', '.join(bad)}; skipped")
+            continue
+        out.append(rec)
     return out
 
 

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 import re
 import time
 from collections.abc import Callable
 
 from daxfuzz.campaign.folder import read_series, say
+from daxfuzz.errors import InputError
+from daxfuzz.textio import read_json
 
 Report = Callable[[str], None]
 
@@ -37,11 +38,11 @@ def load_runs(camp: str, report: Report = say) -> list[dict]:
     if not os.path.exists(p):
         return []
     try:
-        with open(p, encoding="utf-8") as f:
-            runs = json.load(f)["runs"]
+        st = read_json(p)
+        runs = st["runs"] if isinstance(st, dict) else None
         if not isinstance(runs, list):
             raise TypeError("'runs' is not a list")
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (InputError, KeyError, TypeError) as e:
         report(f"{p}: unreadable campaign state ({e}); runs table left empty")
         return []
     from daxfuzz.campaign.folder import check_runs
@@ -581,6 +582,24 @@ def kernel_html(rows: list[dict]) -> str:
     return f"<h2>Real-kernel findings</h2><table><tr>{head}</tr>{body}</table>"
 
 
+def _checked_summary(summ: dict) -> dict:
+    """A `kernel fuzz` summary.json's figures, each of the type the report prints (a
+    number, a {class: count} map, a list of reduction records); TypeError otherwise."""
+    num = (int, float)
+    for k in ("traces", "steps", "agreed_steps", "seconds", "boots"):
+        if not isinstance(summ.get(k, 0), num) or isinstance(summ.get(k, 0), bool):
+            raise TypeError(f"{k!r} is not a number")
+    by = summ.get("by_class") or {}
+    if not isinstance(by, dict) or not all(isinstance(n, int) for n in by.values()):
+        raise TypeError("'by_class' is not a {class: count} object")
+    red = summ.get("reductions") or []
+    if not isinstance(red, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k, 0), num)
+                                        for k in ("boots", "seconds")) for r in red):
+        raise TypeError("'reductions' is not a list of {boots, seconds: number} records")
+    return summ
+
+
 def write_kernel_report(d: str, report: Report = say) -> tuple[str, str]:
     """DIR/report.html and DIR/report.md of a `kernel fuzz` folder: its summary.json
     figures, its reductions and a row per finding folder, linked."""
@@ -590,11 +609,11 @@ def write_kernel_report(d: str, report: Report = say) -> tuple[str, str]:
     p = os.path.join(d, "summary.json")
     if os.path.exists(p):
         try:
-            with open(p, encoding="utf-8") as f:
-                summ = json.load(f)
+            summ = read_json(p)  # type: ignore[assignment]
             if not isinstance(summ, dict):
                 raise TypeError("not an object")
-        except (OSError, ValueError, TypeError) as ex:
+            summ = _checked_summary(summ)
+        except (InputError, TypeError) as ex:
             report(f"{p}: unreadable ({ex}); figures left out")
             summ = {}
     rows = kernel_rows(kernel_findings(d, report), d)

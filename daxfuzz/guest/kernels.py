@@ -95,12 +95,21 @@ def _resolve(value: str | None) -> Kernel:
 
 
 def _build_info(d: str) -> dict:
-    p = os.path.join(d, "build.json")
+    """build.json of a `daxfuzz kernel build` folder: {} when missing or not ours (the
+    label then says only "built"), its kernel_release a string, its patches a list of
+    strings."""
+    from daxfuzz.errors import InputError
+    from daxfuzz.textio import read_json
+
     try:
-        with open(p, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        info = read_json(os.path.join(d, "build.json"))
+    except InputError:
         return {}
+    if not isinstance(info, dict) or not isinstance(info.get("kernel_release", ""), str) \
+            or not isinstance(info.get("patches", []), list) \
+            or not all(isinstance(p, str) for p in info.get("patches", [])):
+        return {}
+    return info
 
 
 def cache_61() -> Path:

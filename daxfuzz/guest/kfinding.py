@@ -232,12 +232,31 @@ def write_info(d: str, info: Info) -> None:
 
 def read_info(d: str) -> Info | None:
     """finding.json of folder `d`, or None (missing or not ours: the report says so)."""
+    from daxfuzz.errors import InputError
+    from daxfuzz.textio import read_json
+
     try:
-        with open(os.path.join(d, "finding.json"), encoding="utf-8") as f:
-            data = json.load(f)
-        return Info(**{k: data[k] for k in Info.__dataclass_fields__ if k in data})
-    except (OSError, ValueError, TypeError):
+        data = read_json(os.path.join(d, "finding.json"))
+    except InputError:
         return None
+    if not isinstance(data, dict):
+        return None
+    kept = {k: data[k] for k in Info.__dataclass_fields__ if k in data}
+    for k, v in kept.items():  # each field of the type Info declares, else not ours
+        want = _INFO_TYPES[k]
+        if not isinstance(v, want) or isinstance(v, bool) and want is int:
+            return None
+    if not all(isinstance(n, str) for n in kept.get("notes", [])) or not all(
+            isinstance(v, (int, float, str, bool)) or v is None
+            for v in kept.get("reduction", {}).values()):
+        return None
+    return Info(**kept)
+
+
+#: the JSON type of each finding.json field
+_INFO_TYPES = {"name": str, "cls": str, "kind": str, "ops": int, "trace": str,
+               "reduced": str, "reduced_ops": int, "reduction": dict, "first_report": str,
+               "function": str, "repro": str, "notes": list, "kernel": str}
 
 
 def reduced_trace(case: Case, original: Trace, red, kind: str) -> Trace:
