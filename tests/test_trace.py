@@ -75,7 +75,7 @@ WORDS = st.text(alphabet="abcdefghij klm:=.,()-", max_size=30).map(lambda s: " "
        expect=st.sampled_from(["agree", "divergence", "divergence fault:mapping"]),
        expect_for=st.lists(st.tuples(st.sampled_from(["6.15", "7.2"]),
                                      st.sampled_from(["agree", "divergence fault:warning"])),
-                           max_size=2),
+                           max_size=2, unique_by=lambda e: e[0]),  # one line a target
        desc=st.lists(WORDS, max_size=3),
        pmd_order=st.integers(1, 3))
 def test_round_trip_property(ops, target, expect, expect_for, desc, pmd_order):
@@ -127,6 +127,10 @@ def test_with_ops_keeps_header():
     ("geometry: disks=2\n", 1, ["unknown item", "disks"]),
     ("geometry: pages=lots\n", 1, ["pages='lots'", "not an integer"]),
     ("unmount =>\n", 1, ["'=>' with no result"]),
+    ("mmap mm=0 vma=0 ino=0\nunmount => garbage result here\n", 2, ["not a result"]),
+    ("unmount => ok => ok\n", 1, ["not a result"]),
+    ("expect 7.2: agree\nexpect 7.2: divergence fault:refcount\n", 2,
+     ["expect 7.2: given twice"]),
     ("a\n", 1, ["unknown op"]),
 ])
 def test_header_and_line_errors(text, line, words):

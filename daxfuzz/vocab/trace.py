@@ -37,6 +37,9 @@ MAX_OPS = 10000
 TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: what a divergence signature looks like (`op:field`, `op:warning@function`)
 SIGNATURE = re.compile(r"[A-Za-z0-9_]+:[!-~]{1,200}")
+#: an op's result as the targets give it: a word (ok, EFAULT, SIGBUS, blocked, hang)
+#: and key=value details ("blocked pfn=0", "ok killed=0,1")
+RESULT = re.compile(r"[A-Za-z][A-Za-z0-9_]*( [a-z_]+=[-0-9,]*)*")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
             if not TARGET_NAME.fullmatch(kw0[1]):
                 raise InputError(f"expect {show(kw0[1])}: not a target name",
                                  path=path, line=lineno)
+            if any(t == kw0[1] for t, _e in expect_for):
+                raise InputError(f"expect {kw0[1]}: given twice", path=path, line=lineno)
             expect_for.append((kw0[1], " ".join(rest.split())))
             continue
         if colon and key.strip() in HEADER_KEYS and "=" not in key:
@@ -170,6 +175,10 @@ def parse_trace(text: str, *, path: str = "<trace>") -> Trace:
         res = " ".join(res.split())
         if arrow and not res:
             raise InputError("'=>' with no result after it", path=path, line=lineno)
+        if arrow and not RESULT.fullmatch(res):
+            raise InputError(f"=> {show(res)}: not a result (a word such as ok, EFAULT or "
+                             "SIGBUS, then key=number details: blocked pfn=0)",
+                             path=path, line=lineno)
         results.append(res if arrow else None)
     if not ops:
         raise InputError("no ops: a trace needs at least one op line (an empty, truncated "
