@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 
 from daxfuzz.core.emit import QUEUE, Finding
-from daxfuzz.errors import InputError
+from daxfuzz.errors import ConfigError, InputError
 from daxfuzz.textio import (
     MAX_SERIES_BYTES,
     read_file,
@@ -284,6 +284,7 @@ def drain_queue(findings: str, report: Report = say) -> list[Finding]:
     """
     from daxfuzz.core.emit import save_finding
     from daxfuzz.vocab.trace import read_trace
+    from kdax.targets import get_target
 
     out: list[Finding] = []
     for path in queued(findings):
@@ -294,6 +295,11 @@ def drain_queue(findings: str, report: Report = say) -> list[Finding]:
             continue
         if raw.target is None:
             report(f"{path}: queued finding names no target; skipped, left in place")
+            continue
+        try:
+            get_target(raw.target)
+        except ConfigError as e:  # a target this daxfuzz does not have (a plugin gone?)
+            report(f"{path}:{raw.target_line}: {e}; queued finding skipped, left in place")
             continue
         engine = os.path.basename(path).split("-", 1)[0]
         try:
@@ -310,28 +316,41 @@ def drain_queue(findings: str, report: Report = say) -> list[Finding]:
 
 # ---- scanning folders for damage -------------------------------------------------------
 def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
-         db: str | None = None) -> list[str]:
-    """One line per corrupt file in the findings, corpus and database folders (read only)."""
+         db: str | None = None, scenarios: str | None = None) -> list[str]:
+    """One line per corrupt file in the findings, corpus, database and scenario folders
+    (read only): a malformed trace, a trace naming a target this daxfuzz lacks."""
     from daxfuzz.vocab.trace import read_trace
+    from kdax.targets import get_target
 
-    problems = []
+    def check(path: str, what: str) -> None:
+        try:
+            t = read_trace(path)
+            if t.target is not None:
+                try:
+                    get_target(t.target)
+                except ConfigError as e:
+                    raise InputError(str(e), path=path, line=t.target_line) from None
+        except InputError as e:
+            problems.append(f"{e} ({what})")
+
+    problems: list[str] = []
     if findings and os.path.isdir(findings):
         for name in sorted(os.listdir(findings)):
             if name.endswith(".trace"):
-                try:
-                    read_trace(os.path.join(findings, name))
-                except InputError as e:
-                    problems.append(f"{e} (finding skipped, left in place)")
+                check(os.path.join(findings, name), "finding skipped, left in place")
+    if scenarios and os.path.isdir(scenarios):
+        for root, _dirs, files in sorted(os.walk(scenarios)):
+            for name in sorted(files):
+                if name.endswith(".trace"):
+                    check(os.path.join(root, name), "scenario trace skipped: what it "
+                          "documents does not count as known")
     for d in corpus:
         if not os.path.isdir(d):
             continue
         for name in sorted(os.listdir(d)):
             p = os.path.join(d, name)
             if name.endswith(".trace"):
-                try:
-                    read_trace(p)
-                except InputError as e:
-                    problems.append(f"{e} (corpus trace skipped, left in place)")
+                check(p, "corpus trace skipped, left in place")
             elif len(name) == 40 and os.path.isfile(p):  # libFuzzer names inputs by SHA-1
                 try:
                     with open(p, "rb") as f:

@@ -68,7 +68,8 @@ def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
     g = cfg.geometry
     os.makedirs(cfg.findings, exist_ok=True)
     uses_db = cfg.engine in ("hypothesis", "portfolio")
-    for problem in C.scan(cfg.findings, [cfg.corpus], cfg.db if uses_db else None):
+    for problem in C.scan(cfg.findings, [cfg.corpus], cfg.db if uses_db else None,
+                          None if cfg.scenarios == "none" else cfg.scenarios):
         C.say(problem)
     C.clean_temp([cfg.findings, os.path.join(cfg.findings, C.QUEUE), cfg.campaign])
     if uses_db and cfg.db != "none" and "://" not in cfg.db:

@@ -205,7 +205,7 @@ def documented_known(scenarios: str, target: str, g: Geometry) -> dict[str, str]
             try:
                 t = read_trace(path)
             except InputError:
-                continue  # `daxfuzz corpus check` names it; not ours to stop on
+                continue  # `daxfuzz fuzz` names it at start (campaign.folder.scan)
             explicit = {target_name(k) or k: v for k, v in t.expect_for}
             if name in explicit:
                 exp = explicit[name]
