@@ -48,15 +48,19 @@ def breadth_first(root: Hashable, expand: Expand, max_ops: int, seconds: float, 
                   stop: Callable[[], bool] | None = None, jobs: int = 1,
                   pool_expand: Callable[[Iterable[Sequence[Item]]], Iterable[list[Child]]]
                   | None = None,
-                  progress: Callable[[str], None] | None = None, label: str = "depth"
-                  ) -> Search:
+                  progress: Callable[[str], None] | None = None, label: str = "depth",
+                  deadline: float | None = None) -> Search:
     """Search from the root state (its key `root`) up to `max_ops` ops or `seconds`.
 
     `expand` is called on chunks of the frontier in order; `pool_expand`, when given,
     maps it over the chunks in worker processes (results in order).  `stop()` is asked
     after every chunk: True ends the search at the end of that chunk's depth's work
-    done so far (breadth first: nothing shorter is left)."""
+    done so far (breadth first: nothing shorter is left).  `deadline` (a
+    `time.perf_counter()` value, default `seconds` from now) ends it after the first
+    chunk that comes back past it, incomplete: an expand that cut a chunk short at the
+    same deadline is never taken for a whole one."""
     t0 = time.perf_counter()
+    end = t0 + seconds if deadline is None else deadline
     res = Search()
     seen = {root}
     frontier: list[Item] = [((), NO_IDS)]
@@ -83,7 +87,7 @@ def breadth_first(root: Hashable, expand: Expand, max_ops: int, seconds: float, 
                 stopped = True
                 break
             now = time.perf_counter()
-            if now - t0 > seconds:
+            if now > end:
                 timed_out = True
                 break
             if progress and now - shown > PROGRESS_EVERY:

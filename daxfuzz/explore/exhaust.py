@@ -305,14 +305,14 @@ def digest(key: tuple) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-#: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?)
+#: a worker's world: (target, geometry, alphabet, Runner, Known, snapshots?, deadline)
 _W: tuple | None = None
 
 
-def _init_worker(target: str | type, g: Geometry, alpha: list[O.Op], snapshots: bool
-                 ) -> None:
+def _init_worker(target: str | type, g: Geometry, alpha: list[O.Op], snapshots: bool,
+                 deadline: float = float("inf")) -> None:
     global _W
-    _W = (target, g, alpha, Runner(target, g), Known(target, g), snapshots)
+    _W = (target, g, alpha, Runner(target, g), Known(target, g), snapshots, deadline)
 
 
 def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
@@ -325,11 +325,16 @@ def _expand(items: Sequence[tuple[tuple[int, ...], tuple]]) -> list[tuple]:
     state key as it was (a self-loop: about a third of the edges, memory_failure of a
     free pfn, a punch of a hole...) needs no copy before the next op: the runner is in
     a state with the parent's key, which dedup already takes to have the parent's
-    future."""
+    future.
+
+    Past the search's deadline it returns what it has (a huge world's one state can
+    take seconds): the search then stops on its own clock, incomplete."""
     assert _W is not None
-    _target, _g, alpha, r, known, snapshots = _W
+    _target, _g, alpha, r, known, snapshots, deadline = _W
     out = []
     for n, (path, used) in enumerate(items):
+        if time.perf_counter() > deadline:
+            break
         ops = tuple(alpha[i] for i in path)
         replay(r, ops)
         kids = [(j, op, nu) for j, op in enumerate(alpha)
@@ -379,7 +384,7 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
         alpha = [op for op in alpha if op.name in kinds]
     name = target if isinstance(target, str) else target.name
     res = ExhaustResult(name, g, 0, 1, 0, 0.0, True, kinds)
-    init = (target, g, alpha, snapshots)
+    init = (target, g, alpha, snapshots, t0 + seconds)
     pool = None
     if jobs > 1:
         import multiprocessing as mp
@@ -395,7 +400,7 @@ def exhaust(target: str | type, g: Geometry = SMALL, max_ops: int = 4, *,
                           seconds, on_payload=found, jobs=jobs,
                           pool_expand=(lambda cs: pool.imap(_expand, cs)) if pool else None,
                           stop=(lambda: bool(res.counterexamples)) if stop_at_first else None,
-                          progress=progress)
+                          progress=progress, deadline=t0 + seconds)
     finally:
         if pool:
             pool.terminate()
