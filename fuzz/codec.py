@@ -95,20 +95,29 @@ _CHOOSERS: dict[type[O.Op], dict[str, int]] = {
 }
 
 
+#: largest --weights value (the default weights are 1-40)
+MAX_WEIGHT = 10000
+
+
 def parse_weights(text: str) -> dict[str, int]:
     """Parse ``op=w,op=w`` (the ``--weights`` flag) over DEFAULT_WEIGHTS."""
+    from daxfuzz.textio import decimal
+
     w = dict(DEFAULT_WEIGHTS)
+    given: set[str] = set()
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, val = item.partition("=")
         if not sep or name not in w:
             raise ValueError(f"--weights: {item!r}: write op=weight with op one of "
                              f"{', '.join(w)}")
-        try:
-            w[name] = int(val)
-        except ValueError:
-            raise ValueError(f"--weights: {item!r}: weight must be an integer") from None
-        if w[name] < 0:
-            raise ValueError(f"--weights: {item!r}: weight must be >= 0")
+        if name in given:
+            raise ValueError(f"--weights: {name} given twice")
+        given.add(name)
+        v = decimal(val)  # int() would take '+3', ' 3', '1_0' and Arabic-Indic digits
+        if v is None or not 0 <= v <= MAX_WEIGHT:
+            raise ValueError(f"--weights: {item!r}: a weight is a whole number 0.."
+                             f"{MAX_WEIGHT} in ASCII digits")
+        w[name] = v
     if not any(w.values()):
         raise ValueError("--weights: every weight is 0; enable at least one op kind")
     return w

@@ -236,7 +236,19 @@ def _flag_cases():
             ("bench", "--ops"): ["0", "-5"],
             ("bench", "--seq"): ["0", "20000"],
             ("bench", "--repeat"): ["0"],
-            ("coverage", "--time"): ["0", "-1"]}
+            ("coverage", "--time"): ["0", "-1"],
+            ("coverage", "--seed"): ["-1", "\u0663", "9" * 21],
+            ("coverage", "--reachable-depth"): ["7", "-1", "\u0663"],
+            ("mutate", "--sample"): ["0", "+3", "\u0663"],
+            ("mutate", "--seed"): ["-5"],
+            ("mutate", "--jobs"): ["99999", "0"],
+            ("mutate", "--equiv-depth"): ["99999", "0"],
+            ("exhaust", "--target"): ["nope"],
+            ("exhaust", "--ops"): [",", " , "],
+            ("bench", "--target"): ["nope"],
+            ("coverage", "--target"): ["nope"],
+            ("mutate", "--target"): ["nope"],
+            ("zoo", "--seeds"): ["1,1"]}
     paths = {("fuzz", "--findings"): ["/proc/version", "/dev/null", "/dev/null/x", ""],
              ("fuzz", "--corpus"): ["/dev/null", "/proc/version/x"],
              ("fuzz", "--campaign"): ["/dev/null"],
@@ -266,6 +278,19 @@ def _flag_cases():
         "--scenarios"
     yield ["fuzz", "--weights", "fault=x", "--time", "1", "--engine", "random"], "--weights"
     yield ["zoo", "--seeds", "1,+2"], "--seeds"
+    for w in ("fault=\u0664", "fault=1,fault=2", "fault=+3", "fault= 3x", "fault=1_0",
+              "fault=99999999999"):
+        yield ["fuzz", "--weights", w, "--time", "1", "--engine", "random"], "--weights"
+    yield ["diff", "--from", "nope", "--to", "7.2"], "--from"
+    # the kernel commands refuse bad numbers before any guest is looked for
+    for argv, flag in ((["fuzz", "--time", "nan"], "--time"), (["fuzz", "--time", "inf"],
+                       "--time"), (["fuzz", "--time", "10", "--batch", "-1"], "--batch"),
+                       (["fuzz", "--time", "10", "--jobs", "99999"], "--jobs"),
+                       (["fuzz", "--time", "10", "--step-timeout", "0"], "--step-timeout"),
+                       (["run", "--boot-timeout", "0", "X.trace"], "--boot-timeout"),
+                       (["run", "--trace-timeout", "nan", "X.trace"], "--trace-timeout"),
+                       (["run", "--accel", "xyz", "X.trace"], "--accel")):
+        yield ["kernel", *argv], flag
 
 
 STATES = {  # damaged campaign state.json files
@@ -554,3 +579,34 @@ def test_campaign_files_that_would_block_or_flood_are_named_not_read(tmp_path):
     (k / "summary.json").write_text('{"seconds": "x", "reductions": [1]}')
     rc, err, _rss, _s = _limited(["report", str(k)], timeout=60)
     assert rc == 0 and "'seconds' is not a number" in err and "Traceback" not in err, err
+
+
+def test_a_bad_step_limit_is_named_not_a_traceback(tmp_path):
+    from daxfuzz.core.watchdog import DEFAULT_LIMIT, _limit
+
+    assert _limit(None) == _limit("") == DEFAULT_LIMIT and _limit("0.5") == 0.5
+    for bad in ("abc", "-1", "0", "nan", "inf", "\uff11"):
+        assert "DAXFUZZ_STEP_LIMIT" in str(_limit(bad)), bad
+    env = dict(os.environ, PYTHONPATH=ROOT, DAXFUZZ_HOME=ROOT, DAXFUZZ_STEP_LIMIT="abc")
+    p = subprocess.run([sys.executable, "-m", "daxfuzz", "replay", "-q", os.path.join(
+        ROOT, "corpus", "zoo", "zoo-fault-forgot-put.trace")], env=env, capture_output=True,
+        text=True, timeout=60)
+    assert p.returncode == 2 and "DAXFUZZ_STEP_LIMIT='abc'" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_traces_naming_unknown_targets_are_named_and_skipped(tmp_path, capsys):
+    f, scn = tmp_path / "f", tmp_path / "scn"
+    (f / "queue").mkdir(parents=True)
+    scn.mkdir()
+    (f / "queue" / "random-bbbb.trace").write_text("target: nope\nunmount\n")
+    (scn / "bad.trace").write_text("mmap mm=0 vma=0 ino=0 bogus=1\n")
+    (scn / "nope.trace").write_text("target: nope\nunmount\n")
+    rc, err, _ = _run(["fuzz", "--engine", "random", "--time", "0.5", "--seed", "1", "-q",
+                       "--no-report", "--findings", str(f), "--corpus", str(tmp_path / "c"),
+                       "--scenarios", str(scn)], capsys)
+    assert rc in (0, 1) and "Traceback" not in err, err
+    assert f"{f}/queue/random-bbbb.trace:1: unknown target 'nope'" in err
+    assert "queued finding skipped, left in place" in err
+    assert (f / "queue" / "random-bbbb.trace").exists()
+    assert f"{scn}/bad.trace:1:" in err and f"{scn}/nope.trace:1: unknown target" in err

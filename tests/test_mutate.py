@@ -145,7 +145,7 @@ def test_random_is_always_measured(tmp_path, capsys):
     (["--target", "no-such-target"], "unknown target 'no-such-target'"),
     (["--budget", "0"], "duration must be positive"),
     (["--budget", "-5"], "duration must be positive"),
-    (["--jobs", "0"], "must be positive"),
+    (["--jobs", "0"], "0 is out of range: 1.."),
 ])
 def test_bad_arguments_exit_2(tmp_path, capsys, argv, message):
     try:

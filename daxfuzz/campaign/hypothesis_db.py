@@ -192,7 +192,13 @@ def open_database(spec: str | None, default_dir: str | None = None,
             raise ConfigError(f"--db {spec}: a Redis database needs the redis client: "
                               "pip install 'daxfuzz[fleet]'") from None
 
-        return CheckedDatabase(RedisExampleDatabase(Redis.from_url(spec)), spec, report)
+        try:
+            client = Redis.from_url(spec, socket_connect_timeout=2)
+        except ValueError as e:  # a malformed URL (port not a number, bad db index...)
+            from daxfuzz.errors import ConfigError
+
+            raise ConfigError(f"--db {spec}: {e}") from None
+        return CheckedDatabase(RedisExampleDatabase(client), spec, report)
     return SafeDirectoryDatabase(spec, report)
 
 

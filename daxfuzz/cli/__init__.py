@@ -61,6 +61,17 @@ def trace_target(trace, flag: str | None, path: str) -> str:
     return name if flag or trace.target else cls.name  # `mainline` prints as its version
 
 
+def target(text: str) -> str:
+    """A --target (--from, --to) value: a name `daxfuzz targets` lists."""
+    from kdax.targets import get_target
+
+    try:
+        get_target(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def duration(text: str) -> float:
     """A --time value: seconds, or a number with s, m, h or d ("90", "10m", "8h")."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,6 +87,26 @@ def duration(text: str) -> float:
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError(f"duration must be positive and finite: {text!r}")
     return v
+
+
+def seconds(zero_ok: bool = False):
+    """An argparse type: a finite number of seconds, > 0 (or >= 0 with `zero_ok`), in
+    ASCII (float() would take 'nan', 'inf' and fullwidth digits)."""
+    def parse(text: str) -> float:
+        t = text.strip()
+        try:
+            v = float(t) if t.isascii() and t.lower() not in ("nan", "inf", "-inf",
+                                                               "infinity") else None
+        except ValueError:
+            v = None
+        if v is None or v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+        if v < 0 or (v == 0 and not zero_ok):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: seconds must be {'>= 0' if zero_ok else 'positive'}")
+        return v
+    parse.__name__ = "seconds"
+    return parse
 
 
 def count(lo: int, hi: int, what: str = "a whole number"):
@@ -188,8 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from daxfuzz.core.watchdog import enable
 
-    enable()  # a target step that never returns is a finding, not a hung command
     try:
+        enable()  # a target step that never returns is a finding, not a hung command
         return int(args.func(args))
     except DaxfuzzError as e:
         print(f"daxfuzz: error: {e}", file=sys.stderr)

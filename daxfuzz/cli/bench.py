@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 
 from daxfuzz.campaign.bench import bench_loops, sequences
-from daxfuzz.cli import count, seed
+from daxfuzz.cli import count, seed, target
 from daxfuzz.vocab.geometry import Geometry
 from daxfuzz.vocab.trace import MAX_OPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure ops/s: bare target, oracle, differential loop")
-    p.add_argument("--target", default="7.2")
+    p.add_argument("--target", type=target, default="7.2")
     p.add_argument("--ops", type=count(1, 10**7), default=20000, help="ops per measurement")
     p.add_argument("--seq", type=count(1, MAX_OPS), default=50,
                    help="ops per sequence (world reset between)")

@@ -11,7 +11,7 @@ import os
 import sys
 
 from daxfuzz.cli import out_dir
-from daxfuzz.errors import InputError
+from daxfuzz.errors import ConfigError, InputError
 from daxfuzz.home import default as default_path
 from daxfuzz.vocab.geometry import Geometry
 from fuzz.seeds import build, dictionary_text
@@ -22,8 +22,13 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(dictionary_text())
         return 0
     if not os.path.isdir(args.src):
-        raise InputError("no such directory (the trace corpus)", path=args.src)
-    g = Geometry.parse(args.geometry) if args.geometry else None
+        raise InputError("--from: " + ("not a directory" if os.path.exists(args.src) else
+                                       "no such directory") + " (the trace corpus)",
+                         path=args.src)
+    try:
+        g = Geometry.parse(args.geometry) if args.geometry else None
+    except ConfigError as e:
+        raise ConfigError(f"--geometry: {e}") from None
     written = build(args.src, args.dst, g)
     print(f"{len(written)} seed inputs from {args.src} into {args.dst}")
     return 0

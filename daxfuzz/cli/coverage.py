@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import argparse
 
-from daxfuzz.cli import duration
+from daxfuzz.cli import count, duration, seed, target
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("coverage", help="branch and state-transition coverage of a campaign")
-    p.add_argument("--target", default="7.2")
+    p.add_argument("--target", type=target, default="7.2")
     p.add_argument("--engine", choices=["random", "hypothesis"], default="random")
     p.add_argument("--time", type=duration, default=30.0, help="campaign seconds")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--reachable-depth", type=int, default=3,
-                   help="exhaustive depth for the reachable-transition set (0: skip)")
+    p.add_argument("--seed", type=seed, default=1)
+    p.add_argument("--reachable-depth", type=count(0, 6, "a depth"), default=3,
+                   help="exhaustive depth for the reachable-transition set, no time limit "
+                   "(0: skip; at most 6)")
     p.set_defaults(func=run)
 
 

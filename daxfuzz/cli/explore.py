@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import replace
 
-from daxfuzz.cli import count, duration, jobs, out_dir
+from daxfuzz.cli import count, duration, jobs, out_dir, target
 from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
 from daxfuzz.home import default as default_path
 from daxfuzz.vocab import ops as O
@@ -17,7 +17,7 @@ from daxfuzz.vocab.geometry import LIMITS, Geometry
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("exhaust", help="check every op sequence up to K ops over a small world")
-    p.add_argument("--target", default="7.2")
+    p.add_argument("--target", type=target, default="7.2")
     p.add_argument("--max-ops", type=count(1, 64, "an op count"), default=4, metavar="K")
     p.add_argument("--world", choices=("small", "deep"), default="small",
                    help="small (default): 8 pfns, 2 files x 4 pages, 2 VMA slots, 2 "
@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_exhaust)
 
     d = sub.add_parser("diff", help="behaviour that differs between two targets, grouped")
-    d.add_argument("--from", dest="a", required=True, metavar="A")
-    d.add_argument("--to", dest="b", required=True, metavar="B")
+    d.add_argument("--from", dest="a", type=target, required=True, metavar="A")
+    d.add_argument("--to", dest="b", type=target, required=True, metavar="B")
     d.add_argument("corpus", nargs="*", help="trace files or folders (default: corpus/ "
                    "and findings/)")
     d.add_argument("--max-ops", type=count(0, 64, "an op count"), default=3,
@@ -60,7 +60,13 @@ def _geometry(a: argparse.Namespace) -> Geometry:
     sizes = {"pages": a.pages, "pmd_order": a.pmd_order, "inodes": a.inodes,
              "mms": a.processes, "vmas": a.vmas, "handles": a.handles,
              "file_pages": a.file_pages, "max_file_pages": a.file_pages}
-    return replace(g, **{k: v for k, v in sizes.items() if v is not None})
+    given = {k: v for k, v in sizes.items() if v is not None}
+    try:
+        return replace(g, **given)
+    except ConfigError as e:  # name the flags, not the geometry's field names
+        flags = {"mms": "--processes", "max_file_pages": "--file-pages"}
+        names = sorted({flags.get(k, "--" + k.replace("_", "-")) for k in given})
+        raise ConfigError(f"{'/'.join(names) or '--world'}: {e}") from None
 
 
 def _progress(msg: str) -> None:
@@ -75,6 +81,8 @@ def run_exhaust(args: argparse.Namespace) -> int:
     args.findings = args.findings or default_path("findings")
     g = _geometry(args)
     kinds = [k.strip() for k in args.ops.split(",") if k.strip()]
+    if args.ops and not kinds:
+        raise ConfigError(f"--ops {args.ops!r}: no op kind named")
     bad = [k for k in kinds if k not in O.BY_NAME]
     if bad:
         raise ConfigError(f"--ops: unknown op kind(s) {', '.join(bad)}; kinds are "

@@ -41,14 +41,15 @@ def config(args: argparse.Namespace):
     from daxfuzz.campaign.fuzz import FuzzConfig
     from kdax.targets import get_target
 
+    flag, args.target = args.target, args.target or default_target()
     try:
         get_target(args.target)  # ConfigError (exit 2) on an unknown name, before any work
     except ConfigError as e:
-        raise ConfigError(f"--target: {e}") from None
+        raise ConfigError(f"{'--target' if flag else '$DAXFUZZ_TARGET'}: {e}") from None
     try:
         weights = parse_weights(args.weights or "")
     except ValueError as e:
-        raise InputError(f"--weights: {e}") from None
+        raise InputError(str(e)) from None
     scenarios = args.scenarios
     if scenarios is None:
         scenarios = default_path("corpus")
@@ -56,12 +57,20 @@ def config(args: argparse.Namespace):
         if note:
             say(note)
     if scenarios != "none" and not os.path.isdir(scenarios):
-        raise InputError("--scenarios: not a directory (a folder of traces, or none)",
-                         path=scenarios)
+        why = ("--scenarios: not a directory (a folder of traces, or none)" if args.scenarios
+               else "no scenario corpus here: $DAXFUZZ_HOME names no daxfuzz checkout "
+               "(or pass --scenarios DIR / none)" if os.environ.get("DAXFUZZ_HOME")
+               else "no scenario corpus here (pass --scenarios DIR or none)")
+        raise InputError(why, path=scenarios)
     if args.db and args.db.startswith(("redis://", "rediss://", "unix://")):
         from daxfuzz.campaign.hypothesis_db import open_database
 
-        open_database(args.db)  # ConfigError now if the `fleet` extra is not installed
+        db = open_database(args.db)  # ConfigError now: no `fleet` extra, a bad URL
+        try:
+            db.inner.redis.ping()  # type: ignore[union-attr]
+        except Exception as e:  # noqa: BLE001 - redis's ConnectionError, TimeoutError...
+            say(f"--db {args.db}: the Redis server does not answer ({e}); this run's "
+                "examples are not shared until it does")
     elif args.db not in (None, "none"):
         try:
             out_dir(args.db)
@@ -109,7 +118,7 @@ def register(subparsers) -> None:
     p.add_argument("--engine", choices=ENGINES, default="portfolio",
                    help="portfolio (default): random, Hypothesis and atheris in turn, "
                         "sharing findings (see the README's mutation benchmark)")
-    p.add_argument("--target", default=default_target(),
+    p.add_argument("--target", default=None,
                    help="target name (see `daxfuzz targets`; default $DAXFUZZ_TARGET, else "
                         "mainline)")
     p.add_argument("--time", type=duration, default=60.0,

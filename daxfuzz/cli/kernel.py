@@ -43,6 +43,7 @@ import os
 import sys
 import time
 
+from daxfuzz.cli import count, seconds
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, InputError
 
 TARGET = "7.2"
@@ -60,16 +61,26 @@ def kernel_arg(p: argparse.ArgumentParser, dirs: bool = True) -> None:
                        "for 6.1; e.g. 7.2-fix-cow-pmd for a kernel built with fix.diff)")
 
 
+def _accel(text: str) -> str:
+    """An --accel value (argparse checks a default taken from the environment too)."""
+    if text not in ("tcg", "kvm"):
+        raise argparse.ArgumentTypeError(f"{text!r}: tcg or kvm (from --accel, or "
+                                         "$DAXFUZZ_QEMU_ACCEL when the flag is not given)")
+    return text
+
+
 def guest_args(p: argparse.ArgumentParser, trace_timeout: float) -> None:
     """--step-timeout, --trace-timeout and --accel: how a guest runs traces."""
-    p.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
+    p.add_argument("--step-timeout", type=count(1, 3_600_000, "milliseconds"), default=2000,
+                   metavar="MS",
                    help="how long a truncate/punch/reflink/umount may wait before it is "
                         "reported blocked (default 2000)")
-    p.add_argument("--trace-timeout", type=float, default=trace_timeout, metavar="S",
+    p.add_argument("--trace-timeout", type=seconds(), default=trace_timeout, metavar="S",
                    help="a guest silent this long inside one trace is killed (default "
                         f"{trace_timeout:g})")
-    p.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
-        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="QEMU accelerator (default tcg: software)")
+    p.add_argument("--accel", type=_accel, default=os.environ.get("DAXFUZZ_QEMU_ACCEL") or
+                   "tcg", help="QEMU accelerator, tcg or kvm (default tcg: software, or "
+                   "$DAXFUZZ_QEMU_ACCEL)")
 
 
 def kernel_or_none(args: argparse.Namespace):

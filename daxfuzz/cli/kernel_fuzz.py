@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from daxfuzz.cli import out_dir, out_file
+from daxfuzz.cli import count, jobs, out_dir, out_file, seconds, seed
 from daxfuzz.cli.kernel import guest_args, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
@@ -135,6 +135,11 @@ def run_reduce(args: argparse.Namespace) -> int:
     return EXIT_AGREE
 
 
+def _guests(text: str) -> int:
+    """A kernel fuzz --jobs value: 0 (the default, sized to the machine) or a job count."""
+    return 0 if text == "0" else jobs(text)
+
+
 def register_fuzz(ks: argparse._SubParsersAction) -> None:
     """Add this module's `daxfuzz kernel` subcommands to `ks`."""
     f = ks.add_parser(
@@ -152,25 +157,26 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
         "the guest as the predicate, within --time: NAME.reduced.trace beside it.",
         epilog="exit codes: 0 every trace agreed, 1 a kernel finding or model gap was "
         "stored, 2 the guest is not set up / bad arguments")
-    f.add_argument("--time", type=float, required=True, metavar="T",
+    f.add_argument("--time", type=seconds(), required=True, metavar="T",
                    help="seconds to run (a suffix m or h is not accepted: give seconds)")
-    f.add_argument("--seed", type=int, default=0, metavar="S")
-    f.add_argument("--jobs", type=int, default=0, metavar="N",
+    f.add_argument("--seed", type=seed, default=0, metavar="S")
+    f.add_argument("--jobs", type=_guests, default=0, metavar="N",
                    help="guests at once (default: one per core, at most 4, as memory "
                         "allows; each with 1 vCPU)")
-    f.add_argument("--vcpus", type=int, default=0, metavar="N",
+    f.add_argument("--vcpus", type=count(0, 64, "a CPU count"), default=0, metavar="N",
                    help="CPUs of each guest (default: the host's cores shared out among "
                         "the --jobs guests, 1 or 2)")
     f.add_argument("--out", type=out_dir, default="kfuzz-out", metavar="DIR",
                    help="where disagreements and summary.json go (default kfuzz-out)")
-    f.add_argument("--batch", type=int, default=0, metavar="N",
+    f.add_argument("--batch", type=count(0, 100_000, "a batch size"), default=0, metavar="N",
                    help="traces per boot (default: sized to the time left, at most 400)")
-    f.add_argument("--max-traces", type=int, default=0, metavar="N",
+    f.add_argument("--max-traces", type=count(0, 999_999_999, "a trace count"), default=0,
+                   metavar="N",
                    help="stop after N traces (default: run for --time)")
     f.add_argument("--run-known", action="store_true",
                    help="do not cut traces before a warning the port predicts")
     guest_args(f, trace_timeout=30)
-    f.add_argument("--reduce-time", type=float, default=300, metavar="S",
+    f.add_argument("--reduce-time", type=seconds(zero_ok=True), default=300, metavar="S",
                    help="seconds to reduce each new kind of finding on the guest, within "
                         "--time (default 300; 0: no reduction)")
     kernel_arg(f)
@@ -190,7 +196,7 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     d.add_argument("file", metavar="TRACE")
     d.add_argument("-o", "--output", type=out_file, metavar="FILE",
                    help="write the reduced trace here")
-    d.add_argument("--reduce-time", type=float, default=300, metavar="S",
+    d.add_argument("--reduce-time", type=seconds(), default=300, metavar="S",
                    help="budget in seconds, the first run included (default 300)")
     guest_args(d, trace_timeout=30)
     kernel_arg(d)

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from daxfuzz.cli import out_file
+from daxfuzz.cli import count, out_file
 from daxfuzz.cli.kernel import kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
@@ -109,7 +109,8 @@ def register_repro(ks: argparse._SubParsersAction) -> None:
     x.add_argument("--run", action="store_true",
                    help="also compile it (gcc -static) and run it in the QEMU guest "
                         "(`daxfuzz kernel setup` first), printing its output")
-    x.add_argument("--step-timeout", type=int, default=2000, metavar="MS",
+    x.add_argument("--step-timeout", type=count(1, 3_600_000, "milliseconds"), default=2000,
+                   metavar="MS",
                    help="with --run: the reproducer's STEP_TIMEOUT_MS (default 2000)")
     x.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
         "DAXFUZZ_QEMU_ACCEL", "tcg"), help="with --run: QEMU accelerator (default tcg)")

@@ -6,25 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from daxfuzz.cli import duration, out_dir
+from daxfuzz.cli import count, duration, jobs, out_dir, seed, target
 from daxfuzz.errors import ConfigError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mutate", help="kill rate of each engine on generated mutants of a "
                        "target's kernel functions; table of results")
-    p.add_argument("--target", default="mainline", help="the target to mutate (default "
-                   "mainline, 7.2); a patch target too")
+    p.add_argument("--target", type=target, default="mainline",
+                   help="the target to mutate (default mainline, 7.2); a patch target too")
     p.add_argument("--module", action="append", default=[],
                    help="only functions defined in this file (kdax/dax.py) or module "
                    "(kdax.dax) as the target resolves them (repeatable)")
@@ -40,11 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "atheris; random is always measured)")
     p.add_argument("--budget", type=duration, default=5.0,
                    help="seconds per engine and mutant (default 5)")
-    p.add_argument("--sample", type=_positive_int, default=None,
+    p.add_argument("--sample", type=count(1, 100000, "a mutant count"), default=None,
                    help="run N mutants, round-robin over modules and operators (default all)")
-    p.add_argument("--seed", type=int, default=1, help="engine seed and sampling seed")
-    p.add_argument("--jobs", type=_positive_int, default=1)
-    p.add_argument("--equiv-depth", type=_positive_int, default=3,
+    p.add_argument("--seed", type=seed, default=1, help="engine seed and sampling seed")
+    p.add_argument("--jobs", type=jobs, default=1)
+    p.add_argument("--equiv-depth", type=count(1, 64, "a depth"), default=3,
                    help="exhaust depth of a survivor's equivalence check (default 3)")
     p.add_argument("--equiv-time", type=duration, default=30.0,
                    help="seconds of the random run of a survivor's equivalence check, after "

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from daxfuzz.campaign.report import is_kernel_campaign, write_kernel_report, write_report
 
     if not os.path.isdir(args.dir):
-        raise InputError("no such folder", path=args.dir)
+        raise InputError("not a folder (a campaign or findings folder)" if os.path.exists(
+            args.dir) else "no such folder", path=args.dir)
     if is_kernel_campaign(args.dir) and not os.path.exists(os.path.join(
             args.dir, "state.json")) and not os.path.exists(os.path.join(
             args.dir, "campaign", "state.json")):

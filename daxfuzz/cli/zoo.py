@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds {show(args.seeds)}: comma-separated integers") from None
     if not seeds:
         raise ConfigError("--seeds: no seed given")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {show(args.seeds)}: a seed given twice")
     known = list(deep_rows()) if args.deep else [c.name for c in ZOO]
     for v in args.variant or []:
         if v not in known:

@@ -25,7 +25,25 @@ import time
 
 #: seconds one step of the target may run (DAXFUZZ_STEP_LIMIT); a step takes tens of
 #: microseconds, so even a machine at load 10 stays far below it
-LIMIT = float(os.environ.get("DAXFUZZ_STEP_LIMIT", "2"))
+DEFAULT_LIMIT = 2.0
+
+
+def _limit(text: str | None) -> float | str:
+    """DAXFUZZ_STEP_LIMIT's seconds, or why the value is refused (`enable` says so)."""
+    if not text:  # unset or empty: the default, as for DAXFUZZ_TARGET
+        return DEFAULT_LIMIT
+    try:
+        v = float(text) if text.strip().isascii() else float("nan")
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < float("inf"):
+        return (f"DAXFUZZ_STEP_LIMIT={text!r}: not a positive, finite number of seconds "
+                f"(default {DEFAULT_LIMIT:g})")
+    return v
+
+
+_LIMIT = _limit(os.environ.get("DAXFUZZ_STEP_LIMIT"))
+LIMIT = _LIMIT if isinstance(_LIMIT, float) else DEFAULT_LIMIT
 TICK = 0.25
 #: no libFuzzer, Hypothesis or daxfuzz code uses it; the handler checks our own flag
 SIGNUM = signal.SIGVTALRM
@@ -44,8 +62,13 @@ _fire = [False]
 
 
 def enable() -> None:
-    """Watch every Runner this process (and its forked children) builds from now on."""
+    """Watch every Runner this process (and its forked children) builds from now on.
+    A malformed DAXFUZZ_STEP_LIMIT is a ConfigError here (importing never fails)."""
     global _enabled
+    if isinstance(_LIMIT, str):
+        from daxfuzz.errors import ConfigError
+
+        raise ConfigError(_LIMIT)
     _enabled = True
 
 
