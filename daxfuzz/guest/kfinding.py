@@ -242,6 +242,8 @@ def read_info(d: str) -> Info | None:
     if not isinstance(data, dict):
         return None
     kept = {k: data[k] for k in Info.__dataclass_fields__ if k in data}
+    if {"name", "cls", "kind", "ops", "trace"} - kept.keys():
+        return None  # a required field missing
     for k, v in kept.items():  # each field of the type Info declares, else not ours
         want = _INFO_TYPES[k]
         if not isinstance(v, want) or isinstance(v, bool) and want is int:
