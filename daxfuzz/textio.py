@@ -95,6 +95,35 @@ def read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
+def read_tail(path: str, limit: int) -> tuple[bytes, int]:
+    """The last `limit` bytes of the regular file at `path` and how many bytes before
+    them were left unread (an append-only log that outgrew its limit keeps its newest
+    part); refused as :func:`read_file` refuses."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path=path) from None
+    try:
+        st = os.fstat(fd)
+        kind = _kind(st.st_mode)
+        if kind is not None:
+            raise InputError(f"{kind}, not a regular file: refused", path=path)
+        skip = max(0, st.st_size - limit)
+        os.lseek(fd, skip, os.SEEK_SET)
+        chunks, total = [], 0
+        while total < limit:
+            b = os.read(fd, min(1 << 16, limit - total))
+            if not b:
+                break
+            chunks.append(b)
+            total += len(b)
+        return b"".join(chunks), skip
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path=path) from None
+    finally:
+        os.close(fd)
+
+
 def read_text(path: str, limit: int = MAX_FILE_BYTES) -> str:
     """The UTF-8 text of the regular file at `path` (see :func:`read_file`)."""
     data = read_file(path, limit)
@@ -146,23 +175,26 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
 
     Only a regular file (or nothing) is replaced: a directory, device, FIFO or socket
     at `path` (or behind a symlink there) is refused, since the rename would put a file
-    in its place -- ``-o /dev/null`` as root replaced the device.  Any failure is an
+    in its place -- ``-o /dev/null`` as root replaced the device; a symlink is
+    followed, and the file it names replaced (``-o /dev/stdout`` is refused).  Any failure is an
     OutputError naming `path` (exit code 2, and an OSError)."""
-    name = os.fspath(path)
+    given = os.fspath(path)
+    name = os.path.realpath(given)  # through a symlink: replace its file, not the link
+    shown = given if name == os.path.abspath(given) else f"{given} (-> {name})"
     try:
         kind = _kind(os.stat(name).st_mode)
     except FileNotFoundError:
         kind = None
     except OSError as e:
-        raise OutputError(f"cannot write: {e.strerror}", path=name) from None
+        raise OutputError(f"cannot write: {e.strerror}", path=shown) from None
     if kind is not None:
-        raise OutputError(f"{kind} is there: refusing to replace it with a file", path=name)
-    d = os.path.dirname(os.path.abspath(name))
+        raise OutputError(f"{kind} is there: refusing to replace it with a file", path=shown)
+    d = os.path.dirname(name)
     try:
         os.makedirs(d, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
     except OSError as e:
-        raise OutputError(f"cannot write: {e.strerror}", path=name) from None
+        raise OutputError(f"cannot write: {e.strerror}", path=shown) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -177,5 +209,5 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise OutputError(f"cannot write: {e.strerror}", path=name) from None
+            raise OutputError(f"cannot write: {e.strerror}", path=shown) from None
         raise

@@ -158,15 +158,29 @@ def out_dir(text: str) -> str:
     return text
 
 
+def out_stream(text: str) -> str:
+    """A file daxfuzz writes in place with open() (a console log, a C file): not empty,
+    not a directory, in a folder it can write; a device or pipe is fine (`/dev/stderr`,
+    a process substitution)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: a directory")
+    if not os.path.exists(text):
+        out_dir(os.path.dirname(os.path.abspath(text)))
+    return text
+
+
 def out_file(text: str) -> str:
     """A file daxfuzz writes (replaced atomically): not empty, not a directory, device
     or FIFO, in a folder it can write or create -- checked before the work, so a long
     run does not end on an unwritable path."""
     if not text:
         raise argparse.ArgumentTypeError("empty path")
-    if os.path.exists(text) and not os.path.isfile(text):
+    real = os.path.realpath(text)  # a symlink's file is replaced, never the link
+    if os.path.exists(real) and not os.path.isfile(real):
         raise argparse.ArgumentTypeError(f"{text}: not a regular file (refusing to replace it)")
-    out_dir(os.path.dirname(os.path.abspath(text)))
+    out_dir(os.path.dirname(real))
     return text
 
 

@@ -61,7 +61,7 @@ def kernel_arg(p: argparse.ArgumentParser, dirs: bool = True) -> None:
                        "for 6.1; e.g. 7.2-fix-cow-pmd for a kernel built with fix.diff)")
 
 
-def _accel(text: str) -> str:
+def accel(text: str) -> str:
     """An --accel value (argparse checks a default taken from the environment too)."""
     if text not in ("tcg", "kvm"):
         raise argparse.ArgumentTypeError(f"{text!r}: tcg or kvm (from --accel, or "
@@ -78,7 +78,7 @@ def guest_args(p: argparse.ArgumentParser, trace_timeout: float) -> None:
     p.add_argument("--trace-timeout", type=seconds(), default=trace_timeout, metavar="S",
                    help="a guest silent this long inside one trace is killed (default "
                         f"{trace_timeout:g})")
-    p.add_argument("--accel", type=_accel, default=os.environ.get("DAXFUZZ_QEMU_ACCEL") or
+    p.add_argument("--accel", type=accel, default=os.environ.get("DAXFUZZ_QEMU_ACCEL") or
                    "tcg", help="QEMU accelerator, tcg or kvm (default tcg: software, or "
                    "$DAXFUZZ_QEMU_ACCEL)")
 

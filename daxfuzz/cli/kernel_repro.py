@@ -8,8 +8,8 @@ import os
 import sys
 import time
 
-from daxfuzz.cli import count, out_file
-from daxfuzz.cli.kernel import kernel_arg, kernel_or_none
+from daxfuzz.cli import count, out_stream
+from daxfuzz.cli.kernel import accel, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
 
@@ -101,7 +101,7 @@ def register_repro(ks: argparse._SubParsersAction) -> None:
         "kernel logged a WARNING/BUG/Oops), 2 bad input / not expressible / no gcc or "
         "guest for --run")
     x.add_argument("file", metavar="TRACE")
-    x.add_argument("-o", "--output", type=out_file, metavar="FILE",
+    x.add_argument("-o", "--output", type=out_stream, metavar="FILE",
                    help="write the C file here (default: standard output)")
     x.add_argument("--confirmed", action="append", default=[], metavar="KERNEL",
                    help="add to the header's 'Confirmed on' list (repeatable; the trace's "
@@ -112,7 +112,8 @@ def register_repro(ks: argparse._SubParsersAction) -> None:
     x.add_argument("--step-timeout", type=count(1, 3_600_000, "milliseconds"), default=2000,
                    metavar="MS",
                    help="with --run: the reproducer's STEP_TIMEOUT_MS (default 2000)")
-    x.add_argument("--accel", choices=("tcg", "kvm"), default=os.environ.get(
-        "DAXFUZZ_QEMU_ACCEL", "tcg"), help="with --run: QEMU accelerator (default tcg)")
+    x.add_argument("--accel", type=accel, default=os.environ.get("DAXFUZZ_QEMU_ACCEL") or
+                   "tcg", help="with --run: QEMU accelerator, tcg or kvm (default tcg, or "
+                   "$DAXFUZZ_QEMU_ACCEL)")
     kernel_arg(x)
     x.set_defaults(func=run_repro)

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from daxfuzz.cli import out_dir, out_file, seconds
+from daxfuzz.cli import out_dir, out_stream, seconds
 from daxfuzz.cli.kernel import guest_args, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE
 
@@ -132,7 +132,7 @@ def register_run(ks: argparse._SubParsersAction) -> None:
     r.add_argument("--table", action="store_true",
                    help="end with a Markdown conformance table (one row per trace)")
     r.add_argument("--show-program", action="store_true", help="print each guest program")
-    r.add_argument("--console", type=out_file, metavar="FILE",
+    r.add_argument("--console", type=out_stream, metavar="FILE",
                    help="save the raw guest console to FILE")
     r.add_argument("-q", "--quiet", action="store_true", help="one line per trace")
     r.add_argument("--out", type=out_dir, metavar="DIR",
