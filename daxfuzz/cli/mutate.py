@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from daxfuzz.cli import count, duration, jobs, out_dir, seed, target
-from daxfuzz.errors import ConfigError
+from daxfuzz.errors import ConfigError, InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "exhaust to --equiv-depth (default 30)")
     p.add_argument("--list", action="store_true",
                    help="print the selected mutants and their diffs; run nothing")
-    p.add_argument("--out", type=out_dir, default="mutate-results",
-                   help="folder for mutants.md and mutants.json")
+    p.add_argument("--out", default=None,
+                   help="folder for mutants.md and mutants.json (default mutate-results)")
     p.set_defaults(func=run)
 
 
@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     engines = list(dict.fromkeys(args.engine or ENGINES))
     if "random" not in engines:
         engines.insert(0, "random")  # the baseline is in every table
+    if not args.list:  # checked before the run (--list writes nothing: needs no folder)
+        try:
+            args.out = out_dir("mutate-results" if args.out is None else args.out)
+        except argparse.ArgumentTypeError as e:
+            raise InputError(f"--out: {e}") from None
     sel = select(args.target, args.module, args.function, args.operator, args.sample,
                  args.seed)
     if not sel.rows:
