@@ -37,8 +37,8 @@ from daxfuzz.core.emit import QUEUE, Finding
 from daxfuzz.errors import ConfigError, InputError
 from daxfuzz.textio import (
     MAX_SERIES_BYTES,
-    read_file,
     read_json,
+    read_tail,
     write_text_atomic,
 )
 
@@ -237,16 +237,23 @@ def _finite(v: object) -> bool:
 
 def read_series(path: str, report: Report = say) -> list[dict]:
     """The records of a series file; a malformed line is reported (file:line) and skipped,
-    an unreadable file (a FIFO, a device, past MAX_SERIES_BYTES) reported and left out."""
+    an unreadable file (a FIFO, a device) reported and left out.  Past MAX_SERIES_BYTES
+    (weeks of samples) only the newest samples are read, and the report says so."""
     out: list[dict] = []
     if not os.path.exists(path):
         return out
     try:
-        text = read_file(path, MAX_SERIES_BYTES).decode("utf-8", errors="replace")
+        data, skipped = read_tail(path, MAX_SERIES_BYTES)
     except InputError as e:
         report(f"{e}; time series left out")
         return out
-    for n, line in enumerate(text.split("\n"), 1):
+    if skipped:  # the first line read is a partial record
+        cut = data.find(b"\n") + 1
+        skipped, data = skipped + cut, data[cut:]
+        report(f"{path}: {skipped} bytes of older samples left out (the newest "
+               f"{MAX_SERIES_BYTES >> 20} MiB are read)")
+    for n, line in enumerate(data.decode("utf-8", errors="replace").split("\n"), 1):
+        where = f"{path}:{n}" if not skipped else f"{path} (line {n} of its newest part)"
         if not line.strip():
             continue
         try:
@@ -254,13 +261,13 @@ def read_series(path: str, report: Report = say) -> list[dict]:
             if not isinstance(rec, dict):
                 raise ValueError
         except ValueError:
-            report(f"{path}:{n}: not a JSON record (a write cut short?); skipped")
+            report(f"{where}: not a JSON record (a write cut short?); skipped")
             continue
         bad = [k for k in ("run", "t") if not _finite(rec.get(k))]
         bad += [k for k, v in rec.items() if k not in ("run", "t") and v is not None
                 and not _finite(v)]
         if bad:
-            report(f"{path}:{n}: record with a missing or non-finite "
+            report(f"{where}: record with a missing or non-finite "
                    f"{', '.join(bad)}; skipped")
             continue
         out.append(rec)
@@ -322,16 +329,17 @@ def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
     from daxfuzz.vocab.trace import read_trace
     from kdax.targets import get_target
 
-    def check(path: str, what: str) -> None:
+    def check(path: str, what: str, unknown: str | None = None) -> None:
         try:
             t = read_trace(path)
-            if t.target is not None:
-                try:
-                    get_target(t.target)
-                except ConfigError as e:
-                    raise InputError(str(e), path=path, line=t.target_line) from None
         except InputError as e:
             problems.append(f"{e} ({what})")
+            return
+        if t.target is not None:
+            try:
+                get_target(t.target)
+            except ConfigError as e:
+                problems.append(f"{path}:{t.target_line}: {e} ({unknown or what})")
 
     problems: list[str] = []
     if findings and os.path.isdir(findings):
@@ -343,7 +351,8 @@ def scan(findings: str | None = None, corpus: list[str] | tuple[str, ...] = (),
             for name in sorted(files):
                 if name.endswith(".trace"):
                     check(os.path.join(root, name), "scenario trace skipped: what it "
-                          "documents does not count as known")
+                          "documents does not count as known", "scenario trace: its plain "
+                          "expect line never applies")
     for d in corpus:
         if not os.path.isdir(d):
             continue
