@@ -530,6 +530,12 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys):
         assert isinstance(e.value, OSError) and str(path) in str(e.value)
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
     assert dev.is_symlink() and not os.listdir(tmp_path)[2:]  # no temp file left
+    # through a symlink to a regular file: the file is replaced, the link stays a link
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.write_text("old")
+    link.symlink_to(real)
+    write_bytes_atomic(link, b"new")
+    assert link.is_symlink() and real.read_text() == "new"
     # reduce: the output may not replace its own input (its other lines would go)
     src = tmp_path / "t.trace"
     src.write_text(open(os.path.join(ROOT, "corpus", "zoo", "zoo-fault-forgot-put.trace"),
@@ -575,6 +581,9 @@ def test_campaign_files_that_would_block_or_flood_are_named_not_read(tmp_path):
     rc, err, _rss, _s = _limited(["report", str(k)], timeout=60)
     assert rc == 0 and "summary.json" in err and "a FIFO" in err, err
     assert "f1: no readable finding.json" in err and "Traceback" not in err
+    (k / "kernel-finding" / "f1" / "finding.json").write_text('{"name": "x"}')  # fields missing
+    rc, err, _rss, _s = _limited(["report", str(k)], timeout=60)
+    assert rc == 0 and "f1: no readable finding.json" in err and "Traceback" not in err, err
     os.unlink(k / "summary.json")
     (k / "summary.json").write_text('{"seconds": "x", "reductions": [1]}')
     rc, err, _rss, _s = _limited(["report", str(k)], timeout=60)
@@ -610,3 +619,25 @@ def test_traces_naming_unknown_targets_are_named_and_skipped(tmp_path, capsys):
     assert "queued finding skipped, left in place" in err
     assert (f / "queue" / "random-bbbb.trace").exists()
     assert f"{scn}/bad.trace:1:" in err and f"{scn}/nope.trace:1: unknown target" in err
+    assert "its plain expect line never applies" in err
+
+
+def test_a_series_past_its_limit_keeps_its_newest_samples(tmp_path, monkeypatch):
+    path = tmp_path / "series.jsonl"
+    lines = [json.dumps({"run": 1, "t": float(i), "execs": i}) for i in range(200)]
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(C, "MAX_SERIES_BYTES", 1000)
+    said: list[str] = []
+    recs = C.read_series(str(path), said.append)
+    assert recs and recs[-1]["execs"] == 199 and len(recs) < 200
+    assert [r["execs"] for r in recs] == list(range(200 - len(recs), 200))  # no partial
+    assert len(said) == 1 and "bytes of older samples left out" in said[0]
+
+
+def test_mutate_list_needs_no_output_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mutate-results").write_text("a file in the way")
+    rc, err, _ = _run(["mutate", "--list", "--sample", "1"], capsys)
+    assert rc == 0, err
+    rc, err, _ = _run(["mutate", "--sample", "1", "--budget", "1"], capsys)
+    assert rc == 2 and "--out" in err and "mutate-results" in err

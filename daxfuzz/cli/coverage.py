@@ -20,17 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time", type=duration, default=30.0, help="campaign seconds")
     p.add_argument("--seed", type=seed, default=1)
     p.add_argument("--reachable-depth", type=count(0, 6, "a depth"), default=3,
-                   help="exhaustive depth for the reachable-transition set, no time limit "
-                   "(0: skip; at most 6)")
+                   help="exhaustive depth for the reachable-transition set (0: skip; at "
+                   "most 6; its search stops after 120 s, so a deep set may be partial)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from daxfuzz.campaign.coverage import measure
     from daxfuzz.explore.transitions import Transitions, exhaust_transitions
-    from kdax.targets import get_target
-
-    get_target(args.target)
     text, _total, seen, execs, steps = measure(args.target, args.engine, args.time,
                                                args.seed)
     print(f"daxfuzz coverage: target {args.target}, engine {args.engine}, {args.time:g} s, "

@@ -41,7 +41,8 @@ def config(args: argparse.Namespace):
     from daxfuzz.campaign.fuzz import FuzzConfig
     from kdax.targets import get_target
 
-    flag, args.target = args.target, args.target or default_target()
+    flag = args.target
+    args.target = default_target() if flag is None else flag
     try:
         get_target(args.target)  # ConfigError (exit 2) on an unknown name, before any work
     except ConfigError as e:

@@ -18,10 +18,6 @@ def run_fuzz(args: argparse.Namespace) -> int:
     from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.kfuzz import CLASSES, default_jobs, run_campaign
 
-    if args.time <= 0 or args.jobs < 0 or args.reduce_time < 0 or args.vcpus < 0:
-        print("daxfuzz: error: --time must be positive, --jobs, --reduce-time and "
-              "--vcpus not negative", file=sys.stderr)
-        return EXIT_BAD_INPUT
     kern = kernel_or_none(args)
     if kern is None:
         return EXIT_BAD_INPUT
@@ -96,11 +92,6 @@ def run_fuzz(args: argparse.Namespace) -> int:
 def run_reduce(args: argparse.Namespace) -> int:
     from daxfuzz.guest.kernels import manifest as kernel_manifest
     from daxfuzz.guest.kreduce import reduce_file
-
-    if not args.reduce_time > 0 or args.step_timeout <= 0 or not args.trace_timeout > 0:
-        print("daxfuzz: error: --reduce-time, --step-timeout and --trace-timeout must be "
-              "positive", file=sys.stderr)
-        return EXIT_BAD_INPUT
     from daxfuzz.vocab.trace import read_trace
 
     try:

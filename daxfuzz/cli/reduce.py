@@ -90,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.file}: agrees on {target}: nothing to reduce", file=sys.stderr)
         return EXIT_AGREE
     out = args.output or _default_output(args.file)
-    sys.stdout.write(str(red.trace))  # first: an unwritable `out` loses nothing
-    sys.stdout.flush()
+    try:  # first: an unwritable `out` loses nothing
+        sys.stdout.write(str(red.trace))
+        sys.stdout.flush()
+    except OSError:  # a closed pipe, a full disk: the file below still gets it
+        pass
     write_trace_atomic(out, red.trace)
     print(f"# {red.divergence.signature()}: {red.original_len} -> {len(red.trace.ops)} ops "
           f"in {red.runs} runs ({red.seconds:.2f} s); wrote {out}", file=sys.stderr)

@@ -39,7 +39,7 @@ TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SIGNATURE = re.compile(r"[A-Za-z0-9_]+:[!-~]{1,200}")
 #: an op's result as the targets give it: a word (ok, EFAULT, SIGBUS, blocked, hang)
 #: and key=value details ("blocked pfn=0", "ok killed=0,1")
-RESULT = re.compile(r"[A-Za-z][A-Za-z0-9_]*( [a-z_]+=[-0-9,]*)*")
+RESULT = re.compile(r"[A-Za-z][A-Za-z0-9_]*( [a-z_]+=-?[0-9]+(,-?[0-9]+)*)*")
 
 
 @dataclass(frozen=True)
