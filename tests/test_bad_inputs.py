@@ -641,3 +641,9 @@ def test_mutate_list_needs_no_output_folder(tmp_path, capsys, monkeypatch):
     assert rc == 0, err
     rc, err, _ = _run(["mutate", "--sample", "1", "--budget", "1"], capsys)
     assert rc == 2 and "--out" in err and "mutate-results" in err
+
+
+def test_diff_of_a_folder_without_traces_is_bad_input(tmp_path, capsys):
+    rc, err, _ = _run(["diff", "--from", "6.15", "--to", "7.2", "--max-ops", "0",
+                       str(tmp_path)], capsys)
+    assert rc == 2 and f"{tmp_path}: no .trace file" in err

@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 
 from daxfuzz.cli import count, duration, jobs, out_dir, target
-from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError
+from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
 from daxfuzz.home import default as default_path
 from daxfuzz.vocab import ops as O
 from daxfuzz.vocab.geometry import LIMITS, Geometry
@@ -135,10 +135,11 @@ def _traces(paths: list[str]) -> list[str]:
 def run_diff(args: argparse.Namespace) -> int:
     from daxfuzz.explore.exhaust import SMALL, TargetDiff
     from daxfuzz.vocab.trace import read_trace
-    from kdax.targets import get_target
 
-    get_target(args.a)
-    get_target(args.b)
+    for p in args.corpus or ():
+        if os.path.isdir(p) and not _traces([p]):
+            raise InputError("no .trace file in this folder (name trace files or folders "
+                             "holding them)", path=p)
     files = _traces(args.corpus or [p for p in (default_path("corpus"), default_path("findings"))
                                      if os.path.isdir(p)])
     diff = TargetDiff(args.a, args.b)
