@@ -121,3 +121,22 @@ def test_remove_with_repair_reaches_below_one_minimal():
                                                            O.Fault(0, 0, 1, write=1)]
     # reduce runs it at the fixpoint, and simplifies what it leaves
     assert reduce(ops, _shortcut) == [O.Mmap(0, 0, 0, huge=0), O.Fault(0, 0, 0, write=1)]
+
+
+def test_passes_that_undo_each_other_end(monkeypatch):
+    # rename_ids takes `mremap to=1` to the smallest slot that still fails (0) and
+    # simplify_args takes it back to its default (1): a predicate true whatever `to` is
+    # made the passes cycle for ever (a plugin target raising in every mremap did)
+    import signal
+
+    def alarm(*_a):
+        raise AssertionError("reduce() did not end within 20 s: the passes cycle")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    try:
+        out = reduce([O.Mremap(1, 0)], lambda ops: any(isinstance(o, O.Mremap) for o in ops))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert len(out) == 1 and isinstance(out[0], O.Mremap)

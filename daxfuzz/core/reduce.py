@@ -52,12 +52,14 @@ class _Cached:
         self.best: list[O.Op] | None = None
 
     def __call__(self, ops: Sequence[O.Op]) -> bool:
+        # the deadline holds for remembered answers too: passes that only ever ask
+        # what they asked before must still stop
+        if self.deadline is not None and self.best is not None and \
+                time.monotonic() >= self.deadline:
+            raise _OutOfTime
         key = tuple(ops)
         r = self.seen.get(key)
         if r is None:
-            if self.deadline is not None and self.best is not None and \
-                    time.monotonic() >= self.deadline:
-                raise _OutOfTime
             self.runs += 1
             r = self.seen[key] = bool(self.f(list(key)))
             if r and (self.best is None or len(key) < len(self.best)):
@@ -243,8 +245,13 @@ def reduce(ops: Sequence[O.Op], still_fails: Predicate, g: Geometry = DEFAULT,
 
 def _passes(cur: list[O.Op], fails: _Cached, g: Geometry, timings: dict[str, float]
             ) -> list[O.Op]:
-    """The passes, to the fixpoint and past it with remove_with_repair."""
+    """The passes, to the fixpoint and past it with remove_with_repair.  A round that
+    comes back to a list an earlier round started from is a fixpoint too: two passes
+    can undo each other (rename_ids takes `mremap to=1` to 0 where any `to` fails,
+    simplify_args takes it back to its default 1) and would cycle for ever."""
+    rounds: set[tuple[O.Op, ...]] = set()
     while True:
+        rounds.add(tuple(cur))
         before = cur
         for stage, fn in (("ddmin", lambda x: ddmin(x, fails)),
                           ("rename", lambda x: rename_ids(x, fails)),
@@ -253,12 +260,13 @@ def _passes(cur: list[O.Op], fails: _Cached, g: Geometry, timings: dict[str, flo
             t = time.perf_counter()
             cur = fn(cur)
             timings[stage] += time.perf_counter() - t
-        if cur == before:
+        if cur == before or tuple(cur) in rounds:
             # a fixpoint: 1-minimal.  One op shorter by changing another, then again.
+            fixed = cur
             t = time.perf_counter()
             cur = remove_with_repair(cur, fails, g)
             timings["repair"] += time.perf_counter() - t
-            if cur is before:  # nothing could go: done
+            if cur == fixed:  # nothing could go: done
                 return cur
 
 
