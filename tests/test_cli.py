@@ -193,3 +193,20 @@ def test_duration_units():
     for bad in ("", "h", "8x", "-1", "0", "inf", "nan"):
         with pytest.raises(argparse.ArgumentTypeError):
             duration(bad)
+
+
+def test_a_reduced_crash_input_replays_as_the_trace_it_is(tmp_path, capsys, monkeypatch):
+    # reducing crash-<sha1> writes crash-<sha1>.reduced.trace: a trace, never codec bytes
+    # (read as bytes it decoded to other ops and replayed as "agree", exit 0)
+    from daxfuzz.vocab.trace import read_trace
+    from fuzz.codec import encode
+
+    monkeypatch.delenv("DAXFUZZ_TARGET", raising=False)
+    t = read_trace(os.path.join(CORPUS, "zoo", "zoo-fault-forgot-put.trace"))
+    crash = tmp_path / "crash-0123"
+    crash.write_bytes(encode(t.ops, t.geometry))
+    assert main(["reduce", "--target", t.target, str(crash)]) == 1
+    capsys.readouterr()
+    red = tmp_path / "crash-0123.reduced.trace"
+    assert main(["replay", "--check", "-q", str(red)]) == 0  # as its header expects
+    assert "divergence" in capsys.readouterr().out

@@ -25,8 +25,12 @@ _ARTIFACTS = ("crash-", "timeout-", "leak-", "oom-", "slow-unit-")
 
 def is_raw_input(path: str) -> bool:
     """Is `path` named as libFuzzer names its inputs: an artifact (crash-<sha1>, ...) or
-    a corpus entry (<sha1>)?  Those are codec bytes; every other file is a trace."""
+    a corpus entry (<sha1>)?  Those are codec bytes; every other file is a trace, and
+    so is any ``.trace`` file (``crash-<sha1>.reduced.trace``, what reducing one writes:
+    read as bytes it decoded to other ops and replayed as "agree")."""
     name = os.path.basename(path)
+    if name.endswith(".trace"):
+        return False
     return name.startswith(_ARTIFACTS) or re.fullmatch(r"[0-9a-f]{40}", name) is not None
 
 
