@@ -31,7 +31,8 @@ from hypothesis.database import (
     choices_from_bytes,
 )
 
-from daxfuzz.textio import write_bytes_atomic
+from daxfuzz.errors import InputError
+from daxfuzz.textio import read_file, write_bytes_atomic
 
 Report = Callable[[str], None]
 
@@ -73,9 +74,9 @@ class SafeDirectoryDatabase(DirectoryBasedExampleDatabase):
             if name.startswith(".tmp-"):
                 continue  # a write cut short by a kill: never renamed into place
             try:
-                value = p.read_bytes()
-            except OSError as e:
-                self._bad(str(p), f"unreadable ({e.strerror})")
+                value = read_file(str(p))  # a FIFO is refused, not waited on for ever
+            except InputError as e:
+                self._bad(str(p), e.reason)
                 continue
             meta = kp.name == self._metakeys_hash  # holds keys, not choice sequences
             why = corrupt_reason(value, name) if not meta else (
@@ -93,8 +94,8 @@ class SafeDirectoryDatabase(DirectoryBasedExampleDatabase):
     def _holds(self, path, value: bytes) -> bool:
         """Does the entry at `path` hold `value`?  (False for a corrupt one.)"""
         try:
-            return path.read_bytes() == value
-        except OSError:
+            return read_file(str(path)) == value
+        except InputError:
             return False
 
     def _quarantine(self, path) -> bool:
@@ -252,10 +253,9 @@ def check_directory(path: str) -> list[str]:
             if name.startswith(".tmp-"):
                 continue
             try:
-                with open(p, "rb") as f:
-                    value = f.read()
-            except OSError as e:
-                out.append(f"{p}: unreadable ({e.strerror})")
+                value = read_file(p)  # regular files only, at most MAX_FILE_BYTES
+            except InputError as e:
+                out.append(f"{p}: unreadable ({e.reason})")
                 continue
             # the meta-key entries hold keys, not choice sequences: check the name only
             why = corrupt_reason(value, name)
