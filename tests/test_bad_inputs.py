@@ -647,3 +647,43 @@ def test_diff_of_a_folder_without_traces_is_bad_input(tmp_path, capsys):
     rc, err, _ = _run(["diff", "--from", "6.15", "--to", "7.2", "--max-ops", "0",
                        str(tmp_path)], capsys)
     assert rc == 2 and f"{tmp_path}: no .trace file" in err
+
+
+def test_a_fifo_in_the_example_database_is_named_not_waited_on(tmp_path):
+    """A FIFO among the Hypothesis examples hung fuzz at its start (open() waits for a
+    writer); the scan and the database's own reads now refuse it by name."""
+    import signal
+
+    from daxfuzz.campaign.hypothesis_db import SafeDirectoryDatabase, check_directory
+
+    db = tmp_path / "db"
+    (db / "0123456789abcdef").mkdir(parents=True)
+    os.mkfifo(db / "0123456789abcdef" / "fifo000000000000")
+
+    def alarm(*_a):
+        raise AssertionError("a FIFO in the database was waited on")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(10)
+    try:
+        (line,) = check_directory(str(db))
+        said: list[str] = []
+        sdb = SafeDirectoryDatabase(str(db), said.append)
+        sdb._key_path = lambda key: db / "0123456789abcdef"  # the entry's folder
+        assert list(sdb.fetch(b"k")) == []
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert "fifo000000000000: unreadable (a FIFO, not a regular file" in line
+    assert len(said) == 1 and "a FIFO" in said[0]
+
+
+def test_diff_does_not_follow_folder_links(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.trace").write_text(open(os.path.join(
+        ROOT, "corpus", "zoo", "zoo-fault-forgot-put.trace"), encoding="utf-8").read())
+    os.symlink("..", tmp_path / "sub" / "up")
+    os.symlink("..", tmp_path / "sub" / "up2")  # with two, recursive glob never ended
+    rc, err, secs = _run(["diff", "--from", "6.15", "--to", "7.2", "--max-ops", "0",
+                          str(tmp_path)], capsys)
+    assert rc == 0 and "replayed 1 traces" in err and "over 1 sequences" in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 from dataclasses import replace
@@ -123,10 +122,14 @@ def _save(args: argparse.Namespace, g: Geometry, res) -> None:
 
 
 def _traces(paths: list[str]) -> list[str]:
+    """The .trace files under each folder (symlinked folders not followed: a link back
+    up made recursive glob count one trace dozens of times, or never end), and each
+    file as given."""
     out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            out += sorted(glob.glob(os.path.join(p, "**", "*.trace"), recursive=True))
+            out += sorted(os.path.join(root, n) for root, _dirs, files in os.walk(p)
+                          for n in files if n.endswith(".trace"))
         else:
             out.append(p)
     return out
