@@ -32,6 +32,27 @@ MAX_DIGITS = 9
 ECHO_CHARS = 40
 
 
+def env_number(name: str, default: float, lo: float, hi: float, integer: bool = True
+               ) -> float:
+    """$`name` as a number in lo..hi (ASCII; an int unless `integer` is False), `default`
+    when unset or empty; a ConfigError naming the variable otherwise."""
+    from daxfuzz.errors import ConfigError
+
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    v: float | None = decimal(text)
+    if v is None and not integer and text.isascii():
+        try:
+            v = float(text)
+        except ValueError:
+            v = None
+    if v is None or v != v or not lo <= v <= hi:
+        what = "a whole number" if integer else "a number"
+        raise ConfigError(f"${name}={show(text)}: expected {what} in {lo:g}..{hi:g}")
+    return v
+
+
 def show(token: str) -> str:
     """`token` as an error message quotes it: repr, cut to ECHO_CHARS characters."""
     if len(token) <= ECHO_CHARS:

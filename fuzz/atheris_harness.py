@@ -24,13 +24,28 @@ import time
 
 import atheris
 
+from daxfuzz.errors import ConfigError, InputError
+from daxfuzz.textio import env_number
+
 # Imported before instrumentation starts: the codec and the plumbing are not under test.
 from daxfuzz.vocab import (
     world,  # noqa: F401
 )
 from daxfuzz.vocab.geometry import DEFAULT, Geometry
-from fuzz import mutator
-from fuzz.codec import Codec, parse_weights
+
+
+def _bad_config(e: Exception) -> None:
+    """A harness variable daxfuzz did not set, or set wrong: say which, exit 2 (the
+    runner reports the harness's last lines; a traceback would bury the cause)."""
+    print(f"daxfuzz atheris harness: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+try:
+    from fuzz import mutator
+    from fuzz.codec import Codec, parse_weights
+except ConfigError as e:
+    _bad_config(e)
 
 #: what carries coverage (comma-separated module prefixes, DAXFUZZ_INSTRUMENT).  Measured
 #: on 7.2, 15 s: all four 1,357 execs/s; kdax + edges 1,344; edges only 1,873; nothing
@@ -53,27 +68,33 @@ class DivergenceFound(Exception):
 
 
 TARGET = os.environ.get("DAXFUZZ_TARGET", "6.15")
-GEOMETRY = Geometry.parse(os.environ["DAXFUZZ_GEOMETRY"]) if os.environ.get(
-    "DAXFUZZ_GEOMETRY") else DEFAULT
-# what is not news: DAXFUZZ_KNOWN's signatures ("*": benchmarking, never stop), and on a
-# target built on a base kernel what the base shows too (daxfuzz.core.known)
-KNOWN = Known(TARGET, GEOMETRY,
-              own=filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
-# DAXFUZZ_WANT=SIG: only that signature is news (`daxfuzz zoo --deep`)
-if os.environ.get("DAXFUZZ_WANT"):
-    KNOWN = Wanted(TARGET, GEOMETRY, os.environ["DAXFUZZ_WANT"])
-MAX_OPS = int(os.environ.get("DAXFUZZ_MAX_OPS", "64"))
-CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
-RUNNER = Runner(TARGET, GEOMETRY)
+try:
+    GEOMETRY = Geometry.parse(os.environ["DAXFUZZ_GEOMETRY"]) if os.environ.get(
+        "DAXFUZZ_GEOMETRY") else DEFAULT
+    # what is not news: DAXFUZZ_KNOWN's signatures ("*": benchmarking, never stop), and on
+    # a target built on a base kernel what the base shows too (daxfuzz.core.known)
+    KNOWN = Known(TARGET, GEOMETRY,
+                  own=filter(None, os.environ.get("DAXFUZZ_KNOWN", "").split(",")))
+    # DAXFUZZ_WANT=SIG: only that signature is news (`daxfuzz zoo --deep`)
+    if os.environ.get("DAXFUZZ_WANT"):
+        KNOWN = Wanted(TARGET, GEOMETRY, os.environ["DAXFUZZ_WANT"])
+    MAX_OPS = int(env_number("DAXFUZZ_MAX_OPS", 64, 1, 10000))
+    try:
+        CODEC = Codec(GEOMETRY, parse_weights(os.environ.get("DAXFUZZ_WEIGHTS", "")))
+    except ValueError as e:
+        raise ConfigError(f"$DAXFUZZ_WEIGHTS: {e}") from None
+    RUNNER = Runner(TARGET, GEOMETRY)
+    # libFuzzer's -len_control (default 100) caps inputs at a few bytes for the first
+    # minutes: under 30 bytes after 30 s, five ops; a divergence needing a 6-op sequence
+    # is then out of reach.  0 lets the mutators use -max_len from the start.
+    LEN_CONTROL = int(env_number("DAXFUZZ_LEN_CONTROL", 0, 0, 10**6))
+except (ConfigError, InputError) as e:
+    _bad_config(e)
 # a mutant's rewritten function (kdax.mutant) is compiled, not imported: instrument it as
 # the function it replaces was, or the fuzzer would be blind inside the mutated code
 _MUTATED = getattr(RUNNER.cls, "mutated", None)
 if _MUTATED is not None and any(_MUTATED.__module__.startswith(p) for p in INSTRUMENT):
     atheris.instrument_func(_MUTATED)
-# libFuzzer's -len_control (default 100) caps inputs at a few bytes for the first
-# minutes: under 30 bytes after 30 s, five ops; a divergence needing a 6-op sequence is
-# then out of reach.  0 lets the mutators use -max_len from the start.
-LEN_CONTROL = int(os.environ.get("DAXFUZZ_LEN_CONTROL", "0"))
 # `daxfuzz bench --engines` and `daxfuzz fuzz`'s ops count: inputs and ops so far,
 # rewritten to DAXFUZZ_STATS every 512 inputs and at a crash (libFuzzer leaves with
 # _exit: no atexit), with the time of the first write, so the rate is measured after

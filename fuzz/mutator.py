@@ -17,10 +17,10 @@ them, 7 times in 8 per field, into a mapped slot, a mapped page, a held handle.
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable
 
+from daxfuzz.textio import env_number
 from fuzz.codec import Codec
 
 #: share of mutations done on whole ops, and of fresh random inputs (FRESH_OPS ops, as
@@ -29,8 +29,8 @@ from fuzz.codec import Codec
 #: mutators alone 7/15 (with -len_control=0: 9/15); ops 0.5 and no fresh inputs 10/15;
 #: ops 0.5, fresh 0.1: 12/15; ops 0.5, fresh 0.25: 15/15.  DAXFUZZ_OP_SHARE and
 #: DAXFUZZ_FRESH_SHARE override them, for such measurements.
-OP_SHARE = float(os.environ.get("DAXFUZZ_OP_SHARE", "0.5"))
-FRESH_SHARE = float(os.environ.get("DAXFUZZ_FRESH_SHARE", "0.25"))
+OP_SHARE = env_number("DAXFUZZ_OP_SHARE", 0.5, 0.0, 1.0, integer=False)
+FRESH_SHARE = env_number("DAXFUZZ_FRESH_SHARE", 0.25, 0.0, 1.0, integer=False)
 FRESH_OPS = 16
 #: op-level edits and their weights
 EDITS: tuple[tuple[str, int], ...] = (

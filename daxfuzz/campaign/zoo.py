@@ -86,6 +86,10 @@ def find_hypothesis(variant: str, g: Geometry, budget: float, seed: int,
     return False, time.monotonic() - t0, examples, None
 
 
+#: ops per atheris input in the zoo (the harness's default)
+ZOO_MAX_OPS = 64
+
+
 def find_atheris(variant: str, g: Geometry, budget: float, seed: int,
                  want: str | None = None, corpus: str | None = None):
     """libFuzzer on the harness from `corpus` (default: an empty one of its own)."""
@@ -93,8 +97,11 @@ def find_atheris(variant: str, g: Geometry, budget: float, seed: int,
         if corpus is None:
             corpus = os.path.join(tmp, "corpus")
             os.makedirs(corpus)
+        # every harness setting the benchmark relies on, set: a DAXFUZZ_MAX_OPS or
+        # DAXFUZZ_WEIGHTS in the user's environment does not change the figures
         env = dict(os.environ, DAXFUZZ_TARGET=variant, DAXFUZZ_GEOMETRY=g.text(),
-                   DAXFUZZ_WANT=want or "")
+                   DAXFUZZ_WANT=want or "", DAXFUZZ_MAX_OPS=str(ZOO_MAX_OPS),
+                   DAXFUZZ_WEIGHTS="")
         t0 = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "fuzz.atheris_harness", corpus,
@@ -111,13 +118,18 @@ def find_atheris(variant: str, g: Geometry, budget: float, seed: int,
                 if parts and parts[0].startswith("#") and parts[0][1:].isdigit():
                     execs = max(execs, int(parts[0][1:]))
         crashes = [f for f in os.listdir(tmp) if f.startswith("crash-")]
+        if not crashes and proc.returncode and not execs:  # it never ran: say why
+            from daxfuzz.errors import ConfigError
+
+            tail = "\n".join(proc.stderr.splitlines()[-5:])
+            raise ConfigError(f"the atheris harness failed to start on {variant}:\n{tail}")
         if not crashes:
             return False, dt, execs, None
         from fuzz.codec import Codec
 
         with open(os.path.join(tmp, crashes[0]), "rb") as f:
             data = f.read()
-        ops = Codec(g).decode(data, max_ops=int(os.environ.get("DAXFUZZ_MAX_OPS", "64")))
+        ops = Codec(g).decode(data, max_ops=ZOO_MAX_OPS)
         return True, dt, execs, ops
 
 
