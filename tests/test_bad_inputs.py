@@ -687,3 +687,27 @@ def test_diff_does_not_follow_folder_links(tmp_path, capsys):
     rc, err, secs = _run(["diff", "--from", "6.15", "--to", "7.2", "--max-ops", "0",
                           str(tmp_path)], capsys)
     assert rc == 0 and "replayed 1 traces" in err and "over 1 sequences" in err
+
+
+@pytest.mark.parametrize("var, value", [("DAXFUZZ_HYPOTHESIS_GENERATION", "bogus"),
+                                        ("HYPOTHESIS_PROFILE", "bogus")])
+def test_hypothesis_variables_are_checked_before_the_workers(tmp_path, capsys, monkeypatch,
+                                                             var, value):
+    monkeypatch.setenv(var, value)
+    rc, err, _ = _run(["fuzz", "--engine", "hypothesis", "--time", "1", "-q", "--db", "none",
+                       "--no-report", "--scenarios", "none", "--findings",
+                       str(tmp_path / "f")], capsys)
+    assert rc == 2 and f"${var}={value!r}" in err
+
+
+def test_a_worker_that_dies_makes_the_run_an_internal_error(tmp_path, capsys, monkeypatch):
+    """A dead worker left a traceback, fuzzed nothing, and the run exited 0."""
+    import daxfuzz.campaign.fuzz as F
+
+    def dies(q, job, parent=None):
+        raise RuntimeError("a worker's bug")
+
+    monkeypatch.setattr(F, "random_worker", dies)
+    rc, err, _ = _run(["fuzz", "--engine", "random", "--time", "1", "-q", "--no-report",
+                       "--scenarios", "none", "--findings", str(tmp_path / "f")], capsys)
+    assert rc == 3 and "worker 0 (seed" in err and "exited with 1" in err

@@ -40,6 +40,7 @@ class Status:
     reducing: dict = field(default_factory=dict)  # worker -> findings it is reducing
     # the scenario corpus's documented divergences (signature -> trace), for the summary
     documented: dict = field(default_factory=dict)
+    crashed: list = field(default_factory=list)  # workers that died: "worker 0 exited 1"
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start

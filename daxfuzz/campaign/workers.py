@@ -274,8 +274,10 @@ def spawn(worker: Worker, jobs: int, job: Job, st: Status, disp: Display) -> Non
             continue
         running -= fold(msg, st, disp, seen)
         disp.tick()
-    for p in procs:
+    for i, p in enumerate(procs):
         p.join(timeout=5)
+        if p.exitcode:  # a traceback on stderr, no Done: the run is short of a worker
+            st.crashed.append(f"worker {i} (seed {job.seed + i}) exited with {p.exitcode}")
 
 
 def fold(msg: Message, st: Status, disp: Display, seen: set[str]) -> bool:

@@ -27,7 +27,7 @@ import sys
 
 from daxfuzz.campaign.fuzz import ENGINES
 from daxfuzz.cli import count, default_target, duration, geometry, jobs, out_dir, seed
-from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, ConfigError, InputError
+from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, EXIT_INTERNAL, ConfigError, InputError
 from daxfuzz.home import default as default_path
 from daxfuzz.home import outside_note
 from daxfuzz.vocab.geometry import DEFAULT
@@ -41,6 +41,8 @@ def config(args: argparse.Namespace):
     from daxfuzz.campaign.fuzz import FuzzConfig
     from kdax.targets import get_target
 
+    if args.engine in ("hypothesis", "portfolio"):
+        _check_hypothesis_env()
     flag = args.target
     args.target = default_target() if flag is None else flag
     try:
@@ -92,6 +94,21 @@ def config(args: argparse.Namespace):
         max_ops=args.max_ops, quiet=args.quiet)
 
 
+#: the Hypothesis profiles fuzz/hypothesis_machine.py registers (HYPOTHESIS_PROFILE),
+#: and its generations (DAXFUZZ_HYPOTHESIS_GENERATION), checked before the workers
+#: start: a worker that fails on them dies with a traceback and fuzzes nothing
+HYPOTHESIS_PROFILES = ("dev", "ci", "campaign")
+HYPOTHESIS_GENERATIONS = ("codec", "rules")
+
+
+def _check_hypothesis_env() -> None:
+    for var, allowed in (("HYPOTHESIS_PROFILE", HYPOTHESIS_PROFILES),
+                         ("DAXFUZZ_HYPOTHESIS_GENERATION", HYPOTHESIS_GENERATIONS)):
+        v = os.environ.get(var)
+        if v and v not in allowed:
+            raise ConfigError(f"${var}={v!r}: expected one of {', '.join(allowed)}")
+
+
 def run(args: argparse.Namespace) -> int:
     from daxfuzz.campaign.fuzz import fuzz_campaign
     from daxfuzz.campaign.progress import summary
@@ -99,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     st, camp = fuzz_campaign(cfg, sys.stderr)
     print(summary(st, cfg.findings))
+    for line in st.crashed:  # a worker died: what it found is saved, the run is not whole
+        print(f"daxfuzz: {line}", file=sys.stderr)
     if not args.no_report:
         from daxfuzz.campaign.report import write_report
 
@@ -108,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001 - the findings are saved; say, do not lose them
             print(f"  report: failed ({type(e).__name__}: {e}); rerun `daxfuzz report "
                   f"{camp.path}`", file=sys.stderr)
+    if st.crashed:
+        print("daxfuzz: internal error: a fuzzing worker died (its traceback is above; "
+              "please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
     return EXIT_DIVERGENCE if st.findings else EXIT_AGREE
 
 
