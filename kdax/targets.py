@@ -119,12 +119,23 @@ def load_plugins() -> list[str]:
     for ep in entry_points(group=PLUGIN_GROUP):
         try:
             cls = ep.load()
-        except Exception as e:  # noqa: BLE001 - someone else's code: report, go on
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - someone else's code (a
+            # sys.exit() at import too, which ended every command with exit 0): report
             PLUGIN_ERRORS[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
             continue
         name = getattr(cls, "name", None)
         if not (isinstance(cls, type) and isinstance(name, str) and hasattr(cls, "apply")):
             PLUGIN_ERRORS[ep.name] = f"{ep.value}: not a target class (a kernel subclass)"
+            continue
+        from daxfuzz.vocab.trace import TARGET_NAME
+
+        if not TARGET_NAME.fullmatch(name):
+            PLUGIN_ERRORS[ep.name] = (f"{ep.value}: target name {name!r} is not a target name "
+                                      "(letters, digits, '.', '_', '-')")
+            continue
+        if name in TARGETS:  # a built-in (or an earlier plugin) keeps its name
+            PLUGIN_ERRORS[ep.name] = (f"{ep.value}: target name {name!r} is taken by "
+                                      f"{TARGETS[name].__module__}; left out")
             continue
         register(cls)
         names.append(name)

@@ -65,3 +65,27 @@ def test_a_broken_plugin_is_reported_and_left_out(site, tmp_path):
     r = _daxfuzz(site, "replay", "--target", "bad-patch",
                  os.path.join(ROOT, "corpus", "pin-blocks-truncate.trace"), extra=str(tmp_path))
     assert r.returncode == 2 and "its plugin" in r.stderr and "failed to load" in r.stderr
+
+
+def test_a_plugin_cannot_end_the_tool_or_take_a_built_in_name(site, tmp_path):
+    # entry points of a third distribution: one exits at import, one names its class
+    # "6.15" (a built-in), one puts a newline in its name
+    dist = tmp_path / "rogue_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rogue-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[daxfuzz.targets]\nexits = rogue_exit:X\ntaken = rogue_names:Taken\n"
+        "newline = rogue_names:Newline\n")
+    (tmp_path / "rogue_exit.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "rogue_names.py").write_text(
+        "from kdax.v7_2 import Kernel72\n\n\nclass Taken(Kernel72):\n    name = '6.15'\n\n\n"
+        "class Newline(Kernel72):\n    name = 'a\\nb'\n")
+    r = _daxfuzz(site, "targets", extra=str(tmp_path))
+    assert r.returncode == 0 and "my-patch " in r.stdout, r.stderr
+    assert "'exits' failed to load: rogue_exit:X: SystemExit" in r.stderr
+    assert "'6.15' is taken by kdax." in r.stderr
+    assert "'a\\nb' is not a target name" in r.stderr
+    r = _daxfuzz(site, "replay", "-q", "--check", "--target", "6.15",
+                 os.path.join(ROOT, "corpus", "divergence-stale-index-looks-shared.trace"),
+                 extra=str(tmp_path))
+    assert r.returncode == 0 and "(as expected) on 6.15" in r.stdout, r.stdout + r.stderr
