@@ -152,6 +152,10 @@ def test_summary_says_what_ran_what_was_found_and_what_next():
         ("replay", "daxfuzz replay --explain /f/x__punch.trace"),
         ("test", "pytest /f/test_x_punch.py"),
         ("C reproducer", "daxfuzz kernel repro /f/x__punch.trace -o repro.c")]
+    # a path a shell would read otherwise is quoted: pasting the command runs nothing else
+    odd = dict(found[1], path="/f/x$(touch y) z.trace", test="/f/t;rm.py")
+    assert dict(commands(odd))["replay"] == "daxfuzz replay --explain '/f/x$(touch y) z.trace'"
+    assert dict(commands(odd))["test"] == "pytest '/f/t;rm.py'"
 
 
 def test_atheris_run_without_an_ops_count_shows_no_zero():

@@ -21,6 +21,7 @@ import base64
 import html
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable
 
@@ -119,12 +120,14 @@ def _steps(r: dict) -> str:
 
 
 def commands(f: dict) -> list[tuple[str, str]]:
-    """What to run for finding `f`: replay it, its test, its C reproducer."""
-    out = [("replay", f"daxfuzz replay --explain {f['path']}"), ("test", f"pytest {f['test']}")]
+    """What to run for finding `f`: replay it, its test, its C reproducer (paths shell-
+    quoted: a finding file named ``x$(cmd).trace`` must not run `cmd` when pasted)."""
+    path, test = shlex.quote(f["path"]), shlex.quote(f["test"])
+    out = [("replay", f"daxfuzz replay --explain {path}"), ("test", f"pytest {test}")]
     if f.get("unreduced"):
-        out.insert(0, ("reduce", f"daxfuzz reduce {f['path']}"))
+        out.insert(0, ("reduce", f"daxfuzz reduce {path}"))
     out.append(("C reproducer", "none: a memory_failure step has no syscall in the guest"
-                if f.get("no_c") else f"daxfuzz kernel repro {f['path']} -o repro.c"))
+                if f.get("no_c") else f"daxfuzz kernel repro {path} -o repro.c"))
     return out
 
 
@@ -160,7 +163,8 @@ def summary(runs: list[dict], findings: list[dict], queued: int = 0) -> dict:
     if new:
         f = new[0]
         nxt.append(f"Look at the new finding{'s' if len(new) > 1 else ''} below, first "
-                   f"{f['signature']} on {f['target']}: `daxfuzz replay --explain {f['path']}`")
+                   f"{f['signature']} on {f['target']}: `daxfuzz replay --explain "
+                   f"{shlex.quote(f['path'])}`")
         nxt.append("Each finding lists its replay, pytest and C reproducer commands; "
                    "a bug in a real target goes to upstream as `daxfuzz kernel repro`'s C file.")
     else:

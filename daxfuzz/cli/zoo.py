@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds {show(args.seeds)}: a seed given twice")
     known = list(deep_rows()) if args.deep else [c.name for c in ZOO]
+    if args.variant and len(set(args.variant)) != len(args.variant):
+        raise ConfigError("--variant: a variant given twice")
     for v in args.variant or []:
         if v not in known:
             where = ("the deep rows are " + ", ".join(known) if args.deep
