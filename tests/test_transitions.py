@@ -45,3 +45,14 @@ def test_new_transitions_reported_once():
     r.step(O.Mmap(0, 0, 0, huge=0))
     r.step(op)
     assert tr.after_step(r, op) == [] and len(tr.last) == 1
+
+
+def test_a_reachable_set_cut_by_its_time_limit_says_so():
+    from daxfuzz.explore.transitions import exhaust_transitions
+
+    said: list[str] = []
+    whole = exhaust_transitions("7.2", 2, said=said.append)
+    assert whole and said == []  # complete: nothing to say
+    part = exhaust_transitions("7.2", 3, seconds=0.01, said=said.append)
+    assert len(said) == 1 and "the reachable set is partial" in said[0]
+    assert len(part) < len(exhaust_transitions("7.2", 3))

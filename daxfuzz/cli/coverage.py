@@ -9,6 +9,7 @@ world, listing some it never exercised.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from daxfuzz.cli import count, duration, seed, target
 
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=1)
     p.add_argument("--reachable-depth", type=count(0, 6, "a depth"), default=3,
                    help="exhaustive depth for the reachable-transition set (0: skip; at "
-                   "most 6; its search stops after 120 s, so a deep set may be partial)")
+                   "most 6; its search stops after 120 s, and says so)")
     p.set_defaults(func=run)
 
 
@@ -38,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     tr.merge(seen)
     reach = None
     if args.reachable_depth > 0:
-        reach = exhaust_transitions(args.target, args.reachable_depth)
+        reach = exhaust_transitions(args.target, args.reachable_depth,
+                                    said=lambda m: print(f"daxfuzz coverage: {m}",
+                                                         file=sys.stderr))
     print("\nabstract folio-state coverage:")
     print(tr.summary(reach))
     return 0

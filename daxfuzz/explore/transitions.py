@@ -19,7 +19,7 @@ same mutants as no feedback, same seeds (README, "Mutation benchmark").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from daxfuzz.vocab.world import ENTRY_PMD, ENTRY_SHIFT, entry_kind
 
@@ -100,8 +100,10 @@ class Transitions:
         return "\n".join(lines)
 
 
-def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -> set:
-    """Transitions reachable within `max_ops` over the small exhaustive world."""
+def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0,
+                        said: Callable[[str], None] | None = None) -> set:
+    """Transitions reachable within `max_ops` over the small exhaustive world; `said`
+    hears it when `seconds` stopped the search first (the set is then partial)."""
     from daxfuzz.core.runner import Runner
     from daxfuzz.explore.bfs import NO_IDS, breadth_first
     from daxfuzz.explore.exhaust import (
@@ -129,7 +131,10 @@ def exhaust_transitions(target: str, max_ops: int = 3, seconds: float = 120.0) -
                         None))
         return out
 
-    breadth_first(digest((state_key(r), NO_IDS)), expand, max_ops, seconds)
+    s = breadth_first(digest((state_key(r), NO_IDS)), expand, max_ops, seconds)
+    if not s.complete and said is not None:
+        said(f"the reachable set is partial: {seconds:g} s ran out inside depth "
+             f"{s.depth + 1} of {max_ops} (every sequence up to {s.depth} ops is in it)")
     return tr.seen
 
 
