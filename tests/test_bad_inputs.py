@@ -711,3 +711,10 @@ def test_a_worker_that_dies_makes_the_run_an_internal_error(tmp_path, capsys, mo
     rc, err, _ = _run(["fuzz", "--engine", "random", "--time", "1", "-q", "--no-report",
                        "--scenarios", "none", "--findings", str(tmp_path / "f")], capsys)
     assert rc == 3 and "worker 0 (seed" in err and "exited with 1" in err
+
+
+def test_a_run_that_fuzzed_nothing_says_so(tmp_path, capsys):
+    rc, err, _ = _run(["fuzz", "--engine", "atheris", "--time", "0.3", "-q", "--no-report",
+                       "--scenarios", "none", "--findings", str(tmp_path / "f"), "--corpus",
+                       str(tmp_path / "c")], capsys)
+    assert rc == 0 and "warning: no input ran in 0.3 s" in err, err

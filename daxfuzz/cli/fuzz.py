@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     print(summary(st, cfg.findings))
     for line in st.crashed:  # a worker died: what it found is saved, the run is not whole
         print(f"daxfuzz: {line}", file=sys.stderr)
+    if not st.execs and not st.crashed:
+        print(f"daxfuzz: warning: no input ran in {cfg.seconds:g} s (atheris needs 1.5-4 s "
+              "to start; give --time more): nothing was fuzzed", file=sys.stderr)
     if not args.no_report:
         from daxfuzz.campaign.report import write_report
 
