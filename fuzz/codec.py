@@ -376,13 +376,16 @@ class Codec:
                 k = x
                 if chooser == LIVE_PGOFF:  # first half of the live zone: a written page, if any
                     if x < split >> 1:
-                        hot = sh.touched_in(vals[0], vals[1])
+                        hot = [v for v in sh.touched_in(vals[0], vals[1]) if lo <= v < lo + n]
                         if hot:
                             vals.append(hot[x % len(hot)])
                             continue
                     else:
                         k = x - (split >> 1)
-                live = sh.live(chooser, vals)
+                # a live value is one of the field's domain: a written range can reach
+                # past the last page (a write of a PMD at the end of the file), and a
+                # trace holding such a value could not be read back (Op.check)
+                live = [v for v in sh.live(chooser, vals) if lo <= v < lo + n]
                 if live:
                     vals.append(live[k % len(live)])
                     continue

@@ -222,3 +222,21 @@ def test_decode_op_follows_the_shadow():
     f = c.decode_op(bytes([c.kind_byte[O.Fault]]) + bytes(c.max_len - 1), sh)
     assert type(f) is O.Fault and (f.mm, f.vma) == (mm.mm, mm.vma)
     assert mm.pgoff <= f.pgoff < mm.pgoff + mm.pages
+
+
+def test_long_inputs_decode_to_ops_inside_the_world():
+    """A written range reaching past the file's last page put `write_from pgoff=17`
+    (of 0..15) into long random inputs: the saved finding could not be read back."""
+    import random
+
+    from daxfuzz.vocab.geometry import DEFAULT
+
+    c = Codec(DEFAULT)
+    rng = random.Random(1)
+    n = 0
+    for _ in range(300):
+        data = rng.randbytes(rng.randrange(1000, 4000))
+        for op in c.decode(data, max_ops=2000):
+            op.check(DEFAULT)  # ValueError outside the world
+            n += 1
+    assert n > 100_000
