@@ -24,6 +24,7 @@ list).  Temp files (``.tmp-*``) a killed run left are removed by the next run.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import math
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable
 
 from daxfuzz.core.emit import QUEUE, Finding
-from daxfuzz.errors import ConfigError, InputError
+from daxfuzz.errors import ConfigError, InputError, OutputError
 from daxfuzz.textio import (
     MAX_SERIES_BYTES,
     read_json,
@@ -135,6 +136,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: the lock file a running campaign holds in its findings and campaign folders
+LOCK = ".lock"
+
+
+def lock_folder(path: str) -> int:
+    """Hold `path`/.lock (flock, released when the process -- and the workers it forked
+    -- exit, a kill included); its fd.  ConfigError naming the holder's pid when another
+    run holds it."""
+    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise ConfigError(f"{path}: in use by another daxfuzz fuzz run (pid {held or '?'}); "
+                          "give this one its own --findings (or --campaign)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Campaign:
     """One campaign folder: its runs (state.json) and its time series (series.jsonl)."""
 
@@ -214,8 +236,11 @@ class Campaign:
         self._last = now
         rec = {"run": self.run["id"], "t": round(time.time(), 3), **values}
         # a kill can cut this line short: read_series skips such a line, by number
-        self._series.write(json.dumps(rec, sort_keys=True) + "\n")
-        self._series.flush()
+        try:
+            self._series.write(json.dumps(rec, sort_keys=True) + "\n")
+            self._series.flush()
+        except OSError as e:  # a full disk: the error names no file, say which
+            raise OutputError(f"cannot write: {e.strerror}", path=self.series_path) from None
 
     def finish_run(self, status: str = "done", **totals: object) -> None:
         if self.run is None:

@@ -64,9 +64,23 @@ def gather_known(cfg: FuzzConfig) -> tuple[set[str], dict[str, str]]:
 
 def fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
     """Run the campaign; its status at the end and its folder.  Progress and findings
-    are said on `err` as they come."""
-    g = cfg.geometry
+    are said on `err` as they come.  One campaign at a time uses a findings folder and a
+    campaign folder (`folder.lock_folder`): a second run drained the first's queue
+    under it and overwrote its run records."""
     os.makedirs(cfg.findings, exist_ok=True)
+    os.makedirs(cfg.campaign, exist_ok=True)
+    locks = [C.lock_folder(cfg.findings)]
+    try:
+        if os.path.realpath(cfg.campaign) != os.path.realpath(cfg.findings):
+            locks.append(C.lock_folder(cfg.campaign))
+        return _fuzz_campaign(cfg, err)
+    finally:
+        for fd in locks:
+            os.close(fd)
+
+
+def _fuzz_campaign(cfg: FuzzConfig, err: TextIO) -> tuple[Status, C.Campaign]:
+    g = cfg.geometry
     uses_db = cfg.engine in ("hypothesis", "portfolio")
     for problem in C.scan(cfg.findings, [cfg.corpus], cfg.db if uses_db else None,
                           None if cfg.scenarios == "none" else cfg.scenarios):
