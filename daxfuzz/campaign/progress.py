@@ -41,6 +41,7 @@ class Status:
     # the scenario corpus's documented divergences (signature -> trace), for the summary
     documented: dict = field(default_factory=dict)
     crashed: list = field(default_factory=list)  # workers that died: "worker 0 exited 1"
+    failed: list = field(default_factory=list)  # workers stopped by a bad path (exit 2)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start

@@ -278,7 +278,7 @@ def _plots(runs: list[dict], series: list[dict], outdir: str) -> dict[str, str]:
             ax.text(0.5, 0.5, "no samples", ha="center", va="center", transform=ax.transAxes)
         fig.tight_layout()
         out[key] = os.path.join(outdir, fname)
-        fig.savefig(out[key], bbox_inches="tight")
+        _save_png(fig, out[key], bbox_inches="tight")
         plt.close(fig)
     mix = op_mix(runs)
     fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=100)
@@ -292,9 +292,21 @@ def _plots(runs: list[dict], series: list[dict], outdir: str) -> dict[str, str]:
                 transform=ax.transAxes)
     fig.tight_layout()
     out["op_mix"] = os.path.join(outdir, "op_mix.png")
-    fig.savefig(out["op_mix"])
+    _save_png(fig, out["op_mix"])
     plt.close(fig)
     return out
+
+
+def _save_png(fig, path: str, **kw: object) -> None:
+    """`fig` as a PNG at `path`, atomically (a full disk left a 0-byte plot, and the
+    image library's error named no file: an internal error)."""
+    import io
+
+    from daxfuzz.textio import write_bytes_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **kw)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def run_groups(runs: list[dict]) -> list[tuple[str, list[int]]]:

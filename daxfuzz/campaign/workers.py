@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from typing import Protocol
 
 from daxfuzz.campaign.progress import Display, Status, finding_line
 from daxfuzz.core.emit import Finding
+from daxfuzz.errors import EXIT_BAD_INPUT, DaxfuzzError
 from daxfuzz.vocab.geometry import Geometry
 
 #: a new Hypothesis seed per batch (DAXFUZZ_HYPOTHESIS_RESEED=0: every batch reruns one
@@ -258,7 +260,8 @@ def spawn(worker: Worker, jobs: int, job: Job, st: Status, disp: Display) -> Non
     q = ctx.Queue()
     procs = []
     for i in range(jobs):
-        p = ctx.Process(target=worker, args=(q, replace(job, seed=job.seed + i), os.getpid()),
+        p = ctx.Process(target=_run_worker,
+                        args=(worker, q, replace(job, seed=job.seed + i), os.getpid()),
                         daemon=True)
         p.start()
         procs.append(p)
@@ -276,8 +279,23 @@ def spawn(worker: Worker, jobs: int, job: Job, st: Status, disp: Display) -> Non
         disp.tick()
     for i, p in enumerate(procs):
         p.join(timeout=5)
-        if p.exitcode:  # a traceback on stderr, no Done: the run is short of a worker
+        if p.exitcode == EXIT_BAD_INPUT:  # it said which path it could not write
+            st.failed.append(f"worker {i} (seed {job.seed + i}) stopped on the error above")
+        elif p.exitcode and p.exitcode != 130:  # a traceback on stderr, no Done
             st.crashed.append(f"worker {i} (seed {job.seed + i}) exited with {p.exitcode}")
+
+
+def _run_worker(worker: Worker, q: Outbox, job: Job, parent: int) -> None:
+    """`worker` in its process: an error daxfuzz raises on purpose (a findings folder
+    gone read-only or full) is said in one line and exits with its code, not a
+    traceback; Ctrl-C exits quietly (the parent says "interrupted")."""
+    try:
+        worker(q, job, parent)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except DaxfuzzError as e:
+        print(f"daxfuzz: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
 
 
 def fold(msg: Message, st: Status, disp: Display, seen: set[str]) -> bool:

@@ -27,7 +27,14 @@ import sys
 
 from daxfuzz.campaign.fuzz import ENGINES
 from daxfuzz.cli import count, default_target, duration, geometry, jobs, out_dir, seed
-from daxfuzz.errors import EXIT_AGREE, EXIT_DIVERGENCE, EXIT_INTERNAL, ConfigError, InputError
+from daxfuzz.errors import (
+    EXIT_AGREE,
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGENCE,
+    EXIT_INTERNAL,
+    ConfigError,
+    InputError,
+)
 from daxfuzz.home import default as default_path
 from daxfuzz.home import outside_note
 from daxfuzz.vocab.geometry import DEFAULT
@@ -116,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     st, camp = fuzz_campaign(cfg, sys.stderr)
     print(summary(st, cfg.findings))
-    for line in st.crashed:  # a worker died: what it found is saved, the run is not whole
+    for line in st.crashed + st.failed:  # what it found is saved; the run is not whole
         print(f"daxfuzz: {line}", file=sys.stderr)
-    if not st.execs and not st.crashed:
+    if not st.execs and not st.crashed and not st.failed:
         print(f"daxfuzz: warning: no input ran in {cfg.seconds:g} s (atheris needs 1.5-4 s "
               "to start; give --time more): nothing was fuzzed", file=sys.stderr)
     if not args.no_report:
@@ -134,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         print("daxfuzz: internal error: a fuzzing worker died (its traceback is above; "
               "please report it)", file=sys.stderr)
         return EXIT_INTERNAL
+    if st.failed:
+        return EXIT_BAD_INPUT
     return EXIT_DIVERGENCE if st.findings else EXIT_AGREE
 
 
