@@ -182,6 +182,16 @@ def lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in out]
 
 
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+#: the process's umask, read once (os.umask can only be read by setting it)
+_UMASK = _umask()
+
+
 def write_text_atomic(path: str, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically: see :func:`write_bytes_atomic`."""
     write_bytes_atomic(path, text.encode("utf-8"))
@@ -221,8 +231,8 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int | No
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        # mkstemp makes 0600: a shared findings folder was unreadable to the others
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
         os.replace(tmp, name)
     except BaseException as e:
         try:
