@@ -140,15 +140,30 @@ def _crossover(data1: bytes, data2: bytes, max_size: int, seed: int) -> bytes:
 
 def _launcher() -> str:
     """An executable that runs this harness: libFuzzer's -fork/-jobs re-run argv[0] as a
-    command, and under `python -m` argv[0] is this (not executable) file."""
+    command, and under `python -m` argv[0] is this (not executable) file.  One script
+    per Python in the user's cache, written once and reused (libFuzzer leaves by _exit,
+    so a per-run temp folder was never removed: one left in /tmp by every run)."""
+    import hashlib
     import tempfile
 
-    d = tempfile.mkdtemp(prefix="daxfuzz-harness-")
-    path = os.path.join(d, "atheris_harness")
-    with open(path, "w") as f:
-        f.write(f'#!/bin/sh\nexec {sys.executable} -m fuzz.atheris_harness "$@"\n')
-    os.chmod(path, 0o755)
-    return path
+    from daxfuzz.textio import write_text_atomic
+
+    text = f'#!/bin/sh\nexec {sys.executable} -m fuzz.atheris_harness "$@"\n'
+    tag = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = os.path.join(os.path.expanduser("~"), ".cache", "daxfuzz", "harness",
+                        f"atheris_harness-{tag}")
+    try:
+        if not os.access(path, os.X_OK):
+            write_text_atomic(path, text)
+            os.chmod(path, 0o755)
+        return path
+    except OSError:  # no writable home: a temp folder, as before
+        d = tempfile.mkdtemp(prefix="daxfuzz-harness-")
+        path = os.path.join(d, "atheris_harness")
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o755)
+        return path
 
 
 def main(argv: list[str] | None = None) -> None:
