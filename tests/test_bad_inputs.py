@@ -718,3 +718,56 @@ def test_a_run_that_fuzzed_nothing_says_so(tmp_path, capsys):
                        "--scenarios", "none", "--findings", str(tmp_path / "f"), "--corpus",
                        str(tmp_path / "c")], capsys)
     assert rc == 0 and "warning: no input ran in 0.3 s" in err, err
+
+
+def test_one_campaign_at_a_time_uses_a_findings_folder(tmp_path, capsys):
+    """A second run on the same folder drained the first's queue under it (the first
+    died on a finding gone from its queue) and overwrote its run records."""
+    import fcntl
+
+    f = tmp_path / "f"
+    f.mkdir()
+    fd = os.open(f / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a running campaign holds it
+    os.pwrite(fd, b"4242\n", 0)
+    try:
+        rc, err, _ = _run(["fuzz", "--engine", "random", "--time", "1", "-q", "--no-report",
+                           "--scenarios", "none", "--findings", str(f)], capsys)
+    finally:
+        os.close(fd)
+    assert rc == 2 and f"{f}: in use by another daxfuzz fuzz run (pid 4242)" in err
+    rc, err, _ = _run(["fuzz", "--engine", "random", "--time", "0.5", "-q", "--no-report",
+                       "--scenarios", "none", "--findings", str(f)], capsys)
+    assert rc in (0, 1), err  # released: the next run goes
+    assert oct(os.stat(f / "campaign" / "state.json").st_mode & 0o777) == oct(
+        0o666 & ~_umask())  # written as open() would, not mkstemp's 0600
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+def test_a_worker_that_cannot_write_says_which_path(tmp_path, capfd, monkeypatch):
+    import daxfuzz.campaign.fuzz as F
+    from daxfuzz.errors import OutputError
+
+    def full(q, job, parent=None):
+        raise OutputError("cannot write: No space left on device", path="/x/queue/r.trace")
+
+    monkeypatch.setattr(F, "random_worker", full)
+    rc, err, _ = _run(["fuzz", "--engine", "random", "--time", "1", "-q", "--no-report",
+                       "--scenarios", "none", "--findings", str(tmp_path / "f")], capfd)
+    assert rc == 2 and "/x/queue/r.trace: cannot write: No space left" in err
+    assert "Traceback" not in err and "stopped on the error above" in err
+
+
+def test_a_series_that_cannot_be_appended_names_its_file(tmp_path):
+    from daxfuzz.errors import OutputError
+
+    camp = C.Campaign(str(tmp_path / "camp"))
+    camp.start_run(engine="random")
+    camp._series = open("/dev/full", "w", encoding="utf-8")  # noqa: SIM115 - ENOSPC
+    with pytest.raises(OutputError, match="series.jsonl: cannot write"):
+        camp.sample(force=True, execs=1)
