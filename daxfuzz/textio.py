@@ -86,6 +86,19 @@ def read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
     regular file, or larger than `limit`.  The file is opened non-blocking, so a FIFO
     is refused rather than waited on.
     """
+    return _read_regular(path, limit, tail=False)[0]
+
+
+def read_tail(path: str, limit: int) -> tuple[bytes, int]:
+    """The last `limit` bytes of the regular file at `path` and how many bytes before
+    them were left unread (an append-only log that outgrew its limit keeps its newest
+    part); refused as :func:`read_file` refuses."""
+    return _read_regular(path, limit, tail=True)
+
+
+def _read_regular(path: str, limit: int, tail: bool) -> tuple[bytes, int]:
+    """(bytes read, bytes skipped at the start): the whole file within `limit`, or with
+    `tail` its last `limit` bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
@@ -95,7 +108,10 @@ def read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         kind = _kind(st.st_mode)
         if kind is not None:
             raise InputError(f"{kind}, not a regular file: refused", path=path)
-        if st.st_size > limit:
+        skip = max(0, st.st_size - limit) if tail else 0
+        if skip:
+            os.lseek(fd, skip, os.SEEK_SET)
+        elif st.st_size > limit:
             raise InputError(f"{st.st_size} bytes: larger than the {limit}-byte limit for "
                              "an input file", path=path)
         chunks = []
@@ -107,37 +123,10 @@ def read_file(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
             chunks.append(b)
             total += len(b)
             if total > limit:
+                if tail:  # grew while read: keep the first `limit` bytes of the tail
+                    return b"".join(chunks)[:limit], skip
                 raise InputError(f"larger than the {limit}-byte limit for an input file",
                                  path=path)
-        return b"".join(chunks)
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path=path) from None
-    finally:
-        os.close(fd)
-
-
-def read_tail(path: str, limit: int) -> tuple[bytes, int]:
-    """The last `limit` bytes of the regular file at `path` and how many bytes before
-    them were left unread (an append-only log that outgrew its limit keeps its newest
-    part); refused as :func:`read_file` refuses."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path=path) from None
-    try:
-        st = os.fstat(fd)
-        kind = _kind(st.st_mode)
-        if kind is not None:
-            raise InputError(f"{kind}, not a regular file: refused", path=path)
-        skip = max(0, st.st_size - limit)
-        os.lseek(fd, skip, os.SEEK_SET)
-        chunks, total = [], 0
-        while total < limit:
-            b = os.read(fd, min(1 << 16, limit - total))
-            if not b:
-                break
-            chunks.append(b)
-            total += len(b)
         return b"".join(chunks), skip
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", path=path) from None

@@ -146,24 +146,19 @@ def _launcher() -> str:
     import hashlib
     import tempfile
 
-    from daxfuzz.textio import write_text_atomic
+    from daxfuzz.textio import write_bytes_atomic
 
-    text = f'#!/bin/sh\nexec {sys.executable} -m fuzz.atheris_harness "$@"\n'
-    tag = hashlib.sha256(text.encode()).hexdigest()[:16]
+    text = f'#!/bin/sh\nexec {sys.executable} -m fuzz.atheris_harness "$@"\n'.encode()
+    tag = hashlib.sha256(text).hexdigest()[:16]
     path = os.path.join(os.path.expanduser("~"), ".cache", "daxfuzz", "harness",
                         f"atheris_harness-{tag}")
-    try:
-        if not os.access(path, os.X_OK):
-            write_text_atomic(path, text)
-            os.chmod(path, 0o755)
-        return path
-    except OSError:  # no writable home: a temp folder, as before
-        d = tempfile.mkdtemp(prefix="daxfuzz-harness-")
-        path = os.path.join(d, "atheris_harness")
-        with open(path, "w") as f:
-            f.write(text)
-        os.chmod(path, 0o755)
-        return path
+    if not os.access(path, os.X_OK):
+        try:
+            write_bytes_atomic(path, text, mode=0o755)
+        except OSError:  # no writable home: a temp folder, as before
+            path = os.path.join(tempfile.mkdtemp(prefix="daxfuzz-harness-"), "atheris_harness")
+            write_bytes_atomic(path, text, mode=0o755)
+    return path
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -180,7 +180,8 @@ class _Shadow:
             if hot:
                 return hot
             return sorted({i for v in self.vmas for m in v.values() if m.ino == vals[0]
-                           for i in range(m.pgoff, m.pgoff + m.pages)})
+                           for i in range(m.pgoff, min(m.pgoff + m.pages,
+                                                       self.g.max_file_pages))})
         if chooser == SRC_INO:
             m = self.vmas[vals[0]].get(vals[1])
             inos = sorted({v.ino for mv in self.vmas for v in mv.values()})
@@ -227,7 +228,9 @@ class _Shadow:
                 self.handles[op.h] = t is O.Pin
         elif t is O.Reflink:
             src, dst = self.touched[op.src], self.touched[op.dst]
-            for i in range(op.pages):
+            # only file pages the world has: a range past the last page put values like
+            # write_from pgoff=18 (of 0..15) into traces that could not be read back
+            for i in range(min(op.pages, self.g.max_file_pages - op.dst_pgoff)):
                 if op.src_pgoff + i in src:
                     dst.add(op.dst_pgoff + i)
         elif t is O.Exchange or t is O.Swapext:
@@ -376,16 +379,13 @@ class Codec:
                 k = x
                 if chooser == LIVE_PGOFF:  # first half of the live zone: a written page, if any
                     if x < split >> 1:
-                        hot = [v for v in sh.touched_in(vals[0], vals[1]) if lo <= v < lo + n]
+                        hot = sh.touched_in(vals[0], vals[1])
                         if hot:
                             vals.append(hot[x % len(hot)])
                             continue
                     else:
                         k = x - (split >> 1)
-                # a live value is one of the field's domain: a written range can reach
-                # past the last page (a write of a PMD at the end of the file), and a
-                # trace holding such a value could not be read back (Op.check)
-                live = [v for v in sh.live(chooser, vals) if lo <= v < lo + n]
+                live = sh.live(chooser, vals)
                 if live:
                     vals.append(live[k % len(live)])
                     continue

@@ -89,24 +89,11 @@ def duration(text: str) -> float:
     return v
 
 
-def seconds(zero_ok: bool = False):
-    """An argparse type: a finite number of seconds, > 0 (or >= 0 with `zero_ok`), in
-    ASCII (float() would take 'nan', 'inf' and fullwidth digits)."""
-    def parse(text: str) -> float:
-        t = text.strip()
-        try:
-            v = float(t) if t.isascii() and t.lower() not in ("nan", "inf", "-inf",
-                                                               "infinity") else None
-        except ValueError:
-            v = None
-        if v is None or v != v or v in (float("inf"), float("-inf")):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
-        if v < 0 or (v == 0 and not zero_ok):
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: seconds must be {'>= 0' if zero_ok else 'positive'}")
-        return v
-    parse.__name__ = "seconds"
-    return parse
+def duration_or_off(text: str) -> float:
+    """A duration that may be 0, meaning off (kernel fuzz --reduce-time 0)."""
+    if text.strip() in ("0", "0s"):
+        return 0.0
+    return duration(text)
 
 
 def count(lo: int, hi: int, what: str = "a whole number"):

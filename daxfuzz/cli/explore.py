@@ -56,15 +56,16 @@ def _geometry(a: argparse.Namespace) -> Geometry:
     from daxfuzz.explore.exhaust import WORLDS
 
     g = WORLDS[a.world]
-    sizes = {"pages": a.pages, "pmd_order": a.pmd_order, "inodes": a.inodes,
-             "mms": a.processes, "vmas": a.vmas, "handles": a.handles,
-             "file_pages": a.file_pages, "max_file_pages": a.file_pages}
-    given = {k: v for k, v in sizes.items() if v is not None}
+    sizes = {"pages": ("--pages", a.pages), "pmd_order": ("--pmd-order", a.pmd_order),
+             "inodes": ("--inodes", a.inodes), "mms": ("--processes", a.processes),
+             "vmas": ("--vmas", a.vmas), "handles": ("--handles", a.handles),
+             "file_pages": ("--file-pages", a.file_pages),
+             "max_file_pages": ("--file-pages", a.file_pages)}
+    given = {k: v for k, (_flag, v) in sizes.items() if v is not None}
     try:
         return replace(g, **given)
     except ConfigError as e:  # name the flags, not the geometry's field names
-        flags = {"mms": "--processes", "max_file_pages": "--file-pages"}
-        names = sorted({flags.get(k, "--" + k.replace("_", "-")) for k in given})
+        names = sorted({sizes[k][0] for k in given})
         raise ConfigError(f"{'/'.join(names) or '--world'}: {e}") from None
 
 
@@ -139,12 +140,14 @@ def run_diff(args: argparse.Namespace) -> int:
     from daxfuzz.explore.exhaust import SMALL, TargetDiff
     from daxfuzz.vocab.trace import read_trace
 
-    for p in args.corpus or ():
-        if os.path.isdir(p) and not _traces([p]):
+    files: list[str] = []
+    for p in args.corpus or [p for p in (default_path("corpus"), default_path("findings"))
+                             if os.path.isdir(p)]:
+        found = _traces([p])
+        if args.corpus and not found:  # a folder named, holding no trace
             raise InputError("no .trace file in this folder (name trace files or folders "
                              "holding them)", path=p)
-    files = _traces(args.corpus or [p for p in (default_path("corpus"), default_path("findings"))
-                                     if os.path.isdir(p)])
+        files += found
     diff = TargetDiff(args.a, args.b)
     for path in files:
         t = read_trace(path)

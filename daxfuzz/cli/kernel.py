@@ -43,7 +43,7 @@ import os
 import sys
 import time
 
-from daxfuzz.cli import count, seconds
+from daxfuzz.cli import count, duration
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, InputError
 
 TARGET = "7.2"
@@ -75,7 +75,7 @@ def guest_args(p: argparse.ArgumentParser, trace_timeout: float) -> None:
                    metavar="MS",
                    help="how long a truncate/punch/reflink/umount may wait before it is "
                         "reported blocked (default 2000)")
-    p.add_argument("--trace-timeout", type=seconds(), default=trace_timeout, metavar="S",
+    p.add_argument("--trace-timeout", type=duration, default=trace_timeout, metavar="S",
                    help="a guest silent this long inside one trace is killed (default "
                         f"{trace_timeout:g})")
     p.add_argument("--accel", type=accel, default=os.environ.get("DAXFUZZ_QEMU_ACCEL") or

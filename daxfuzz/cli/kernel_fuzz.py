@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from daxfuzz.cli import count, jobs, out_dir, out_file, seconds, seed
+from daxfuzz.cli import count, duration, duration_or_off, jobs, out_dir, out_file, seed
 from daxfuzz.cli.kernel import guest_args, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE, InputError
 
@@ -148,8 +148,8 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
         "the guest as the predicate, within --time: NAME.reduced.trace beside it.",
         epilog="exit codes: 0 every trace agreed, 1 a kernel finding or model gap was "
         "stored, 2 the guest is not set up / bad arguments")
-    f.add_argument("--time", type=seconds(), required=True, metavar="T",
-                   help="seconds to run (a suffix m or h is not accepted: give seconds)")
+    f.add_argument("--time", type=duration, required=True, metavar="T",
+                   help="seconds to run, or e.g. 10m, 8h")
     f.add_argument("--seed", type=seed, default=0, metavar="S")
     f.add_argument("--jobs", type=_guests, default=0, metavar="N",
                    help="guests at once (default: one per core, at most 4, as memory "
@@ -167,7 +167,7 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     f.add_argument("--run-known", action="store_true",
                    help="do not cut traces before a warning the port predicts")
     guest_args(f, trace_timeout=30)
-    f.add_argument("--reduce-time", type=seconds(zero_ok=True), default=300, metavar="S",
+    f.add_argument("--reduce-time", type=duration_or_off, default=300, metavar="S",
                    help="seconds to reduce each new kind of finding on the guest, within "
                         "--time (default 300; 0: no reduction)")
     kernel_arg(f)
@@ -187,7 +187,7 @@ def register_fuzz(ks: argparse._SubParsersAction) -> None:
     d.add_argument("file", metavar="TRACE")
     d.add_argument("-o", "--output", type=out_file, metavar="FILE",
                    help="write the reduced trace here")
-    d.add_argument("--reduce-time", type=seconds(), default=300, metavar="S",
+    d.add_argument("--reduce-time", type=duration, default=300, metavar="S",
                    help="budget in seconds, the first run included (default 300)")
     guest_args(d, trace_timeout=30)
     kernel_arg(d)

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from daxfuzz.cli import out_dir, out_stream, seconds
+from daxfuzz.cli import duration, out_dir, out_stream
 from daxfuzz.cli.kernel import guest_args, kernel_arg, kernel_or_none
 from daxfuzz.errors import EXIT_AGREE, EXIT_BAD_INPUT, EXIT_DIVERGENCE
 
@@ -127,7 +127,7 @@ def register_run(ks: argparse._SubParsersAction) -> None:
     r = ks.add_parser("run", help="run traces in the guest beside the oracle's predictions")
     r.add_argument("files", nargs="+", metavar="TRACE")
     guest_args(r, trace_timeout=120)
-    r.add_argument("--boot-timeout", type=seconds(), default=240, metavar="S",
+    r.add_argument("--boot-timeout", type=duration, default=240, metavar="S",
                    help="a guest not ready this long after start is killed (default 240)")
     r.add_argument("--table", action="store_true",
                    help="end with a Markdown conformance table (one row per trace)")

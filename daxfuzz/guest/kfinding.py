@@ -17,9 +17,11 @@ cannot express gets a README line saying so instead of a C file that does less.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import typing
 from dataclasses import asdict, dataclass, field
 
 from daxfuzz.guest.kfuzz import (
@@ -241,11 +243,14 @@ def read_info(d: str) -> Info | None:
         return None
     if not isinstance(data, dict):
         return None
-    kept = {k: data[k] for k in Info.__dataclass_fields__ if k in data}
-    if {"name", "cls", "kind", "ops", "trace"} - kept.keys():
+    fields = dataclasses.fields(Info)
+    kept = {f.name: data[f.name] for f in fields if f.name in data}
+    if any(f.name not in kept for f in fields
+           if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING):
         return None  # a required field missing
+    types = typing.get_type_hints(Info)
     for k, v in kept.items():  # each field of the type Info declares, else not ours
-        want = _INFO_TYPES[k]
+        want = typing.get_origin(types[k]) or types[k]
         if not isinstance(v, want) or isinstance(v, bool) and want is int:
             return None
     if not all(isinstance(n, str) for n in kept.get("notes", [])) or not all(
@@ -253,12 +258,6 @@ def read_info(d: str) -> Info | None:
             for v in kept.get("reduction", {}).values()):
         return None
     return Info(**kept)
-
-
-#: the JSON type of each finding.json field
-_INFO_TYPES = {"name": str, "cls": str, "kind": str, "ops": int, "trace": str,
-               "reduced": str, "reduced_ops": int, "reduction": dict, "first_report": str,
-               "function": str, "repro": str, "notes": list, "kernel": str}
 
 
 def reduced_trace(case: Case, original: Trace, red, kind: str) -> Trace:
